@@ -1,0 +1,1 @@
+"""Genuine Kafka, MongoDB and PostgreSQL on loopback, started and stopped by the project."""

@@ -1,0 +1,95 @@
+"""The set of servers a profile runs, brought up and down together, and its env file."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from local_infra.paths import PROJECT_ROOT
+from local_infra.servers import KafkaServer, MongoServer, PostgresServer, Server, ServerStatus
+
+ENV_KAFKA = "CRM_KAFKA_BOOTSTRAP"
+ENV_MONGO = "CRM_MONGO_URI"
+ENV_POSTGRES = "CRM_POSTGRES_DSN"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Where a set of servers keeps its state, and the loopback ports it uses."""
+
+    state_dir: Path
+    kafka_port: int
+    kafka_controller_port: int
+    mongo_port: int
+    postgres_port: int
+
+
+PROFILES = {
+    # `make run` / `make infra-up`
+    "run": Profile(PROJECT_ROOT / "var" / "infra", 19092, 19093, 27117, 15432),
+    # the test harness, so tests never touch the data of a running system
+    "test": Profile(PROJECT_ROOT / "var" / "test-infra", 29092, 29093, 27217, 25432),
+}
+
+
+class Infra:
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.kafka = KafkaServer(
+            profile.state_dir, profile.kafka_port, profile.kafka_controller_port
+        )
+        self.mongo = MongoServer(profile.state_dir, profile.mongo_port)
+        self.postgres = PostgresServer(profile.state_dir, profile.postgres_port)
+        self.servers: tuple[Server, ...] = (self.kafka, self.mongo, self.postgres)
+        self.env_file = profile.state_dir / "infra.env"
+
+    def up(self) -> dict[str, float]:
+        """Start whatever is not running (in parallel), wait for all; seconds per server."""
+        for server in self.servers:
+            server.prepare()
+        started = [server for server in self.servers if server.launch()]
+        timings: dict[str, float] = {}
+        try:
+            for server in self.servers:
+                began = time.monotonic()
+                server.wait_ready()
+                if server in started:
+                    timings[server.name] = time.monotonic() - began
+        except Exception:
+            for server in started:
+                server.stop()
+            raise
+        self.write_env_file()
+        return timings
+
+    def down(self) -> list[str]:
+        """Stop exactly the processes this profile started; names of those stopped."""
+        return [server.name for server in reversed(self.servers) if server.stop()]
+
+    def status(self) -> list[ServerStatus]:
+        return [server.status() for server in self.servers]
+
+    def env(self) -> dict[str, str]:
+        return {
+            ENV_KAFKA: self.kafka.address,
+            ENV_MONGO: self.mongo.address,
+            ENV_POSTGRES: self.postgres.address,
+        }
+
+    def write_env_file(self) -> None:
+        lines = [f"{key}={value}" for key, value in self.env().items()]
+        self.env_file.parent.mkdir(parents=True, exist_ok=True)
+        self.env_file.write_text("# Written by `crm-infra up`; read by services and tests.\n"
+                                 + "\n".join(lines) + "\n")  # fmt: skip
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; blank lines and comments ignored."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values

@@ -1,0 +1,183 @@
+"""Pytest plugin: genuine servers for integration tests, and per-test topics and databases.
+
+Servers are found in this order:
+1. addresses in ``CRM_KAFKA_BOOTSTRAP``, ``CRM_MONGO_URI`` and ``CRM_POSTGRES_DSN``;
+2. the project's own launcher (profile ``test``), which starts what is not running and
+   stops, at the end of the session, exactly what it started;
+3. testcontainers with the official images, when a Docker engine answers;
+otherwise the session fails and says how to get servers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pymongo import AsyncMongoClient
+
+from local_infra.infra import ENV_KAFKA, ENV_MONGO, ENV_POSTGRES, PROFILES, Infra
+from local_infra.process import InfraError
+
+
+@dataclass(frozen=True)
+class Servers:
+    kafka_bootstrap: str
+    mongo_uri: str
+    postgres_dsn: str
+    origin: str  # "environment", "local launcher" or "testcontainers"
+
+
+def _from_environment() -> Servers | None:
+    values = [os.environ.get(key) for key in (ENV_KAFKA, ENV_MONGO, ENV_POSTGRES)]
+    if not any(values):
+        return None
+    if not all(values):
+        raise pytest.UsageError(
+            f"set all of {ENV_KAFKA}, {ENV_MONGO} and {ENV_POSTGRES}, or none of them"
+        )
+    kafka, mongo, postgres = (value or "" for value in values)
+    return Servers(kafka, mongo, postgres, "environment")
+
+
+def _docker_answers() -> bool:
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    try:
+        result = subprocess.run([docker, "info"], capture_output=True, timeout=10, check=False)
+    except subprocess.TimeoutExpired:
+        return False
+    return result.returncode == 0
+
+
+def _from_testcontainers(stack: ExitStack) -> Servers:
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    kafka = stack.enter_context(KafkaContainer("apache/kafka:4.1.1").with_kraft())
+    postgres = stack.enter_context(PostgresContainer("postgres:17", driver=None))
+    mongo = stack.enter_context(
+        DockerContainer("mongo:8.0")
+        .with_command("--replSet rs0 --bind_ip_all --port 27017")
+        .with_exposed_ports(27017)
+    )
+    wait_for_logs(mongo, "Waiting for connections")
+    host, port = mongo.get_container_host_ip(), mongo.get_exposed_port(27017)
+    mongo.exec(
+        "mongosh --quiet --eval "
+        f'\'rs.initiate({{_id:"rs0",members:[{{_id:0,host:"{host}:{port}"}}]}})\''
+    )
+    return Servers(
+        kafka.get_bootstrap_server(),
+        f"mongodb://{host}:{port}/?replicaSet=rs0",
+        postgres.get_connection_url(),
+        "testcontainers",
+    )
+
+
+@pytest.fixture(scope="session")
+def crm_servers() -> Iterator[Servers]:
+    """Genuine Kafka, MongoDB and PostgreSQL for this test session."""
+    if (given := _from_environment()) is not None:
+        yield given
+        return
+    infra = Infra(PROFILES["test"])
+    running_before = {server.name for server in infra.servers if server.pid() is not None}
+    launcher_error: InfraError | None = None
+    try:
+        infra.up()
+    except InfraError as error:
+        launcher_error = error
+    if launcher_error is None:
+        env = infra.env()
+        try:
+            yield Servers(env[ENV_KAFKA], env[ENV_MONGO], env[ENV_POSTGRES], "local launcher")
+        finally:
+            for server in infra.servers:
+                if server.name not in running_before:
+                    server.stop()
+        return
+    if _docker_answers():
+        with ExitStack() as stack:
+            yield _from_testcontainers(stack)
+        return
+    pytest.fail(
+        "No servers for the integration tests. The project's launcher failed:\n"
+        f"{launcher_error}\n"
+        f"Either fix that (`make setup` installs Java, Maven and PostgreSQL), point "
+        f"{ENV_KAFKA}, {ENV_MONGO} and {ENV_POSTGRES} at running servers, "
+        "or run with a Docker engine for testcontainers.",
+        pytrace=False,
+    )
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Names no other test uses: ``unique_name("orders")`` → ``t_orders_<test>_<hex>``."""
+    test = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:30].strip("_")
+    token = uuid.uuid4().hex[:8]
+
+    def make(prefix: str) -> str:
+        return f"t_{prefix}_{test}_{token}"
+
+    return make
+
+
+@pytest.fixture
+async def kafka_topics(
+    crm_servers: Servers, unique_name: Callable[[str], str]
+) -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """Factory creating this test's own topics; all are deleted after the test."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=crm_servers.kafka_bootstrap)
+    await admin.start()
+    created: list[str] = []
+
+    async def create(prefix: str, partitions: int = 3, **configs: str) -> str:
+        name = unique_name(prefix)
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or None)])
+        created.append(name)
+        return name
+
+    try:
+        yield create
+    finally:
+        if created:
+            await admin.delete_topics(created)
+        await admin.close()
+
+
+@pytest.fixture
+async def mongo_database(
+    crm_servers: Servers, unique_name: Callable[[str], str]
+) -> AsyncIterator[str]:
+    """The name of a MongoDB database of this test's own, dropped afterwards."""
+    name = unique_name("db")[:60]
+    yield name
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(crm_servers.mongo_uri)
+    try:
+        await client.drop_database(name)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def postgres_database(crm_servers: Servers, unique_name: Callable[[str], str]) -> Iterator[str]:
+    """A DSN to a fresh PostgreSQL database of this test's own, dropped afterwards."""
+    name = unique_name("pg")[:60]
+    with psycopg.connect(crm_servers.postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = crm_servers.postgres_dsn.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(crm_servers.postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

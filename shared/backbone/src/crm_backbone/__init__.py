@@ -1,0 +1,1 @@
+"""The event backbone shared by the CRM services: relay, projection engine, observability."""

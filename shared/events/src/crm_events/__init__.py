@@ -1,0 +1,1 @@
+"""Integration event contracts of the bank CRM."""

