@@ -55,7 +55,7 @@ generate: setup  ## regenerate JSON Schemas and AsyncAPI documents from the cont
 	@$(UV) run python -m crm_events.generate
 
 bench: infra-up  ## benchmarks against the genuine servers
-	@echo "No benchmark exists yet (issue 8 builds 'make bench'); nothing was measured."
+	@$(UV) run python bench/backbone.py
 
 clean: infra-down  ## remove local data (keeps downloaded caches)
 	rm -rf var

@@ -6,12 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from local_infra.infra import PROFILES, Infra, Profile, read_env_file
-from local_infra.process import InfraError, PidFile
+from local_infra.process import InfraError, PidFile, cmdline_of
 from local_infra.servers import KafkaServer, Server
 
 
@@ -41,6 +42,8 @@ class ShortLivedServer(Server):
 @pytest.fixture
 def sleeper(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path)])
+    while str(tmp_path) not in cmdline_of(process.pid):  # not exec'd yet
+        time.sleep(0.01)
     yield process
     process.kill()
     process.wait()

@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -25,7 +26,15 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
 from local_infra.paths import CACHE_DIR, KAFKA_POM
-from local_infra.process import InfraError, PidFile, log_tail, port_is_free, terminate, wait_until
+from local_infra.process import (
+    InfraError,
+    PidFile,
+    cmdline_of,
+    log_tail,
+    port_is_free,
+    terminate,
+    wait_until,
+)
 
 
 @dataclass(frozen=True)
@@ -128,7 +137,7 @@ class Server(ABC):
     ) -> subprocess.Popen[bytes]:
         """Start ``argv`` in a session of its own (so Ctrl-C in a terminal spares it)."""
         with self.log.open("ab") as log:
-            return subprocess.Popen(
+            process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -138,6 +147,13 @@ class Server(ABC):
                 user=user,
                 group=user,
             )
+        # Until the child has exec'd, /proc shows our own command line, not its marker.
+        deadline = time.monotonic() + 10
+        while self.pid_file.marker not in cmdline_of(process.pid) and time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            time.sleep(0.01)
+        return process
 
 
 def _require(program: str, hint: str) -> str:

@@ -1,1 +1,41 @@
-"""Integration event contracts of the bank CRM."""
+"""Integration-event contracts of the bank CRM: CloudEvents envelope, payloads, topics.
+
+Importing the package registers every payload model.
+"""
+
+from crm_events import campaign, channel_gateway, contact_log, core_banking, customer, opportunity
+from crm_events.envelope import Envelope, KafkaRecord, from_kafka, to_kafka
+from crm_events.errors import (
+    ContractError,
+    InvalidEventBody,
+    MalformedEvent,
+    UnknownEventType,
+    UnknownSchemaVersion,
+)
+from crm_events.registry import EventPayload, registry
+from crm_events.topics import TOPICS, Service, Topic, topic_for, topic_specs
+
+__all__ = [
+    "TOPICS",
+    "ContractError",
+    "Envelope",
+    "EventPayload",
+    "InvalidEventBody",
+    "KafkaRecord",
+    "MalformedEvent",
+    "Service",
+    "Topic",
+    "UnknownEventType",
+    "UnknownSchemaVersion",
+    "campaign",
+    "channel_gateway",
+    "contact_log",
+    "core_banking",
+    "customer",
+    "from_kafka",
+    "opportunity",
+    "registry",
+    "to_kafka",
+    "topic_for",
+    "topic_specs",
+]

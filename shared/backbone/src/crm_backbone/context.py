@@ -1,0 +1,37 @@
+"""Who issued the command being handled, carried into every event it causes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    actor: str
+    correlation_id: str
+    causation_id: str | None = None
+
+
+SYSTEM = CommandContext(actor="system", correlation_id="system")
+_current: ContextVar[CommandContext] = ContextVar("command_context", default=SYSTEM)
+
+
+def current_context() -> CommandContext:
+    return _current.get()
+
+
+@contextmanager
+def command_context(
+    actor: str, correlation_id: str | None = None, causation_id: str | None = None
+) -> Iterator[CommandContext]:
+    """Run a command as ``actor``; events it triggers record actor and correlation."""
+    context = CommandContext(actor, correlation_id or str(uuid.uuid4()), causation_id)
+    token = _current.set(context)
+    try:
+        yield context
+    finally:
+        _current.reset(token)

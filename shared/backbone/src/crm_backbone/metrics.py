@@ -1,0 +1,47 @@
+"""Prometheus metrics of the backbone: relay position, projection throughput, lag, errors.
+
+Events per second are ``rate()`` of the counters; consumer lag is a gauge per partition.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RELAY_POSITION = Gauge(
+    "crm_relay_position", "Last notification id published and recorded", ["application"]
+)
+RELAY_HEAD = Gauge("crm_relay_store_head", "Highest notification id in the store", ["application"])
+RELAY_PUBLISHED = Counter(
+    "crm_relay_published_events_total", "Events published to Kafka", ["application"]
+)
+RELAY_ERRORS = Counter(
+    "crm_relay_errors_total", "Relay publish cycles that failed", ["application"]
+)
+
+PROJECTION_EVENTS = Counter(
+    "crm_projection_events_total",
+    "Events seen by a projection, by outcome (applied, duplicate, dead_lettered)",
+    ["projection", "outcome"],
+)
+PROJECTION_BATCH_SIZE = Histogram(
+    "crm_projection_batch_size",
+    "Records per batch",
+    ["projection"],
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000),
+)
+PROJECTION_GAPS = Counter(
+    "crm_projection_version_gaps_total",
+    "Events whose aggregate version skipped past the next expected one",
+    ["projection"],
+)
+PROJECTION_ERRORS = Counter(
+    "crm_projection_batch_errors_total",
+    "Batches that failed and will be redelivered",
+    ["projection"],
+)
+CONSUMER_LAG = Gauge(
+    "crm_consumer_lag", "Records behind the partition's end", ["group", "topic", "partition"]
+)
+DEAD_LETTERS = Counter(
+    "crm_dead_letters_total", "Events sent to the dead-letter topic", ["projection", "reason"]
+)

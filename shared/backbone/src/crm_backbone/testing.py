@@ -1,0 +1,97 @@
+"""A tiny customer domain for the backbone's own tests: aggregate, translation, projection.
+
+It uses the real contract (``crm.customer.*`` payloads) so the tests exercise the same
+envelope, registry and topics as the services do.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from crm_events.common import CustomerName, CustomerType
+from crm_events.customer import CustomerProfileUpdated, CustomerRegistered, CustomerStatus
+from crm_events.envelope import Envelope
+from crm_events.registry import EventPayload
+from eventsourcing.application import Application
+from eventsourcing.domain import event
+
+from crm_backbone.aggregate import TracedAggregate
+from crm_backbone.projection import Handler, Projection, ViewUpdate
+
+SOURCE = "/crm/customer"
+
+
+class Customer(TracedAggregate):
+    @event("Registered")
+    def __init__(self, full_name: str, branch_id: str) -> None:
+        self.full_name = full_name
+        self.branch_id = branch_id
+        self.phone: str | None = None
+
+    @event("PhoneChanged")
+    def change_phone(self, phone: str) -> None:
+        self.phone = phone
+
+
+class Customers(Application[uuid.UUID]):
+    def register(self, full_name: str, branch_id: str = "BR-001") -> uuid.UUID:
+        customer = Customer(full_name=full_name, branch_id=branch_id)
+        self.save(customer)
+        return customer.id
+
+    def change_phone(self, customer_id: uuid.UUID, phone: str) -> int:
+        customer: Customer = self.repository.get(customer_id)
+        customer.change_phone(phone)
+        self.save(customer)
+        return customer.version
+
+
+def translate(domain_event: Any) -> EventPayload | None:
+    if isinstance(domain_event, Customer.Registered):  # type: ignore[attr-defined]
+        return CustomerRegistered(
+            customer_type=CustomerType.INDIVIDUAL,
+            name=CustomerName(full_name=domain_event.full_name),
+            status=CustomerStatus.PROSPECT,
+            branch_id=domain_event.branch_id,
+        )
+    if isinstance(domain_event, Customer.PhoneChanged):  # type: ignore[attr-defined]
+        return CustomerProfileUpdated(phone=domain_event.phone)
+    return None
+
+
+class CustomerCards(Projection):
+    """One card per customer; ``changes`` counts events, so a double apply shows."""
+
+    name: ClassVar[str] = "customer_cards"
+    topics: ClassVar[tuple[str, ...]] = ("crm.customer.events",)
+
+    def handlers(self) -> Mapping[str, Handler]:
+        return {
+            "crm.customer.registered": self.registered,
+            "crm.customer.profile_updated": self.profile_updated,
+        }
+
+    def registered(self, envelope: Envelope[EventPayload]) -> Iterable[ViewUpdate]:
+        data = envelope.data
+        assert isinstance(data, CustomerRegistered)
+        yield ViewUpdate(
+            "cards",
+            envelope.aggregateid,
+            {
+                "$set": {"name": data.name.full_name, "branch_id": data.branch_id},
+                "$inc": {"changes": 1},
+            },
+        )
+
+    def profile_updated(self, envelope: Envelope[EventPayload]) -> Iterable[ViewUpdate]:
+        data = envelope.data
+        assert isinstance(data, CustomerProfileUpdated)
+        if data.phone == "+00 0000 0000":
+            raise ValueError("this phone number cannot be projected")
+        yield ViewUpdate(
+            "cards",
+            envelope.aggregateid,
+            {"$set": {"phone": data.phone}, "$inc": {"changes": 1}},
+        )

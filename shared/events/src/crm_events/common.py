@@ -1,0 +1,126 @@
+"""Value types shared by the payload models of several producers."""
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, PlainSerializer, StringConstraints, WithJsonSchema
+
+from crm_events.registry import FrozenModel
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+"""Identifier of an aggregate or a person (customer, manager, branch, ...)."""
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 \-]{3,30}$")]
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+"""ISO 3166-1 alpha-2."""
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+"""ISO 4217."""
+Percent = Annotated[int, Field(ge=0, le=100)]
+
+DecimalString = Annotated[
+    Decimal,
+    Field(allow_inf_nan=False),
+    PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}),
+]
+"""Exact decimal, written in JSON as a plain decimal string (never a float)."""
+
+
+class Money(FrozenModel):
+    """An exact amount in one currency."""
+
+    amount: DecimalString
+    currency: CurrencyCode
+
+
+class Channel(StrEnum):
+    """Channel through which the bank reaches a customer."""
+
+    SMS = "sms"
+    EMAIL = "email"
+    PHONE = "phone"
+    MAIL = "mail"
+    APP = "app"
+    BRANCH = "branch"
+    EVENT = "event"
+
+
+class CustomerType(StrEnum):
+    INDIVIDUAL = "individual"
+    CORPORATE = "corporate"
+    INSTITUTION = "institution"
+
+
+class ValueBand(StrEnum):
+    """Customer value band (segment)."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class CorporateTier(StrEnum):
+    """Tier of a corporate customer, from most to least favoured."""
+
+    GOLD = "gold"
+    KEY = "key"
+    QUALITY = "quality"
+    GENERAL = "general"
+    RESTRICTED = "restricted"
+    EXIT = "exit"
+
+
+class IdDocumentKind(StrEnum):
+    NATIONAL_ID = "national_id"
+    PASSPORT = "passport"
+    RESIDENCE_PERMIT = "residence_permit"
+    BUSINESS_LICENSE = "business_license"
+    UNIFIED_SOCIAL_CREDIT_CODE = "unified_social_credit_code"
+    OTHER = "other"
+
+
+class IdDocument(FrozenModel):
+    kind: IdDocumentKind
+    number: Id
+    issuing_country: CountryCode
+    expires_on: date | None = None
+
+
+class Address(FrozenModel):
+    line1: Name
+    line2: str | None = None
+    city: Name
+    province: str | None = None
+    postal_code: str | None = None
+    country: CountryCode
+
+
+class CustomerName(FrozenModel):
+    """Full (legal) name; family and given names for individuals where known."""
+
+    full_name: Name
+    family_name: str | None = None
+    given_name: str | None = None
+
+
+class Assignment(FrozenModel):
+    """Who is now responsible; ``previous_manager_id`` is null on a first assignment."""
+
+    manager_id: Id
+    previous_manager_id: Id | None = None
+    reason: str | None = None
+
+
+class CoreOwnedData(FrozenModel):
+    """Customer data mastered by core banking; a null field is unchanged."""
+
+    name: CustomerName | None = None
+    id_documents: list[IdDocument] | None = None
+    birth_date: date | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    address: Address | None = None

@@ -1,0 +1,198 @@
+"""Events of the customer service (aggregate: customer; subject = customer id).
+
+The customer id is the bank-wide unified customer number that upstream systems use too.
+"""
+
+from datetime import date
+from enum import StrEnum
+
+from crm_events.common import (
+    Address,
+    Assignment,
+    Channel,
+    CoreOwnedData,
+    CorporateTier,
+    CustomerName,
+    CustomerType,
+    Email,
+    Id,
+    IdDocument,
+    Name,
+    Phone,
+    ValueBand,
+)
+from crm_events.registry import EventPayload, JsonObject, event, upcaster
+
+
+class CustomerStatus(StrEnum):
+    """Lifecycle: prospect -> active -> dormant -> churned."""
+
+    PROSPECT = "prospect"
+    ACTIVE = "active"
+    DORMANT = "dormant"
+    CHURNED = "churned"
+
+
+class GroupType(StrEnum):
+    HOUSEHOLD = "household"
+    CORPORATE_GROUP = "corporate_group"
+
+
+class GroupRole(StrEnum):
+    HEAD = "head"
+    MEMBER = "member"
+    PARENT_COMPANY = "parent_company"
+    SUBSIDIARY = "subsidiary"
+
+
+class RelationshipType(StrEnum):
+    """What the related customer is to this customer."""
+
+    SPOUSE = "spouse"
+    PARENT = "parent"
+    CHILD = "child"
+    SIBLING = "sibling"
+    GUARANTOR = "guarantor"
+    GUARANTEED = "guaranteed"
+    SHAREHOLDER = "shareholder"
+    SUBSIDIARY = "subsidiary"
+    PARENT_COMPANY = "parent_company"
+    LEGAL_REPRESENTATIVE = "legal_representative"
+    EMPLOYER = "employer"
+    EMPLOYEE = "employee"
+    OTHER = "other"
+
+
+@event("crm.customer.registered", version=1)
+class CustomerRegisteredV1(EventPayload):
+    """Historical v1 (single ``name`` string, ``branch``): frozen, read by upcasting."""
+
+    customer_type: CustomerType
+    name: Name
+    status: CustomerStatus
+    id_documents: list[IdDocument] = []
+    birth_date: date | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    address: Address | None = None
+    occupation: str | None = None
+    industry: str | None = None
+    branch: Id
+
+
+@event("crm.customer.registered", version=2)
+class CustomerRegistered(EventPayload):
+    """A customer (or prospect) entered the CRM."""
+
+    customer_type: CustomerType
+    name: CustomerName
+    status: CustomerStatus
+    id_documents: list[IdDocument] = []
+    birth_date: date | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    address: Address | None = None
+    occupation: str | None = None
+    industry: str | None = None
+    branch_id: Id
+    preferred_channel: Channel | None = None
+
+
+@upcaster("crm.customer.registered", from_version=1)
+def _structured_name(body: JsonObject) -> JsonObject:
+    """v1 -> v2: ``name`` becomes a structured name (split unknown), ``branch`` -> ``branch_id``."""
+    upcast = {key: value for key, value in body.items() if key not in ("name", "branch")}
+    return upcast | {"name": {"full_name": body["name"]}, "branch_id": body["branch"]}
+
+
+@event("crm.customer.profile_updated")
+class CustomerProfileUpdated(EventPayload):
+    """CRM-owned profile fields changed; a null field is unchanged."""
+
+    phone: Phone | None = None
+    email: Email | None = None
+    address: Address | None = None
+    occupation: str | None = None
+    industry: str | None = None
+    preferred_channel: Channel | None = None
+
+
+@event("crm.customer.status_changed")
+class CustomerStatusChanged(EventPayload):
+    previous_status: CustomerStatus
+    status: CustomerStatus
+    reason: str
+
+
+@event("crm.customer.segment_changed")
+class CustomerSegmentChanged(EventPayload):
+    """New value band and, for corporates, tier; drives service level and targeting."""
+
+    value_band: ValueBand
+    corporate_tier: CorporateTier | None = None
+    previous_value_band: ValueBand | None = None
+    previous_corporate_tier: CorporateTier | None = None
+    reason: str
+
+
+@event("crm.customer.manager_assigned")
+class RelationshipManagerAssigned(Assignment, EventPayload):
+    """The customer got a relationship manager; a reassignment names the previous one."""
+
+    branch_id: Id
+
+
+@event("crm.customer.group_joined")
+class GroupMembershipJoined(EventPayload):
+    group_id: Id
+    group_type: GroupType
+    group_name: Name
+    role: GroupRole
+    joined_on: date
+
+
+@event("crm.customer.group_left")
+class GroupMembershipLeft(EventPayload):
+    group_id: Id
+    left_on: date
+    reason: str | None = None
+
+
+@event("crm.customer.relationship_added")
+class RelationshipAdded(EventPayload):
+    related_customer_id: Id
+    relationship_type: RelationshipType
+    since: date | None = None
+
+
+@event("crm.customer.relationship_removed")
+class RelationshipRemoved(EventPayload):
+    related_customer_id: Id
+    relationship_type: RelationshipType
+    ended_on: date
+    reason: str | None = None
+
+
+@event("crm.customer.consent_changed")
+class ConsentChanged(EventPayload):
+    """Marketing opt-in or opt-out on one channel."""
+
+    channel: Channel
+    opted_in: bool
+    reason: str | None = None
+    campaign_id: Id | None = None
+
+
+@event("crm.customer.merged")
+class CustomersMerged(EventPayload):
+    """A duplicate was merged into this (surviving) customer; the duplicate is retired."""
+
+    merged_customer_id: Id
+    reason: str
+
+
+@event("crm.customer.core_data_applied")
+class CoreDataApplied(CoreOwnedData, EventPayload):
+    """Core-banking-owned data was applied to the customer record."""
+
+    source_event_id: Id

@@ -1,0 +1,173 @@
+"""The envelope of every event on Kafka: CloudEvents 1.0 in Kafka binary content mode.
+
+Each attribute travels as a ``ce_<name>`` header (``datacontenttype`` as ``content-type``),
+the body is the payload's JSON and the message key is the aggregate id.
+"""
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Generic, Literal, NamedTuple, Self
+from uuid import uuid4
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    SerializeAsAny,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from crm_events.common import Id
+from crm_events.errors import MalformedEvent, summarise
+from crm_events.registry import EventPayload, P, registry
+
+SPECVERSION: Final = "1.0"
+CONTENT_TYPE: Final = "application/json"
+
+SourceUri = Annotated[
+    str,
+    StringConstraints(pattern=r"^/[a-z0-9\-/]+$"),
+    Field(description="Producer, e.g. /crm/customer or /bank/core-banking"),
+]
+
+
+class KafkaRecord(NamedTuple):
+    """What a producer sends: key = aggregate id, value = payload JSON, CloudEvents headers."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class Envelope(BaseModel, Generic[P]):
+    """CloudEvents attributes, our extensions (aggregateid ... schemaversion) and the payload.
+
+    ``schemaversion`` is that of ``data``: an upcast payload carries its current version.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: Literal["1.0"] = SPECVERSION
+    id: Annotated[Id, Field(description="Unique event id (the deduplication key)")]
+    source: SourceUri
+    type: Annotated[Id, Field(description="Event type, e.g. crm.customer.registered")]
+    time: Annotated[AwareDatetime, Field(description="When it happened (RFC 3339)")]
+    subject: Annotated[Id, Field(description="The aggregate id")]
+    datacontenttype: Literal["application/json"] = CONTENT_TYPE
+    aggregateid: Annotated[Id, Field(description="Aggregate id, also the message key")]
+    aggregateversion: Annotated[PositiveInt, Field(description="Aggregate version after it")]
+    correlationid: Annotated[Id, Field(description="Id of the root event of the flow")]
+    causationid: Annotated[Id, Field(description="Id of the event or command that caused it")]
+    actor: Annotated[Id, Field(description="User or system behind the change")]
+    schemaversion: Annotated[PositiveInt, Field(description="Schema version of the payload")]
+    data: SerializeAsAny[P]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.subject != self.aggregateid:
+            raise ValueError("subject must equal aggregateid")
+        if (self.type, self.schemaversion) != (self.data.event_type, self.data.schema_version):
+            raise ValueError(
+                f"type/schemaversion {self.type} v{self.schemaversion} do not match data "
+                f"({self.data.event_type} v{self.data.schema_version})"
+            )
+        return self
+
+    @classmethod
+    def new(
+        cls,
+        payload: P,
+        aggregate_id: str,
+        aggregate_version: int,
+        actor: str,
+        source: str,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_id: str | None = None,
+        time: datetime | None = None,
+    ) -> "Envelope[P]":
+        """Wrap ``payload``; type and schema version come from its class.
+
+        A root event (no correlation or causation given) correlates with and is caused by
+        itself; the id defaults to a random UUID and the time to now (UTC).
+        """
+        event_id = event_id or str(uuid4())
+        return cls(
+            id=event_id,
+            source=source,
+            type=payload.event_type,
+            time=time or datetime.now(UTC),
+            subject=aggregate_id,
+            aggregateid=aggregate_id,
+            aggregateversion=aggregate_version,
+            correlationid=correlation_id or event_id,
+            causationid=causation_id or event_id,
+            actor=actor,
+            schemaversion=payload.schema_version,
+            data=payload,
+        )
+
+
+HEADERS: dict[str, str] = {
+    name: "content-type" if name == "datacontenttype" else f"ce_{name}"
+    for name in Envelope.model_fields
+    if name != "data"
+}
+"""Kafka header name of each envelope attribute."""
+_ATTRIBUTES = {header: name for name, header in HEADERS.items()}
+
+
+def to_kafka(envelope: Envelope[P]) -> KafkaRecord:
+    """The Kafka record (binary content mode) of ``envelope``."""
+    attributes = envelope.model_dump(mode="json", exclude={"data"})
+    return KafkaRecord(
+        key=envelope.aggregateid.encode(),
+        value=envelope.data.model_dump_json().encode(),
+        headers=[(HEADERS[name], str(value).encode()) for name, value in attributes.items()],
+    )
+
+
+def from_kafka(
+    key: bytes | None, value: bytes, headers: Iterable[tuple[str, bytes]]
+) -> Envelope[EventPayload]:
+    """Read a Kafka record into an envelope, upcasting an older payload to its current model.
+
+    Unknown headers are ignored. Raises a ``ContractError`` subclass: ``MalformedEvent``,
+    ``UnknownEventType``, ``UnknownSchemaVersion`` or ``InvalidEventBody``.
+    """
+    fields: dict[str, Any] = {}
+    for header, raw in headers:
+        name = _ATTRIBUTES.get(header)
+        if name is not None:
+            try:
+                fields[name] = raw.decode()
+            except (AttributeError, UnicodeDecodeError):
+                raise MalformedEvent(f"header {header} is not UTF-8 text") from None
+    missing = [header for name, header in HEADERS.items() if name not in fields]
+    if missing:
+        raise MalformedEvent(f"missing headers: {', '.join(missing)}")
+    if fields["specversion"] != SPECVERSION or fields["datacontenttype"] != CONTENT_TYPE:
+        raise MalformedEvent(
+            f"expected CloudEvents {SPECVERSION} with {CONTENT_TYPE}, got "
+            f"{fields['specversion']!r} with {fields['datacontenttype']!r}"
+        )
+    try:
+        version = int(fields["schemaversion"])
+    except ValueError:
+        raise MalformedEvent(
+            f"ce_schemaversion {fields['schemaversion']!r} is not an int"
+        ) from None
+    data = registry.decode(fields["type"], version, value)
+    fields["schemaversion"] = data.schema_version
+    fields["data"] = data
+    try:
+        envelope: Envelope[EventPayload] = Envelope.model_validate(fields)
+    except ValidationError as error:
+        raise MalformedEvent(f"invalid headers: {summarise(error)}") from None
+    if key is not None and key != envelope.aggregateid.encode():
+        raise MalformedEvent(f"key {key!r} differs from ce_aggregateid {envelope.aggregateid!r}")
+    return envelope
