@@ -48,6 +48,20 @@ async def database(
     await client.close()
 
 
+@pytest.fixture
+async def engine(
+    crm_servers: Servers, kafka_topics: TopicFactory, database: AsyncDatabase[dict[str, Any]]
+) -> AsyncIterator[ProjectionEngine]:
+    """The sample projection over this test's database, dead letters to a topic of its own."""
+    dead_letters = await kafka_topics("dlq", partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=crm_servers.kafka_bootstrap, acks="all")
+    await producer.start()
+    yield ProjectionEngine(
+        CustomerCards(), database, KafkaDeadLetters(producer, dead_letters), f"g-{uuid.uuid4()}"
+    )
+    await producer.stop()
+
+
 async def read_all(bootstrap: str, topic: str, expected: int) -> list[ConsumerRecord[bytes, bytes]]:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
@@ -136,9 +150,9 @@ async def test_relay_crash_between_publish_and_record_loses_nothing_and_counts_o
     kafka_topics: TopicFactory,
     store: EventStoreConfig,
     database: AsyncDatabase[dict[str, Any]],
+    engine: ProjectionEngine,
 ) -> None:
     topic = await kafka_topics("relay_crash")
-    dead_letters = await kafka_topics("dlq")
     app = Customers(env=store.environment())
     total = write_history(app, customers=10, changes=2)
     relay = make_relay(app, store, crm_servers.kafka_bootstrap, topic)
@@ -154,15 +168,7 @@ async def test_relay_crash_between_publish_and_record_loses_nothing_and_counts_o
 
     records = await read_all(crm_servers.kafka_bootstrap, topic, 2 * total)
     assert len(records) == 2 * total
-    producer = AIOKafkaProducer(bootstrap_servers=crm_servers.kafka_bootstrap)
-    await producer.start()
-    try:
-        engine = ProjectionEngine(
-            CustomerCards(), database, KafkaDeadLetters(producer, dead_letters), "test-group"
-        )
-        result = await engine.process(records)
-    finally:
-        await producer.stop()
+    result = await engine.process(records)
     assert (result.applied, result.duplicates, result.dead_lettered) == (total, total, 0)
     cards = await database.cards.find().to_list()
     assert len(cards) == 10
@@ -183,10 +189,12 @@ async def produce(
 
 
 async def test_batch_delivered_twice_leaves_the_view_unchanged(
-    crm_servers: Servers, kafka_topics: TopicFactory, database: AsyncDatabase[dict[str, Any]]
+    crm_servers: Servers,
+    kafka_topics: TopicFactory,
+    database: AsyncDatabase[dict[str, Any]],
+    engine: ProjectionEngine,
 ) -> None:
     topic = await kafka_topics("twice")
-    dead_letters = await kafka_topics("dlq")
     app = Customers()
     total = write_history(app, customers=5, changes=3)
     relay = OutboxRelay(
@@ -197,21 +205,13 @@ async def test_batch_delivered_twice_leaves_the_view_unchanged(
     await relay.publish_pending()
     await relay.stop()
     records = await read_all(crm_servers.kafka_bootstrap, topic, total)
-    producer = AIOKafkaProducer(bootstrap_servers=crm_servers.kafka_bootstrap)
-    await producer.start()
-    try:
-        engine = ProjectionEngine(
-            CustomerCards(), database, KafkaDeadLetters(producer, dead_letters), "g"
-        )
-        first = await engine.process(records)
-        before = await database.cards.find().sort("_id").to_list()
-        second = await engine.process(records)
-        # Positions lost (as in a crash before they were written): the view's guards hold.
-        await engine.positions.delete_many({})
-        third = await engine.process(records)
-        after = await database.cards.find().sort("_id").to_list()
-    finally:
-        await producer.stop()
+    first = await engine.process(records)
+    before = await database.cards.find().sort("_id").to_list()
+    second = await engine.process(records)
+    # Positions lost (as in a crash before they were written): the view's guards hold.
+    await engine.positions.delete_many({})
+    third = await engine.process(records)
+    after = await database.cards.find().sort("_id").to_list()
     assert first.applied == total
     assert second.duplicates == total
     assert third.applied == total  # re-run, but every guarded update was refused
@@ -220,10 +220,12 @@ async def test_batch_delivered_twice_leaves_the_view_unchanged(
 
 
 async def test_poison_events_go_to_the_dead_letter_topic_and_the_partition_goes_on(
-    crm_servers: Servers, kafka_topics: TopicFactory, database: AsyncDatabase[dict[str, Any]]
+    crm_servers: Servers,
+    kafka_topics: TopicFactory,
+    database: AsyncDatabase[dict[str, Any]],
+    engine: ProjectionEngine,
 ) -> None:
     topic = await kafka_topics("poison", partitions=1)
-    dead_letters = await kafka_topics("dlq", partitions=1)
     app = Customers()
     with command_context(actor="rm-7"):
         customer_id = app.register("Wang Fang")
@@ -254,26 +256,19 @@ async def test_poison_events_go_to_the_dead_letter_topic_and_the_partition_goes_
     ]
     await produce(crm_servers.kafka_bootstrap, topic, records)
 
-    producer = AIOKafkaProducer(bootstrap_servers=crm_servers.kafka_bootstrap, acks="all")
     broker = KafkaBroker(crm_servers.kafka_bootstrap)
-    await producer.start()
-    engine = ProjectionEngine(
-        CustomerCards(), database, KafkaDeadLetters(producer, dead_letters), f"g-{uuid.uuid4()}"
-    )
     subscribe_projection(broker, engine, topics=[topic])
-    try:
-        async with broker:
-            await broker.start()
-            positions = engine.positions
-            assert await wait_until_applied(positions, SOURCE, str(customer_id), 4, within=30)
-    finally:
-        await producer.stop()
+    async with broker:
+        await broker.start()
+        positions = engine.positions
+        assert await wait_until_applied(positions, SOURCE, str(customer_id), 4, within=30)
     card = await database.cards.find_one({"_id": str(customer_id)})
     assert card is not None
     assert card["phone"] == "+86 139 1111 2222"
     assert card["changes"] == 3
 
-    dead = await read_all(crm_servers.kafka_bootstrap, dead_letters, 5)
+    assert isinstance(engine.dead_letters, KafkaDeadLetters)
+    dead = await read_all(crm_servers.kafka_bootstrap, engine.dead_letters.topic, 5)
     codes = [dict(r.headers)["dlq_code"].decode() for r in dead]
     assert codes == [
         "malformed",
