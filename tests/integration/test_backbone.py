@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections import defaultdict
@@ -296,3 +297,28 @@ async def test_read_your_writes_waits_without_polling_and_is_bounded(
     task = asyncio.create_task(apply_later())
     assert await wait_until_applied(positions, SOURCE, aggregate, 2, within=10)
     await task
+
+
+async def test_relay_on_postgres_wakes_on_notify_not_on_its_poll_interval(
+    crm_servers: Servers, kafka_topics: TopicFactory, postgres_database: str
+) -> None:
+    topic = await kafka_topics("notify")
+    store = EventStoreConfig(postgres_dsn=postgres_database)
+    app = Customers(env=store.environment())
+    relay = OutboxRelay(
+        app, translate, source=SOURCE, bootstrap_servers=crm_servers.kafka_bootstrap,
+        postgres_dsn=postgres_database, route=lambda _: topic,
+        poll_interval=3600,  # only a NOTIFY can wake it within the test's bound
+    )  # fmt: skip
+    running = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(1.0)  # let it publish the (empty) backlog and LISTEN
+        await asyncio.to_thread(app.register, "Zhao Lei")  # another writer, no nudge
+        records = await read_all(crm_servers.kafka_bootstrap, topic, 1)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        app.close()
+    assert len(records) == 1
+    assert dict(records[0].headers)["ce_type"] == b"crm.customer.registered"
