@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from crm_events.topics import DEAD_LETTER, TopicSpec, topic_specs
 from faststream import AckPolicy
@@ -126,6 +126,4 @@ def subscribe_projection(
         consumer = getattr(message, "consumer", None)
         highwater = getattr(consumer, "highwater", None)
         if callable(highwater):
-            from aiokafka import TopicPartition
-
             engine.observe_lag(records, lambda t, p: highwater(TopicPartition(t, p)))
