@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from crm_backbone.context import command_context
 from crm_backbone.eventstore import EventStoreConfig
-from crm_backbone.kafka import KafkaDeadLetters, subscribe_projection
+from crm_backbone.kafka import KafkaDeadLetters, subscribe
 from crm_backbone.projection import ProjectionEngine
 from crm_backbone.readmodel import wait_until_applied
 from crm_backbone.relay import OutboxRelay, integration_envelope
@@ -258,7 +258,7 @@ async def test_poison_events_go_to_the_dead_letter_topic_and_the_partition_goes_
     await produce(crm_servers.kafka_bootstrap, topic, records)
 
     broker = KafkaBroker(crm_servers.kafka_bootstrap)
-    subscribe_projection(broker, engine, topics=[topic])
+    subscribe(broker, engine, [topic])
     async with broker:
         await broker.start()
         positions = engine.positions

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from crm_backbone.context import command_context, current_context
 from crm_backbone.eventstore import EventStoreConfig
-from crm_backbone.kafka import subscribe_projection
+from crm_backbone.kafka import subscribe
 from crm_backbone.projection import BatchResult, Record, guard_key
 from crm_backbone.relay import integration_envelope
 from crm_backbone.testing import SOURCE, CustomerCards, Customers, translate
@@ -73,19 +74,16 @@ class RecordingEngine:
         self.batches: list[tuple[Record, ...]] = []
         self.seen = asyncio.Event()
 
-    async def process(self, records: tuple[Record, ...]) -> BatchResult:
-        self.batches.append(records)
+    async def process(self, records: Sequence[Record]) -> BatchResult:
+        self.batches.append(tuple(records))
         self.seen.set()
         return BatchResult()
-
-    def observe_lag(self, *_: Any) -> None:
-        pass
 
 
 async def test_subscriber_hands_raw_records_to_the_engine_undecoded() -> None:
     broker = KafkaBroker()
     engine = RecordingEngine()
-    subscribe_projection(broker, engine, topics=["unit.topic"])  # type: ignore[arg-type]
+    subscribe(broker, engine, ["unit.topic"])
     async with TestKafkaBroker(broker) as test_broker:
         await test_broker.publish(
             b"{not json", "unit.topic", key=b"c-1", headers={"content-type": "application/json"}

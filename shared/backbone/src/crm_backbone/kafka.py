@@ -1,10 +1,12 @@
-"""Kafka plumbing of the backbone: topic creation, dead letters, projection subscribers."""
+"""Kafka plumbing of the backbone: topic creation, dead letters, batch subscribers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -14,7 +16,8 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
-from crm_backbone.projection import ProjectionEngine, Record
+from crm_backbone.metrics import BATCHES_FAILED, CONSUMER_LAG
+from crm_backbone.projection import Record
 
 
 async def ensure_topics(
@@ -90,28 +93,53 @@ def reliable_producer(bootstrap_servers: str, **options: Any) -> AIOKafkaProduce
 
 
 async def _keep_raw(message: StreamMessage[Any]) -> Any:
-    """Skip faststream's JSON decoding: the engine decodes and dead-letters bad bodies."""
+    """Skip faststream's JSON decoding: the processor decodes and dead-letters bad bodies."""
     return message.body
 
 
-def subscribe_projection(
+class BatchProcessor(Protocol):
+    """What consumes a batch of records: a projection engine or a policy consumer."""
+
+    consumer_group: str
+
+    async def process(self, records: Sequence[Record]) -> Any: ...
+
+
+@dataclass
+class ConsumerHealth:
+    """How one consumer group is doing, for readiness and the ops tools."""
+
+    group: str
+    last_batch_at: float | None = None
+    failures_in_row: int = 0
+    last_error: str | None = None
+    lag: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def stalled(self, after_failures: int = 3) -> str | None:
+        """Why the consumer is stalled (its batches keep failing), or None."""
+        if self.failures_in_row >= after_failures:
+            return f"{self.failures_in_row} batches in a row failed: {self.last_error}"
+        return None
+
+
+def subscribe(
     broker: KafkaBroker,
-    engine: ProjectionEngine,
+    processor: BatchProcessor,
+    topics: Sequence[str],
     *,
-    topics: Sequence[str] | None = None,
     max_records: int = 1000,
     batch_timeout_ms: int = 100,
-) -> None:
-    """Consume the projection's topics in batches with its consumer group.
+) -> ConsumerHealth:
+    """Consume ``topics`` in batches with the processor's consumer group.
 
-    ``topics`` replaces the projection's own (tests use topics of their own).
-    Offsets are committed when ``process`` returned, that is after MongoDB acknowledged;
-    if it raises, the batch's partitions are rewound and the batch is redelivered.
+    Offsets are committed when ``process`` returned, that is after its writes were
+    acknowledged; if it raises, the batch's partitions are rewound and redelivered.
     """
+    health = ConsumerHealth(processor.consumer_group)
 
     @broker.subscriber(
-        *(topics or engine.projection.topics),
-        group_id=engine.consumer_group,
+        *topics,
+        group_id=processor.consumer_group,
         batch=True,
         max_records=max_records,
         batch_timeout_ms=batch_timeout_ms,
@@ -122,8 +150,33 @@ def subscribe_projection(
     async def apply_batch(_: Any, message: KafkaMessage) -> None:
         raw = message.raw_message
         records: tuple[Record, ...] = tuple(raw) if isinstance(raw, tuple | list) else (raw,)
-        await engine.process(records)
+        try:
+            await processor.process(records)
+        except Exception as error:
+            health.failures_in_row += 1
+            health.last_error = repr(error)
+            BATCHES_FAILED.labels(processor.consumer_group).inc()
+            raise
+        health.failures_in_row = 0
+        health.last_batch_at = time.time()
         consumer = getattr(message, "consumer", None)
         highwater = getattr(consumer, "highwater", None)
         if callable(highwater):
-            engine.observe_lag(records, lambda t, p: highwater(TopicPartition(t, p)))
+            _observe_lag(health, records, lambda t, p: highwater(TopicPartition(t, p)))
+
+    return health
+
+
+def _observe_lag(
+    health: ConsumerHealth, records: Sequence[Record], highwater: Callable[[str, int], int | None]
+) -> None:
+    """Lag per partition from the last record of each partition in the batch."""
+    last: dict[tuple[str, int], int] = {}
+    for record in records:
+        last[(record.topic, record.partition)] = record.offset
+    for (topic, partition), offset in last.items():
+        end = highwater(topic, partition)
+        if end is not None:
+            lag = max(end - offset - 1, 0)
+            health.lag[(topic, partition)] = lag
+            CONSUMER_LAG.labels(health.group, topic, str(partition)).set(lag)

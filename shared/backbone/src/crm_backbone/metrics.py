@@ -45,3 +45,11 @@ CONSUMER_LAG = Gauge(
 DEAD_LETTERS = Counter(
     "crm_dead_letters_total", "Events sent to the dead-letter topic", ["projection", "reason"]
 )
+POLICY_EVENTS = Counter(
+    "crm_policy_events_total", "Events a policy applied (commands issued)", ["policy"]
+)
+BATCHES_FAILED = Counter(
+    "crm_consumer_batches_failed_total",
+    "Batches that raised and will be redelivered",
+    ["group"],
+)

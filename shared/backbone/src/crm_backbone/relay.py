@@ -44,8 +44,11 @@ _EVENT_ID_NAMESPACE = uuid.UUID("6b1f3c56-0c55-4a53-9b8a-3d1a3b7f0a11")
 def integration_envelope(
     domain_event: DomainEvent, payload: EventPayload, source: str
 ) -> Envelope[EventPayload]:
-    """The envelope of one stored event: its id is derived, so a republish is the same event."""
-    aggregate_id = str(domain_event.originator_id)
+    """The envelope of one stored event: its id is derived, so a republish is the same event.
+
+    The aggregate id is the event's ``subject`` (see ``TracedAggregate``) when it has one.
+    """
+    aggregate_id = str(getattr(domain_event, "subject", None) or domain_event.originator_id)
     version = domain_event.originator_version
     return Envelope.new(
         payload,
@@ -87,6 +90,9 @@ class OutboxRelay:
         self.tracking: TrackingRecorder = app.factory.tracking_recorder()
         self._nudged = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
+        self.failures_in_row = 0
+        self.last_error: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def position(self) -> int:
         return self.tracking.max_tracking_id(self.name) or 0
@@ -95,10 +101,14 @@ class OutboxRelay:
         return self.app.recorder.max_notification_id() or 0
 
     def nudge(self) -> None:
-        """Wake the relay now (a writer in the same process just saved events)."""
-        self._nudged.set()
+        """Wake the relay now: a writer in this process just saved events (any thread)."""
+        if self._loop is None:
+            self._nudged.set()
+        else:
+            self._loop.call_soon_threadsafe(self._nudged.set)
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._producer = reliable_producer(
             self.bootstrap_servers, linger_ms=5, max_batch_size=512 * 1024
         )
@@ -138,7 +148,10 @@ class OutboxRelay:
                 try:
                     await self.publish_pending()
                     RELAY_HEAD.labels(self.name).set(await asyncio.to_thread(self.head))
-                except Exception:
+                    self.failures_in_row = 0
+                except Exception as error:
+                    self.failures_in_row += 1
+                    self.last_error = repr(error)
                     RELAY_ERRORS.labels(self.name).inc()
                     log.exception("relay cycle failed; retrying from the recorded position")
                     await asyncio.sleep(1.0)

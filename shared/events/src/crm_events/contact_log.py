@@ -1,6 +1,7 @@
 """Events of the contact-log service: contacts and activities (tasks).
 
-A contact and an activity are each the subject of their own events.
+A contact and an activity are each the subject of their own events; every activity event
+names the activity's customer (if any) so consumers can route it without state.
 """
 
 from enum import StrEnum
@@ -95,12 +96,14 @@ class ActivityScheduled(_Period, EventPayload):
 
 @event("crm.activity.rescheduled")
 class ActivityRescheduled(_Period, EventPayload):
+    customer_id: Id | None = None
     due_at: AwareDatetime
     reason: str | None = None
 
 
 @event("crm.activity.completed")
 class ActivityCompleted(EventPayload):
+    customer_id: Id | None = None
     completed_at: AwareDatetime
     remarks: str | None = None
     cost: Money | None = None
@@ -108,4 +111,5 @@ class ActivityCompleted(EventPayload):
 
 @event("crm.activity.cancelled")
 class ActivityCancelled(EventPayload):
+    customer_id: Id | None = None
     reason: str

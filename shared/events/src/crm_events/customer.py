@@ -46,7 +46,7 @@ class GroupRole(StrEnum):
 
 
 class RelationshipType(StrEnum):
-    """What the related customer is to this customer."""
+    """What the related customer is to this customer; each type has an inverse."""
 
     SPOUSE = "spouse"
     PARENT = "parent"
@@ -55,12 +55,30 @@ class RelationshipType(StrEnum):
     GUARANTOR = "guarantor"
     GUARANTEED = "guaranteed"
     SHAREHOLDER = "shareholder"
+    SHAREHOLDING = "shareholding"
     SUBSIDIARY = "subsidiary"
     PARENT_COMPANY = "parent_company"
     LEGAL_REPRESENTATIVE = "legal_representative"
+    REPRESENTED_ENTITY = "represented_entity"
     EMPLOYER = "employer"
     EMPLOYEE = "employee"
     OTHER = "other"
+
+    @property
+    def inverse(self) -> "RelationshipType":
+        """What this customer is to the related one (spouse -> spouse, parent -> child)."""
+        return _INVERSE.get(self, self)
+
+
+_PAIRS = [
+    (RelationshipType.PARENT, RelationshipType.CHILD),
+    (RelationshipType.GUARANTOR, RelationshipType.GUARANTEED),
+    (RelationshipType.SHAREHOLDER, RelationshipType.SHAREHOLDING),
+    (RelationshipType.SUBSIDIARY, RelationshipType.PARENT_COMPANY),
+    (RelationshipType.LEGAL_REPRESENTATIVE, RelationshipType.REPRESENTED_ENTITY),
+    (RelationshipType.EMPLOYER, RelationshipType.EMPLOYEE),
+]
+_INVERSE = {a: b for a, b in _PAIRS} | {b: a for a, b in _PAIRS}
 
 
 @event("crm.customer.registered", version=1)
@@ -185,9 +203,25 @@ class ConsentChanged(EventPayload):
 
 @event("crm.customer.merged")
 class CustomersMerged(EventPayload):
-    """A duplicate was merged into this (surviving) customer; the duplicate is retired."""
+    """A duplicate was merged into this (surviving) customer; the duplicate is retired.
+
+    The duplicate's identifying data travels along so that searches by its name, phone or
+    ID number find the survivor.
+    """
 
     merged_customer_id: Id
+    reason: str
+    merged_name: CustomerName
+    merged_id_documents: list[IdDocument] = []
+    merged_phone: Phone | None = None
+    merged_email: Email | None = None
+
+
+@event("crm.customer.merged_into")
+class CustomerMergedInto(EventPayload):
+    """This customer was a duplicate and is now retired: its id resolves to the survivor."""
+
+    survivor_customer_id: Id
     reason: str
 
 

@@ -1,6 +1,8 @@
 """Events of the opportunity service: leads, opportunities, needs and complaints.
 
-Each aggregate (lead, opportunity, need) is the subject of its own events.
+Each aggregate (lead, opportunity, need) is the subject of its own events. Every
+opportunity and need event names its customer, so a consumer can route it to the
+customer's documents without keeping state of its own.
 """
 
 from datetime import date
@@ -132,6 +134,7 @@ class OpportunityCreated(EventPayload):
 class OpportunityStageChanged(EventPayload):
     """The opportunity moved in the funnel; ``lost_reason`` is required when closed lost."""
 
+    customer_id: Id
     previous_stage: OpportunityStage
     stage: OpportunityStage
     probability: Percent
@@ -146,6 +149,7 @@ class OpportunityStageChanged(EventPayload):
 
 @event("crm.opportunity.probability_overridden")
 class OpportunityProbabilityOverridden(EventPayload):
+    customer_id: Id
     previous_probability: Percent
     probability: Percent
     reason: str
@@ -153,6 +157,7 @@ class OpportunityProbabilityOverridden(EventPayload):
 
 @event("crm.opportunity.expected_value_changed")
 class OpportunityExpectedValueChanged(EventPayload):
+    customer_id: Id
     previous_expected_value: Money
     expected_value: Money
     reason: str | None = None
@@ -160,7 +165,7 @@ class OpportunityExpectedValueChanged(EventPayload):
 
 @event("crm.opportunity.reassigned")
 class OpportunityReassigned(Assignment, EventPayload):
-    pass
+    customer_id: Id
 
 
 @event("crm.need.logged")
@@ -186,11 +191,12 @@ class NeedLogged(EventPayload):
 
 @event("crm.need.assigned")
 class NeedAssigned(Assignment, EventPayload):
-    pass
+    customer_id: Id
 
 
 @event("crm.need.status_changed")
 class NeedStatusChanged(EventPayload):
+    customer_id: Id
     previous_status: NeedStatus
     status: NeedStatus
     sub_status: str | None = None
@@ -198,6 +204,7 @@ class NeedStatusChanged(EventPayload):
 
 @event("crm.need.resolved")
 class NeedResolved(EventPayload):
+    customer_id: Id
     resolution: str
     resolved_at: AwareDatetime
 
@@ -206,6 +213,7 @@ class NeedResolved(EventPayload):
 class NeedResolutionConfirmed(EventPayload):
     """The customer confirmed (or rejected) the resolution; this ends the need."""
 
+    customer_id: Id
     satisfied: bool
     feedback: str | None = None
     ended_at: AwareDatetime

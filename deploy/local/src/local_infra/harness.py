@@ -1,0 +1,84 @@
+"""Integration-test helpers: an API served on a real socket, hand-written upstream records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """Serve ``app`` (lifespan included) on a free loopback port; its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the server stopped before it started")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def cloudevent(
+    event_type: str,
+    subject: str,
+    version: int,
+    data: dict[str, Any],
+    *,
+    source: str = "/bank/core-banking",
+    schema_version: int = 1,
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """A record in CloudEvents binary mode, written by hand as an upstream system would."""
+    event_id = str(uuid.uuid4())
+    headers = {
+        "ce_specversion": "1.0",
+        "ce_id": event_id,
+        "ce_source": source,
+        "ce_type": event_type,
+        "ce_time": datetime.now(UTC).isoformat(),
+        "ce_subject": subject,
+        "content-type": "application/json",
+        "ce_aggregateid": subject,
+        "ce_aggregateversion": str(version),
+        "ce_correlationid": event_id,
+        "ce_causationid": event_id,
+        "ce_actor": "upstream-test",
+        "ce_schemaversion": str(schema_version),
+    }
+    return (
+        subject.encode(),
+        json.dumps(data).encode(),
+        [(name, value.encode()) for name, value in headers.items()],
+    )
+
+
+async def produce_plain(
+    bootstrap: str, records: list[tuple[str, tuple[bytes, bytes, list[tuple[str, bytes]]]]]
+) -> None:
+    """Send ``(topic, (key, value, headers))`` records with a bare aiokafka producer."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for topic, (key, value, headers) in records:
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+    finally:
+        await producer.stop()

@@ -1,0 +1,1 @@
+"""A simulated core-banking system: a synthetic bank and a deterministic feed of its events."""

@@ -1,0 +1,156 @@
+"""``crm-simulate``: the simulated core-banking system, publishing to Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from itertools import islice
+from typing import Annotated
+
+import structlog
+import typer
+from aiokafka.errors import KafkaError
+from crm_backbone.kafka import ensure_topics, reliable_producer
+from crm_events.topics import Service, produced_by, topic_for, topic_specs
+
+from crm_simulator.feed import FeedEvent, feed
+from crm_simulator.population import population
+from crm_simulator.publisher import Progress, publish
+
+app = typer.Typer(add_completion=False, no_args_is_help=True)
+log = structlog.get_logger("crm_simulator")
+
+_CORE_TOPICS = tuple(topic.name for topic in produced_by(Service.CORE_BANKING))
+
+
+@app.callback()
+def main() -> None:
+    """Simulated core-banking system: publishes upstream events under the CRM's contract."""
+
+
+def _start(value: str) -> datetime:
+    try:
+        start = datetime.fromisoformat(value)
+    except ValueError:
+        message = f"not an ISO 8601 date-time: {value!r}"
+        raise typer.BadParameter(message, param_hint="--start") from None
+    if start.utcoffset() is None:
+        raise typer.BadParameter(
+            "give a time zone, e.g. 2026-01-01T00:00:00Z", param_hint="--start"
+        )
+    return start
+
+
+def _routes(values: list[str]) -> dict[str, str]:
+    routes: dict[str, str] = {}
+    for value in values:
+        contract, _, actual = value.partition("=")
+        if contract not in _CORE_TOPICS or not actual:
+            raise typer.BadParameter(
+                f"expected TOPIC=NAME with TOPIC one of {', '.join(_CORE_TOPICS)}: {value!r}",
+                param_hint="--topic",
+            )
+        routes[contract] = actual
+    return routes
+
+
+@app.command("feed")
+def feed_command(
+    bootstrap: Annotated[
+        str, typer.Option(envvar="CRM_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers")
+    ],
+    seed: Annotated[int, typer.Option(help="Seed of the population and the events")] = 42,
+    customers: Annotated[int, typer.Option(min=1, help="Size of the population")] = 200,
+    rate: Annotated[float, typer.Option(min=0, help="Events per second; 0: unthrottled")] = 50,
+    events: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many records; default: Ctrl-C")
+    ] = None,
+    poison_rate: Annotated[
+        float, typer.Option(min=0, max=0.99, help="Fraction of records that are poison")
+    ] = 0.0,
+    start: Annotated[
+        str, typer.Option(metavar="ISO-TIME", help="Simulated time of the first event")
+    ] = "2026-01-01T00:00:00Z",
+    create_topics: Annotated[
+        bool, typer.Option(help="Create the core-banking topics first if missing")
+    ] = False,
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(help="TOPIC=NAME: publish TOPIC's events to NAME instead (sandboxes)"),
+    ] = None,
+) -> None:
+    """Publish core-banking events about a simulated population until stopped."""
+    structlog.configure(
+        processors=[
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.add_log_level,
+            structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"]),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    routes = _routes(topic or [])
+    begin = _start(start)
+
+    def route(event_type: str) -> str:
+        name = topic_for(event_type).name
+        return routes.get(name, name)
+
+    stream: Iterable[FeedEvent] = feed(
+        population(seed, customers), seed=seed, start=begin, poison_rate=poison_rate, route=route
+    )
+    if events is not None:
+        stream = islice(stream, events)
+    try:
+        asyncio.run(_run(bootstrap, stream, rate, create_topics, routes))
+    except (KafkaError, OSError) as error:
+        log.error("failed", error=repr(error))
+        raise typer.Exit(1) from None
+
+
+async def _run(
+    bootstrap: str,
+    events: Iterable[FeedEvent],
+    rate: float,
+    create_topics: bool,
+    routes: dict[str, str],
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if create_topics:
+        specs = [
+            spec._replace(name=routes.get(spec.name, spec.name))
+            for spec in topic_specs()
+            if spec.name in _CORE_TOPICS
+        ]
+        log.info("topics", created=",".join(await ensure_topics(bootstrap, specs)) or "none")
+    producer = reliable_producer(bootstrap, linger_ms=5)
+    try:
+        await producer.start()
+        log.info("publishing", bootstrap=bootstrap, rate=rate or "unthrottled")
+        progress = await publish(
+            producer, events, rate=rate or None, stop=stop, report=_report("progress")
+        )
+    finally:
+        await producer.stop()
+    _report("stopped" if stop.is_set() else "done")(progress)
+
+
+def _report(event: str) -> Callable[[Progress], None]:
+    def report(progress: Progress) -> None:
+        simulated = progress.simulated_time
+        log.info(
+            event,
+            sent=progress.sent,
+            delivered=progress.delivered,
+            poison=progress.poison,
+            rate=round(progress.rate, 1),
+            elapsed=round(progress.elapsed, 1),
+            simulated_time=simulated.isoformat() if simulated else None,
+        )
+
+    return report

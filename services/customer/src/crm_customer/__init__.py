@@ -1,0 +1,1 @@
+"""The customer service: customers, the single customer view, search, groups."""

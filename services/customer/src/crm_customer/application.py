@@ -1,0 +1,232 @@
+"""The customer service layer: each command loads customers, decides, and saves atomically.
+
+Commands return the customer's new version, which a caller may pass back as
+``expected_version`` (optimistic concurrency) or to the view to read its own write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from crm_backbone.aggregate import uuid_for
+from crm_events.customer import GroupRole, GroupType, RelationshipType
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Recording
+
+from crm_customer.domain import Conflict, Customer, CustomerError, CustomerRetired, JsonDict
+
+
+class CustomerNotFound(CustomerError):
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(f"no customer {customer_id}")
+        self.customer_id = customer_id
+
+
+class StaleVersion(Conflict):
+    def __init__(self, customer_id: str, expected: int, current: int) -> None:
+        super().__init__(
+            f"customer {customer_id} is at version {current}, not the expected {expected}: "
+            "read it again and retry"
+        )
+        self.expected = expected
+        self.current = current
+
+
+class CustomerApplication(Application[uuid.UUID]):
+    """Registers customers and runs every command on them."""
+
+    snapshotting_intervals = {Customer: 50}
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self.on_saved: Callable[[], None] = lambda: None
+        """Called after each save (the relay uses it to publish without waiting)."""
+
+    def _notify(self, recordings: list[Recording[uuid.UUID]]) -> None:
+        self.on_saved()
+
+    # Queries of the write side ----------------------------------------------------------
+
+    def get(self, customer_id: str) -> Customer:
+        try:
+            customer: Customer = self.repository.get(uuid_for(Customer, customer_id))
+        except AggregateNotFoundError:
+            raise CustomerNotFound(customer_id) from None
+        return customer
+
+    def exists(self, customer_id: str) -> bool:
+        return uuid_for(Customer, customer_id) in self.repository
+
+    def resolve(self, customer_id: str) -> Customer:
+        """The customer, or the survivor it was (transitively) merged into."""
+        customer = self.get(customer_id)
+        while customer.merged_into is not None:
+            customer = self.get(customer.merged_into)
+        return customer
+
+    # Commands ---------------------------------------------------------------------------
+
+    def register(self, customer_id: str, fields: JsonDict) -> int:
+        if self.exists(customer_id):
+            raise Conflict(f"customer {customer_id} is already registered")
+        customer = Customer.register(customer_id, fields)
+        self._save(customer)
+        return customer.version
+
+    def update_profile(self, customer_id: str, expected: int | None, changes: JsonDict) -> int:
+        return self._command(customer_id, expected, lambda c: c.update_profile(changes))
+
+    def change_status(self, customer_id: str, expected: int | None, **command: Any) -> int:
+        return self._command(customer_id, expected, lambda c: c.change_status(**command))
+
+    def change_segment(self, customer_id: str, expected: int | None, **command: Any) -> int:
+        return self._command(customer_id, expected, lambda c: c.change_segment(**command))
+
+    def assign_manager(self, customer_id: str, expected: int | None, **command: Any) -> int:
+        return self._command(customer_id, expected, lambda c: c.assign_manager(**command))
+
+    def set_consent(self, customer_id: str, expected: int | None, **command: Any) -> int:
+        return self._command(customer_id, expected, lambda c: c.set_consent(**command))
+
+    def join_group(
+        self,
+        customer_id: str,
+        expected: int | None,
+        group_id: str,
+        group_type: GroupType,
+        group_name: str,
+        role: GroupRole,
+        joined_on: str,
+    ) -> int:
+        return self._command(
+            customer_id,
+            expected,
+            lambda c: c.join_group(group_id, group_type, group_name, role, joined_on),
+        )
+
+    def leave_group(self, customer_id: str, expected: int | None, **command: Any) -> int:
+        return self._command(customer_id, expected, lambda c: c.leave_group(**command))
+
+    def relate(
+        self,
+        customer_id: str,
+        expected: int | None,
+        related_id: str,
+        kind: RelationshipType,
+        since: str | None,
+    ) -> int:
+        """Relate two customers, both sides in one atomic save (spouse <-> spouse, ...)."""
+        customer = self._load(customer_id, expected)
+        related = self._related(related_id)
+        customer.relate(related_id, kind, since)
+        related.relate(customer_id, kind.inverse, since)
+        self._save(customer, related)
+        return customer.version
+
+    def unrelate(
+        self,
+        customer_id: str,
+        expected: int | None,
+        related_id: str,
+        kind: RelationshipType,
+        ended_on: str,
+        reason: str | None,
+    ) -> int:
+        customer = self._load(customer_id, expected)
+        related = self._related(related_id)
+        customer.unrelate(related_id, kind, ended_on, reason)
+        related.unrelate(customer_id, kind.inverse, ended_on, reason)
+        self._save(customer, related)
+        return customer.version
+
+    def merge(
+        self, survivor_id: str, expected: int | None, duplicate_id: str, reason: str, on: str
+    ) -> int:
+        """Merge a duplicate into the survivor (the golden record), in one atomic save.
+
+        The survivor takes the duplicate's identity, missing profile fields, consents
+        (an opt-out wins), relationships and group memberships; every customer related to
+        the duplicate is re-pointed to the survivor; the duplicate is retired.
+        """
+        survivor = self._load(survivor_id, expected)
+        duplicate = self._load(duplicate_id, None)
+        survivor.absorb(duplicate, reason)
+        touched: dict[str, Customer] = {}
+        why = f"merged into {survivor_id}"
+        for link in list(duplicate.relationships.values()):
+            other_id, kind = (
+                link["related_customer_id"],
+                RelationshipType(link["relationship_type"]),
+            )
+            other = survivor if other_id == survivor_id else touched.get(other_id)
+            other = other or touched.setdefault(other_id, self._related(other_id))
+            duplicate.unrelate(other_id, kind, on, why)
+            other.unrelate(duplicate_id, kind.inverse, on, why)
+            if other is not survivor and f"{other_id}|{kind.value}" not in survivor.relationships:
+                survivor.relate(other_id, kind, link["since"])
+                other.relate(survivor_id, kind.inverse, link["since"])
+        for group_id, group in list(duplicate.groups.items()):
+            duplicate.leave_group(group_id, on, why)
+            if group_id not in survivor.groups:
+                survivor.join_group(
+                    group_id,
+                    GroupType(group["group_type"]),
+                    group["group_name"],
+                    GroupRole(group["role"]),
+                    on,
+                )
+        duplicate.retire_into(survivor_id, reason)
+        self._save(survivor, duplicate, *touched.values())
+        return survivor.version
+
+    def apply_core_data(
+        self, customer_id: str, source_version: int, source_event_id: str, data: JsonDict
+    ) -> bool:
+        """Apply core banking's data change to the customer (or its survivor).
+
+        False when that upstream version was already applied. Raises ``CustomerNotFound``
+        for a customer the CRM does not know (the caller parks the event).
+        """
+        customer = self.resolve(customer_id)
+        if not customer.apply_core_data(customer_id, source_version, source_event_id, data):
+            return False
+        self._save(customer)
+        return True
+
+    def record_opt_out(self, customer_id: str, channel: str, campaign_id: str) -> None:
+        """An opt-out asked for through a campaign; already opted out is a no-op."""
+        customer = self.resolve(customer_id)
+        customer.set_consent(channel, False, "opted out through a campaign", campaign_id)
+        self._save(customer)
+
+    # Helpers ----------------------------------------------------------------------------
+
+    def _command(
+        self, customer_id: str, expected: int | None, decide: Callable[[Customer], None]
+    ) -> int:
+        customer = self._load(customer_id, expected)
+        decide(customer)
+        self._save(customer)
+        return customer.version
+
+    def _load(self, customer_id: str, expected: int | None) -> Customer:
+        customer = self.get(customer_id)
+        if customer.merged_into is not None:
+            raise CustomerRetired(customer_id, customer.merged_into)
+        if expected is not None and expected != customer.version:
+            raise StaleVersion(customer_id, expected, customer.version)
+        return customer
+
+    def _related(self, customer_id: str) -> Customer:
+        return self._load(customer_id, None)
+
+    def _save(self, *customers: Customer) -> None:
+        try:
+            self.save(*customers)
+        except IntegrityError:
+            ids = ", ".join(c.customer_id for c in customers)
+            raise Conflict(
+                f"customer(s) {ids} changed while this command ran: read again and retry"
+            ) from None

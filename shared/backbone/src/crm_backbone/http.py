@@ -1,0 +1,204 @@
+"""What every service's HTTP API shares: RFC 9457 problem details, who is calling, ops routes.
+
+Errors are ``application/problem+json`` documents: ``type`` (a relative URI naming the
+kind of problem), ``title``, ``status``, ``detail`` and, where useful, extension members
+(``errors`` for invalid fields, ``current_version`` for a stale write, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import structlog
+from fastapi import APIRouter, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+
+from crm_backbone.context import command_context
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Problem(Exception):
+    """An error the API reports as a problem details document."""
+
+    def __init__(self, status: int, kind: str, title: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+
+    def response(self, instance: str) -> JSONResponse:
+        body = {
+            "type": f"/problems/{self.kind}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": instance,
+            **self.extra,
+        }
+        return JSONResponse(body, status_code=self.status, media_type=PROBLEM_JSON)
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": description,
+        "content": {
+            PROBLEM_JSON: {
+                "example": {
+                    "type": f"/problems/{kind}",
+                    "title": description,
+                    "status": status,
+                    "detail": detail,
+                }
+            }
+        },
+    }
+    for status, kind, description, detail in [
+        (400, "missing-actor", "Bad request", "the X-Actor header names who is acting"),
+        (404, "not-found", "Not found", "no customer C00000042"),
+        (409, "stale-version", "Conflict", "expected version 3, the customer is at 4"),
+        (422, "invalid-request", "Unprocessable request", "a corporate tier needs a corporate"),
+    ]
+}
+"""OpenAPI ``responses`` entry documenting the problem documents a route may return."""
+
+ProblemMapper = Callable[[Exception], Problem]
+
+
+def install_problem_handlers(
+    app: FastAPI, domain_errors: Mapping[type[Exception], ProblemMapper]
+) -> None:
+    """Answer every error as problem+json; ``domain_errors`` map a service's own exceptions."""
+
+    async def on_problem(request: Request, error: Exception) -> Response:
+        assert isinstance(error, Problem)
+        return error.response(request.url.path)
+
+    async def on_validation(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        errors = [
+            {"location": list(e["loc"]), "message": e["msg"], "type": e["type"]}
+            for e in error.errors()
+        ]
+        summary = "; ".join(f"{'.'.join(map(str, e['location']))}: {e['message']}" for e in errors)
+        problem = Problem(422, "invalid-request", "Unprocessable request", summary, errors=errors)
+        return problem.response(request.url.path)
+
+    async def on_http(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        problem = Problem(error.status_code, "http", str(error.detail), str(error.detail))
+        return problem.response(request.url.path)
+
+    def on_domain(mapper: ProblemMapper) -> Callable[[Request, Exception], Awaitable[Response]]:
+        async def handle(request: Request, error: Exception) -> Response:
+            return mapper(error).response(request.url.path)
+
+        return handle
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)
+    for error_type, mapper in domain_errors.items():
+        app.add_exception_handler(error_type, on_domain(mapper))
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a command (``X-Actor``) and the flow it belongs to (``X-Correlation-Id``)."""
+
+    actor: str
+    correlation_id: str | None = None
+
+    async def run(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a (blocking) application command in a thread, as this caller."""
+
+        def as_caller() -> T:
+            with command_context(self.actor, self.correlation_id):
+                return command(*args, **kwargs)
+
+        return await asyncio.to_thread(as_caller)
+
+
+def caller(
+    x_actor: Annotated[
+        str | None, Header(description="User or system issuing the command", examples=["rm-0042"])
+    ] = None,
+    x_correlation_id: Annotated[
+        str | None, Header(description="Flow this command belongs to (optional)")
+    ] = None,
+) -> Caller:
+    """FastAPI dependency: the caller of a command; refuses a command without an actor."""
+    if not x_actor or len(x_actor) > 128:
+        raise Problem(
+            400,
+            "missing-actor",
+            "Bad request",
+            "the X-Actor header names who is acting (1-128 chars)",
+        )
+    return Caller(x_actor, x_correlation_id)
+
+
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+"""Returns None when ready, else why not."""
+
+
+def ops_router(checks: Callable[[], Mapping[str, ReadinessCheck]]) -> APIRouter:
+    """``/healthz`` (the process answers), ``/readyz`` (its dependencies answer), ``/metrics``."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        summary="Store, Kafka and MongoDB reachable, projections not stalled",
+        responses={503: {"description": "Not ready; each failing check says why"}},
+    )
+    async def readyz() -> JSONResponse:
+        named = checks()
+        results = await asyncio.gather(*(_bounded(check) for check in named.values()))
+        failing = {name: why for name, why in zip(named, results, strict=True) if why}
+        body = {"status": "not ready" if failing else "ready", "checks": {
+            name: failing.get(name, "ok") for name in named
+        }}  # fmt: skip
+        return JSONResponse(body, status_code=503 if failing else 200)
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+async def _bounded(check: ReadinessCheck, within: float = 2.0) -> str | None:
+    try:
+        async with asyncio.timeout(within):
+            return await check()
+    except TimeoutError:
+        return f"no answer within {within:g} s"
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def blocking(function: Callable[P, T]) -> Callable[P, Awaitable[T]]:
+    """Wrap a blocking query (an event-store read) to run in a thread."""
+
+    @functools.wraps(function)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    return run

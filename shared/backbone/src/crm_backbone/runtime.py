@@ -1,0 +1,144 @@
+"""One service's moving parts, wired and run: relay, projections, policies, readiness.
+
+A service's ``bootstrap`` builds :class:`ServiceComponents`; :class:`ServiceRuntime` runs
+its background work (in the API process, or in a worker process of its own) and answers
+the readiness checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from crm_events.topics import Service
+from eventsourcing.application import Application
+from faststream.kafka import KafkaBroker
+from pymongo.asynchronous.database import AsyncDatabase
+
+from crm_backbone.http import ReadinessCheck
+from crm_backbone.kafka import (
+    ConsumerHealth,
+    KafkaDeadLetters,
+    ensure_topics,
+    reliable_producer,
+    subscribe,
+)
+from crm_backbone.policy import Policy, PolicyConsumer
+from crm_backbone.projection import Document, Projection, ProjectionEngine
+from crm_backbone.relay import OutboxRelay, Translate
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ServiceComponents:
+    """What a service is made of; built by its ``bootstrap``."""
+
+    service: Service
+    application: Application[Any]
+    translate: Translate
+    database: AsyncDatabase[Document]
+    projections: Sequence[Projection] = ()
+    policies: Sequence[Policy] = ()
+
+
+@dataclass
+class ServiceRuntime:
+    """Starts and stops the relay and the consumers of one service."""
+
+    components: ServiceComponents
+    kafka_bootstrap: str
+    postgres_dsn: str | None = None
+    namespace: str = "crm"
+    max_records: int = 1000
+    relay: OutboxRelay = field(init=False)
+    health: list[ConsumerHealth] = field(init=False, default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    _broker: KafkaBroker | None = field(init=False, default=None)
+    _producer: AIOKafkaProducer | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        c = self.components
+        self.relay = OutboxRelay(
+            c.application,
+            c.translate,
+            source=c.service.source,
+            bootstrap_servers=self.kafka_bootstrap,
+            postgres_dsn=self.postgres_dsn,
+        )
+
+    def group(self, name: str) -> str:
+        """The consumer group of one of this service's projections or policies."""
+        return f"{self.namespace}.{self.components.service.value}.{name}"
+
+    async def start(self) -> None:
+        """Create missing topics, then run the relay and every consumer."""
+        c = self.components
+        await ensure_topics(self.kafka_bootstrap)
+        producer = reliable_producer(self.kafka_bootstrap)
+        await producer.start()
+        dead_letters = KafkaDeadLetters(producer)
+        broker = KafkaBroker(self.kafka_bootstrap, logger=None)
+        for projection in c.projections:
+            engine = ProjectionEngine(
+                projection, c.database, dead_letters, self.group(projection.name)
+            )
+            await engine.setup()
+            self.health.append(
+                subscribe(broker, engine, projection.topics, max_records=self.max_records)
+            )
+        for policy in c.policies:
+            consumer = PolicyConsumer(policy, dead_letters, self.group(policy.name))
+            await consumer.setup()
+            self.health.append(
+                subscribe(broker, consumer, policy.topics, max_records=self.max_records)
+            )
+        await broker.start()
+        self._broker = broker
+        self._tasks = [asyncio.create_task(self.relay.run(), name="relay")]
+        self._producer = producer
+        log.info(
+            "service workers started", projections=len(c.projections), policies=len(c.policies)
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._broker is not None:
+            await self._broker.stop()
+            self._broker = None
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    def readiness_checks(self) -> dict[str, ReadinessCheck]:
+        return {
+            "event_store": self._store_answers,
+            "mongodb": self._mongo_answers,
+            "kafka": self._kafka_answers,
+            "consumers": self._consumers_flowing,
+        }
+
+    async def _store_answers(self) -> str | None:
+        await asyncio.to_thread(self.components.application.recorder.max_notification_id)
+        return None
+
+    async def _mongo_answers(self) -> str | None:
+        await self.components.database.command("ping")
+        return None
+
+    async def _kafka_answers(self) -> str | None:
+        if self._broker is None:
+            return None if self.relay.failures_in_row < 3 else self.relay.last_error
+        return None if await self._broker.ping(timeout=1.5) else "the broker does not answer"
+
+    async def _consumers_flowing(self) -> str | None:
+        stalled = [f"{h.group}: {why}" for h in self.health if (why := h.stalled())]
+        return "; ".join(stalled) or None

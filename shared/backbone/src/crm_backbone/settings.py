@@ -1,0 +1,78 @@
+"""Settings every service reads from its environment (``CRM_*``), and its logging."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import structlog
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crm_backbone.eventstore import EventStoreConfig
+
+
+class ServiceSettings(BaseSettings):
+    """Where a service finds Kafka, MongoDB and its event store.
+
+    The defaults are the addresses ``crm-infra up`` uses (profile ``run``); the launcher
+    writes the same names to ``var/infra/infra.env``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    mongo_uri: str = "mongodb://127.0.0.1:27117/?replicaSet=rs0"
+    event_store: Literal["sqlite", "postgres"] = "sqlite"
+    postgres_dsn: str = "postgresql://postgres:crm-local@127.0.0.1:15432/postgres"
+    data_dir: Path = Path("var/services")
+    namespace: str = "crm"
+    """Prefix of MongoDB databases and consumer groups (tests use one of their own)."""
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+
+    def mongo_database(self, service: str) -> str:
+        """Each service reads and writes only its own MongoDB database."""
+        return f"{self.namespace}_{service.replace('-', '_')}"
+
+    def event_store_config(self, service: str) -> EventStoreConfig:
+        """An SQLite file under ``data_dir``, or the service's own PostgreSQL database."""
+        if self.event_store == "sqlite":
+            return EventStoreConfig(sqlite_path=self.data_dir / service / "events.sqlite")
+        return EventStoreConfig(
+            postgres_dsn=ensure_database(self.postgres_dsn, self.mongo_database(service))
+        )
+
+
+def ensure_database(server_dsn: str, name: str) -> str:
+    """Create database ``name`` on the server of ``server_dsn`` if missing; its DSN."""
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlsplit(server_dsn)
+    return urlunsplit(url._replace(path=f"/{name}"))
+
+
+def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
+    """Structured logs on stderr: one JSON object per line (or readable, for a terminal)."""
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(service=service)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")

@@ -1,0 +1,184 @@
+"""The customer service end to end on the genuine Kafka, MongoDB and SQLite store.
+
+A customer is created over HTTP; core banking (a plain producer writing CloudEvents by
+hand) opens accounts and changes the customer's data; the opportunity and contact-log
+streams add an opportunity and a contact; the composed view is read over HTTP. Waiting is
+on MongoDB change streams (read-your-writes), never on sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from crm_backbone.readmodel import wait_until_applied
+from crm_customer.api import create_app
+from crm_customer.bootstrap import CustomerService, CustomerSettings, bootstrap
+from local_infra.harness import cloudevent, produce_plain, serving
+from local_infra.pytest_plugin import Servers
+from pymongo import AsyncMongoClient
+
+pytestmark = pytest.mark.integration
+
+ACTOR = {"X-Actor": "rm-0042"}
+CORE = "/bank/core-banking"
+
+
+@pytest.fixture
+async def service(
+    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str]
+) -> AsyncIterator[tuple[CustomerService, httpx.AsyncClient]]:
+    settings = CustomerSettings(
+        kafka_bootstrap=crm_servers.kafka_bootstrap,
+        mongo_uri=crm_servers.mongo_uri,
+        data_dir=tmp_path,
+        namespace=unique_name("ns")[:40],
+    )
+    customer_service = bootstrap(settings)
+    async with (
+        serving(create_app(customer_service)) as url,
+        httpx.AsyncClient(base_url=url, headers=ACTOR, timeout=30) as client,
+    ):
+        yield customer_service, client
+    cleaner: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
+    await cleaner.drop_database(settings.mongo_database("customer"))
+    await cleaner.close()
+
+
+def registration(customer_id: str, name: str) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "customer_type": "individual",
+        "name": {"full_name": name},
+        "status": "active",
+        "birth_date": "1985-06-30",
+        "branch_id": "BR-001",
+    }
+
+
+async def test_a_customer_composed_from_every_stream(
+    service: tuple[CustomerService, httpx.AsyncClient],
+    crm_servers: Servers,
+    unique_name: Callable[[str], str],
+) -> None:
+    customer_service, client = service
+    suffix = unique_name("")[-8:]
+    customer, stranger = f"C-{suffix}", f"C-{suffix}-X"
+    account, loan, opportunity, contact = (f"{p}-{suffix}" for p in ("ACC", "LN", "OPP", "CT"))
+
+    created = await client.post("/customers", json=registration(customer, "Zhou Xun"))
+    assert created.status_code == 201, created.text
+
+    def account_opened(number: str, product_type: str) -> Any:
+        return cloudevent("bank.corebanking.account.opened", number, 1, {
+            "customer_id": customer, "product_code": "P-" + product_type,
+            "product_name": product_type, "product_type": product_type, "currency": "CNY",
+            "branch_id": "BR-001", "opened_on": "2026-03-01"})  # fmt: skip
+
+    def balance(number: str, product_type: str, amount: str) -> Any:
+        return cloudevent("bank.corebanking.account.balance_changed", number, 2, {
+            "customer_id": customer, "product_type": product_type,
+            "previous_balance": {"amount": "0", "currency": "CNY"},
+            "balance": {"amount": amount, "currency": "CNY"},
+            "changed_at": "2026-11-20T10:00:00+00:00"})  # fmt: skip
+
+    poison = cloudevent("bank.corebanking.account.opened", f"BAD-{suffix}", 1, {"customer_id": 7})
+    await produce_plain(crm_servers.kafka_bootstrap, [
+        ("bank.corebanking.accounts", account_opened(account, "savings")),
+        ("bank.corebanking.accounts", balance(account, "savings", "250000.00")),
+        ("bank.corebanking.accounts", account_opened(loan, "loan")),
+        ("bank.corebanking.accounts", balance(loan, "loan", "90000.00")),
+        ("bank.corebanking.accounts", poison),
+        ("bank.corebanking.customers", cloudevent(
+            "bank.corebanking.customer.data_changed", customer, 1,
+            {"phone": "+86 138 0000 1234", "name": {"full_name": "Zhou Xun (legal)"}})),
+        # Core banking knows this customer before the CRM does: the change is parked.
+        ("bank.corebanking.customers", cloudevent(
+            "bank.corebanking.customer.data_changed", stranger, 1, {"email": "x@bank.cn"})),
+        ("crm.opportunity.events", cloudevent("crm.opportunity.created", opportunity, 1, {
+            "customer_id": customer, "title": "Pension plan", "products": ["PEN-1"],
+            "probability": 40, "expected_value": {"amount": "50000", "currency": "CNY"},
+            "start_date": "2026-11-01", "expected_close_date": "2027-01-31",
+            "manager_id": "RM-0042", "branch_id": "BR-001", "source": "relationship_manager"},
+            source="/crm/opportunity")),
+        ("crm.contactlog.events", cloudevent("crm.contact.logged", contact, 1, {
+            "customer_id": customer, "category": "visit", "summary": "Annual review",
+            "called": False, "outcome": "interested", "manager_id": "RM-0042",
+            "started_at": "2026-11-21T09:00:00+00:00"}, source="/crm/contact-log")),
+    ])  # fmt: skip
+
+    # Read-your-writes over HTTP: registered (1) and core banking's data applied (2).
+    composed = await client.get(
+        f"/customers/{customer}/view", params={"min_version": 2, "wait_ms": 10_000}
+    )
+    assert composed.status_code == 200, composed.text
+    positions = customer_service.queries.positions
+    for source, aggregate, version in [
+        (CORE, account, 2), (CORE, loan, 2), ("/crm/opportunity", opportunity, 1),
+        ("/crm/contact-log", contact, 1),
+    ]:  # fmt: skip
+        assert await wait_until_applied(positions, source, aggregate, version, within=20)
+    view = (await client.get(f"/customers/{customer}/view")).json()
+
+    assert view["name"]["full_name"] == "Zhou Xun (legal)"
+    assert view["profile"]["phone"] == "+86 138 0000 1234"
+    assert view["holdings"]["assets_under_management"] == {"CNY": "250000.00"}
+    assert view["holdings"]["liabilities"] == {"CNY": "90000.00"}
+    assert view["holdings"]["open_accounts"] == 2
+    assert view["opportunities"]["open_count"] == 1
+    assert view["opportunities"]["weighted_value"] == {"CNY": "20000"}
+    assert view["last_contacts"][0]["summary"] == "Annual review"
+    assert view["signals"]["last_contact_at"].startswith("2026-11-21")
+
+    found = await client.get("/customers", params={"name": "zhou", "branch_id": "BR-001"})
+    assert customer in [item["customer_id"] for item in found.json()["items"]]
+
+    # The parked change lands once the customer registers.
+    registered = await client.post("/customers", json=registration(stranger, "New Comer"))
+    assert registered.json()["version"] == 1
+    late = await client.get(
+        f"/customers/{stranger}/view", params={"min_version": 2, "wait_ms": 10_000}
+    )
+    assert late.status_code == 200, late.text
+    assert late.json()["profile"]["email"] == "x@bank.cn"
+
+    letters = await dead_letters_for(crm_servers.kafka_bootstrap, f"BAD-{suffix}".encode())
+    assert len(letters) == 1
+    assert letters[0]["dlq_code"] == "invalid_body"
+    assert letters[0]["dlq_consumer"].endswith("customer.customer_view")
+    assert "customer_id" in letters[0]["dlq_reason"]
+
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+
+
+async def dead_letters_for(bootstrap: str, key: bytes, within: float = 30) -> list[dict[str, str]]:
+    """Headers of the dead letters with ``key``, once there is one and the topic is read."""
+    consumer = AIOKafkaConsumer(
+        "crm.deadletter", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )  # fmt: skip
+    await consumer.start()
+    found: list[dict[str, str]] = []
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    found += [
+                        {name: value.decode() for name, value in r.headers}
+                        for r in records
+                        if r.key == key
+                    ]
+                partitions = list(consumer.assignment())
+                ends = await consumer.end_offsets(partitions) if partitions else {}
+                caught_up = all([await consumer.position(tp) >= end for tp, end in ends.items()])
+                if found and caught_up:
+                    return found
+    finally:
+        await consumer.stop()
