@@ -27,9 +27,8 @@ infra-down:  ## stop exactly the servers infra-up started
 infra-status:  ## version, address, PID and data dir of each server
 	@$(UV) run crm-infra status
 
-run: infra-up  ## the whole system: infrastructure and services
-	@$(UV) run crm-infra status
-	@echo "No service is built yet: 'make run' starts the infrastructure only. Stop it with 'make infra-down'."
+run: setup  ## the whole system: infrastructure, services, simulated bank (Ctrl-C stops all)
+	@$(UV) run crm-run
 
 test: setup  ## unit and integration tests (starts and stops its own servers)
 	@$(UV) run pytest

@@ -7,6 +7,7 @@ file is valid Compose, every image is an official one, and every service we name
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +55,12 @@ def test_every_referenced_service_and_volume_exists(compose: dict[str, Any]) -> 
             source = str(mount).split(":", 1)[0]
             if not source.startswith((".", "/")):
                 assert source in volumes, source
+
+
+def test_every_service_is_in_the_compose_file(compose: dict[str, Any]) -> None:
+    for pyproject in sorted((ROOT / "services").glob("*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text())["project"]
+        service = compose["services"].get(pyproject.parent.name)
+        assert service is not None, f"{pyproject.parent} has no entry in docker-compose.yml"
+        assert service["build"]["args"]["PACKAGE"] == project["name"]
+        assert service["command"][0] in project["scripts"]

@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 from crm_backbone.kafka import ensure_topics, reliable_producer
 from crm_events.topics import Service, produced_by, topic_for, topic_specs
 
+from crm_simulator.day import scripted_day
 from crm_simulator.feed import FeedEvent, feed
 from crm_simulator.population import population
 from crm_simulator.publisher import Progress, publish
@@ -154,3 +155,18 @@ def _report(event: str) -> Callable[[Progress], None]:
         )
 
     return report
+
+
+@app.command("day")
+def day_command(
+    service: Annotated[
+        list[str], typer.Option(metavar="NAME=URL", help="A service's base URL, e.g. customer=...")
+    ],
+    seed: Annotated[int, typer.Option(help="Seed of the population")] = 42,
+    customers: Annotated[int, typer.Option(min=1, help="Size of the population")] = 200,
+) -> None:
+    """Run a scripted day of relationship-manager work through the services' APIs."""
+    urls = dict(value.split("=", 1) for value in service)
+    reports = asyncio.run(scripted_day(urls, population(seed, customers), seed))
+    for name, report in reports.items():
+        log.info("day done", service=name, calls=report.calls, refused=report.refused)

@@ -35,11 +35,12 @@ from crm_events.common import (
     ValueBand,
 )
 from crm_events.customer import CustomerStatus, GroupRole, GroupType, RelationshipType
+from crm_events.generate import asyncapi_document
 from fastapi import Depends, FastAPI, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm_customer.application import CustomerNotFound, StaleVersion
-from crm_customer.bootstrap import CustomerService
+from crm_customer.bootstrap import SERVICE, CustomerService
 from crm_customer.domain import (
     CORE_OWNED_FIELDS,
     Conflict,
@@ -259,7 +260,7 @@ def create_app(service: CustomerService, *, run_workers: bool = True) -> FastAPI
         responses=PROBLEM_RESPONSES,
     )
     install_problem_handlers(app, DOMAIN_ERRORS)
-    app.include_router(ops_router(service.runtime.readiness_checks))
+    app.include_router(ops_router(service.runtime.readiness_checks, asyncapi_document(SERVICE)))
     commands = service.application
     queries = service.queries
 

@@ -155,9 +155,15 @@ ReadinessCheck = Callable[[], Awaitable[str | None]]
 """Returns None when ready, else why not."""
 
 
-def ops_router(checks: Callable[[], Mapping[str, ReadinessCheck]]) -> APIRouter:
-    """``/healthz`` (the process answers), ``/readyz`` (its dependencies answer), ``/metrics``."""
+def ops_router(
+    checks: Callable[[], Mapping[str, ReadinessCheck]], asyncapi: Mapping[str, Any]
+) -> APIRouter:
+    """``/healthz`` (alive), ``/readyz`` (dependencies answer), ``/metrics``, ``/asyncapi.json``."""
     router = APIRouter(tags=["operations"])
+
+    @router.get("/asyncapi.json", summary="AsyncAPI document of the events this service uses")
+    async def asyncapi_json() -> Mapping[str, Any]:
+        return asyncapi
 
     @router.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:

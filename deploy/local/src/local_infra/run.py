@@ -1,0 +1,238 @@
+"""``crm-run``: the whole system on one machine, supervised, until Ctrl-C.
+
+Starts the infrastructure (profile ``run``), every built service (API, relay and
+consumers in one process each), the simulated core-banking feed and the scripted day of
+relationship-manager work; restarts a process that crashes (and logs it); prints the
+URLs and, every few seconds, one status line. Ctrl-C stops the children and the servers
+it started; the next run resumes on the same data (``var/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Annotated
+
+import httpx
+import typer
+
+from local_infra.infra import PROFILES, Infra
+from local_infra.paths import PROJECT_ROOT
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    script: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+SERVICES = (
+    ServiceSpec("customer", "crm-customer", 8101),
+    ServiceSpec("opportunity", "crm-opportunity", 8102),
+    ServiceSpec("campaign", "crm-campaign", 8103),
+    ServiceSpec("contact-log", "crm-contactlog", 8104),
+)
+
+
+@dataclass
+class Child:
+    """A supervised child process: restarted with a growing delay when it crashes."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str]
+    restart: bool = True
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            *self.argv, stdout=self._log, stderr=asyncio.subprocess.STDOUT, env=self.env,
+            start_new_session=True,
+        )  # fmt: skip
+        self.started_at = time.monotonic()
+
+    async def supervise(self) -> None:
+        """Wait for the child; restart it if it dies while it should be running."""
+        while True:
+            assert self.process is not None
+            code = await self.process.wait()
+            if not self.restart:
+                return
+            self.restarts += 1
+            crashed_early = time.monotonic() - self.started_at < 30
+            delay = min(2**self.restarts, 30) if crashed_early else 1
+            _say(f"! {self.name} exited with code {code}; restart in {delay}s ({self.log_path})")
+            await asyncio.sleep(delay)
+            await self.start()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        self.restart = False
+        process = self.process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), grace)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+        if self._log is not None:
+            self._log.close()
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def _wait_ready(client: httpx.AsyncClient, spec: ServiceSpec, within: float = 120) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if (await client.get(f"{spec.url}/readyz")).status_code == 200:
+                return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def _status_line(
+    client: httpx.AsyncClient, services: Sequence[ServiceSpec], last: dict[str, float]
+) -> str:
+    """``name: ready 123 ev/s lag 4`` per service, from its /readyz and /metrics."""
+    parts = []
+    now = time.monotonic()
+    for spec in services:
+        try:
+            ready = (await client.get(f"{spec.url}/readyz")).status_code == 200
+            metrics = (await client.get(f"{spec.url}/metrics")).text
+        except httpx.HTTPError:
+            parts.append(f"{spec.name}: down")
+            continue
+        applied = _metric_sum(metrics, "crm_projection_events_total", 'outcome="applied"')
+        lag = _metric_sum(metrics, "crm_consumer_lag")
+        published = _metric_sum(metrics, "crm_relay_published_events_total")
+        before, at = last.get(spec.name, applied), last.get(f"{spec.name}@", now)
+        rate = (applied - before) / (now - at) if now > at else 0.0
+        last[spec.name], last[f"{spec.name}@"] = applied, now
+        state = "ready" if ready else "NOT READY"
+        parts.append(
+            f"{spec.name}: {state} {rate:,.0f} ev/s applied={applied:,.0f} "
+            f"published={published:,.0f} lag={lag:,.0f}"
+        )
+    return time.strftime("%H:%M:%S ") + " | ".join(parts)
+
+
+def _metric_sum(text: str, name: str, having: str = "") -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#") and having in line:
+            with contextlib.suppress(ValueError):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def run_system(seed: int, customers: int, rate: float, status_every: float) -> None:
+    infra = Infra(PROFILES["run"])
+    _say("starting Kafka, MongoDB and PostgreSQL ...")
+    await asyncio.to_thread(infra.up)
+    servers = infra.env()
+    env = (
+        os.environ
+        | servers
+        | {
+            "CRM_LOG_FORMAT": "json",
+            "CRM_DATA_DIR": str(PROJECT_ROOT / "var" / "services"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    logs = PROJECT_ROOT / "var" / "run" / "logs"
+    bin_dir = Path(sys.executable).parent
+    services = [s for s in SERVICES if (bin_dir / s.script).exists() or shutil.which(s.script)]
+    children = [
+        Child(
+            s.name,
+            [str(bin_dir / s.script), "serve", "--port", str(s.port)],
+            logs / f"{s.name}.log",
+            env,
+        )
+        for s in services
+    ]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    supervisors: list[asyncio.Task[None]] = []
+    try:
+        for child in children:
+            await child.start()
+            supervisors.append(asyncio.create_task(child.supervise()))
+        async with httpx.AsyncClient(timeout=5) as client:
+            for spec in services:
+                ready = await _wait_ready(client, spec)
+                _say(f"{spec.name:<12} {'ready' if ready else 'NOT READY'}  API {spec.url}/docs  "
+                     f"AsyncAPI {spec.url}/asyncapi.json  metrics {spec.url}/metrics")  # fmt: skip
+            simulator = [str(bin_dir / "crm-simulate")]
+            feed = Child(
+                "core-banking feed",
+                [*simulator, "feed", "--seed", str(seed), "--customers", str(customers),
+                 "--rate", str(rate), "--create-topics"],
+                logs / "core-banking-feed.log", env,
+            )  # fmt: skip
+            day = Child(
+                "scripted day",
+                [*simulator, "day", "--seed", str(seed), "--customers", str(customers),
+                 *(f"--service={s.name}={s.url}" for s in services)],
+                logs / "scripted-day.log", env, restart=False,
+            )  # fmt: skip
+            for child in (feed, day):
+                await child.start()
+                children.append(child)
+                supervisors.append(asyncio.create_task(child.supervise()))
+            _say(f"simulated bank: {customers} customers, seed {seed}, {rate:g} events/s; "
+                 f"logs in {logs}. Ctrl-C stops everything.")  # fmt: skip
+            last: dict[str, float] = {}
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), status_every)
+                if not stop.is_set():
+                    _say(await _status_line(client, services, last))
+    finally:
+        _say("stopping ...")
+        for task in supervisors:
+            task.cancel()
+        await asyncio.gather(*(child.stop() for child in reversed(children)))
+        await asyncio.to_thread(infra.down)
+        _say("stopped: no process left running; data kept in var/ for the next run")
+
+
+cli = typer.Typer(add_completion=False)
+
+
+@cli.command()
+def main(
+    seed: Annotated[int, typer.Option(help="Seed of the simulated bank")] = 42,
+    customers: Annotated[int, typer.Option(help="Customers in the simulated bank")] = 200,
+    rate: Annotated[float, typer.Option(help="Core-banking events per second")] = 20,
+    status_every: Annotated[float, typer.Option(help="Seconds between status lines")] = 5,
+) -> None:
+    """Run the whole system (infrastructure, services, simulated bank) until Ctrl-C."""
+    asyncio.run(run_system(seed, customers, rate, status_every))
