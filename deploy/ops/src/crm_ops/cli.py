@@ -1,0 +1,277 @@
+"""``crm-ops``: the operators' command line.
+
+Every command talks to the genuine servers (addresses from ``CRM_KAFKA_BOOTSTRAP`` and
+``CRM_MONGO_URI``, as ``crm-infra`` writes them) and says clearly which one is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
+
+import httpx
+import typer
+from aiokafka.errors import KafkaError
+from crm_backbone.kafka import ensure_topics
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+from rich.console import Console
+from rich.table import Table
+
+from crm_ops.deadletters import DeadLetter, DeadLetterLedger, read_all, redrive
+from crm_ops.kafka_state import group_lag, verify_topics
+
+T = TypeVar("T")
+console = Console()
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+topics_app = typer.Typer(no_args_is_help=True, help="The contract's topics on the broker.")
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: inspect, redrive, purge.")
+relay_app = typer.Typer(no_args_is_help=True, help="Each service's relay (event store -> Kafka).")
+app.add_typer(topics_app, name="topics")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(relay_app, name="relay")
+
+Bootstrap = Annotated[
+    str, typer.Option(envvar="CRM_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers")
+]
+MongoUri = Annotated[str, typer.Option(envvar="CRM_MONGO_URI", help="MongoDB URI")]
+Actor = Annotated[str, typer.Option(help="Who is acting (recorded)")]
+Reason = Annotated[str, typer.Option(help="Why (recorded)")]
+USER = getpass.getuser()
+DEFAULT_KAFKA = "127.0.0.1:19092"
+DEFAULT_MONGO = "mongodb://127.0.0.1:27117/?replicaSet=rs0"
+SERVICES = {
+    "customer": "http://127.0.0.1:8101",
+    "opportunity": "http://127.0.0.1:8102",
+    "campaign": "http://127.0.0.1:8103",
+    "contact-log": "http://127.0.0.1:8104",
+}
+
+
+def _run(work: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
+    """Run ``work``; a server that does not answer is a clear error, exit code 2."""
+    try:
+        return asyncio.run(work())
+    except KafkaError as error:
+        console.print(f"[red]Kafka does not answer ({what}): {error!r}[/red]")
+    except PyMongoError as error:
+        console.print(f"[red]MongoDB does not answer ({what}): {error}[/red]")
+    raise typer.Exit(2)
+
+
+# topics ------------------------------------------------------------------------------
+
+
+@topics_app.command("verify")
+def topics_verify(bootstrap: Bootstrap = DEFAULT_KAFKA) -> None:
+    """Check every contract topic exists with its partitions and settings (exit 1 if not)."""
+    checks = _run(lambda: verify_topics(bootstrap), bootstrap)
+    table = Table("topic", "state")
+    for check in checks:
+        table.add_row(
+            check.name, "[green]ok[/green]" if check.ok else "[red]" + "; ".join(check.problems)
+        )
+    console.print(table)
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
+@topics_app.command("create")
+def topics_create(bootstrap: Bootstrap = DEFAULT_KAFKA) -> None:
+    """Create the contract's missing topics."""
+    created = _run(lambda: ensure_topics(bootstrap), bootstrap)
+    console.print(f"created: {', '.join(created) or 'none (all present)'}")
+
+
+# projections -------------------------------------------------------------------------
+
+
+@app.command("projections")
+def projections(
+    bootstrap: Bootstrap = DEFAULT_KAFKA,
+    mongo_uri: MongoUri = DEFAULT_MONGO,
+    namespace: Annotated[str, typer.Option(help="Consumer groups' prefix")] = "crm",
+) -> None:
+    """Each consumer group: position and lag per partition, and its last dead letter."""
+
+    async def gather() -> tuple[list[Any], dict[str, DeadLetter]]:
+        lags = await group_lag(bootstrap, f"{namespace}.")
+        last: dict[str, DeadLetter] = {}
+        async for letter in read_all(bootstrap):
+            last[letter.header("dlq_consumer")] = letter
+        return lags, last
+
+    lags, last_errors = _run(gather, bootstrap)
+    table = Table("consumer group", "topic", "partition", "position", "end", "lag")
+    for row in lags:
+        table.add_row(row.group, row.topic, str(row.partition), str(row.committed), str(row.end),
+                      f"[yellow]{row.lag}" if row.lag else "0")  # fmt: skip
+    console.print(table)
+    for group in sorted({row.group for row in lags}):
+        letter = last_errors.get(group)
+        if letter is not None:
+            when, code = letter.header("dlq_time"), letter.header("dlq_code")
+            console.print(f"{group}: last error {when} [{code}] {letter.header('dlq_reason')}")
+
+
+# dead letters ------------------------------------------------------------------------
+
+
+def _ledger(mongo_uri: str) -> tuple[AsyncMongoClient[dict[str, Any]], DeadLetterLedger]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_uri, serverSelectionTimeoutMS=5000
+    )
+    return client, DeadLetterLedger(client["crm_ops"]["dead_letter_actions"])
+
+
+async def _letters(
+    bootstrap: str, mongo_uri: str, pending_only: bool
+) -> tuple[list[DeadLetter], dict[str, dict[str, Any]]]:
+    client, ledger = _ledger(mongo_uri)
+    try:
+        done = await ledger.done()
+    finally:
+        await client.close()
+    letters = [
+        letter async for letter in read_all(bootstrap) if not (pending_only and letter.id in done)
+    ]
+    return letters, done
+
+
+@dlq_app.command("list")
+def dlq_list(
+    bootstrap: Bootstrap = DEFAULT_KAFKA,
+    mongo_uri: MongoUri = DEFAULT_MONGO,
+    all_letters: Annotated[bool, typer.Option("--all", help="Include redriven and purged")] = False,
+    consumer: Annotated[str | None, typer.Option(help="Only this consumer group")] = None,
+) -> None:
+    """Dead letters with their reasons (pending ones unless --all)."""
+    letters, done = _run(lambda: _letters(bootstrap, mongo_uri, not all_letters), bootstrap)
+    table = Table("id", "code", "reason", "from", "consumer", "time", "state")
+    for letter in letters:
+        if consumer and letter.header("dlq_consumer") != consumer:
+            continue
+        action = done.get(letter.id)
+        table.add_row(
+            letter.id, letter.header("dlq_code"), letter.header("dlq_reason")[:80],
+            f"{letter.header('dlq_topic')}[{letter.header('dlq_partition')}]@"
+            f"{letter.header('dlq_offset')}",
+            letter.header("dlq_consumer"), letter.header("dlq_time")[:19],
+            f"{action['action']} by {action['actor']}" if action else "pending",
+        )  # fmt: skip
+    console.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    letter_id: Annotated[str, typer.Argument(help="partition:offset in the dead-letter topic")],
+    bootstrap: Bootstrap = DEFAULT_KAFKA,
+    mongo_uri: MongoUri = DEFAULT_MONGO,
+) -> None:
+    """One dead letter: every header and its body."""
+    letters, done = _run(lambda: _letters(bootstrap, mongo_uri, False), bootstrap)
+    letter = next((item for item in letters if item.id == letter_id), None)
+    if letter is None:
+        console.print(f"[red]no dead letter {letter_id}[/red]")
+        raise typer.Exit(1)
+    console.print(f"key: {letter.key!r}")
+    for name, value in letter.headers:
+        console.print(f"{name}: {value.decode(errors='replace')}")
+    try:
+        console.print_json(json.dumps(json.loads(letter.value or b"")))
+    except ValueError:
+        console.print(f"body (not JSON): {letter.value!r}")
+    if letter.id in done:
+        console.print(f"state: {done[letter.id]}")
+
+
+def _act(
+    ids: list[str], bootstrap: str, mongo_uri: str, actor: str, reason: str, send: bool
+) -> None:
+    async def work() -> int:
+        letters, _ = await _letters(bootstrap, mongo_uri, True)
+        chosen = [letter for letter in letters if letter.id in ids]
+        missing = set(ids) - {letter.id for letter in chosen}
+        if missing:
+            console.print(f"[red]not pending (unknown, redriven or purged): {sorted(missing)}")
+            raise typer.Exit(1)
+        if send:
+            await redrive(bootstrap, chosen)
+        client, ledger = _ledger(mongo_uri)
+        try:
+            for letter in chosen:
+                await ledger.record(letter, "redriven" if send else "purged", actor, reason)
+        finally:
+            await client.close()
+        return len(chosen)
+
+    count = _run(work, bootstrap)
+    console.print(f"{'redriven' if send else 'purged'}: {count} dead letter(s), by {actor}")
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    ids: Annotated[list[str], typer.Argument(help="partition:offset of each letter")],
+    reason: Reason,
+    bootstrap: Bootstrap = DEFAULT_KAFKA,
+    mongo_uri: MongoUri = DEFAULT_MONGO,
+    actor: Actor = USER,
+) -> None:
+    """Send dead letters back to their topics (after the fix), recording who did it."""
+    _act(ids, bootstrap, mongo_uri, actor, reason, send=True)
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    ids: Annotated[list[str], typer.Argument(help="partition:offset of each letter")],
+    reason: Reason,
+    bootstrap: Bootstrap = DEFAULT_KAFKA,
+    mongo_uri: MongoUri = DEFAULT_MONGO,
+    actor: Actor = USER,
+) -> None:
+    """Drop dead letters for good, recording who did it and why."""
+    _act(ids, bootstrap, mongo_uri, actor, reason, send=False)
+
+
+# relays ------------------------------------------------------------------------------
+
+
+@relay_app.command("status")
+def relay_status(
+    service: Annotated[
+        list[str] | None,
+        typer.Option(metavar="NAME=URL", help="Service URLs (default: make run's)"),
+    ] = None,
+) -> None:
+    """Each service's relay: published position against its event store's head."""
+    urls = dict(value.split("=", 1) for value in service) if service else SERVICES
+    table = Table("service", "relay", "position", "store head", "behind")
+    failed = False
+    for name, url in urls.items():
+        try:
+            metrics = httpx.get(f"{url}/metrics", timeout=5).text
+        except httpx.HTTPError as error:
+            table.add_row(name, "-", "-", "-", f"[red]service does not answer: {error}")
+            failed = True
+            continue
+        positions = _gauges(metrics, "crm_relay_position")
+        heads = _gauges(metrics, "crm_relay_store_head")
+        for relay, position in positions.items():
+            head = heads.get(relay, position)
+            table.add_row(name, relay, f"{position:.0f}", f"{head:.0f}", f"{head - position:.0f}")
+    console.print(table)
+    if failed:
+        raise typer.Exit(2)
+
+
+def _gauges(text: str, name: str) -> dict[str, float]:
+    """``{label value: gauge}`` of a one-label gauge in Prometheus text format."""
+    values = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels, _, value = line.rpartition(" ")
+            values[labels.split('"')[1]] = float(value)
+    return values

@@ -1,0 +1,108 @@
+"""Dead letters: list them with their reasons, show one, redrive it after a fix, or purge it.
+
+A dead letter is identified by its place in the dead-letter topic (``partition:offset``).
+Kafka records are immutable, so what was done with each (redriven or purged, by whom,
+when, why) is recorded in the ops database in MongoDB; ``list`` shows the pending ones
+unless asked for all.
+
+Redriving sends the original record (key, value, original headers) back to the topic it
+was read from: every consumer of that topic sees it again, and those that applied it
+already skip it (they are idempotent), so only the one that gave up on it applies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from crm_backbone.kafka import reliable_producer
+from crm_events.topics import DEAD_LETTER
+from pymongo.asynchronous.collection import AsyncCollection
+
+from crm_ops.kafka_state import admin_client
+
+DLQ_PREFIX = "dlq_"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+    def header(self, name: str) -> str:
+        for header, value in self.headers:
+            if header == name:
+                return value.decode(errors="replace")
+        return ""
+
+    @property
+    def original_headers(self) -> list[tuple[str, bytes]]:
+        return [(name, value) for name, value in self.headers if not name.startswith(DLQ_PREFIX)]
+
+
+async def read_all(bootstrap: str, topic: str = DEAD_LETTER.name) -> AsyncIterator[DeadLetter]:
+    """Every record of the dead-letter topic, from the beginning to its current end."""
+    async with admin_client(bootstrap) as admin:
+        (described,) = await admin.describe_topics([topic])
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batches.items():
+                for r in records:
+                    if r.offset < ends[tp]:
+                        yield DeadLetter(tp.partition, r.offset, r.key, r.value, tuple(r.headers))
+            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
+    finally:
+        await consumer.stop()
+
+
+class DeadLetterLedger:
+    """What was done with each dead letter: ``{_id: id, action, actor, reason, at}``."""
+
+    def __init__(self, actions: AsyncCollection[dict[str, Any]]) -> None:
+        self.actions = actions
+
+    async def done(self) -> dict[str, dict[str, Any]]:
+        return {doc["_id"]: doc async for doc in self.actions.find({})}
+
+    async def record(self, letter: DeadLetter, action: str, actor: str, reason: str) -> None:
+        await self.actions.update_one(
+            {"_id": letter.id},
+            {"$set": {"action": action, "actor": actor, "reason": reason, "at": datetime.now(UTC),
+                      "topic": letter.header("dlq_topic"), "code": letter.header("dlq_code")}},
+            upsert=True,
+        )  # fmt: skip
+
+
+async def redrive(bootstrap: str, letters: list[DeadLetter]) -> int:
+    """Send each letter's original record back to its topic; how many were sent."""
+    producer = reliable_producer(bootstrap)
+    await producer.start()
+    try:
+        for letter in letters:
+            await producer.send_and_wait(
+                letter.header("dlq_topic"),
+                value=letter.value,
+                key=letter.key,
+                headers=letter.original_headers,
+            )
+    finally:
+        await producer.stop()
+    return len(letters)

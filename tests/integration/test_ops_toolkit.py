@@ -1,0 +1,153 @@
+"""crm-ops against the genuine servers: topics, dead letters fixed and redriven, lag."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from crm_backbone.kafka import KafkaDeadLetters, reliable_producer
+from crm_backbone.projection import ProjectionEngine, ViewUpdate
+from crm_backbone.relay import integration_envelope
+from crm_backbone.testing import SOURCE, CustomerCards, Customers, translate
+from crm_events.customer import CustomerProfileUpdated
+from crm_events.envelope import Envelope, to_kafka
+from crm_events.registry import EventPayload
+from crm_events.topics import TopicSpec
+from crm_ops.cli import app
+from crm_ops.deadletters import DeadLetterLedger, read_all, redrive
+from crm_ops.kafka_state import group_lag, verify_topics
+from local_infra.pytest_plugin import Servers
+from pymongo import AsyncMongoClient
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.integration
+
+POISON_PHONE = "+00 0000 0000"
+
+
+class FixedCards(CustomerCards):
+    """The same view after the fix: the phone its handler refused is now accepted."""
+
+    def profile_updated(self, envelope: Envelope[EventPayload]) -> Iterable[ViewUpdate]:
+        data = envelope.data
+        assert isinstance(data, CustomerProfileUpdated)
+        yield ViewUpdate(
+            "cards", envelope.aggregateid, {"$set": {"phone": data.phone}, "$inc": {"changes": 1}}
+        )
+
+
+async def consume(bootstrap: str, topic: str, group: str, engine: ProjectionEngine) -> None:
+    """Apply everything now in ``topic`` with ``engine``, committing as the service would."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=200)
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+            batch = await consumer.getmany(timeout_ms=500)
+            records = [r for rs in batch.values() for r in rs]
+            if records:
+                await engine.process(records)
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def test_a_dead_letter_fixed_and_redriven_is_applied_exactly_once(
+    crm_servers: Servers,
+    kafka_topics: Callable[..., Awaitable[str]],
+    mongo_database: str,
+) -> None:
+    bootstrap = crm_servers.kafka_bootstrap
+    topic, dead_letter_topic = await kafka_topics("cards"), await kafka_topics("dlq")
+    customers = Customers(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    customer = customers.register("Wang Fang")
+    customers.change_phone(customer, POISON_PHONE)
+    events: list[Any] = list(customers.events.get(customer))
+    records = [
+        to_kafka(integration_envelope(e, payload, SOURCE))
+        for e in events
+        if (payload := translate(e)) is not None
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    for record in records:
+        await producer.send_and_wait(topic, record.value, key=record.key, headers=record.headers)
+
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
+    database = mongo[mongo_database]
+    group = f"g-{uuid.uuid4()}"
+    dlq_producer = reliable_producer(bootstrap)
+    await dlq_producer.start()
+    try:
+        letters_out = KafkaDeadLetters(dlq_producer, dead_letter_topic)
+        await consume(
+            bootstrap, topic, group, ProjectionEngine(CustomerCards(), database, letters_out, group)
+        )
+        (letter,) = [letter async for letter in read_all(bootstrap, dead_letter_topic)]
+        assert letter.header("dlq_code") == "handler_error"
+        assert letter.header("dlq_topic") == topic
+
+        # After the fix: redrive, then the consumer group goes on from where it was.
+        assert await redrive(bootstrap, [letter]) == 1
+        ledger = DeadLetterLedger(database["dead_letter_actions"])
+        await ledger.record(letter, "redriven", "ops-on-call", "handler fixed")
+        fixed = ProjectionEngine(FixedCards(), database, letters_out, group)
+        await consume(bootstrap, topic, group, fixed)
+        # Redelivered again (a replay): still applied once.
+        await consume(bootstrap, topic, f"{group}-replay", fixed)
+
+        card = await database.cards.find_one({"_id": str(customer)})
+        assert card is not None
+        assert card["phone"] == POISON_PHONE
+        assert card["changes"] == 2
+        assert [letter async for letter in read_all(bootstrap, dead_letter_topic)] == [letter]
+        assert (await ledger.done())[letter.id]["actor"] == "ops-on-call"
+
+        lags = await group_lag(bootstrap, group)
+        assert {lag.group for lag in lags} == {group, f"{group}-replay"}
+        assert all(lag.lag == 0 for lag in lags)
+    finally:
+        await dlq_producer.stop()
+        await producer.stop()
+        await mongo.close()
+
+
+async def test_topics_verify_reports_a_topic_with_wrong_partitions(
+    crm_servers: Servers, kafka_topics: Callable[..., Awaitable[str]]
+) -> None:
+    wrong = await kafka_topics("short", partitions=1)
+    spec = TopicSpec(wrong, 3, 1, {"cleanup.policy": "delete"})
+    (check,) = await verify_topics(crm_servers.kafka_bootstrap, [spec])
+    assert check.problems == ("1 partitions, contract says 3",)
+    (missing,) = await verify_topics(crm_servers.kafka_bootstrap, [spec._replace(name="no.such")])
+    assert missing.problems == ("missing",)
+
+
+def test_the_command_line_creates_and_verifies_topics_and_lists_dead_letters(
+    crm_servers: Servers,
+) -> None:
+    runner = CliRunner()
+    env = {
+        "CRM_KAFKA_BOOTSTRAP": crm_servers.kafka_bootstrap,
+        "CRM_MONGO_URI": crm_servers.mongo_uri,
+    }
+    assert runner.invoke(app, ["topics", "create"], env=env).exit_code == 0
+    verified = runner.invoke(app, ["topics", "verify"], env=env)
+    assert verified.exit_code == 0, verified.output
+    assert "crm.deadletter" in verified.output
+    listed = runner.invoke(app, ["dlq", "list", "--all"], env=env)
+    assert listed.exit_code == 0, listed.output
+
+
+def test_a_server_that_is_down_is_a_clear_error() -> None:
+    down = CliRunner().invoke(app, ["topics", "verify", "--bootstrap", "127.0.0.1:9"])
+    assert down.exit_code == 2
+    assert "Kafka does not answer" in down.output
