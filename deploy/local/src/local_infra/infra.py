@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,9 +64,11 @@ class Infra:
         self.write_env_file()
         return timings
 
-    def down(self) -> list[str]:
-        """Stop exactly the processes this profile started; names of those stopped."""
-        return [server.name for server in reversed(self.servers) if server.stop()]
+    def down(self, only: Collection[str] | None = None) -> list[str]:
+        """Stop exactly the processes this profile started (or those of them named in
+        ``only``); names of those stopped."""
+        chosen = [s for s in reversed(self.servers) if only is None or s.name in only]
+        return [server.name for server in chosen if server.stop()]
 
     def status(self) -> list[ServerStatus]:
         return [server.status() for server in self.servers]

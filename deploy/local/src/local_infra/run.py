@@ -150,23 +150,22 @@ def _metric_sum(text: str, name: str, having: str = "") -> float:
     return total
 
 
-async def run_system(seed: int, customers: int, rate: float, status_every: float) -> None:
-    infra = Infra(PROFILES["run"])
+async def run_system(
+    seed: int, customers: int, rate: float, status_every: float, profile: str, base_port: int
+) -> None:
+    infra = Infra(PROFILES[profile])
     _say("starting Kafka, MongoDB and PostgreSQL ...")
-    await asyncio.to_thread(infra.up)
+    started = await asyncio.to_thread(infra.up)
     servers = infra.env()
-    env = (
-        os.environ
-        | servers
-        | {
-            "CRM_LOG_FORMAT": "json",
-            "CRM_DATA_DIR": str(PROJECT_ROOT / "var" / "services"),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    defaults = {"CRM_LOG_FORMAT": "json", "CRM_DATA_DIR": str(PROJECT_ROOT / "var" / "services")}
+    env = defaults | dict(os.environ) | servers | {"PYTHONUNBUFFERED": "1"}
     logs = PROJECT_ROOT / "var" / "run" / "logs"
     bin_dir = Path(sys.executable).parent
-    services = [s for s in SERVICES if (bin_dir / s.script).exists() or shutil.which(s.script)]
+    services = [
+        ServiceSpec(s.name, s.script, s.port - SERVICES[0].port + base_port)
+        for s in SERVICES
+        if (bin_dir / s.script).exists() or shutil.which(s.script)
+    ]
     children = [
         Child(
             s.name,
@@ -220,8 +219,10 @@ async def run_system(seed: int, customers: int, rate: float, status_every: float
         for task in supervisors:
             task.cancel()
         await asyncio.gather(*(child.stop() for child in reversed(children)))
-        await asyncio.to_thread(infra.down)
-        _say("stopped: no process left running; data kept in var/ for the next run")
+        stopped = await asyncio.to_thread(infra.down, started)
+        kept = [s.name for s in infra.servers if s.name not in stopped]
+        note = f" ({', '.join(kept)} left running: up before this run)" if kept else ""
+        _say(f"stopped: no process left running; data kept in var/ for the next run{note}")
 
 
 cli = typer.Typer(add_completion=False)
@@ -233,6 +234,10 @@ def main(
     customers: Annotated[int, typer.Option(help="Customers in the simulated bank")] = 200,
     rate: Annotated[float, typer.Option(help="Core-banking events per second")] = 20,
     status_every: Annotated[float, typer.Option(help="Seconds between status lines")] = 5,
+    profile: Annotated[str, typer.Option(help="Servers' profile: run, or test")] = "run",
+    base_port: Annotated[int, typer.Option(help="Port of the first service's API")] = 8101,
 ) -> None:
     """Run the whole system (infrastructure, services, simulated bank) until Ctrl-C."""
-    asyncio.run(run_system(seed, customers, rate, status_every))
+    if profile not in PROFILES:
+        raise typer.BadParameter(f"one of {', '.join(PROFILES)}", param_hint="--profile")
+    asyncio.run(run_system(seed, customers, rate, status_every, profile, base_port))

@@ -1,0 +1,72 @@
+"""`make run`'s supervisor end to end: start, views fill, Ctrl-C, nothing left running."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+from local_infra.infra import ENV_KAFKA, PROFILES, Infra
+from local_infra.pytest_plugin import Servers
+
+pytestmark = pytest.mark.integration
+
+APPLIED = re.compile(r"customer: ready \d+ ev/s applied=([\d,]+)")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_the_system_runs_fills_its_views_and_stops_cleanly(
+    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str]
+) -> None:
+    if crm_servers.kafka_bootstrap != Infra(PROFILES["test"]).env()[ENV_KAFKA]:
+        pytest.skip("crm-run --profile test runs on the launcher's test servers only")
+    env = os.environ | {
+        "CRM_DATA_DIR": str(tmp_path),
+        "CRM_NAMESPACE": unique_name("run")[:30],
+    }
+    crm_run = Path(sys.executable).parent / "crm-run"
+    argv = [str(crm_run), "--profile", "test", "--base-port", str(free_port()),
+            "--customers", "20", "--rate", "100", "--status-every", "1"]  # fmt: skip
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    lines: list[str] = []
+    children: list[psutil.Process] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            children = children or psutil.Process(process.pid).children(recursive=True)
+            match = APPLIED.search(line)
+            if match and int(match.group(1).replace(",", "")) > 0:
+                break
+        else:
+            pytest.fail("crm-run ended before the views filled:\n" + "".join(lines))
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert any("crm-customer" in " ".join(c.cmdline()) for c in children)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+        lines.append(output)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = "".join(lines)
+    assert process.returncode == 0, text
+    assert "stopped: no process left running" in text
+    assert "customer     ready" in text
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    # The test session's servers were up before: crm-run leaves them running.
+    assert "left running" in text
