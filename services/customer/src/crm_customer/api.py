@@ -8,18 +8,17 @@ Errors are RFC 9457 problem documents.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
 
-from crm_backbone.http import (
-    PROBLEM_RESPONSES,
-    Caller,
-    Problem,
-    caller,
-    install_problem_handlers,
-    ops_router,
+from crm_backbone.http import Problem
+from crm_backbone.service_api import (
+    Command,
+    MinVersion,
+    WaitMs,
+    Who,
+    read_your_writes,
+    service_api,
 )
 from crm_events.common import (
     Address,
@@ -35,8 +34,7 @@ from crm_events.common import (
     ValueBand,
 )
 from crm_events.customer import CustomerStatus, GroupRole, GroupType, RelationshipType
-from crm_events.generate import asyncapi_document
-from fastapi import Depends, FastAPI, Path, Query, Response
+from fastapi import FastAPI, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm_customer.application import CustomerNotFound, StaleVersion
@@ -51,20 +49,6 @@ from crm_customer.domain import (
 from crm_customer.queries import CustomerView, SearchPage
 
 CustomerId = Annotated[str, Path(description="Unified customer number", examples=["C00012345"])]
-ExpectedVersion = Annotated[
-    int | None,
-    Field(
-        None, ge=1, description="Refuse the command (409) unless the customer is at this version"
-    ),
-]
-
-
-Who = Annotated[Caller, Depends(caller)]
-
-
-class Command(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    expected_version: ExpectedVersion = None
 
 
 class Accepted(BaseModel):
@@ -242,25 +226,15 @@ DOMAIN_ERRORS = {
 
 def create_app(service: CustomerService, *, run_workers: bool = True) -> FastAPI:
     """The API; with ``run_workers`` its process also runs the relay and the consumers."""
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if run_workers:
-            await service.runtime.start()
-        try:
-            yield
-        finally:
-            await service.close()
-
-    app = FastAPI(
+    app = service_api(
+        service=SERVICE,
         title="Customer service",
-        version="1.0",
         summary="Customers, their single customer view, search, households and groups",
-        lifespan=lifespan,
-        responses=PROBLEM_RESPONSES,
+        runtime=service.runtime,
+        close=service.close,
+        domain_errors=DOMAIN_ERRORS,
+        run_workers=run_workers,
     )
-    install_problem_handlers(app, DOMAIN_ERRORS)
-    app.include_router(ops_router(service.runtime.readiness_checks, asyncapi_document(SERVICE)))
     commands = service.application
     queries = service.queries
 
@@ -432,19 +406,10 @@ def create_app(service: CustomerService, *, run_workers: bool = True) -> FastAPI
     )
     async def view(
         customer_id: CustomerId,
-        min_version: Annotated[
-            int | None, Query(ge=1, description="Wait until the view has applied this version")
-        ] = None,
-        wait_ms: Annotated[int, Query(ge=0, le=10_000, description="How long to wait")] = 2_000,
+        min_version: MinVersion = None,
+        wait_ms: WaitMs = 2_000,
     ) -> CustomerView:
-        if min_version is not None and not await queries.wait_for(
-            customer_id, min_version, wait_ms / 1000
-        ):
-            raise Problem(
-                503, "view-behind", "Service unavailable",
-                f"the view has not applied version {min_version} of {customer_id} "
-                f"within {wait_ms} ms; retry", retry_after_ms=wait_ms,
-            )  # fmt: skip
+        await read_your_writes(queries.wait_for, customer_id, min_version, wait_ms)
         found = await queries.view(customer_id)
         if found is None:
             raise CustomerNotFound(customer_id)

@@ -6,14 +6,14 @@ Commands return the customer's new version, which a caller may pass back as
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from crm_backbone.aggregate import uuid_for
+from crm_backbone.application import ServiceApplication
 from crm_events.customer import GroupRole, GroupType, RelationshipType
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 
 from crm_customer.domain import Conflict, Customer, CustomerError, CustomerRetired, JsonDict
 
@@ -34,18 +34,10 @@ class StaleVersion(Conflict):
         self.current = current
 
 
-class CustomerApplication(Application[uuid.UUID]):
+class CustomerApplication(ServiceApplication):
     """Registers customers and runs every command on them."""
 
     snapshotting_intervals = {Customer: 50}
-
-    def __init__(self, env: dict[str, str] | None = None) -> None:
-        super().__init__(env)
-        self.on_saved: Callable[[], None] = lambda: None
-        """Called after each save (the relay uses it to publish without waiting)."""
-
-    def _notify(self, recordings: list[Recording[uuid.UUID]]) -> None:
-        self.on_saved()
 
     # Queries of the write side ----------------------------------------------------------
 

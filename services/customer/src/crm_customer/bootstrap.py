@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crm_backbone.projection import Document
-from crm_backbone.runtime import ServiceComponents, ServiceRuntime
+from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
-from pymongo import AsyncMongoClient
 
 from crm_customer.application import CustomerApplication
 from crm_customer.policies import CustomerPolicies
@@ -29,38 +27,21 @@ class CustomerSettings(ServiceSettings):
 
 
 @dataclass
-class CustomerService:
-    settings: CustomerSettings
+class CustomerService(ServiceHandle):
     application: CustomerApplication
+    settings: CustomerSettings
     queries: CustomerQueries
-    runtime: ServiceRuntime
-    mongo: AsyncMongoClient[Document]
-
-    async def close(self) -> None:
-        await self.runtime.stop()
-        await self.mongo.close()
-        self.application.close()
 
 
 def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
     settings = settings or CustomerSettings()
-    store = settings.event_store_config(SERVICE.value)
-    application = CustomerApplication(env=store.environment())
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
-    database = mongo[settings.mongo_database(SERVICE.value)]
-    runtime = ServiceRuntime(
-        ServiceComponents(
-            service=SERVICE,
-            application=application,
-            translate=translate,
-            database=database,
-            projections=[CustomerViews()],
-            policies=[CustomerPolicies(application, database)],
-        ),
-        kafka_bootstrap=settings.kafka_bootstrap,
-        postgres_dsn=store.postgres_dsn,
-        namespace=settings.namespace,
+    infra = Infrastructure.connect(settings, SERVICE)
+    application = CustomerApplication(env=infra.store.environment())
+    runtime = infra.runtime(
+        application,
+        translate,
+        projections=[CustomerViews()],
+        policies=[CustomerPolicies(application, infra.database)],
     )
-    application.on_saved = runtime.relay.nudge
-    queries = CustomerQueries(database, dormancy_days=settings.dormancy_days)
-    return CustomerService(settings, application, queries, runtime, mongo)
+    queries = CustomerQueries(infra.database, dormancy_days=settings.dormancy_days)
+    return CustomerService(application, runtime, infra.mongo, settings, queries)

@@ -7,8 +7,7 @@ private to the event store.
 
 from __future__ import annotations
 
-from typing import Any
-
+from crm_backbone.publication import translator
 from crm_events.customer import (
     ConsentChanged,
     CoreDataApplied,
@@ -44,10 +43,4 @@ PAYLOADS: dict[str, type[EventPayload]] = {
 """Domain event class (qualified name) -> payload model of its integration event."""
 
 
-def translate(domain_event: Any) -> EventPayload | None:
-    """The integration payload of a stored customer event (None: not published)."""
-    model = PAYLOADS.get(type(domain_event).__qualname__)
-    if model is None:
-        return None
-    fields = {name: getattr(domain_event, name) for name in model.model_fields}
-    return model.model_validate(fields)
+translate = translator(PAYLOADS)

@@ -18,8 +18,11 @@ from aiokafka import AIOKafkaProducer
 from crm_events.topics import Service
 from eventsourcing.application import Application
 from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from crm_backbone.application import ServiceApplication
+from crm_backbone.eventstore import EventStoreConfig
 from crm_backbone.http import ReadinessCheck
 from crm_backbone.kafka import (
     ConsumerHealth,
@@ -31,6 +34,7 @@ from crm_backbone.kafka import (
 from crm_backbone.policy import Policy, PolicyConsumer
 from crm_backbone.projection import Document, Projection, ProjectionEngine
 from crm_backbone.relay import OutboxRelay, Translate
+from crm_backbone.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
@@ -142,3 +146,53 @@ class ServiceRuntime:
     async def _consumers_flowing(self) -> str | None:
         stalled = [f"{h.group}: {why}" for h in self.health if (why := h.stalled())]
         return "; ".join(stalled) or None
+
+
+@dataclass
+class Infrastructure:
+    """What a service runs on: its event store, its MongoDB database, Kafka."""
+
+    settings: ServiceSettings
+    service: Service
+    store: EventStoreConfig
+    mongo: AsyncMongoClient[Document]
+    database: AsyncDatabase[Document]
+
+    @classmethod
+    def connect(cls, settings: ServiceSettings, service: Service) -> Infrastructure:
+        store = settings.event_store_config(service.value)
+        mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+        return cls(settings, service, store, mongo, mongo[settings.mongo_database(service.value)])
+
+    def runtime(
+        self,
+        application: ServiceApplication,
+        translate: Translate,
+        projections: Sequence[Projection] = (),
+        policies: Sequence[Policy] = (),
+    ) -> ServiceRuntime:
+        """The service's runtime; every save of ``application`` wakes its relay."""
+        runtime = ServiceRuntime(
+            ServiceComponents(
+                self.service, application, translate, self.database, projections, policies
+            ),
+            kafka_bootstrap=self.settings.kafka_bootstrap,
+            postgres_dsn=self.store.postgres_dsn,
+            namespace=self.settings.namespace,
+        )
+        application.on_saved = runtime.relay.nudge
+        return runtime
+
+
+@dataclass
+class ServiceHandle:
+    """A wired service; each service's own handle adds its settings and queries."""
+
+    application: ServiceApplication
+    runtime: ServiceRuntime
+    mongo: AsyncMongoClient[Document]
+
+    async def close(self) -> None:
+        await self.runtime.stop()
+        await self.mongo.close()
+        self.application.close()

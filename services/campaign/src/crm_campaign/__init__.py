@@ -1,0 +1,1 @@
+"""The campaign service: campaigns, target lists, responses and response tracking."""

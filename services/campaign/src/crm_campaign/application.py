@@ -1,0 +1,196 @@
+"""The campaign service layer: each command loads a campaign, decides, and saves atomically.
+
+Commands return the campaign's new version, which a caller may pass back as
+``expected_version`` (optimistic concurrency) or to the views to read its own write.
+
+A running campaign takes one command per response, from the API and from the gateway and
+attribution policies, so campaigns stay in the repository's cache and commands work on the
+cached aggregate itself instead of a deep copy of it (a copy of a target list of
+thousands costs more than the rest of the command). The price is care: commands on one
+campaign take its lock in this process, and a command that changed the campaign and then
+failed (a concurrent writer in another process won) drops it from the cache. Commands
+from policies retry after such a lost race; commands from the API answer 409.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+from crm_backbone.aggregate import uuid_for
+from crm_backbone.application import ServiceApplication
+from crm_events.campaign import ResponseStage
+from crm_events.common import Channel
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from crm_campaign.domain import Campaign, CampaignError, Conflict, JsonDict
+from crm_campaign.targeting import Selection
+
+T = TypeVar("T")
+RETRIES = 5
+
+
+class CampaignNotFound(CampaignError):
+    def __init__(self, campaign_id: str) -> None:
+        super().__init__(f"no campaign {campaign_id}")
+        self.campaign_id = campaign_id
+
+
+class StaleVersion(Conflict):
+    def __init__(self, campaign_id: str, expected: int, current: int) -> None:
+        super().__init__(
+            f"campaign {campaign_id} is at version {current}, not the expected {expected}: "
+            "read it again and retry"
+        )
+        self.expected = expected
+        self.current = current
+
+
+class ConcurrentChange(Conflict):
+    """Another writer saved the campaign while this command ran."""
+
+
+class CampaignApplication(ServiceApplication):
+    """Creates campaigns and runs every command on them."""
+
+    env: ClassVar[dict[str, str]] = {
+        "AGGREGATE_CACHE_MAXSIZE": "64",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+    }
+    snapshotting_intervals = {Campaign: 500}
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    # Queries of the write side ----------------------------------------------------------
+
+    def get(self, campaign_id: str) -> Campaign:
+        """A copy of the campaign as its events say now."""
+        with self._locked(campaign_id):
+            return copy.deepcopy(self._get(campaign_id))
+
+    def exists(self, campaign_id: str) -> bool:
+        return uuid_for(Campaign, campaign_id) in self.repository
+
+    # Commands ---------------------------------------------------------------------------
+
+    def create(self, campaign_id: str, fields: JsonDict) -> int:
+        with self._locked(campaign_id):
+            if self.exists(campaign_id):
+                raise Conflict(f"campaign {campaign_id} already exists")
+            campaign = Campaign.create(campaign_id, fields)
+            self._save(campaign)
+            return campaign.version
+
+    def schedule(
+        self, campaign_id: str, expected: int | None, starts_at: datetime, ends_at: datetime
+    ) -> int:
+        return self._command(campaign_id, expected, lambda c: c.schedule(starts_at, ends_at))[1]
+
+    def start(self, campaign_id: str, expected: int | None, selection: Selection) -> int:
+        """Start with the target list selected from the audience view."""
+        now = self.clock()
+        return self._command(
+            campaign_id, expected, lambda c: c.start(selection.targets, selection.excluded, now)
+        )[1]
+
+    def complete(self, campaign_id: str, expected: int | None) -> int:
+        now = self.clock()
+        return self._command(campaign_id, expected, lambda c: c.complete(now))[1]
+
+    def cancel(self, campaign_id: str, expected: int | None, reason: str) -> int:
+        return self._command(campaign_id, expected, lambda c: c.cancel(reason))[1]
+
+    def record_response(
+        self, campaign_id: str, expected: int | None, **response: Any
+    ) -> tuple[bool, int]:
+        """A response reported through the API; whether it was new, and the version."""
+        return self._command(campaign_id, expected, lambda c: c.record_response(**response))
+
+    def record_gateway_response(
+        self,
+        campaign_id: str,
+        customer_id: str,
+        channel: Channel,
+        stage: ResponseStage,
+        occurred_at: datetime,
+        gateway_message_id: str,
+    ) -> bool:
+        """A response the channel gateway reported (idempotent); whether it was new."""
+        return self._retrying(
+            campaign_id,
+            lambda c: c.record_response(
+                customer_id, channel, stage, occurred_at, gateway_message_id=gateway_message_id
+            ),
+        )
+
+    def attribute_conversion(self, campaign_id: str, customer_id: str, **signal: Any) -> bool:
+        """A won opportunity or an opened product, counted if it converts a target."""
+        return self._retrying(campaign_id, lambda c: c.attribute_conversion(customer_id, **signal))
+
+    # Helpers ----------------------------------------------------------------------------
+
+    def _retrying(self, campaign_id: str, decide: Callable[[Campaign], T]) -> T:
+        for _ in range(RETRIES - 1):
+            with contextlib.suppress(ConcurrentChange):
+                return self._command(campaign_id, None, decide)[0]
+        return self._command(campaign_id, None, decide)[0]
+
+    def _command(
+        self, campaign_id: str, expected: int | None, decide: Callable[[Campaign], T]
+    ) -> tuple[T, int]:
+        with self._locked(campaign_id):
+            campaign = self._get(campaign_id)
+            if expected is not None and expected != campaign.version:
+                raise StaleVersion(campaign_id, expected, campaign.version)
+            loaded = campaign.version
+            try:
+                outcome = decide(campaign)
+                if campaign.version != loaded:
+                    self._save(campaign)
+            except BaseException:
+                if campaign.version != loaded:  # the cached campaign holds unsaved events
+                    self._forget(campaign_id)
+                raise
+            return outcome, campaign.version
+
+    def _get(self, campaign_id: str) -> Campaign:
+        try:
+            campaign: Campaign = self.repository.get(uuid_for(Campaign, campaign_id))
+        except AggregateNotFoundError:
+            raise CampaignNotFound(campaign_id) from None
+        return campaign
+
+    def _forget(self, campaign_id: str) -> None:
+        cache = self.repository.cache
+        if cache is not None:
+            with contextlib.suppress(KeyError):
+                cache.get(uuid_for(Campaign, campaign_id), evict=True)
+
+    @contextlib.contextmanager
+    def _locked(self, campaign_id: str) -> Iterator[None]:
+        with self._locks_lock:
+            lock = self._locks.setdefault(campaign_id, threading.Lock())
+        with lock:
+            yield
+
+    def _save(self, campaign: Campaign) -> None:
+        try:
+            self.save(campaign)
+        except IntegrityError:
+            raise ConcurrentChange(
+                f"campaign {campaign.campaign_id} changed while this command ran: "
+                "read it again and retry"
+            ) from None

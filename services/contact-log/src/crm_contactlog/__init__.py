@@ -1,0 +1,1 @@
+"""Contact-log service: contacts with customers, activities and managers' task lists."""

@@ -1,0 +1,278 @@
+"""Reading the contact-log service's views: contacts, activities, timelines, task lists.
+
+A manager's task list is composed here, at read time: the explicit activities assigned
+to the manager, plus the derived tasks whose windows are open at the moment asked for
+(``as_of``, by default the injected clock's now). Days are those of the service's time
+zone; tasks are grouped by when they fall due:
+
+- ``overdue``: the deadline has passed (a timed task's moment, a dated task's day);
+- ``today``: due today, not yet overdue;
+- ``this_week``: due in the next six days;
+- ``upcoming``: due later, up to ``upcoming_days`` ahead (further activities are left out).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from crm_backbone.projection import Document, guard_key
+from crm_backbone.readmodel import wait_until_applied
+from crm_events.contact_log import ActivityCategory, Priority
+from crm_events.topics import Service
+from pydantic import BaseModel, Field
+from pymongo import DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from crm_contactlog.domain import ActivityStatus, Clock, utc_now
+from crm_contactlog.policies import (
+    CAMPAIGNS,
+    CUSTOMERS,
+    DERIVED,
+    Task,
+    TaskKind,
+    TaskRules,
+)
+from crm_contactlog.views import ACTIVITIES, CONTACTS, ContactLogViews
+
+SOURCE = Service.CONTACT_LOG.source
+WEEK_DAYS = 7
+_PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
+
+
+class ContactView(BaseModel):
+    contact_id: str
+    version: int = Field(description="Events of the contact applied (for read-your-writes)")
+    customer_id: str
+    category: str
+    summary: str
+    content: str | None = None
+    called: bool
+    outcome: str
+    manager_id: str
+    opportunity_id: str | None = None
+    campaign_id: str | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+    logged_at: datetime
+    logged_by: str
+
+
+class ActivityView(BaseModel):
+    activity_id: str
+    version: int = Field(description="Events of the activity applied (for read-your-writes)")
+    customer_id: str | None = None
+    category: str
+    description: str
+    remarks: str | None = None
+    priority: str
+    status: ActivityStatus
+    done: bool
+    due_at: datetime
+    started_at: datetime
+    ended_at: datetime | None = None
+    estimated_cost: dict[str, str] | None = None
+    assignee_id: str
+    participant_ids: list[str] = []
+    origin_event_id: str | None = None
+    reschedule_count: int = 0
+    reschedule_reason: str | None = None
+    completed_at: datetime | None = None
+    completion_remarks: str | None = None
+    cost: dict[str, str] | None = None
+    cancel_reason: str | None = None
+
+
+class TimelinePage(BaseModel):
+    customer_id: str
+    items: list[ContactView] = Field(description="Contacts, newest first")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+class TaskList(BaseModel):
+    """A manager's open tasks, explicit and derived, grouped by when they fall due."""
+
+    manager_id: str
+    as_of: datetime
+    timezone: str
+    local_date: date = Field(description="Today, in the service's time zone")
+    overdue: list[Task]
+    today: list[Task]
+    this_week: list[Task]
+    upcoming: list[Task]
+
+
+class ContactLogQueries:
+    """Read side of the contact-log service."""
+
+    def __init__(
+        self,
+        database: AsyncDatabase[Document],
+        rules: TaskRules,
+        *,
+        clock: Clock = utc_now,
+        upcoming_days: int = 30,
+    ) -> None:
+        self.contacts = database[CONTACTS]
+        self.activities = database[ACTIVITIES]
+        self.derived = database[DERIVED]
+        self.customers = database[CUSTOMERS]
+        self.campaigns = database[CAMPAIGNS]
+        self.positions = database[f"{ContactLogViews.name}__positions"]
+        self.rules = rules
+        self.clock = clock
+        self.upcoming_days = upcoming_days
+
+    async def wait_for(self, aggregate_id: str, version: int, within: float) -> bool:
+        """Wait (bounded) until the views have applied ``version`` of a contact or activity."""
+        return await wait_until_applied(self.positions, SOURCE, aggregate_id, version, within)
+
+    async def contact(self, contact_id: str) -> ContactView | None:
+        doc = await self.contacts.find_one({"_id": contact_id})
+        return None if doc is None else ContactView.model_validate(_with_version(doc))
+
+    async def activity(self, activity_id: str) -> ActivityView | None:
+        doc = await self.activities.find_one({"_id": activity_id})
+        return None if doc is None else ActivityView.model_validate(_with_version(doc))
+
+    async def timeline(
+        self, customer_id: str, *, limit: int = 20, cursor: str | None = None
+    ) -> TimelinePage:
+        """The customer's contacts, newest first; ties broken by id (a stable order)."""
+        query: Document = {"customer_id": customer_id}
+        if cursor:
+            started, last_id = decode_cursor(cursor)
+            query["$or"] = [
+                {"started_at": {"$lt": started}},
+                {"started_at": started, "_id": {"$lt": last_id}},
+            ]
+        found = self.contacts.find(query).sort([("started_at", DESCENDING), ("_id", DESCENDING)])
+        docs = [doc async for doc in found.limit(limit + 1)]
+        more = len(docs) > limit
+        items = [ContactView.model_validate(_with_version(doc)) for doc in docs[:limit]]
+        last = items[-1] if items else None
+        next_cursor = encode_cursor(last.started_at, last.contact_id) if more and last else None
+        return TimelinePage(customer_id=customer_id, items=items, next_cursor=next_cursor)
+
+    async def tasks(self, manager_id: str, as_of: datetime | None = None) -> TaskList:
+        """The manager's open tasks at ``as_of`` (default: now), grouped by due day."""
+        now = as_of or self.clock()
+        rules = self.rules
+        book = {doc["_id"]: doc async for doc in self.customers.find({"manager_id": manager_id})}
+        derived = await self._derived(manager_id, book, now)
+        horizon = datetime.combine(
+            rules.local_day(now) + timedelta(days=self.upcoming_days + 1), time(), rules.timezone
+        )
+        activities = [
+            doc
+            async for doc in self.activities.find(
+                {
+                    "assignee_id": manager_id,
+                    "status": ActivityStatus.SCHEDULED.value,
+                    "due_at": {"$lt": horizon},
+                }
+            )
+        ]
+        campaign_ids = list({doc["campaign_id"] for doc in derived if doc.get("campaign_id")})
+        campaigns = {
+            doc["_id"]: doc async for doc in self.campaigns.find({"_id": {"$in": campaign_ids}})
+        }
+        named = {doc.get("customer_id") for doc in [*derived, *activities]}
+        strangers = list(named - set(book) - {None})
+        customers = book | {
+            doc["_id"]: doc
+            async for doc in self.customers.find({"_id": {"$in": strangers}}, {"full_name": 1})
+        }
+        found = rules.tasks(manager_id, now, derived, customers, campaigns)
+        found += [activity_task(doc, rules, customers) for doc in activities]
+        return group_tasks(manager_id, now, found, rules, self.upcoming_days)
+
+    async def _derived(
+        self, manager_id: str, book: Mapping[str, Document], now: datetime
+    ) -> list[Document]:
+        """The derived-task documents that may be the manager's (the rules decide)."""
+        named_kind = {"kind": {"$exists": True}}
+        query = {
+            "$or": [
+                named_kind | {"manager_id": manager_id},
+                named_kind | {"manager_id": {"$exists": False}, "customer_id": {"$in": list(book)}},
+                {"_id": {"$in": self.rules.birthday_task_ids(manager_id, book, now)}},
+            ]
+        }
+        return [doc async for doc in self.derived.find(query)]
+
+
+def group_tasks(
+    manager_id: str, now: datetime, tasks: Iterable[Task], rules: TaskRules, upcoming_days: int
+) -> TaskList:
+    """The tasks grouped by when they fall due (see the module docstring), in order."""
+    today = rules.local_day(now)
+    groups: dict[str, list[Task]] = {"overdue": [], "today": [], "this_week": [], "upcoming": []}
+    for task in sorted(tasks, key=_order):
+        if task.due_at < now if task.due_at else task.due_on < today:
+            groups["overdue"].append(task)
+        elif task.due_on == today:
+            groups["today"].append(task)
+        elif task.due_on < today + timedelta(days=WEEK_DAYS):
+            groups["this_week"].append(task)
+        elif task.due_on <= today + timedelta(days=upcoming_days):
+            groups["upcoming"].append(task)
+    return TaskList(
+        manager_id=manager_id,
+        as_of=now,
+        timezone=str(rules.timezone),
+        local_date=today,
+        **groups,
+    )
+
+
+def activity_task(doc: Document, rules: TaskRules, customers: Mapping[str, Document]) -> Task:
+    """An explicit activity as an entry of its assignee's task list."""
+    due: datetime = doc["due_at"]
+    customer_id = doc.get("customer_id")
+    return Task(
+        task_id=doc["_id"],
+        kind=TaskKind.ACTIVITY,
+        derived=False,
+        title=doc["description"],
+        customer_id=customer_id,
+        customer_name=customers.get(customer_id or "", {}).get("full_name"),
+        category=ActivityCategory(doc["category"]),
+        priority=Priority(doc["priority"]),
+        due_on=rules.local_day(due),
+        due_at=due,
+        details={
+            "activity_id": doc["_id"],
+            "origin_event_id": doc.get("origin_event_id"),
+            "started_at": doc.get("started_at"),
+            "remarks": doc.get("remarks"),
+        },
+    )
+
+
+def _order(task: Task) -> tuple[date, int, float, str]:
+    moment = task.due_at.timestamp() if task.due_at else math.inf
+    return task.due_on, _PRIORITY_RANK[task.priority], moment, task.task_id
+
+
+def _with_version(doc: Document) -> dict[str, Any]:
+    applied = doc.get("_applied", {}).get(guard_key(SOURCE, doc["_id"]), 0)
+    return doc | {"version": int(applied)}
+
+
+def encode_cursor(started_at: datetime, item_id: str) -> str:
+    payload = json.dumps([started_at.isoformat(), item_id])
+    return base64.urlsafe_b64encode(payload.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (started_at, id) a page ended with; ValueError for a cursor not made here."""
+    try:
+        started, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(started), str(last_id)
+    except (ValueError, TypeError):
+        raise ValueError("cursor is not one this API returned") from None

@@ -1,0 +1,146 @@
+"""The HTTP contract of the contact-log service's commands: status codes and problem documents.
+
+The API runs in-process without workers, on an SQLite store in a temporary folder, with
+a fixed clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from crm_contactlog.api import create_app
+from crm_contactlog.bootstrap import ContactLogSettings, bootstrap
+
+ACTOR = {"X-Actor": "rm-0042"}
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    service = bootstrap(ContactLogSettings(data_dir=tmp_path), clock=lambda: NOW)
+    app = create_app(service, run_workers=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://contact-log") as client:
+        yield client
+    await service.close()
+
+
+def contact(**overrides: Any) -> dict[str, Any]:
+    return {
+        "customer_id": "C00000001",
+        "category": "visit",
+        "summary": "Annual review",
+        "called": False,
+        "outcome": "interested",
+        "manager_id": "RM-0042",
+        "started_at": "2026-11-23T08:00:00+00:00",
+    } | overrides
+
+
+def plan(**overrides: Any) -> dict[str, Any]:
+    return {
+        "activity_id": "ACT-1",
+        "customer_id": "C00000001",
+        "category": "call",
+        "description": "Rollover of the time deposit",
+        "priority": "high",
+        "due_at": "2026-11-24T17:00:00+08:00",
+        "assignee_id": "RM-0042",
+    } | overrides
+
+
+def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"/problems/{kind}"
+    assert body["status"] == status
+    assert body["detail"]
+    return body
+
+
+async def test_log_a_contact_with_or_without_an_id(client: httpx.AsyncClient) -> None:
+    named = await client.post("/contacts", json=contact(contact_id="CT-1"), headers=ACTOR)
+    assert named.status_code == 201, named.text
+    assert named.headers["location"] == "/contacts/CT-1"
+    assert named.json() == {"contact_id": "CT-1", "version": 1}
+    generated = await client.post("/contacts", json=contact(), headers=ACTOR)
+    assert generated.json()["contact_id"].startswith("CT-")
+    again = await client.post("/contacts", json=contact(contact_id="CT-1"), headers=ACTOR)
+    assert_problem(again, 409, "conflict")
+
+
+async def test_an_activity_through_its_life_with_versions(client: httpx.AsyncClient) -> None:
+    created = await client.post("/activities", json=plan(), headers=ACTOR)
+    assert created.status_code == 201, created.text
+    assert created.json() == {"activity_id": "ACT-1", "version": 1}
+    moved = await client.post(
+        "/activities/ACT-1/reschedule",
+        json={"due_at": "2026-11-25T17:00:00+08:00", "expected_version": 1, "reason": "away"},
+        headers=ACTOR,
+    )
+    assert moved.json() == {"activity_id": "ACT-1", "version": 2}
+    stale = await client.post(
+        "/activities/ACT-1/cancel", json={"reason": "no", "expected_version": 1}, headers=ACTOR
+    )
+    assert assert_problem(stale, 409, "stale-version")["current_version"] == 2
+    done = await client.post(
+        "/activities/ACT-1/complete",
+        json={"cost": {"amount": "12.30", "currency": "CNY"}, "expected_version": 2},
+        headers=ACTOR,
+    )
+    assert done.json()["version"] == 3
+    closed = await client.post("/activities/ACT-1/cancel", json={"reason": "x"}, headers=ACTOR)
+    assert assert_problem(closed, 409, "activity-closed")["activity_status"] == "completed"
+
+
+async def test_bad_requests_are_problem_documents(client: httpx.AsyncClient) -> None:
+    no_actor = await client.post("/contacts", json=contact())
+    assert_problem(no_actor, 400, "missing-actor")
+    invalid = await client.post(
+        "/contacts",
+        json=contact(category="carrier pigeon", started_at="2026-11-23T08:00:00"),
+        headers=ACTOR,
+    )
+    body = assert_problem(invalid, 422, "invalid-request")
+    assert {tuple(e["location"]) for e in body["errors"]} == {
+        ("body", "category"),
+        ("body", "started_at"),
+    }
+    future = await client.post(
+        "/contacts", json=contact(started_at="2026-11-24T08:00:00+00:00"), headers=ACTOR
+    )
+    assert "future" in assert_problem(future, 422, "rule-violation")["detail"]
+    backwards = await client.post(
+        "/activities",
+        json=plan(started_at="2026-11-25T09:00:00+08:00"),
+        headers=ACTOR,
+    )
+    assert "due_at" in assert_problem(backwards, 422, "rule-violation")["detail"]
+    missing = await client.post("/activities/ACT-404/cancel", json={"reason": "x"}, headers=ACTOR)
+    assert_problem(missing, 404, "activity-not-found")
+    unknown = await client.post("/activities/ACT-1/complete", json={"shoe_size": 42}, headers=ACTOR)
+    assert_problem(unknown, 422, "invalid-request")
+
+
+async def test_reads_refuse_what_they_cannot_answer(client: httpx.AsyncClient) -> None:
+    cursor = await client.get("/customers/C00000001/timeline", params={"cursor": "not-ours"})
+    assert_problem(cursor, 400, "invalid-cursor")
+    too_many = await client.get("/customers/C00000001/timeline", params={"limit": 1000})
+    assert_problem(too_many, 422, "invalid-request")
+    naive = await client.get("/managers/RM-1/tasks", params={"as_of": "2026-11-23T09:00:00"})
+    assert_problem(naive, 422, "invalid-request")
+
+
+async def test_openapi_documents_examples_and_problems(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert spec["components"]["schemas"]["ContactLog"]["examples"][0]["category"] == "phone"
+    responses = spec["paths"]["/activities/{activity_id}/reschedule"]["post"]["responses"]
+    assert "application/problem+json" in responses["409"]["content"]
+    assert "/managers/{manager_id}/tasks" in spec["paths"]
+    assert (await client.get("/healthz")).json() == {"status": "ok"}

@@ -1,0 +1,1 @@
+"""Opportunity service: leads, the sales funnel, needs and complaints."""
