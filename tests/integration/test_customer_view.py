@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from crm_backbone.projection import Document, ProjectionEngine
+from crm_backbone.testing import InMemoryRecord, NoDeadLetters, interleave
 from crm_customer.queries import CustomerQueries
 from crm_customer.views import CustomerViews
 from crm_events import campaign as cmp
@@ -32,9 +33,9 @@ from crm_events.common import (
     Money,
     ValueBand,
 )
-from crm_events.envelope import Envelope, to_kafka
+from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload
-from crm_events.topics import Service, topic_for
+from crm_events.topics import Service
 from local_infra.pytest_plugin import Servers
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -45,16 +46,6 @@ T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 23)
 
 
-@dataclass(frozen=True)
-class FakeRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
-
-
 @dataclass
 class Streams:
     """Builds each producer's events with contiguous versions per aggregate."""
@@ -62,20 +53,13 @@ class Streams:
     versions: dict[str, int] = field(default_factory=dict)
     offsets: Iterator[int] = field(default_factory=itertools.count)
 
-    def event(self, service: Service, aggregate_id: str, payload: EventPayload) -> FakeRecord:
+    def event(self, service: Service, aggregate_id: str, payload: EventPayload) -> InMemoryRecord:
         version = self.versions[aggregate_id] = self.versions.get(aggregate_id, 0) + 1
         envelope = Envelope.new(
             payload, aggregate_id, version, actor="test", source=service.source,
             time=T0 + timedelta(minutes=next(self.offsets)),
         )  # fmt: skip
-        record = to_kafka(envelope)
-        topic = topic_for(payload.event_type).name
-        return FakeRecord(topic, 0, version, record.key, record.value, record.headers)
-
-
-class NoDeadLetters:
-    async def __call__(self, record: Any, code: str, reason: str, consumer: str) -> None:
-        raise AssertionError(f"unexpected dead letter: {code} {reason}")
+        return InMemoryRecord.of(envelope, version)
 
 
 def registration(name: str, phone: str, number: str) -> cu.CustomerRegistered:
@@ -96,7 +80,7 @@ def cny(amount: str) -> Money:
     return Money(amount=Decimal(amount), currency="CNY")
 
 
-def bank_day(streams: Streams, customer: str) -> dict[str, list[FakeRecord]]:
+def bank_day(streams: Streams, customer: str) -> dict[str, list[InMemoryRecord]]:
     """One customer's events, per stream, each stream in its own order."""
     crm, core = Service.CUSTOMER, Service.CORE_BANKING
     s = streams
@@ -152,20 +136,8 @@ def bank_day(streams: Streams, customer: str) -> dict[str, list[FakeRecord]]:
     }  # fmt: skip
 
 
-def interleave(streams: dict[str, list[FakeRecord]], rng: random.Random) -> list[FakeRecord]:
-    """A random merge that keeps each stream's own order (as Kafka partitions do)."""
-    queues = {name: list(records) for name, records in streams.items()}
-    merged = []
-    while queues:
-        name = rng.choice(sorted(queues))
-        merged.append(queues[name].pop(0))
-        if not queues[name]:
-            del queues[name]
-    return merged
-
-
 async def project(
-    database: AsyncDatabase[Document], records: list[FakeRecord], batch: int
+    database: AsyncDatabase[Document], records: list[InMemoryRecord], batch: int
 ) -> CustomerQueries:
     views = CustomerViews()
     engine = ProjectionEngine(views, database, NoDeadLetters(), "test")
@@ -197,7 +169,9 @@ async def test_the_view_is_the_same_whatever_order_the_streams_arrive_in(
         rng = random.Random(seed)
         ordered = database.client[f"{database.name}_{seed}"]
         try:
-            queries = await project(ordered, interleave(streams, rng), batch=rng.choice([1, 3, 50]))
+            queries = await project(
+                ordered, interleave(streams.values(), rng), batch=rng.choice([1, 3, 50])
+            )
             view = await queries.view("C1")
         finally:
             await database.client.drop_database(ordered.name)

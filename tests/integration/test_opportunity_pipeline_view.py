@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 from crm_backbone.projection import Document, ProjectionEngine
+from crm_backbone.testing import InMemoryRecord, NoDeadLetters, interleave
 from crm_events import opportunity as op
 from crm_events.common import Channel, Money
-from crm_events.envelope import Envelope, to_kafka
+from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload
-from crm_events.topics import Service, topic_for
+from crm_events.topics import Service
 from crm_opportunity.policies import KNOWN_CUSTOMERS
 from crm_opportunity.queries import OpportunityQueries, OpportunityView
 from crm_opportunity.views import OpportunityViews
@@ -45,34 +46,20 @@ PROBABILITY = dict(
 )
 
 
-@dataclass(frozen=True)
-class FakeRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
-
-
 @dataclass
 class Stream:
     """One aggregate's events, with contiguous versions and increasing times."""
 
     aggregate_id: str
     clock: Iterator[int]
-    records: list[FakeRecord] = field(default_factory=list)
+    records: list[InMemoryRecord] = field(default_factory=list)
 
     def add(self, payload: EventPayload) -> None:
         envelope = Envelope.new(
             payload, self.aggregate_id, len(self.records) + 1, actor="rm-test",
             source=Service.OPPORTUNITY.source, time=T0 + timedelta(minutes=next(self.clock)),
         )  # fmt: skip
-        record = to_kafka(envelope)
-        topic = topic_for(payload.event_type).name
-        self.records.append(
-            FakeRecord(topic, 0, len(self.records), record.key, record.value, record.headers)
-        )
+        self.records.append(InMemoryRecord.of(envelope, len(self.records)))
 
 
 @dataclass(frozen=True)
@@ -188,25 +175,8 @@ def streams() -> list[Stream]:
     return [deal.events(clock) for deal in DEALS] + leads_and_needs(clock)
 
 
-def interleave(all_streams: list[Stream], rng: random.Random) -> list[FakeRecord]:
-    """A random merge that keeps each aggregate's own order (as a Kafka partition does)."""
-    queues = [list(s.records) for s in all_streams]
-    merged = []
-    while queues:
-        queue = rng.choice(queues)
-        merged.append(queue.pop(0))
-        if not queue:
-            queues.remove(queue)
-    return merged
-
-
-class NoDeadLetters:
-    async def __call__(self, record: Any, code: str, reason: str, consumer: str) -> None:
-        raise AssertionError(f"unexpected dead letter: {code} {reason}")
-
-
 async def project(
-    database: AsyncDatabase[Document], records: list[FakeRecord], rng: random.Random
+    database: AsyncDatabase[Document], records: list[InMemoryRecord], rng: random.Random
 ) -> None:
     """Apply ``records`` in random batches; part of them is delivered twice."""
     engine = ProjectionEngine(OpportunityViews(), database, NoDeadLetters(), "test")
@@ -285,7 +255,7 @@ async def test_the_views_are_the_same_whatever_order_and_redelivery(
             await database[KNOWN_CUSTOMERS].insert_many(  # what the customer stream said
                 [{"_id": "C1", "branch_id": "BR-1"}, {"_id": "C2", "branch_id": "BR-2"}]
             )
-            await project(database, interleave(all_streams, rng), rng)
+            await project(database, interleave([s.records for s in all_streams], rng), rng)
             queries = OpportunityQueries(database, due_soon_hours=24, now=lambda: NOW)
             outcomes.append(
                 {

@@ -16,6 +16,7 @@ from crm_campaign.api import create_app
 from crm_campaign.bootstrap import CampaignSettings, bootstrap
 from crm_campaign.targeting import Criteria, Profile
 from crm_events.campaign import Segment
+from local_infra.harness import assert_problem, in_process
 
 ACTOR = {"X-Actor": "rm-0042"}
 CONTACTS = frozenset({"phone", "email"})
@@ -55,10 +56,8 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     service = bootstrap(CampaignSettings(data_dir=tmp_path))
     service.audience = FixedAudience(AUDIENCE)
     app = create_app(service, run_workers=False)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://campaign") as client:
+    async with in_process(app, service.close) as client:
         yield client
-    await service.close()
 
 
 def draft(**overrides: Any) -> dict[str, Any]:
@@ -78,16 +77,6 @@ def draft(**overrides: Any) -> dict[str, Any]:
 
 
 SCHEDULE = {"starts_at": "2026-03-01T09:00:00+08:00", "ends_at": "2026-03-31T18:00:00+08:00"}
-
-
-def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"/problems/{kind}"
-    assert body["status"] == status
-    assert body["detail"]
-    return body
 
 
 async def started(client: httpx.AsyncClient) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from crm_contactlog.api import create_app
 from crm_contactlog.bootstrap import ContactLogSettings, bootstrap
+from local_infra.harness import assert_problem, in_process
 
 ACTOR = {"X-Actor": "rm-0042"}
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -24,10 +25,8 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     service = bootstrap(ContactLogSettings(data_dir=tmp_path), clock=lambda: NOW)
     app = create_app(service, run_workers=False)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://contact-log") as client:
+    async with in_process(app, service.close) as client:
         yield client
-    await service.close()
 
 
 def contact(**overrides: Any) -> dict[str, Any]:
@@ -52,16 +51,6 @@ def plan(**overrides: Any) -> dict[str, Any]:
         "due_at": "2026-11-24T17:00:00+08:00",
         "assignee_id": "RM-0042",
     } | overrides
-
-
-def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"/problems/{kind}"
-    assert body["status"] == status
-    assert body["detail"]
-    return body
 
 
 async def test_log_a_contact_with_or_without_an_id(client: httpx.AsyncClient) -> None:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from crm_customer.api import create_app
 from crm_customer.bootstrap import CustomerSettings, bootstrap
+from local_infra.harness import assert_problem, in_process
 
 ACTOR = {"X-Actor": "rm-0042"}
 
@@ -21,10 +22,8 @@ ACTOR = {"X-Actor": "rm-0042"}
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     service = bootstrap(CustomerSettings(data_dir=tmp_path))
     app = create_app(service, run_workers=False)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://customer") as client:
+    async with in_process(app, service.close) as client:
         yield client
-    await service.close()
 
 
 def registration(customer_id: str = "C00000001", **overrides: Any) -> dict[str, Any]:
@@ -35,16 +34,6 @@ def registration(customer_id: str = "C00000001", **overrides: Any) -> dict[str, 
         "branch_id": "BR-001",
         "phone": "+86 139 1234 5678",
     } | overrides
-
-
-def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"/problems/{kind}"
-    assert body["status"] == status
-    assert body["detail"]
-    return body
 
 
 async def test_register_then_command_with_versions(client: httpx.AsyncClient) -> None:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from crm_opportunity.api import create_app
 from crm_opportunity.bootstrap import OpportunitySettings, bootstrap
+from local_infra.harness import assert_problem, in_process
 
 ACTOR = {"X-Actor": "rm-0042"}
 
@@ -21,12 +22,8 @@ ACTOR = {"X-Actor": "rm-0042"}
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     service = bootstrap(OpportunitySettings(data_dir=tmp_path))
     app = create_app(service, run_workers=False)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://opportunity", headers=ACTOR
-    ) as client:
+    async with in_process(app, service.close, ACTOR) as client:
         yield client
-    await service.close()
 
 
 def opportunity(opportunity_id: str = "OPP-1", **overrides: Any) -> dict[str, Any]:
@@ -41,16 +38,6 @@ def opportunity(opportunity_id: str = "OPP-1", **overrides: Any) -> dict[str, An
         "branch_id": "BR-001",
         "source": "relationship_manager",
     } | overrides
-
-
-def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"/problems/{kind}"
-    assert body["status"] == status
-    assert body["detail"]
-    return body
 
 
 async def test_a_lead_is_captured_qualified_assigned_and_converted(

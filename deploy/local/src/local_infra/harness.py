@@ -6,11 +6,12 @@ import asyncio
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
@@ -82,3 +83,29 @@ async def produce_plain(
             await producer.send_and_wait(topic, value=value, key=key, headers=headers)
     finally:
         await producer.stop()
+
+
+@asynccontextmanager
+async def in_process(
+    app: FastAPI, close: Callable[[], Awaitable[None]], headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client calling ``app`` in this process (no socket, no lifespan); ``close`` after."""
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://service", headers=headers
+        ) as client:
+            yield client
+    finally:
+        await close()
+
+
+def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
+    """Assert ``response`` is an RFC 9457 problem document of ``kind``; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"/problems/{kind}"
+    assert body["status"] == status
+    assert body["detail"]
+    return body

@@ -1,4 +1,5 @@
-"""A tiny customer domain for the backbone's own tests: aggregate, translation, projection.
+"""Test helpers: a tiny customer domain (aggregate, translation, projection) for the
+backbone's own tests, and in-memory records to drive projection engines directly.
 
 It uses the real contract (``crm.customer.*`` payloads) so the tests exercise the same
 envelope, registry and topics as the services do.
@@ -6,14 +7,17 @@ envelope, registry and topics as the services do.
 
 from __future__ import annotations
 
+import random
 import uuid
-from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 from crm_events.common import CustomerName, CustomerType
 from crm_events.customer import CustomerProfileUpdated, CustomerRegistered, CustomerStatus
-from crm_events.envelope import Envelope
+from crm_events.envelope import Envelope, to_kafka
 from crm_events.registry import EventPayload
+from crm_events.topics import topic_for
 from eventsourcing.application import Application
 from eventsourcing.domain import event
 
@@ -21,6 +25,7 @@ from crm_backbone.aggregate import TracedAggregate
 from crm_backbone.projection import Handler, Projection, ViewUpdate
 
 SOURCE = "/crm/customer"
+T = TypeVar("T")
 
 
 class Customer(TracedAggregate):
@@ -95,3 +100,41 @@ class CustomerCards(Projection):
             envelope.aggregateid,
             {"$set": {"phone": data.phone}, "$inc": {"changes": 1}},
         )
+
+
+@dataclass(frozen=True)
+class InMemoryRecord:
+    """A Kafka consumer record made in memory, to hand batches straight to an engine."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+    @classmethod
+    def of(cls, envelope: Envelope[EventPayload], offset: int) -> InMemoryRecord:
+        """The record of ``envelope`` on its contract topic, partition 0."""
+        record = to_kafka(envelope)
+        topic = topic_for(envelope.type).name
+        return cls(topic, 0, offset, record.key, record.value, record.headers)
+
+
+class NoDeadLetters:
+    """Dead letters for tests that expect none: any is a failure."""
+
+    async def __call__(self, record: Any, code: str, reason: str, consumer: str) -> None:
+        raise AssertionError(f"unexpected dead letter: {code} {reason}")
+
+
+def interleave(streams: Iterable[Sequence[T]], rng: random.Random) -> list[T]:
+    """A random merge of ``streams`` keeping each one's own order (as a partition does)."""
+    queues = [list(stream) for stream in streams if stream]
+    merged: list[T] = []
+    while queues:
+        queue = rng.choice(queues)
+        merged.append(queue.pop(0))
+        if not queue:
+            queues.remove(queue)
+    return merged
