@@ -20,7 +20,7 @@ from crm_ops.cli import app
 from crm_ops.deadletters import DeadLetterLedger, read_all, redrive
 from crm_ops.kafka_state import group_lag, verify_topics
 from local_infra.pytest_plugin import Servers
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, MongoClient
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.integration
@@ -151,3 +151,30 @@ def test_a_server_that_is_down_is_a_clear_error() -> None:
     down = CliRunner().invoke(app, ["topics", "verify", "--bootstrap", "127.0.0.1:9"])
     assert down.exit_code == 2
     assert "Kafka does not answer" in down.output
+
+
+def test_the_command_line_rebuilds_and_replays_a_view(
+    crm_servers: Servers, unique_name: Callable[[str], str]
+) -> None:
+    runner = CliRunner()
+    namespace = unique_name("ops")[:30]
+    env = {
+        "CRM_KAFKA_BOOTSTRAP": crm_servers.kafka_bootstrap,
+        "CRM_MONGO_URI": crm_servers.mongo_uri,
+    }
+    try:
+        rebuilt = runner.invoke(
+            app, ["rebuild", "customer_view", "--namespace", namespace], env=env
+        )
+        assert rebuilt.exit_code == 0, rebuilt.output
+        assert "rebuilt customer_view" in rebuilt.output
+        replayed = runner.invoke(
+            app, ["replay", "customer_view", "--from", "0", "--namespace", namespace], env=env
+        )
+        assert replayed.exit_code == 0, replayed.output
+        unknown = runner.invoke(app, ["rebuild", "no_such_view"], env=env)
+        assert unknown.exit_code == 1
+    finally:
+        client: MongoClient[dict[str, Any]] = MongoClient(crm_servers.mongo_uri)
+        client.drop_database(f"{namespace}_customer")
+        client.close()

@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import importlib
 import json
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import httpx
 import typer
 from aiokafka.errors import KafkaError
 from crm_backbone.kafka import ensure_topics
+from crm_backbone.projection import Projection
+from crm_backbone.rebuild import Progress, rebuild, replay
+from crm_backbone.settings import ServiceSettings
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
 from crm_ops.deadletters import DeadLetter, DeadLetterLedger, read_all, redrive
@@ -115,6 +123,122 @@ def projections(
         if letter is not None:
             when, code = letter.header("dlq_time"), letter.header("dlq_code")
             console.print(f"{group}: last error {when} [{code}] {letter.header('dlq_reason')}")
+
+
+# rebuild and replay ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    service: str
+    projection: str  # "module:Class" of the Projection
+
+    def load(self) -> Projection:
+        module, _, name = self.projection.partition(":")
+        projection: Projection = getattr(importlib.import_module(module), name)()
+        return projection
+
+
+VIEWS = {
+    "customer_view": View("customer", "crm_customer.views:CustomerViews"),
+    "opportunity_view": View("opportunity", "crm_opportunity.views:OpportunityViews"),
+    "campaign_tracking": View("campaign", "crm_campaign.views:CampaignTracking"),
+    "contact_log_view": View("contact-log", "crm_contactlog.views:ContactLogViews"),
+}
+"""Every read model ops can rebuild, by its projection's name."""
+
+ViewName = Annotated[str, typer.Argument(help=f"One of: {', '.join(VIEWS)}")]
+Namespace = Annotated[str, typer.Option(help="Namespace of databases and consumer groups")]
+
+
+def _view(name: str) -> tuple[View, Projection]:
+    if name not in VIEWS:
+        console.print(f"[red]no view {name!r}; known: {', '.join(VIEWS)}")
+        raise typer.Exit(1)
+    view = VIEWS[name]
+    return view, view.load()
+
+
+def _progress_bar() -> tuple[ProgressBar, Callable[[Progress], None]]:
+    bar = ProgressBar(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:,.0f} events/s"), TimeRemainingColumn(),
+        console=console,
+    )  # fmt: skip
+    task = bar.add_task("applying", total=None, rate=0.0)
+
+    def report(progress: Progress) -> None:
+        bar.update(task, completed=progress.done, total=progress.total, rate=progress.rate)
+
+    return bar, report
+
+
+@app.command("rebuild")
+def rebuild_view(
+    view_name: ViewName,
+    bootstrap: Bootstrap = DEFAULT_KAFKA,
+    mongo_uri: MongoUri = DEFAULT_MONGO,
+    namespace: Namespace = "crm",
+    keep_old: Annotated[bool, typer.Option(help="Keep the old collections")] = False,
+) -> None:
+    """Rebuild a view from the beginning of its streams; switch once caught up."""
+    view, projection = _view(view_name)
+    settings = ServiceSettings(namespace=namespace)
+
+    async def work() -> Progress:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+        bar, report = _progress_bar()
+        try:
+            with bar:
+                return await rebuild(
+                    projection, client[settings.mongo_database(view.service)],
+                    bootstrap=bootstrap,
+                    live_group=f"{namespace}.{view.service}.{projection.name}",
+                    keep_old=keep_old, report=report,
+                )  # fmt: skip
+        finally:
+            await client.close()
+
+    done = _run(work, bootstrap)
+    console.print(
+        f"rebuilt {view_name}: {done.done:,} events at {done.rate:,.0f} events/s; "
+        f"{done.set_aside} could not be applied (already dead-lettered by the live consumer)"
+    )
+
+
+@app.command("replay")
+def replay_view(
+    view_name: ViewName,
+    start: Annotated[str, typer.Option("--from", help="ISO time, or an offset (integer)")],
+    bootstrap: Bootstrap = DEFAULT_KAFKA,
+    mongo_uri: MongoUri = DEFAULT_MONGO,
+    namespace: Namespace = "crm",
+) -> None:
+    """Reapply a view's streams from a time or an offset (safe: the view is idempotent)."""
+    view, projection = _view(view_name)
+    settings = ServiceSettings(namespace=namespace)
+    since_ms, offset = None, None
+    if start.isdigit():
+        offset = int(start)
+    else:
+        since_ms = int(datetime.fromisoformat(start).timestamp() * 1000)
+
+    async def work() -> Progress:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+        bar, report = _progress_bar()
+        try:
+            with bar:
+                return await replay(
+                    projection, client[settings.mongo_database(view.service)],
+                    bootstrap=bootstrap,
+                    consumer_group=f"{namespace}.{view.service}.{projection.name}",
+                    since_ms=since_ms, from_offset=offset, report=report,
+                )  # fmt: skip
+        finally:
+            await client.close()
+
+    done = _run(work, bootstrap)
+    console.print(f"replayed {view_name}: {done.done:,} events at {done.rate:,.0f} events/s")
 
 
 # dead letters ------------------------------------------------------------------------

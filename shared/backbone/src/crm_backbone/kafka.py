@@ -105,6 +105,10 @@ class BatchProcessor(Protocol):
     async def process(self, records: Sequence[Record]) -> Any: ...
 
 
+class Gate(Protocol):
+    async def wait_if_paused(self) -> None: ...
+
+
 @dataclass
 class ConsumerHealth:
     """How one consumer group is doing, for readiness and the ops tools."""
@@ -129,11 +133,13 @@ def subscribe(
     *,
     max_records: int = 1000,
     batch_timeout_ms: int = 100,
+    gate: Gate | None = None,
 ) -> ConsumerHealth:
     """Consume ``topics`` in batches with the processor's consumer group.
 
     Offsets are committed when ``process`` returned, that is after its writes were
     acknowledged; if it raises, the batch's partitions are rewound and redelivered.
+    A ``gate`` is waited on before each batch (a rebuild swapping the view pauses it).
     """
     health = ConsumerHealth(processor.consumer_group)
 
@@ -151,6 +157,8 @@ def subscribe(
         raw = message.raw_message
         records: tuple[Record, ...] = tuple(raw) if isinstance(raw, tuple | list) else (raw,)
         try:
+            if gate is not None:
+                await gate.wait_if_paused()
             await processor.process(records)
         except Exception as error:
             health.failures_in_row += 1

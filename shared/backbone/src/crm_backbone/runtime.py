@@ -33,6 +33,7 @@ from crm_backbone.kafka import (
 )
 from crm_backbone.policy import Policy, PolicyConsumer
 from crm_backbone.projection import Document, Projection, ProjectionEngine
+from crm_backbone.rebuild import PauseGate
 from crm_backbone.relay import OutboxRelay, Translate
 from crm_backbone.settings import ServiceSettings
 
@@ -94,7 +95,13 @@ class ServiceRuntime:
             )
             await engine.setup()
             self.health.append(
-                subscribe(broker, engine, projection.topics, max_records=self.max_records)
+                subscribe(
+                    broker,
+                    engine,
+                    projection.topics,
+                    max_records=self.max_records,
+                    gate=PauseGate(c.database, engine.consumer_group),
+                )
             )
         for policy in c.policies:
             consumer = PolicyConsumer(policy, dead_letters, self.group(policy.name))
