@@ -6,7 +6,7 @@ UV := uv
 VALIDATOR := shared/events/asyncapi-validator
 NODE_TOOLS := deploy/compose-schema $(VALIDATOR)
 
-.PHONY: help setup infra-up infra-down infra-status run test test-unit test-integration lint format generate bench clean
+.PHONY: help setup infra-up infra-down infra-status run test test-unit test-integration test-faults lint format generate bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test-unit: setup  ## unit tests only
 test-integration: setup  ## integration tests only, against the genuine servers
 	@$(UV) run pytest -m integration
 
+test-faults: setup  ## fault suite: kills and restarts servers of its own, checks nothing lost or doubled
+	@$(UV) run pytest faults -p no:randomly -q -s
+
 lint: setup  ## ruff, mypy, and the generated contract files are current and valid
 	@$(UV) run ruff check .
 	@$(UV) run ruff format --check .
@@ -54,7 +57,7 @@ generate: setup  ## regenerate JSON Schemas and AsyncAPI documents from the cont
 	@$(UV) run python -m crm_events.generate
 
 bench: infra-up  ## benchmarks against the genuine servers
-	@$(UV) run python bench/backbone.py
+	@$(UV) run python bench/run.py $(BENCH_ARGS)
 
 clean: infra-down  ## remove local data (keeps downloaded caches)
 	rm -rf var

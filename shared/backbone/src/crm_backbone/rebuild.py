@@ -5,10 +5,11 @@ its own (``<database>__rebuild``) while the live view keeps serving and its cons
 writing. Once the rebuild has nearly caught up with the live consumer group, it asks the
 live consumer to pause (a :class:`PauseGate` document the consumer checks before each
 batch), waits until the consumer says it is paused (an idle or stopped consumer never
-answers: after ``pause_within`` seconds any batch it starts will wait at the gate), applies what remains up to the group's committed offsets, swaps
-each collection in with MongoDB's ``renameCollection`` (``dropTarget``: readers see the
-old collection or the new one, never neither; the old one can be kept as
-``<name>__before_rebuild``) and lets the consumer go on. The consumer then continues from
+answers: after ``pause_within`` seconds any batch it starts will wait at the gate),
+applies what remains up to the group's committed offsets, swaps each collection in with
+MongoDB's ``renameCollection`` (``dropTarget``: readers see the old collection or the new
+one, never neither; the old one can be kept as ``<name>__before_rebuild``) and lets the
+consumer go on. The consumer then continues from
 its committed offsets on the rebuilt collections: nothing is missed, and nothing is
 written to the new view ahead of versions it lacks.
 

@@ -1,0 +1,60 @@
+"""What the suite's child processes (projection worker, relay) share.
+
+A child reads its configuration as JSON from its first argument, stops on SIGTERM, and
+exits at once if the suite's process goes away (so a killed test run leaves no orphan).
+``SIGUSR1`` *arms* its fault: the next time the child reaches its kill point it SIGKILLs
+itself there, a genuine process death at a chosen line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+from crm_backbone.settings import configure_logging
+
+
+class KillSwitch:
+    """Armed by SIGUSR1 (handled from creation on); :meth:`point` then SIGKILLs the process."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        signal.signal(signal.SIGUSR1, lambda *_: self.arm())
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def point(self, where: str) -> None:
+        """A kill point: die here (SIGKILL, no clean-up at all) if armed."""
+        if self.armed:
+            print(f"fault: SIGKILL at {where}", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def configuration(name: str) -> dict[str, Any]:
+    """The JSON configuration given as the first argument; logging set up for ``name``."""
+    configure_logging(name, level="WARNING", fmt="console")
+    config: dict[str, Any] = json.loads(sys.argv[1])
+    return config
+
+
+READY = "child ready"
+"""The line a child prints once it runs: the suite waits for it before arming a fault."""
+
+
+async def run_until_stopped() -> None:
+    """Say ready, then wait for SIGTERM (return) or the parent's death (exit at once)."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    parent = os.getppid()
+    print(READY, flush=True)
+    while not stop.is_set():
+        if os.getppid() != parent:
+            os._exit(3)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=0.5)

@@ -1,0 +1,70 @@
+"""The customer service's outbox relay, publishing to the suite's topics.
+
+``python -m faults.run_relay CONFIG``; CONFIG is JSON with ``kafka``, ``postgres`` (the
+event store's DSN), ``topics`` (contract topic name -> the suite's), optionally ``name``
+(a relay of another name keeps its own position: ``"replay"`` republishes everything from
+the start) and ``die``: once armed (SIGUSR1), the relay kills itself after Kafka
+acknowledged a batch and before it records its new position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from crm_backbone.eventstore import EventStoreConfig
+from crm_backbone.relay import OutboxRelay
+from crm_customer.application import CustomerApplication
+from crm_customer.publication import translate
+from crm_events.topics import Service, topic_for
+from eventsourcing.persistence import Tracking
+
+from faults.child import KillSwitch, configuration, run_until_stopped
+
+
+class _DyingTracking:
+    """The relay's tracking recorder; recording a position is a kill point."""
+
+    def __init__(self, inner: Any, switch: KillSwitch) -> None:
+        self._inner = inner
+        self._switch = switch
+
+    def insert_tracking(self, tracking: Tracking) -> None:
+        self._switch.point(f"recording position {tracking.notification_id} (batch published)")
+        self._inner.insert_tracking(tracking)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def main() -> None:
+    config = configuration("fault-relay")
+    switch = KillSwitch()
+    store = EventStoreConfig(postgres_dsn=config["postgres"])
+    app = CustomerApplication(env=store.environment())
+    topics: dict[str, str] = config["topics"]
+    relay = OutboxRelay(
+        app,
+        translate,
+        source=Service.CUSTOMER.source,
+        bootstrap_servers=config["kafka"],
+        postgres_dsn=store.postgres_dsn,
+        route=lambda event_type: topics[topic_for(event_type).name],
+    )
+    if config.get("name"):
+        relay.name = f"{relay.name}-{config['name']}"
+    if config.get("die"):
+        relay.tracking = _DyingTracking(relay.tracking, switch)  # type: ignore[assignment]
+    running = asyncio.create_task(relay.run())
+    try:
+        await run_until_stopped()
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        app.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
