@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from crm_backbone.kafka import KafkaDeadLetters, reliable_producer
 from crm_backbone.projection import ProjectionEngine, ViewUpdate
 from crm_backbone.relay import integration_envelope
 from crm_backbone.testing import SOURCE, CustomerCards, Customers, translate
+from crm_customer.api import create_app
+from crm_customer.bootstrap import CustomerSettings, bootstrap
 from crm_events.customer import CustomerProfileUpdated
 from crm_events.envelope import Envelope, to_kafka
 from crm_events.registry import EventPayload
@@ -19,6 +24,7 @@ from crm_events.topics import TopicSpec
 from crm_ops.cli import app
 from crm_ops.deadletters import DeadLetterLedger, read_all, redrive
 from crm_ops.kafka_state import group_lag, verify_topics
+from local_infra.harness import serving
 from local_infra.pytest_plugin import Servers
 from pymongo import AsyncMongoClient, MongoClient
 from typer.testing import CliRunner
@@ -178,3 +184,44 @@ def test_the_command_line_rebuilds_and_replays_a_view(
         client: MongoClient[dict[str, Any]] = MongoClient(crm_servers.mongo_uri)
         client.drop_database(f"{namespace}_customer")
         client.close()
+
+
+async def test_projections_and_relay_status_of_a_running_service(
+    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str]
+) -> None:
+    namespace = unique_name("st")[:30]
+    settings = CustomerSettings(
+        kafka_bootstrap=crm_servers.kafka_bootstrap, mongo_uri=crm_servers.mongo_uri,
+        data_dir=tmp_path, namespace=namespace,
+    )  # fmt: skip
+    service = bootstrap(settings)
+    env = {
+        "CRM_KAFKA_BOOTSTRAP": crm_servers.kafka_bootstrap,
+        "CRM_MONGO_URI": crm_servers.mongo_uri,
+    }
+    runner = CliRunner()
+    async with serving(create_app(service)) as url:
+        async with httpx.AsyncClient(base_url=url, headers={"X-Actor": "ops-test"}) as client:
+            created = await client.post("/customers", json={
+                "customer_id": f"C-{namespace[-6:]}", "customer_type": "individual",
+                "name": {"full_name": "Ops Test"}, "branch_id": "BR-001"})  # fmt: skip
+            assert created.status_code == 201
+            view = await client.get(
+                f"/customers/C-{namespace[-6:]}/view", params={"min_version": 1, "wait_ms": 10_000}
+            )
+            assert view.status_code == 200, view.text
+        status = await asyncio.to_thread(
+            runner.invoke, app, ["relay", "status", "--service", f"customer={url}"], env=env
+        )
+        assert status.exit_code == 0, status.output
+        assert "CustomerApplication->kafka" in status.output
+        groups = await asyncio.to_thread(
+            runner.invoke, app, ["projections", "--namespace", namespace], env=env
+        )
+        assert groups.exit_code == 0, groups.output
+        assert f"{namespace}.customer.customer_view" in groups.output.replace("\n", "")
+    down = runner.invoke(app, ["relay", "status", "--service", f"customer={url}"], env=env)
+    assert down.exit_code == 2
+    cleaner: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
+    await cleaner.drop_database(settings.mongo_database("customer"))
+    await cleaner.close()
