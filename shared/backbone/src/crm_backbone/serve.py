@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Annotated
 
@@ -28,7 +29,11 @@ def service_cli(
     ) -> None:
         """Serve the HTTP API (OpenAPI docs at /docs)."""
         configure_logging(name, settings.log_level, settings.log_format)
-        uvicorn.run(create(workers), host=host, port=port, log_level="warning", access_log=False)
+        app = create(workers)
+        # What exists now lives as long as the process: keep it out of the collector's
+        # full passes, whose pauses otherwise show in the read API's p99.
+        gc.freeze()
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
     @cli.command()
     def version() -> None:

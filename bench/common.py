@@ -1,0 +1,171 @@
+"""What every part of the benchmark shares: the servers, one run's names, topics,
+percentiles and CPU use."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from crm_backbone.projection import Document
+from local_infra.infra import ENV_KAFKA, ENV_MONGO, ENV_POSTGRES, PROFILES, Infra, read_env_file
+from pymongo.asynchronous.database import AsyncDatabase
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "var" / "bench"
+Database = AsyncDatabase[Document]
+
+
+@dataclass(frozen=True)
+class Servers:
+    kafka: str
+    mongo: str
+    postgres: str
+    pids: dict[str, int]
+    """Server name → PID, when they are this machine's ``make infra-up`` servers."""
+    versions: dict[str, str]
+
+
+def servers() -> Servers:
+    """The addresses in the environment (all three), else those ``make infra-up`` wrote."""
+    found = {k: os.environ[k] for k in (ENV_KAFKA, ENV_MONGO, ENV_POSTGRES) if k in os.environ}
+    infra = Infra(PROFILES["run"])
+    if len(found) < 3:
+        if not infra.env_file.exists():
+            raise SystemExit("no servers: run `make infra-up` or set the CRM_* addresses")
+        found = read_env_file(infra.env_file)
+    ours = found == infra.env()
+    statuses = infra.status() if ours else []
+    return Servers(
+        found[ENV_KAFKA],
+        found[ENV_MONGO],
+        found[ENV_POSTGRES],
+        {s.name: s.pid for s in statuses if s.running and s.pid is not None},
+        {s.name: s.version for s in statuses if s.running},
+    )
+
+
+@dataclass(frozen=True)
+class Names:
+    """The names of one run's topics, databases and consumer groups."""
+
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    @property
+    def prefix(self) -> str:
+        """Of every topic of the run."""
+        return f"bench.{self.run}."
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    @property
+    def service_prefix(self) -> str:
+        """Of the contract topics as the customer service process names them."""
+        return f"{self.prefix}service."
+
+    @property
+    def namespace(self) -> str:
+        """Of every MongoDB and PostgreSQL database and consumer group of the run."""
+        return f"bench_{self.run}"
+
+    def database(self, name: str) -> str:
+        return f"{self.namespace}_{name}"
+
+    def group(self, name: str) -> str:
+        return f"{self.namespace}.{name}"
+
+
+async def create_topics(bootstrap: str, topics: Sequence[str], partitions: int = 6) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
+    finally:
+        await admin.close()
+
+
+async def partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    return [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank ``q`` percentile (0 < q ≤ 100) of ``values``."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+class CpuMeter:
+    """Cores each process used during one phase; "other" is the rest of the machine.
+
+    On a 2-core machine the load generator, the servers and the code measured share the
+    cores: this says who had them.
+    """
+
+    def __init__(self, processes: dict[str, int]) -> None:
+        self.processes = {
+            name: psutil.Process(pid) for name, pid in processes.items() if psutil.pid_exists(pid)
+        }
+        self.wall = time.perf_counter()
+        self.machine = self._machine_busy()
+        self.start = {name: self._cpu(p) for name, p in self.processes.items()}
+
+    @staticmethod
+    def _cpu(process: psutil.Process) -> float:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            return 0.0
+        return float(times.user + times.system)
+
+    @staticmethod
+    def _machine_busy() -> float:
+        times = psutil.cpu_times()
+        return float(times.user + times.nice + times.system + times.irq + times.softirq)
+
+    def cores(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.wall
+        used = {
+            name: (self._cpu(p) - self.start[name]) / wall for name, p in self.processes.items()
+        }
+        busy = (self._machine_busy() - self.machine) / wall
+        used["other"] = max(0.0, busy - sum(used.values()))
+        return {name: round(value, 2) for name, value in used.items()}
+
+
+def machine(found: Servers) -> dict[str, Any]:
+    cpu = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "arch": platform.machine(),
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "servers": found.versions,
+    }

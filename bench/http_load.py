@@ -1,0 +1,237 @@
+"""Load on the customer service's HTTP API, and command → view latency.
+
+Three shapes of load:
+
+- **commands**, closed loop: ``concurrency`` relationship managers, each taking the next
+  customer and registering, assigning, activating and segmenting it;
+- **steady**, open loop: profile changes at a fixed rate whatever the answers take; a
+  MongoDB change stream on the view's positions says when each change reached the view
+  (a position is written after its view updates were acknowledged);
+- **reads**, closed loop: ``GET /customers/{id}/view`` of random known customers.
+
+The load generator runs in the benchmark's process, on the same cores as the service
+(``http_client`` says why it is not httpx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from crm_backbone.projection import guard_key
+from crm_customer.views import CustomerViews
+from crm_simulator.day import registration
+from crm_simulator.population import SimulatedCustomer
+
+from bench.bank import CRM_SOURCE
+from bench.common import Database, percentile
+from bench.http_client import Connection, Pool
+
+
+@dataclass
+class Latencies:
+    """Request latencies (seconds) over a wall-clock span; failures counted apart."""
+
+    samples: list[float] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+    """HTTP status or exception → count."""
+    elapsed: float = 0.0
+
+    def add(self, began: float, status: int) -> bool:
+        """Count one answer; whether it was a success."""
+        if 200 <= status < 300:
+            self.samples.append(time.perf_counter() - began)
+            return True
+        self.fail(str(status))
+        return False
+
+    def fail(self, why: str) -> None:
+        self.failures[why] = self.failures.get(why, 0) + 1
+
+    @property
+    def rate(self) -> float:
+        return len(self.samples) / self.elapsed if self.elapsed else 0.0
+
+    def ms(self, q: float) -> float:
+        return percentile(self.samples, q) * 1000
+
+    def check(self, what: str) -> None:
+        if self.failures:
+            raise RuntimeError(f"{what}: failed requests {self.failures}")
+
+
+async def commands(
+    url: str, customers: Sequence[SimulatedCustomer], concurrency: int
+) -> tuple[Latencies, dict[str, int]]:
+    """Register, assign, activate and segment each customer; the customers' last versions."""
+    work: Iterator[SimulatedCustomer] = iter(customers)
+    latencies = Latencies()
+    versions: dict[str, int] = {}
+
+    async def manager(connection: Connection) -> None:
+        for customer in work:
+            base = f"/customers/{customer.customer_id}"
+            tier = customer.corporate_tier.value if customer.corporate_tier else None
+            for method, path, body in (
+                ("POST", "/customers", registration(customer)),
+                ("PUT", f"{base}/manager",
+                 {"manager_id": customer.manager_id, "branch_id": customer.branch_id}),
+                ("POST", f"{base}/status", {"status": "active", "reason": "accounts opened"}),
+                ("POST", f"{base}/segment", {"value_band": customer.value_band.value,
+                                            "corporate_tier": tier, "reason": "annual review"}),
+            ):  # fmt: skip
+                began = time.perf_counter()
+                status, answer = await connection.request(method, path, body)
+                if latencies.add(began, status):
+                    versions[customer.customer_id] = json.loads(answer)["version"]
+
+    connections = [Connection.to(url) for _ in range(concurrency)]
+    try:
+        began = time.perf_counter()
+        await asyncio.gather(*(manager(connection) for connection in connections))
+        latencies.elapsed = time.perf_counter() - began
+    finally:
+        for connection in connections:
+            connection.close()
+    latencies.check("commands")
+    return latencies, versions
+
+
+async def caught_up(db: Database, expected: dict[str, int], within: float = 300) -> None:
+    """Wait until the view's positions reach ``expected`` (guard key → version)."""
+    positions = db[f"{CustomerViews.name}__positions"]
+    deadline = time.perf_counter() + within
+    while time.perf_counter() < deadline:
+        found = {d["_id"]: d["version"] async for d in positions.find({}, {"version": 1})}
+        if all(found.get(key, 0) >= version for key, version in expected.items()):
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"the service's view did not catch up within {within:g} s")
+
+
+@dataclass
+class Steady:
+    commands: Latencies
+    to_view: list[float]
+    """Seconds from sending each accepted command to its version being in the view."""
+    offered_rate: float
+    unseen: int
+    """Accepted commands whose version never reached the view within the drain time."""
+
+    def to_view_ms(self, q: float) -> float:
+        return percentile(self.to_view, q) * 1000
+
+
+async def _watch(db: Database, seen: dict[str, list[tuple[float, int]]]) -> None:
+    """Record (time, version) each time a customer's position moves, until cancelled."""
+    positions = db[f"{CustomerViews.name}__positions"]
+    match = [{"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}}]
+    async with await positions.watch(match) as stream:
+        async for change in stream:
+            now = time.perf_counter()
+            document = change.get("fullDocument") or {}
+            fields = change.get("updateDescription", {}).get("updatedFields", {})
+            version = fields.get("version", document.get("version"))
+            if version is not None:
+                seen[change["documentKey"]["_id"]].append((now, int(version)))
+
+
+async def steady(
+    url: str, db: Database, customer_ids: Sequence[str], rate: float, seconds: float,
+    drain: float = 5.0,
+) -> Steady:  # fmt: skip
+    """``rate`` profile changes a second for ``seconds``, round robin over the customers."""
+    seen: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    watcher = asyncio.create_task(_watch(db, seen))
+    await asyncio.sleep(0.5)  # the change stream is open
+    latencies = Latencies()
+    accepted: list[tuple[str, int, float]] = []  # guard key, version, sent at
+
+    async def change(n: int) -> None:
+        customer_id = customer_ids[n % len(customer_ids)]
+        body = {"email": f"steady.{n}@example.com"}
+        began = time.perf_counter()
+        try:
+            status, answer = await pool.request("PATCH", f"/customers/{customer_id}/profile", body)
+        except (OSError, asyncio.IncompleteReadError) as error:
+            latencies.fail(type(error).__name__)
+            return
+        if latencies.add(began, status):
+            key = guard_key(CRM_SOURCE, customer_id)
+            accepted.append((key, json.loads(answer)["version"], began))
+
+    total = round(rate * seconds)
+    pool = Pool(url)
+    try:
+        began = time.perf_counter()
+        running: set[asyncio.Task[None]] = set()
+        for n in range(total):
+            delay = began + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(change(n))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        offered = total / (time.perf_counter() - began)
+        await asyncio.gather(*running)
+        latencies.elapsed = time.perf_counter() - began
+        for _ in range(round(drain / 0.1)):  # the last changes reach the view
+            if all(_reached(seen[key], version) is not None for key, version, _ in accepted):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        pool.close()
+    latencies.check("steady commands")
+    to_view = []
+    for key, version, sent in accepted:
+        reached = _reached(seen[key], version)
+        if reached is not None:
+            to_view.append(reached - sent)
+    return Steady(latencies, to_view, offered, len(accepted) - len(to_view))
+
+
+def _reached(moves: list[tuple[float, int]], version: int) -> float | None:
+    """When a customer's position first reached ``version``."""
+    return next((at for at, applied in moves if applied >= version), None)
+
+
+async def reads(
+    url: str, customer_ids: Sequence[str], concurrency: int, seconds: float, seed: int,
+    warmup: float = 2.0,
+) -> Latencies:  # fmt: skip
+    """``GET /customers/{id}/view`` of random customers, ``concurrency`` at a time."""
+    rng = random.Random(f"reads/{seed}")
+    latencies = Latencies()
+
+    async def reader(connection: Connection, until: float, record: bool) -> None:
+        while time.perf_counter() < until:
+            began = time.perf_counter()
+            status, _ = await connection.request("GET", f"/customers/{rng.choice(ids)}/view")
+            if record:
+                latencies.add(began, status)
+
+    async def run(span: float, record: bool) -> None:
+        until = time.perf_counter() + span
+        await asyncio.gather(*(reader(c, until, record) for c in connections))
+
+    ids = list(customer_ids)
+    connections = [Connection.to(url) for _ in range(concurrency)]
+    try:
+        await run(warmup, record=False)
+        began = time.perf_counter()
+        await run(seconds, record=True)
+        latencies.elapsed = time.perf_counter() - began
+    finally:
+        for connection in connections:
+            connection.close()
+    latencies.check("reads")
+    return latencies
