@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crm_backbone.application import StaleVersion
 from crm_backbone.context import command_context
-from crm_campaign.application import CampaignApplication, CampaignNotFound, StaleVersion
+from crm_campaign.application import CampaignApplication, CampaignNotFound
 from crm_campaign.domain import (
     MAX_TARGET_LIST_BYTES,
     STATUS_TRANSITIONS,

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from crm_backbone.application import StaleVersion
 from crm_backbone.context import command_context
 from crm_contactlog.application import (
     ActivityNotFound,
     ContactLogApplication,
-    StaleVersion,
 )
 from crm_contactlog.domain import ActivityClosed, ActivityStatus, Conflict, RuleViolation
 from crm_contactlog.publication import translate

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from crm_backbone.application import StaleVersion
 from crm_backbone.context import command_context
-from crm_customer.application import CustomerApplication, CustomerNotFound, StaleVersion
+from crm_customer.application import CustomerApplication, CustomerNotFound
 from crm_customer.domain import (
     STATUS_TRANSITIONS,
     Conflict,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from crm_backbone.application import StaleVersion
 from crm_backbone.context import command_context
 from crm_events.opportunity import NeedStatus, OpportunityStage
 from crm_opportunity.application import (
     NotFound,
     OpportunityApplication,
-    StaleVersion,
     campaign_lead_id,
 )
 from crm_opportunity.domain import (

@@ -29,7 +29,7 @@ from crm_events.common import Channel, Id, Money, Name
 from fastapi import FastAPI, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from crm_campaign.application import CampaignNotFound, StaleVersion
+from crm_campaign.application import CampaignNotFound
 from crm_campaign.bootstrap import SERVICE, CampaignService
 from crm_campaign.domain import (
     MAX_ATTRIBUTION_DAYS,
@@ -149,9 +149,6 @@ class ResponseAccepted(Accepted):
 
 DOMAIN_ERRORS = {
     CampaignNotFound: lambda e: Problem(404, "campaign-not-found", "Not found", str(e)),
-    StaleVersion: lambda e: Problem(
-        409, "stale-version", "Conflict", str(e), current_version=e.current
-    ),
     NotStarted: lambda e: Problem(409, "campaign-not-started", "Conflict", str(e)),
     Conflict: lambda e: Problem(409, "conflict", "Conflict", str(e)),
     TargetListTooLarge: lambda e: Problem(

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 from crm_backbone.aggregate import uuid_for
-from crm_backbone.application import ServiceApplication
+from crm_backbone.application import ServiceApplication, StaleVersion
 from crm_events.campaign import ResponseStage
 from crm_events.common import Channel
 from eventsourcing.application import AggregateNotFoundError
@@ -39,16 +39,6 @@ class CampaignNotFound(CampaignError):
     def __init__(self, campaign_id: str) -> None:
         super().__init__(f"no campaign {campaign_id}")
         self.campaign_id = campaign_id
-
-
-class StaleVersion(Conflict):
-    def __init__(self, campaign_id: str, expected: int, current: int) -> None:
-        super().__init__(
-            f"campaign {campaign_id} is at version {current}, not the expected {expected}: "
-            "read it again and retry"
-        )
-        self.expected = expected
-        self.current = current
 
 
 class ConcurrentChange(Conflict):
@@ -154,7 +144,7 @@ class CampaignApplication(ServiceApplication):
         with self._locked(campaign_id):
             campaign = self._get(campaign_id)
             if expected is not None and expected != campaign.version:
-                raise StaleVersion(campaign_id, expected, campaign.version)
+                raise StaleVersion(f"campaign {campaign_id}", expected, campaign.version)
             loaded = campaign.version
             try:
                 outcome = decide(campaign)

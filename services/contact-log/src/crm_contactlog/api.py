@@ -27,7 +27,7 @@ from crm_events.contact_log import ActivityCategory, ContactCategory, ContactOut
 from fastapi import FastAPI, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from crm_contactlog.application import ActivityNotFound, ContactNotFound, StaleVersion
+from crm_contactlog.application import ActivityNotFound, ContactNotFound
 from crm_contactlog.bootstrap import SERVICE, ContactLogService
 from crm_contactlog.domain import ActivityClosed, Conflict, RuleViolation
 from crm_contactlog.queries import (
@@ -152,9 +152,6 @@ class Cancellation(Command):
 DOMAIN_ERRORS = {
     ContactNotFound: lambda e: Problem(404, "contact-not-found", "Not found", str(e)),
     ActivityNotFound: lambda e: Problem(404, "activity-not-found", "Not found", str(e)),
-    StaleVersion: lambda e: Problem(
-        409, "stale-version", "Conflict", str(e), current_version=e.current
-    ),
     ActivityClosed: lambda e: Problem(
         409, "activity-closed", "Conflict", str(e), activity_status=e.status.value
     ),

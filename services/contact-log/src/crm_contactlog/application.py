@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crm_backbone.aggregate import TracedAggregate, uuid_for
-from crm_backbone.application import ServiceApplication
+from crm_backbone.application import ServiceApplication, StaleVersion
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
@@ -39,16 +39,6 @@ class ActivityNotFound(ContactLogError):
     def __init__(self, activity_id: str) -> None:
         super().__init__(f"no activity {activity_id}")
         self.activity_id = activity_id
-
-
-class StaleVersion(Conflict):
-    def __init__(self, activity_id: str, expected: int, current: int) -> None:
-        super().__init__(
-            f"activity {activity_id} is at version {current}, not the expected {expected}: "
-            "read it again and retry"
-        )
-        self.expected = expected
-        self.current = current
 
 
 class ContactLogApplication(ServiceApplication):
@@ -114,7 +104,7 @@ class ContactLogApplication(ServiceApplication):
     ) -> int:
         activity = self.get_activity(activity_id)
         if expected is not None and expected != activity.version:
-            raise StaleVersion(activity_id, expected, activity.version)
+            raise StaleVersion(f"activity {activity_id}", expected, activity.version)
         decide(activity)
         self._save(activity, activity_id)
         return activity.version

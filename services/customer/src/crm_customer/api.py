@@ -37,7 +37,7 @@ from crm_events.customer import CustomerStatus, GroupRole, GroupType, Relationsh
 from fastapi import FastAPI, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from crm_customer.application import CustomerNotFound, StaleVersion
+from crm_customer.application import CustomerNotFound
 from crm_customer.bootstrap import SERVICE, CustomerService
 from crm_customer.domain import (
     CORE_OWNED_FIELDS,
@@ -210,9 +210,6 @@ class Merge(Command):
 
 DOMAIN_ERRORS = {
     CustomerNotFound: lambda e: Problem(404, "customer-not-found", "Not found", str(e)),
-    StaleVersion: lambda e: Problem(
-        409, "stale-version", "Conflict", str(e), current_version=e.current
-    ),
     CustomerRetired: lambda e: Problem(
         409, "customer-merged", "Conflict", str(e), survivor_customer_id=e.survivor_id
     ),

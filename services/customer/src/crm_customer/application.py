@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crm_backbone.aggregate import uuid_for
-from crm_backbone.application import ServiceApplication
+from crm_backbone.application import ServiceApplication, StaleVersion
 from crm_events.customer import GroupRole, GroupType, RelationshipType
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
@@ -22,16 +22,6 @@ class CustomerNotFound(CustomerError):
     def __init__(self, customer_id: str) -> None:
         super().__init__(f"no customer {customer_id}")
         self.customer_id = customer_id
-
-
-class StaleVersion(Conflict):
-    def __init__(self, customer_id: str, expected: int, current: int) -> None:
-        super().__init__(
-            f"customer {customer_id} is at version {current}, not the expected {expected}: "
-            "read it again and retry"
-        )
-        self.expected = expected
-        self.current = current
 
 
 class CustomerApplication(ServiceApplication):
@@ -208,7 +198,7 @@ class CustomerApplication(ServiceApplication):
         if customer.merged_into is not None:
             raise CustomerRetired(customer_id, customer.merged_into)
         if expected is not None and expected != customer.version:
-            raise StaleVersion(customer_id, expected, customer.version)
+            raise StaleVersion(f"customer {customer_id}", expected, customer.version)
         return customer
 
     def _related(self, customer_id: str) -> Customer:

@@ -32,7 +32,7 @@ from crm_events.opportunity import (
 from fastapi import FastAPI, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from crm_opportunity.application import NotFound, StaleVersion, new_id
+from crm_opportunity.application import NotFound, new_id
 from crm_opportunity.bootstrap import SERVICE, OpportunityService
 from crm_opportunity.domain import Conflict, InvalidStageMove, RuleViolation
 from crm_opportunity.queries import LeadQueue, OpportunityView, Pipeline, SlaBoard
@@ -258,9 +258,6 @@ class Confirmation(Command):
 
 DOMAIN_ERRORS = {
     NotFound: lambda e: Problem(404, f"{e.kind}-not-found", "Not found", str(e)),
-    StaleVersion: lambda e: Problem(
-        409, "stale-version", "Conflict", str(e), current_version=e.current
-    ),
     Conflict: lambda e: Problem(409, "conflict", "Conflict", str(e)),
     InvalidStageMove: lambda e: Problem(
         422,

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from crm_backbone.application import ServiceApplication
+from crm_backbone.application import ServiceApplication, StaleVersion
 from crm_events.opportunity import LeadSource, NeedStatus, OpportunityStage
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
@@ -35,15 +35,6 @@ class NotFound(DomainError):
         super().__init__(f"no {kind} {key}")
         self.kind = kind
         self.key = key
-
-
-class StaleVersion(Conflict):
-    def __init__(self, key: str, expected: int, current: int) -> None:
-        super().__init__(
-            f"{key} is at version {current}, not the expected {expected}: read it again and retry"
-        )
-        self.expected = expected
-        self.current = current
 
 
 def new_id(prefix: str) -> str:

@@ -19,3 +19,14 @@ class ServiceApplication(Application[uuid.UUID]):
 
     def _notify(self, recordings: list[Recording[uuid.UUID]]) -> None:
         self.on_saved()
+
+
+class StaleVersion(Exception):
+    """A command sent with an ``expected_version`` the aggregate has moved past (HTTP 409)."""
+
+    def __init__(self, what: str, expected: int, current: int) -> None:
+        super().__init__(
+            f"{what} is at version {current}, not the expected {expected}: read it again and retry"
+        )
+        self.expected = expected
+        self.current = current

@@ -8,7 +8,6 @@ kind of problem), ``title``, ``status``, ``detail`` and, where useful, extension
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -198,13 +197,3 @@ async def _bounded(check: ReadinessCheck, within: float = 2.0) -> str | None:
         return f"no answer within {within:g} s"
     except Exception as error:
         return f"{type(error).__name__}: {error}"
-
-
-def blocking(function: Callable[P, T]) -> Callable[P, Awaitable[T]]:
-    """Wrap a blocking query (an event-store read) to run in a thread."""
-
-    @functools.wraps(function)
-    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        return await asyncio.to_thread(function, *args, **kwargs)
-
-    return run

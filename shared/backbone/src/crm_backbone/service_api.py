@@ -15,6 +15,7 @@ from crm_events.topics import Service
 from fastapi import Depends, FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from crm_backbone.application import StaleVersion
 from crm_backbone.http import (
     PROBLEM_RESPONSES,
     Caller,
@@ -59,6 +60,11 @@ async def read_your_writes(
         )  # fmt: skip
 
 
+def _stale_version(error: Exception) -> Problem:
+    assert isinstance(error, StaleVersion)
+    return Problem(409, "stale-version", "Conflict", str(error), current_version=error.current)
+
+
 def service_api(
     *,
     service: Service,
@@ -85,6 +91,6 @@ def service_api(
         title=title, version="1.0", summary=summary, lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
     )  # fmt: skip
-    install_problem_handlers(app, domain_errors)
+    install_problem_handlers(app, {StaleVersion: _stale_version, **domain_errors})
     app.include_router(ops_router(runtime.readiness_checks, asyncapi_document(service)))
     return app
