@@ -53,3 +53,8 @@ BATCHES_FAILED = Counter(
     "Batches that raised and will be redelivered",
     ["group"],
 )
+PARKED_RECORDS = Gauge(
+    "crm_parked_records",
+    "Records parked until what they wait for happens (crm_backbone.parking), per owner",
+    ["owner"],
+)
