@@ -1,4 +1,5 @@
-"""`make run`'s supervisor end to end: start, views fill, Ctrl-C, nothing left running."""
+"""`make run`'s supervisor end to end: start (API and workers as separate processes), views
+fill, Ctrl-C, nothing left running."""
 
 from __future__ import annotations
 
@@ -58,7 +59,10 @@ def test_the_system_runs_fills_its_views_and_stops_cleanly(
         else:
             pytest.fail("crm-run ended before the views filled:\n" + "".join(lines))
         children = psutil.Process(process.pid).children(recursive=True)
-        assert any("crm-customer" in " ".join(c.cmdline()) for c in children)
+        commands = [" ".join(c.cmdline()) for c in children]
+        # The API and the workers run as separate processes.
+        assert any("crm-customer serve --no-workers" in command for command in commands)
+        assert any("crm-customer work" in command for command in commands)
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
         lines.append(output)
@@ -69,6 +73,7 @@ def test_the_system_runs_fills_its_views_and_stops_cleanly(
     assert process.returncode == 0, text
     assert "stopped: no process left running" in text
     assert "customer     ready" in text
+    assert "customer worker     ready" in text
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     # The test session's servers were up before: crm-run leaves them running.
     assert "left running" in text

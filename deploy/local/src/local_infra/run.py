@@ -1,9 +1,10 @@
 """``crm-run``: the whole system on one machine, supervised, until Ctrl-C.
 
-Starts the infrastructure (profile ``run``), every built service (API, relay and
-consumers in one process each), the simulated core-banking feed and the scripted day of
-relationship-manager work; restarts a process that crashes (and logs it); prints the
-URLs and, every few seconds, one status line. Ctrl-C stops the children and the servers
+Starts the infrastructure (profile ``run``), every built service as two processes (its
+API, ``serve --no-workers``, and its relay and consumers, ``work``), the simulated
+core-banking feed and the scripted day of relationship-manager work; restarts a process
+that crashes, with a growing delay (and logs it); prints the URLs and, every few
+seconds, one status line. Ctrl-C stops the children and the servers
 it started; the next run resumes on the same data (``var/``).
 """
 
@@ -27,6 +28,9 @@ import typer
 from local_infra.infra import PROFILES, Infra
 from local_infra.paths import PROJECT_ROOT
 
+WORKER_PORT_OFFSET = 100
+"""A service's worker process answers on its API's port plus this (as ``work`` defaults)."""
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -37,6 +41,21 @@ class ServiceSpec:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def worker_url(self) -> str:
+        return f"http://127.0.0.1:{self.port + WORKER_PORT_OFFSET}"
+
+    def processes(self, bin_dir: Path, logs: Path, env: dict[str, str]) -> list[Child]:
+        """The API and the worker (relay and consumers), each a process of its own."""
+        script = str(bin_dir / self.script)
+        worker_port = str(self.port + WORKER_PORT_OFFSET)
+        return [
+            Child(f"{self.name} API", [script, "serve", "--no-workers", "--port", str(self.port)],
+                  logs / f"{self.name}.log", env),
+            Child(f"{self.name} worker", [script, "work", "--port", worker_port],
+                  logs / f"{self.name}-worker.log", env),
+        ]  # fmt: skip
 
 
 SERVICES = (
@@ -63,6 +82,8 @@ class Child:
 
     async def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self._log is not None:  # a restart: the same log goes on
+            self._log.close()
         self._log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
             *self.argv, stdout=self._log, stderr=asyncio.subprocess.STDOUT, env=self.env,
@@ -104,36 +125,51 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-async def _wait_ready(client: httpx.AsyncClient, spec: ServiceSpec, within: float = 120) -> bool:
+async def _wait_ready(client: httpx.AsyncClient, url: str, within: float = 120) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
-            if (await client.get(f"{spec.url}/readyz")).status_code == 200:
+            if (await client.get(f"{url}/readyz")).status_code == 200:
                 return True
         await asyncio.sleep(0.5)
     return False
 
 
+async def _not_ready(client: httpx.AsyncClient, url: str) -> str | None:
+    """Why the process at ``url`` is not ready (its failing checks), or None."""
+    answer = await client.get(f"{url}/readyz")
+    if answer.status_code == 200:
+        return None
+    checks = answer.json().get("checks", {})
+    return "; ".join(f"{name}: {why}" for name, why in checks.items() if why != "ok")
+
+
 async def _status_line(
     client: httpx.AsyncClient, services: Sequence[ServiceSpec], last: dict[str, float]
 ) -> str:
-    """``name: ready 123 ev/s lag 4`` per service, from its /readyz and /metrics."""
+    """``name: ready 123 ev/s applied=... published=... lag=...`` per service, from its
+    API's and its worker's /readyz and the worker's /metrics."""
     parts = []
     now = time.monotonic()
     for spec in services:
+        problems = []
+        for process, url in (("API", spec.url), ("worker", spec.worker_url)):
+            try:
+                if why := await _not_ready(client, url):
+                    problems.append(f"{process} NOT READY ({why})")
+            except (httpx.HTTPError, ValueError):
+                problems.append(f"{process} down")
         try:
-            ready = (await client.get(f"{spec.url}/readyz")).status_code == 200
-            metrics = (await client.get(f"{spec.url}/metrics")).text
+            metrics = (await client.get(f"{spec.worker_url}/metrics")).text
         except httpx.HTTPError:
-            parts.append(f"{spec.name}: down")
-            continue
+            metrics = ""
         applied = _metric_sum(metrics, "crm_projection_events_total", 'outcome="applied"')
         lag = _metric_sum(metrics, "crm_consumer_lag")
         published = _metric_sum(metrics, "crm_relay_published_events_total")
         before, at = last.get(spec.name, applied), last.get(f"{spec.name}@", now)
         rate = (applied - before) / (now - at) if now > at else 0.0
         last[spec.name], last[f"{spec.name}@"] = applied, now
-        state = "ready" if ready else "NOT READY"
+        state = ", ".join(problems) or "ready"
         parts.append(
             f"{spec.name}: {state} {rate:,.0f} ev/s applied={applied:,.0f} "
             f"published={published:,.0f} lag={lag:,.0f}"
@@ -166,15 +202,7 @@ async def run_system(
         for s in SERVICES
         if (bin_dir / s.script).exists() or shutil.which(s.script)
     ]
-    children = [
-        Child(
-            s.name,
-            [str(bin_dir / s.script), "serve", "--port", str(s.port)],
-            logs / f"{s.name}.log",
-            env,
-        )
-        for s in services
-    ]
+    children = [child for s in services for child in s.processes(bin_dir, logs, env)]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -186,9 +214,13 @@ async def run_system(
             supervisors.append(asyncio.create_task(child.supervise()))
         async with httpx.AsyncClient(timeout=5) as client:
             for spec in services:
-                ready = await _wait_ready(client, spec)
+                ready = await _wait_ready(client, spec.url)
                 _say(f"{spec.name:<12} {'ready' if ready else 'NOT READY'}  API {spec.url}/docs  "
                      f"AsyncAPI {spec.url}/asyncapi.json  metrics {spec.url}/metrics")  # fmt: skip
+                worker = spec.worker_url
+                ready = await _wait_ready(client, worker)
+                _say(f"{spec.name + ' worker':<19} {'ready' if ready else 'NOT READY'}  relay and "
+                     f"consumers: {worker}/readyz  metrics {worker}/metrics")  # fmt: skip
             simulator = [str(bin_dir / "crm-simulate")]
             feed = Child(
                 "core-banking feed",

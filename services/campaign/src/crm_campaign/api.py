@@ -220,7 +220,8 @@ def create_app(service: CampaignService, *, run_workers: bool = True) -> FastAPI
         criteria = Criteria.model_validate(campaign.criteria)
         channels = [Channel(c) for c in campaign.channels]
         profiles = await service.audience.profiles(segments, criteria)
-        selection = select_targets(segments, criteria, channels, profiles)
+        # Selecting over the whole audience is CPU work: off the event loop.
+        selection = await asyncio.to_thread(select_targets, segments, criteria, channels, profiles)
         version = await who.run(commands.start, campaign_id, body.expected_version, selection)
         lists = call_lists(selection.targets, default_manager=campaign.owner_manager_ids[0])
         return Started(

@@ -11,6 +11,7 @@ whatever order the two streams arrive in.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
@@ -183,7 +184,9 @@ class AudienceReader:
         """Registered customers in the segments' value bands passing the indexed criteria.
 
         A superset of the target list: ``select_targets`` applies every criterion. The
-        accounts of duplicates merged into a customer count as the customer's.
+        accounts of duplicates merged into a customer count as the customer's. The
+        documents arrive batch by batch; turning them into profiles is done in a thread,
+        off the API's event loop.
         """
         query: Document = {
             "registered": True,
@@ -203,7 +206,9 @@ class AudienceReader:
             {"merged_into": {"$in": ids}}, {"accounts": 1, "merged_into": 1}
         ):
             merged.setdefault(doc["merged_into"], []).extend(_holdings(doc))
-        return [_profile(doc, merged.get(doc["_id"], [])) for doc in documents]
+        return await asyncio.to_thread(
+            lambda: [_profile(doc, merged.get(doc["_id"], [])) for doc in documents]
+        )
 
 
 def _holdings(doc: Document) -> list[Holding]:

@@ -1,4 +1,4 @@
-"""Entry point: ``crm-customer serve``."""
+"""Entry point: ``crm-customer serve`` (the API) and ``work`` (relay and consumers)."""
 
 from __future__ import annotations
 
@@ -15,4 +15,4 @@ def _create(run_workers: bool) -> FastAPI:
     return create_app(bootstrap(), run_workers=run_workers)
 
 
-cli = service_cli("customer", DEFAULT_PORT, _create, CustomerSettings())
+cli = service_cli("customer", DEFAULT_PORT, _create, CustomerSettings(), bootstrap=bootstrap)

@@ -1,4 +1,4 @@
-"""Entry point: ``crm-opportunity serve``."""
+"""Entry point: ``crm-opportunity serve`` (the API) and ``work`` (relay and consumers)."""
 
 from __future__ import annotations
 
@@ -15,4 +15,4 @@ def _create(run_workers: bool) -> FastAPI:
     return create_app(bootstrap(), run_workers=run_workers)
 
 
-cli = service_cli("opportunity", DEFAULT_PORT, _create, OpportunitySettings())
+cli = service_cli("opportunity", DEFAULT_PORT, _create, OpportunitySettings(), bootstrap=bootstrap)

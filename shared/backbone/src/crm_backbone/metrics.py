@@ -17,6 +17,21 @@ RELAY_PUBLISHED = Counter(
 RELAY_ERRORS = Counter(
     "crm_relay_errors_total", "Relay publish cycles that failed", ["application"]
 )
+RELAY_LAST_SUCCESS = Gauge(
+    "crm_relay_last_success_timestamp_seconds",
+    "When the relay last published a batch or found nothing to publish (Unix time)",
+    ["application"],
+)
+RELAY_FAILURES_IN_ROW = Gauge(
+    "crm_relay_consecutive_failures",
+    "Relay cycles failed since its last success (it is restarted with backoff)",
+    ["application"],
+)
+RELAY_STOPPED = Gauge(
+    "crm_relay_stopped",
+    "1 while the relay is stopped at a stored event it cannot translate",
+    ["application"],
+)
 
 PROJECTION_EVENTS = Counter(
     "crm_projection_events_total",

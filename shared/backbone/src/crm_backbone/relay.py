@@ -8,15 +8,24 @@ republishes the batch: never a skip, at worst a duplicate, which consumers absor
 envelope id and aggregate version are deterministic).
 
 On PostgreSQL the relay sleeps on ``LISTEN`` for the store's ``NOTIFY``; on SQLite it
-polls, and an in-process writer can :meth:`OutboxRelay.nudge` it.
+polls (so it sees other processes' writes), and an in-process writer can
+:meth:`OutboxRelay.nudge` it.
+
+:meth:`OutboxRelay.run` supervises itself: a failed cycle (broker or store unreachable)
+restarts the relay with a growing delay, and its health (:meth:`OutboxRelay.unready_reason`,
+the ``crm_relay_*`` metrics) says so. A stored event the translator rejects stops it at that
+event, for good, with an error naming the event: skipping it would lose it, and retrying
+cannot help until a fixed translator is deployed, which then resumes from there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -29,9 +38,18 @@ from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder
+from pydantic import ValidationError
 
 from crm_backbone.kafka import reliable_producer
-from crm_backbone.metrics import RELAY_ERRORS, RELAY_HEAD, RELAY_POSITION, RELAY_PUBLISHED
+from crm_backbone.metrics import (
+    RELAY_ERRORS,
+    RELAY_FAILURES_IN_ROW,
+    RELAY_HEAD,
+    RELAY_LAST_SUCCESS,
+    RELAY_POSITION,
+    RELAY_PUBLISHED,
+    RELAY_STOPPED,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +81,47 @@ def integration_envelope(
     )
 
 
+class UntranslatableEvent(Exception):
+    """A stored event the translator rejects: the relay stops before it, never skips it."""
+
+    def __init__(self, notification_id: int, event_type: str, cause: Exception) -> None:
+        super().__init__(
+            f"stored event {notification_id} ({event_type}) cannot be translated: "
+            f"{_describe(cause)}; nothing after it is published until a translator that "
+            "accepts it is deployed"
+        )
+        self.notification_id = notification_id
+        self.event_type = event_type
+
+
+def _describe(error: Exception) -> str:
+    """The error's kind and where it is, without the values involved (personal data)."""
+    if isinstance(error, ValidationError):
+        fields = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '-'}: {e['type']}" for e in error.errors()
+        )
+        return f"ValidationError: {fields}"
+    return f"{type(error).__name__}: {str(error)[:200]}"
+
+
+@dataclass(frozen=True)
+class _Record:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class _Translated:
+    """A batch's records up to its first untranslatable event (``failure``), if any."""
+
+    records: list[_Record]
+    through: int | None
+    """The last notification id covered by ``records`` (private events included)."""
+    failure: UntranslatableEvent | None
+
+
 class OutboxRelay:
     """Publishes one application's stored events to Kafka, then records its position."""
 
@@ -76,6 +135,8 @@ class OutboxRelay:
         postgres_dsn: str | None = None,
         batch_size: int = 2000,
         poll_interval: float = 0.2,
+        head_interval: float = 1.0,
+        backoff: tuple[float, float] = (0.5, 30.0),
         route: Callable[[str], str] = lambda event_type: topic_for(event_type).name,
     ) -> None:
         self.app = app
@@ -86,13 +147,19 @@ class OutboxRelay:
         self.postgres_dsn = postgres_dsn
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.head_interval = head_interval
+        self.backoff = backoff
+        """First and longest delay before a failed relay starts again."""
         self.route = route
         self.tracking: TrackingRecorder = app.factory.tracking_recorder()
         self._nudged = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.failures_in_row = 0
         self.last_error: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.last_success_at: float | None = None
+        """Unix time of the last batch published, or of the last look that found none."""
+        self.stopped_at: UntranslatableEvent | None = None
 
     def position(self) -> int:
         return self.tracking.max_tracking_id(self.name) or 0
@@ -107,20 +174,40 @@ class OutboxRelay:
         else:
             self._loop.call_soon_threadsafe(self._nudged.set)
 
+    def unready_reason(self, after_failures: int = 2) -> str | None:
+        """Why the relay cannot publish (stopped, or failing again after a restart), or None."""
+        if self.stopped_at is not None:
+            return str(self.stopped_at)
+        if self.failures_in_row >= after_failures:
+            return (
+                f"{self.failures_in_row} attempts in a row failed, restarting with backoff; "
+                f"last: {self.last_error}"
+            )
+        return None
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._producer = reliable_producer(
             self.bootstrap_servers, linger_ms=5, max_batch_size=512 * 1024
         )
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
 
     async def publish_pending(self) -> int:
-        """Publish everything after the recorded position, batch by batch; events sent."""
+        """Publish everything after the recorded position, batch by batch; events sent.
+
+        Raises :class:`UntranslatableEvent` after publishing (and recording) what comes
+        before such an event.
+        """
         sent = 0
         while True:
             position = await asyncio.to_thread(self.position)
@@ -131,62 +218,116 @@ class OutboxRelay:
                 inclusive_of_start=False,
             )
             if not notifications:
-                RELAY_POSITION.labels(self.name).set(position)
+                self._succeeded(position)
                 return sent
-            await self._publish(notifications)
-            last = notifications[-1].id
-            await asyncio.to_thread(self.tracking.insert_tracking, Tracking(self.name, last))
-            RELAY_POSITION.labels(self.name).set(last)
-            sent += len(notifications)
+            # Decoding and translating a batch is CPU work: off the event loop.
+            batch = await asyncio.to_thread(self._translate, notifications)
+            await self._send(batch.records)
+            if batch.through is not None:
+                await asyncio.to_thread(
+                    self.tracking.insert_tracking, Tracking(self.name, batch.through)
+                )
+                self._succeeded(batch.through)
+            sent += len(batch.records)
+            if batch.failure is not None:
+                raise batch.failure
 
     async def run(self) -> None:
-        """Publish forever: wake on NOTIFY (PostgreSQL), a nudge, or the poll interval."""
-        await self.start()
+        """Publish until cancelled, restarting with backoff after a failure; stop for good
+        at an event that cannot be translated. The store's head is watched throughout."""
+        self._loop = asyncio.get_running_loop()
+        RELAY_STOPPED.labels(self.name).set(0)
+        RELAY_FAILURES_IN_ROW.labels(self.name).set(0)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._watch_head())
+            await self._supervise()
+
+    async def _supervise(self) -> None:
         listener = asyncio.create_task(self._listen()) if self.postgres_dsn else None
         try:
             while True:
                 try:
-                    await self.publish_pending()
-                    RELAY_HEAD.labels(self.name).set(await asyncio.to_thread(self.head))
-                    self.failures_in_row = 0
+                    await self.start()
+                    while True:
+                        self._nudged.clear()
+                        await self.publish_pending()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._nudged.wait(), self.poll_interval)
+                except UntranslatableEvent as error:
+                    self.stopped_at = error
+                    RELAY_STOPPED.labels(self.name).set(1)
+                    log.error("relay stopped", relay=self.name, reason=str(error))
+                    return
                 except Exception as error:
-                    self.failures_in_row += 1
-                    self.last_error = repr(error)
-                    RELAY_ERRORS.labels(self.name).inc()
-                    log.exception("relay cycle failed; retrying from the recorded position")
-                    await asyncio.sleep(1.0)
-                self._nudged.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._nudged.wait(), timeout=self.poll_interval)
+                    delay = self._failed(error)
+                    log.warning(
+                        "relay failed; restarting from the recorded position",
+                        relay=self.name, error=self.last_error, retry_in=delay,
+                        failures_in_row=self.failures_in_row,
+                    )  # fmt: skip
+                    await self.stop()
+                    await asyncio.sleep(delay)
         finally:
             if listener is not None:
                 listener.cancel()
             await self.stop()
 
-    async def _publish(self, notifications: Sequence[Notification]) -> None:
-        assert self._producer is not None, "call start() first"
-        deliveries = []
+    def _succeeded(self, position: int) -> None:
+        self.failures_in_row = 0
+        self.last_success_at = time.time()
+        RELAY_POSITION.labels(self.name).set(position)
+        RELAY_LAST_SUCCESS.labels(self.name).set(self.last_success_at)
+        RELAY_FAILURES_IN_ROW.labels(self.name).set(0)
+
+    def _failed(self, error: Exception) -> float:
+        """Count a failed cycle; the delay before the next attempt."""
+        self.failures_in_row += 1
+        self.last_error = _describe(error)
+        RELAY_ERRORS.labels(self.name).inc()
+        RELAY_FAILURES_IN_ROW.labels(self.name).set(self.failures_in_row)
+        first, longest = self.backoff
+        return float(min(first * 2 ** (self.failures_in_row - 1), longest))
+
+    async def _watch_head(self) -> None:
+        """Measure the store's head on its own, so it moves while the relay cannot."""
+        while True:
+            try:
+                RELAY_HEAD.labels(self.name).set(await asyncio.to_thread(self.head))
+            except Exception as error:  # the event_store readiness check reports it
+                log.debug("relay cannot read the store's head", error=_describe(error))
+            await asyncio.sleep(self.head_interval)
+
+    def _translate(self, notifications: Sequence[Notification]) -> _Translated:
+        records: list[_Record] = []
+        through: int | None = None
         for notification in notifications:
-            domain_event = self.app.mapper.to_domain_event(notification)
-            assert isinstance(domain_event, DomainEvent)
-            payload = self.translate(domain_event)
-            if payload is None:
-                continue
-            record = to_kafka(integration_envelope(domain_event, payload, self.source))
-            deliveries.append(
-                await self._producer.send(
-                    self.route(payload.event_type),
-                    value=record.value,
-                    key=record.key,
-                    headers=record.headers,
-                )
-            )
+            try:
+                domain_event = self.app.mapper.to_domain_event(notification)
+                assert isinstance(domain_event, DomainEvent)
+                payload = self.translate(domain_event)
+                if payload is not None:
+                    record = to_kafka(integration_envelope(domain_event, payload, self.source))
+                    topic = self.route(payload.event_type)
+            except Exception as error:
+                failure = UntranslatableEvent(notification.id, notification.topic, error)
+                return _Translated(records, through, failure)
+            if payload is not None:
+                records.append(_Record(topic, record.key, record.value, list(record.headers)))
+            through = notification.id
+        return _Translated(records, through, None)
+
+    async def _send(self, records: Sequence[_Record]) -> None:
+        assert self._producer is not None, "call start() first"
+        deliveries = [
+            await self._producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)
+            for r in records
+        ]
         # Every record must be acknowledged (acks=all) before the position moves.
         await asyncio.gather(*deliveries)
         RELAY_PUBLISHED.labels(self.name).inc(len(deliveries))
 
     async def _listen(self) -> None:
-        """Turn the store's NOTIFY into nudges; on connection loss, reconnect."""
+        """Turn the store's NOTIFY into nudges; on any failure, reconnect (polling goes on)."""
         recorder = self.app.recorder
         assert isinstance(recorder, PostgresApplicationRecorder)
         while True:
@@ -197,6 +338,8 @@ class OutboxRelay:
                     await conn.execute(f'LISTEN "{recorder.channel_name}"')
                     async for _ in conn.notifies():
                         self.nudge()
-            except psycopg.OperationalError:
-                log.warning("relay lost its LISTEN connection; reconnecting")
+            except Exception as error:
+                log.warning(
+                    "relay lost its LISTEN connection; reconnecting", error=_describe(error)
+                )
                 await asyncio.sleep(1.0)

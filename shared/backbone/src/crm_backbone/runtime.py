@@ -111,7 +111,9 @@ class ServiceRuntime:
             )
         await broker.start()
         self._broker = broker
-        self._tasks = [asyncio.create_task(self.relay.run(), name="relay")]
+        relay = asyncio.create_task(self.relay.run(), name="relay")
+        relay.add_done_callback(_log_if_failed)
+        self._tasks = [relay]
         self._producer = producer
         log.info(
             "service workers started", projections=len(c.projections), policies=len(c.policies)
@@ -130,12 +132,18 @@ class ServiceRuntime:
             self._producer = None
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
-        return {
+        """What this process needs: the workers' checks only where they run."""
+        checks: dict[str, ReadinessCheck] = {
             "event_store": self._store_answers,
             "mongodb": self._mongo_answers,
-            "kafka": self._kafka_answers,
-            "consumers": self._consumers_flowing,
         }
+        if self._broker is not None:
+            checks |= {
+                "kafka": self._kafka_answers,
+                "relay": self._relay_publishing,
+                "consumers": self._consumers_flowing,
+            }
+        return checks
 
     async def _store_answers(self) -> str | None:
         await asyncio.to_thread(self.components.application.recorder.max_notification_id)
@@ -146,13 +154,24 @@ class ServiceRuntime:
         return None
 
     async def _kafka_answers(self) -> str | None:
-        if self._broker is None:
-            return None if self.relay.failures_in_row < 3 else self.relay.last_error
+        assert self._broker is not None
         return None if await self._broker.ping(timeout=1.5) else "the broker does not answer"
+
+    async def _relay_publishing(self) -> str | None:
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and (error := task.exception()):
+                return f"the relay ended: {type(error).__name__}: {error}"
+        return self.relay.unready_reason()
 
     async def _consumers_flowing(self) -> str | None:
         stalled = [f"{h.group}: {why}" for h in self.health if (why := h.stalled())]
         return "; ".join(stalled) or None
+
+
+def _log_if_failed(task: asyncio.Task[None]) -> None:
+    """A background task must never end silently."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("background task ended", task=task.get_name(), error=repr(error))
 
 
 @dataclass
