@@ -24,12 +24,12 @@ from typing import Any
 import httpx
 import pytest
 from crm_backbone.kafka import reliable_producer
+from crm_backbone.parking import PARKING_COLLECTION
 from crm_backbone.projection import Document
 from crm_backbone.readmodel import wait_until_applied
 from crm_campaign.api import create_app
 from crm_campaign.audience import AudienceView
 from crm_campaign.bootstrap import CampaignService, CampaignSettings, bootstrap
-from crm_campaign.policies import PARKED
 from crm_events import channel_gateway as gw
 from crm_events import core_banking as cb
 from crm_events import customer as cu
@@ -339,7 +339,7 @@ async def test_a_campaign_tracked_from_targeting_to_revenue(
         for k, customer in enumerate(messaged[:15])
     ]
     await produce(kafka, early)
-    await counted(database[PARKED], {"campaign_id": campaign_id}, len(early))
+    await counted(database[PARKING_COLLECTION], {"hold": campaign_id}, len(early))
 
     # 4. The start freezes exactly the target list computed here.
     start = await client.post(f"/campaigns/{campaign_id}/start", json={})
@@ -498,7 +498,7 @@ async def test_a_campaign_tracked_from_targeting_to_revenue(
     listed = (await client.get("/campaigns", params={"owner_manager_id": owner})).json()
     assert [item["campaign_id"] for item in listed["items"]] == [campaign_id]
     assert listed["items"][0]["headline"] == totals
-    assert await database[PARKED].count_documents({"campaign_id": campaign_id}) == 0
+    assert await database[PARKING_COLLECTION].count_documents({"hold": campaign_id}) == 0
     report_funnel(funnel)
 
 

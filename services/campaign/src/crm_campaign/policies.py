@@ -4,9 +4,10 @@
 opened, responded or opted out becomes the target's ``CampaignResponseRecorded`` (the
 aggregate records a customer's stage once, so a redelivered or repeated report changes
 nothing). A report for a campaign that has not started (or that this store does not know
-yet) is **parked** in MongoDB with its original record and applied when the campaign's
-``crm.campaign.started`` comes by (or dropped after the gateway topic's retention, 30
-days, if it never does); a report about a customer who is not a target is dead-lettered.
+yet) is **parked** (the backbone's parking lot, under the campaign's id) and applied when
+the campaign's ``crm.campaign.started`` comes by (or dropped after the gateway topic's
+retention, 30 days, if it never does); a report about a customer who is not a target is
+dead-lettered.
 
 **Attribution** (``crm.opportunity.events``, ``bank.corebanking.accounts``): a target
 whose opportunity is won, or who opens a product the campaign offers, within the
@@ -32,17 +33,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import structlog
 from crm_backbone.context import command_context
-from crm_backbone.policy import Policy, PolicyHandler, Rejected
+from crm_backbone.policy import NotYet, Policy, PolicyHandler, Rejected
 from crm_backbone.projection import Document
 from crm_events import channel_gateway as gw
 from crm_events.campaign import CampaignStarted, ResponseStage
 from crm_events.core_banking import AccountOpened
-from crm_events.envelope import Envelope, from_kafka, to_kafka
+from crm_events.envelope import Envelope
 from crm_events.opportunity import (
     OpportunityCreated,
     OpportunityExpectedValueChanged,
@@ -66,7 +67,6 @@ from crm_campaign.views import target_key
 
 log = structlog.get_logger(__name__)
 
-PARKED = "parked_responses"
 ATTRIBUTION_TARGETS = "attribution_targets"
 SIGNALS = "conversion_signals"
 OPPORTUNITY_VALUES = "opportunity_values"
@@ -100,10 +100,11 @@ class CampaignPolicies(Policy):
         OPPORTUNITY_EVENTS.name,
         COREBANKING_ACCOUNTS.name,
     )
+    # As long as the gateway topic keeps reports: no replay could bring them back.
+    parking_expiry_seconds: ClassVar[int | None] = CHANNEL_GATEWAY_RESPONSES.retention_ms // 1000
 
     def __init__(self, application: CampaignApplication, database: AsyncDatabase[Document]) -> None:
         self.application = application
-        self.parked = database[PARKED]
         self.targets = database[ATTRIBUTION_TARGETS]
         self.signals = database[SIGNALS]
         self.opportunities = database[OPPORTUNITY_VALUES]
@@ -120,17 +121,18 @@ class CampaignPolicies(Policy):
             AccountOpened.event_type: self.account_opened,
         }
 
+    def hold_of(self, envelope: Event) -> str | None:
+        """A gateway report waits for its campaign to start."""
+        data = envelope.data
+        return data.campaign_id if isinstance(data, GatewayMessage) else None
+
+    def releases(self, envelope: Event) -> str | None:
+        return envelope.aggregateid if isinstance(envelope.data, CampaignStarted) else None
+
+    async def ready(self, hold: str) -> bool:
+        return await asyncio.to_thread(self._started, hold)
+
     async def setup(self) -> None:
-        await self.parked.create_indexes(
-            [
-                IndexModel([("campaign_id", ASCENDING), ("parked_at", ASCENDING)]),
-                # As long as the gateway topic keeps reports: no replay could bring them back.
-                IndexModel(
-                    [("parked_at", ASCENDING)],
-                    expireAfterSeconds=CHANNEL_GATEWAY_RESPONSES.retention_ms // 1000,
-                ),
-            ]
-        )
         await self.targets.create_indexes([IndexModel([("customer_id", ASCENDING)])])
         await self.signals.create_indexes(
             [
@@ -151,10 +153,7 @@ class CampaignPolicies(Policy):
         try:
             await asyncio.to_thread(self._record, envelope)
         except (CampaignNotFound, NotStarted):
-            await self._park(envelope, data.campaign_id)
-            # The start may have been consumed while this was parking: look again.
-            if await asyncio.to_thread(self._started, data.campaign_id):
-                await self._apply_parked(data.campaign_id)
+            raise NotYet("campaign not started yet") from None
         except NotTargeted as error:
             raise Rejected(str(error)) from None
 
@@ -177,38 +176,13 @@ class CampaignPolicies(Policy):
         except CampaignNotFound:
             return False
 
-    async def _park(self, envelope: Event, campaign_id: str) -> None:
-        record = to_kafka(envelope)
-        await self.parked.update_one(
-            {"_id": envelope.id},
-            {
-                "$setOnInsert": {
-                    "campaign_id": campaign_id,
-                    "type": envelope.type,
-                    "record": {"key": record.key, "value": record.value, "headers": record.headers},
-                    "parked_at": datetime.now(UTC),
-                }
-            },
-            upsert=True,
-        )
-        log.info("response parked until its campaign starts", event_id=envelope.id)
-
-    async def _apply_parked(self, campaign_id: str) -> None:
-        """Record what was parked for the campaign, oldest first."""
-        parked = self.parked.find({"campaign_id": campaign_id}).sort("parked_at", ASCENDING)
-        async for doc in parked:
-            record = doc["record"]
-            envelope = from_kafka(record["key"], record["value"], record["headers"])
-            try:
-                await asyncio.to_thread(self._record, envelope)
-            except NotTargeted as error:
-                log.warning("parked response dropped", event_id=doc["_id"], reason=str(error))
-            await self.parked.delete_one({"_id": doc["_id"]})
-
     # Attribution ----------------------------------------------------------------------------
 
     async def campaign_started(self, envelope: Event) -> None:
-        """Remember the targets for attribution, match earlier signals, apply parked responses."""
+        """Remember the targets for attribution and match earlier signals.
+
+        The responses parked until the start are released afterwards (:meth:`releases`).
+        """
         campaign_id = envelope.aggregateid
         try:
             campaign = await asyncio.to_thread(self.application.get, campaign_id)
@@ -219,7 +193,6 @@ class CampaignPolicies(Policy):
         if window is None:
             return
         opens, closes = window
-        await self._apply_parked(campaign_id)
         customers = sorted(campaign.targets)
         if not customers:
             return

@@ -41,7 +41,7 @@ def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
         application,
         translate,
         projections=[CustomerViews()],
-        policies=[CustomerPolicies(application, infra.database)],
+        policies=[CustomerPolicies(application)],
     )
     queries = CustomerQueries(infra.database, dormancy_days=settings.dormancy_days)
     return CustomerService(application, runtime, infra.mongo, settings, queries)

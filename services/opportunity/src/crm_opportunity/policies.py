@@ -9,11 +9,9 @@ products as its products of interest.
 For that the policy keeps, in MongoDB, what it learns from the customer stream
 (``known_customers``: name, branch, manager) and from campaign creation
 (``known_campaigns``: name, products). A response for a customer it does not know yet
-(the two topics are not ordered against each other) is **parked** and captured when the
-customer's registration arrives. Both sides write first and read second (the response
-parks, then looks for the customer again; the registration records the customer, then
-looks for parked responses), so whichever runs last sees the other's write, even when the
-two topics are consumed by different instances.
+(the two topics are not ordered against each other) is **parked** (the backbone's
+parking lot, under the customer's id) and captured when the customer's registration
+arrives: the registration records the customer, then releases what was parked for them.
 """
 
 from __future__ import annotations
@@ -22,25 +20,20 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import structlog
 from crm_backbone.context import command_context
-from crm_backbone.policy import Policy, PolicyHandler
+from crm_backbone.policy import NotYet, Policy, PolicyHandler
 from crm_backbone.projection import Document
 from crm_events import campaign as cmp
 from crm_events import customer as cu
 from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload
 from crm_events.topics import CAMPAIGN_EVENTS, CUSTOMER_EVENTS
-from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_opportunity.application import OpportunityApplication
 
-log = structlog.get_logger(__name__)
-
 KNOWN_CUSTOMERS = "known_customers"
 KNOWN_CAMPAIGNS = "known_campaigns"
-PARKED = "parked_campaign_responses"
 
 Event = Envelope[EventPayload]
 
@@ -55,7 +48,6 @@ class CampaignLeads(Policy):
         self.application = application
         self.customers = database[KNOWN_CUSTOMERS]
         self.campaigns = database[KNOWN_CAMPAIGNS]
-        self.parked = database[PARKED]
 
     def handlers(self) -> Mapping[str, PolicyHandler]:
         typed: dict[type[EventPayload], PolicyHandler] = {
@@ -67,8 +59,18 @@ class CampaignLeads(Policy):
         }
         return {model.event_type: handler for model, handler in typed.items()}
 
-    async def setup(self) -> None:
-        await self.parked.create_indexes([IndexModel([("customer_id", ASCENDING)])])
+    def hold_of(self, e: Event) -> str | None:
+        """A response (one that makes a lead) waits for its customer to be known."""
+        d = e.data
+        if isinstance(d, cmp.CampaignResponseRecorded) and d.stage is cmp.ResponseStage.RESPONDED:
+            return d.customer_id
+        return None
+
+    def releases(self, e: Event) -> str | None:
+        return e.aggregateid if isinstance(e.data, cu.CustomerRegistered) else None
+
+    async def ready(self, hold: str) -> bool:
+        return await self._known_customer(hold) is not None
 
     # What the policy learns -------------------------------------------------------------
 
@@ -83,7 +85,6 @@ class CampaignLeads(Policy):
         d = e.data
         assert isinstance(d, cu.CustomerRegistered)
         await self._know(e.aggregateid, {"name": d.name.full_name, "branch_id": d.branch_id})
-        await self._capture_parked(e.aggregateid)
 
     async def manager_assigned(self, e: Event) -> None:
         d = e.data
@@ -111,21 +112,20 @@ class CampaignLeads(Policy):
             "correlation_id": e.correlationid,
             "event_id": e.id,
         }
-        if await self._capture(response):
-            return
-        await self.parked.update_one({"_id": e.id}, {"$setOnInsert": response}, upsert=True)
-        log.info("campaign response parked until its customer is known", event_id=e.id)
-        await self._capture_parked(d.customer_id)
+        if not await self._capture(response):
+            raise NotYet("customer not known yet")
 
-    async def _capture_parked(self, customer_id: str) -> None:
-        async for parked in self.parked.find({"customer_id": customer_id}):
-            if await self._capture(parked):
-                await self.parked.delete_one({"_id": parked["_id"]})
+    async def _known_customer(self, customer_id: str) -> Document | None:
+        """What the policy knows of the customer, if enough for a lead (name and branch)."""
+        customer = await self.customers.find_one({"_id": customer_id})
+        if customer is None or "name" not in customer or "branch_id" not in customer:
+            return None
+        return customer
 
     async def _capture(self, response: Mapping[str, Any]) -> bool:
         """Capture the response's lead (or find it captured); False if the customer is unknown."""
-        customer = await self.customers.find_one({"_id": response["customer_id"]})
-        if customer is None or "name" not in customer or "branch_id" not in customer:
+        customer = await self._known_customer(response["customer_id"])
+        if customer is None:
             return False
         campaign = await self.campaigns.find_one({"_id": response["campaign_id"]}) or {}
         campaign_name = campaign.get("name", response["campaign_id"])

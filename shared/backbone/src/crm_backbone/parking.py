@@ -54,6 +54,8 @@ from pymongo.errors import DuplicateKeyError
 from crm_backbone.metrics import PARKED_RECORDS
 from crm_backbone.projection import Document, Record
 
+PARKING_COLLECTION = "parked_records"
+"""The collection a service's consumers park in (one per service database, every owner)."""
 ORDER = [
     ("parked_at", ASCENDING),
     ("topic", ASCENDING),
@@ -106,7 +108,9 @@ class ParkingLot:
 
     ``collection`` may be shared by several owners (the lease documents live in
     ``<collection>.leases``); ``owner`` is the consumer group or policy parking here.
-    ``lease_seconds`` bounds how long a crashed releaser keeps others waiting.
+    ``lease_seconds`` bounds how long a crashed releaser keeps others waiting;
+    ``expire_after_seconds`` drops this owner's records parked longer than that (for what
+    can no longer come, e.g. beyond its topic's retention), None keeps them until released.
     """
 
     def __init__(
@@ -116,18 +120,28 @@ class ParkingLot:
         *,
         lease_seconds: float = 30.0,
         poll_seconds: float = 0.05,
+        expire_after_seconds: int | None = None,
     ) -> None:
         self.collection = collection
         self.leases: AsyncCollection[Document] = collection.database[f"{collection.name}.leases"]
         self.owner = owner
         self.lease_ms = int(lease_seconds * 1000)
         self.poll_seconds = poll_seconds
+        self.expire_after_seconds = expire_after_seconds
 
     async def setup(self) -> None:
         """Create the indexes (idempotent)."""
-        await self.collection.create_indexes(
-            [IndexModel([("owner", ASCENDING), ("hold", ASCENDING), *ORDER])]
-        )
+        indexes = [IndexModel([("owner", ASCENDING), ("hold", ASCENDING), *ORDER])]
+        if self.expire_after_seconds is not None:
+            indexes.append(
+                IndexModel(
+                    [("parked_at", ASCENDING)],
+                    name=f"expire {self.owner}",
+                    expireAfterSeconds=self.expire_after_seconds,
+                    partialFilterExpression={"owner": self.owner},
+                )
+            )
+        await self.collection.create_indexes(indexes)
 
     # Parking ------------------------------------------------------------------------------
 

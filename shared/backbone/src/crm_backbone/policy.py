@@ -6,20 +6,33 @@ Kafka batch in order; a record that breaks the contract, or that a handler rejec
 service refuses), goes to the dead-letter topic with the reason and never blocks its
 partition. Any other exception fails the batch, which is redelivered (a store or
 MongoDB outage): handlers are idempotent, so reapplying is safe.
+
+An event that cannot apply *yet* (its customer is not registered, its campaign has not
+started) makes its handler raise :class:`NotYet`: the consumer parks the record in the
+service's parking lot (:mod:`crm_backbone.parking`) under the event's hold key
+(:meth:`Policy.hold_of`), and so does every later event of that hold key until it is
+released, so they keep their order. The event that settles a hold (the registration) is
+named by :meth:`Policy.releases`: once its handler has returned (the fact is written),
+the consumer releases the hold, reapplying the parked records through the same path.
+After parking, the consumer checks :meth:`Policy.ready` again and releases if it holds by
+then: whichever side runs last sees the other's write, across instances too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 import structlog
 from crm_events.envelope import Envelope, from_kafka
 from crm_events.errors import ContractError
 from crm_events.registry import EventPayload
+from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_backbone.metrics import DEAD_LETTERS, POLICY_EVENTS
-from crm_backbone.projection import DeadLetters, Record
+from crm_backbone.parking import PARKING_COLLECTION, ParkedRecord, ParkingLot, StillHeld
+from crm_backbone.projection import DeadLetters, Document, Record
 
 log = structlog.get_logger(__name__)
 
@@ -30,9 +43,15 @@ class Rejected(Exception):
     """The event is well formed but this service cannot apply it: dead-letter it."""
 
 
+class NotYet(Exception):
+    """The event cannot apply until its hold is released (the message says why): park it."""
+
+
 class Policy:
     name: ClassVar[str]
     topics: ClassVar[tuple[str, ...]]
+    parking_expiry_seconds: ClassVar[int | None] = None
+    """Parked records older than this are dropped (None: kept until released)."""
 
     def handlers(self) -> Mapping[str, PolicyHandler]:
         raise NotImplementedError
@@ -40,40 +59,106 @@ class Policy:
     async def setup(self) -> None:
         """Create what the policy needs (indexes); idempotent."""
 
+    def hold_of(self, envelope: Envelope[EventPayload]) -> str | None:
+        """The hold key the event waits under if it cannot apply yet; None: it never waits."""
+        return None
+
+    def releases(self, envelope: Envelope[EventPayload]) -> str | None:
+        """The hold key this event settles, released once its handler has returned."""
+        return None
+
+    async def ready(self, hold: str) -> bool:
+        """Whether what ``hold`` waits for has happened (checked again after parking)."""
+        return False
+
 
 class PolicyConsumer:
-    """Applies batches of records to one policy, in partition order."""
+    """Applies batches of records to one policy, in partition order, parking what must wait."""
 
-    def __init__(self, policy: Policy, dead_letters: DeadLetters, consumer_group: str) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        dead_letters: DeadLetters,
+        consumer_group: str,
+        database: AsyncDatabase[Document],
+    ) -> None:
         self.policy = policy
         self.name = policy.name
         self.topics = policy.topics
         self.dead_letters = dead_letters
         self.consumer_group = consumer_group
+        self.parking = ParkingLot(
+            database[PARKING_COLLECTION],
+            consumer_group,
+            expire_after_seconds=policy.parking_expiry_seconds,
+        )
         self._handlers = policy.handlers()
 
     async def setup(self) -> None:
         await self.policy.setup()
+        await self.parking.setup()
+        await self.parking.observe()
 
     async def process(self, records: Sequence[Record]) -> Any:
         applied = 0
         for record in records:
-            try:
-                envelope = from_kafka(record.key, record.value or b"", record.headers)
-            except ContractError as error:
-                await self._dead_letter(record, error.code, error.reason)
+            envelope = await self._decode(record)
+            if envelope is None or envelope.type not in self._handlers:
                 continue
-            handler = self._handlers.get(envelope.type)
-            if handler is None:
-                continue
-            try:
-                await handler(envelope)
-            except Rejected as error:
-                await self._dead_letter(record, "rejected", str(error))
-                continue
-            applied += 1
+            hold = self.policy.hold_of(envelope)
+            if hold is not None and await self.parking.held([hold]):
+                await self._park(hold, record, "behind earlier events of the same hold")
+            elif (waiting := await self._apply(record, envelope)) is not None:
+                if hold is None:
+                    raise TypeError(f"{self.name}: {envelope.type} cannot wait, it has no hold")
+                await self._park(hold, record, waiting)
+            else:
+                applied += 1
         POLICY_EVENTS.labels(self.name).inc(applied)
+        await self.parking.observe()
         return applied
+
+    async def _decode(self, record: Record) -> Envelope[EventPayload] | None:
+        try:
+            return from_kafka(record.key, record.value or b"", record.headers)
+        except ContractError as error:
+            await self._dead_letter(record, error.code, error.reason)
+            return None
+
+    async def _apply(self, record: Record, envelope: Envelope[EventPayload]) -> str | None:
+        """Run the event's handler, then release what it settles; why it must wait, or None."""
+        try:
+            await self._handlers[envelope.type](envelope)
+        except NotYet as waiting:
+            return str(waiting)
+        except Rejected as error:
+            await self._dead_letter(record, "rejected", str(error))
+            return None
+        if (settled := self.policy.releases(envelope)) is not None:
+            await self.parking.release(settled, self._reapply)
+        return None
+
+    async def _park(self, hold: str, record: Record, reason: str) -> None:
+        await self.parking.park_until(
+            hold, record, reason, ready=partial(self.policy.ready, hold), apply=self._reapply
+        )
+        log.info(
+            "event parked", policy=self.name, reason=reason,
+            topic=record.topic, partition=record.partition, offset=record.offset,
+        )  # fmt: skip
+
+    async def _reapply(self, parked: ParkedRecord) -> None:
+        """A parked record, through the same path; :class:`StillHeld` if it must wait on."""
+        envelope = await self._decode(parked)
+        if envelope is None or envelope.type not in self._handlers:
+            return
+        if await self._apply(parked, envelope) is not None:
+            raise StillHeld(parked.reason)
+        POLICY_EVENTS.labels(self.name).inc()
+        log.info(
+            "parked event applied", policy=self.name,
+            topic=parked.topic, partition=parked.partition, offset=parked.offset,
+        )  # fmt: skip
 
     async def _dead_letter(self, record: Record, code: str, reason: str) -> None:
         await self.dead_letters(record, code, reason, self.consumer_group)

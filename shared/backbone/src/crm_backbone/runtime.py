@@ -104,7 +104,7 @@ class ServiceRuntime:
                 )
             )
         for policy in c.policies:
-            consumer = PolicyConsumer(policy, dead_letters, self.group(policy.name))
+            consumer = PolicyConsumer(policy, dead_letters, self.group(policy.name), c.database)
             await consumer.setup()
             self.health.append(
                 subscribe(broker, consumer, policy.topics, max_records=self.max_records)
