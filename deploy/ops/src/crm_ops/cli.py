@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import importlib
 import json
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from crm_backbone.rebuild import Progress, rebuild, replay
 from crm_backbone.settings import ServiceSettings
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as ProgressBar
@@ -51,12 +53,13 @@ Reason = Annotated[str, typer.Option(help="Why (recorded)")]
 USER = getpass.getuser()
 DEFAULT_KAFKA = "127.0.0.1:19092"
 DEFAULT_MONGO = "mongodb://127.0.0.1:27117/?replicaSet=rs0"
-SERVICES = {
-    "customer": "http://127.0.0.1:8101",
-    "opportunity": "http://127.0.0.1:8102",
-    "campaign": "http://127.0.0.1:8103",
-    "contact-log": "http://127.0.0.1:8104",
+WORKERS = {
+    "customer": "http://127.0.0.1:8201",
+    "opportunity": "http://127.0.0.1:8202",
+    "campaign": "http://127.0.0.1:8203",
+    "contact-log": "http://127.0.0.1:8204",
 }
+"""Where make run's worker processes (relay and consumers) answer."""
 
 
 def _run(work: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
@@ -367,28 +370,52 @@ def dlq_purge(
 def relay_status(
     service: Annotated[
         list[str] | None,
-        typer.Option(metavar="NAME=URL", help="Service URLs (default: make run's)"),
+        typer.Option(
+            metavar="NAME=URL",
+            help="The processes running the relays (default: make run's workers)",
+        ),
     ] = None,
 ) -> None:
-    """Each service's relay: published position against its event store's head."""
-    urls = dict(value.split("=", 1) for value in service) if service else SERVICES
-    table = Table("service", "relay", "position", "store head", "behind")
-    failed = False
+    """Each service's relay: position against its store's head, when it last published,
+    and why it cannot (exit code 1 when one cannot, 2 when a process does not answer)."""
+    urls = dict(value.split("=", 1) for value in service) if service else WORKERS
+    table = Table("service", "position", "head", "pending", "last success", "errors", "state",
+                  box=box.SIMPLE_HEAD)  # fmt: skip
+    down = False
+    problems: list[str] = []
     for name, url in urls.items():
         try:
             metrics = httpx.get(f"{url}/metrics", timeout=5).text
-        except httpx.HTTPError as error:
-            table.add_row(name, "-", "-", "-", f"[red]service does not answer: {error}")
-            failed = True
+            readiness = httpx.get(f"{url}/readyz", timeout=5).json()
+        except (httpx.HTTPError, ValueError) as error:
+            table.add_row(name, "-", "-", "-", "-", "-", "[red]DOWN")
+            problems.append(f"{name} does not answer: {error}")
+            down = True
             continue
         positions = _gauges(metrics, "crm_relay_position")
+        if not positions:
+            table.add_row(name, "-", "-", "-", "-", "-", "no relay here")
         heads = _gauges(metrics, "crm_relay_store_head")
+        successes = _gauges(metrics, "crm_relay_last_success_timestamp_seconds")
+        errors = _gauges(metrics, "crm_relay_errors_total")
+        why = readiness.get("checks", {}).get("relay", "ok")
         for relay, position in positions.items():
             head = heads.get(relay, position)
-            table.add_row(name, relay, f"{position:.0f}", f"{head:.0f}", f"{head - position:.0f}")
+            success = successes.get(relay)
+            age = f"{time.time() - success:,.1f}s ago" if success else "never"
+            state = "ok" if why == "ok" else "[red]FAILING"
+            if why != "ok":
+                problems.append(f"{name} ({relay}): {why}")
+            table.add_row(name, f"{position:.0f}", f"{head:.0f}",
+                          f"{max(head - position, 0):.0f}", age, f"{errors.get(relay, 0):.0f}",
+                          state)  # fmt: skip
     console.print(table)
-    if failed:
+    for problem in problems:
+        console.print(problem, soft_wrap=True, markup=False)
+    if down:
         raise typer.Exit(2)
+    if problems:
+        raise typer.Exit(1)
 
 
 def _gauges(text: str, name: str) -> dict[str, float]:
