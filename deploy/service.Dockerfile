@@ -1,4 +1,6 @@
 # One image per CRM service: `docker compose build` passes PACKAGE (crm-customer, ...).
+# The same image runs the API (`<script> serve --no-workers`) and the worker
+# (`<script> work`: relay and consumers), as two containers.
 FROM python:3.11-slim
 ARG PACKAGE
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv \

@@ -64,3 +64,15 @@ def test_every_service_is_in_the_compose_file(compose: dict[str, Any]) -> None:
         assert service is not None, f"{pyproject.parent} has no entry in docker-compose.yml"
         assert service["build"]["args"]["PACKAGE"] == project["name"]
         assert service["command"][0] in project["scripts"]
+
+
+def test_each_service_runs_its_api_and_its_workers_in_two_containers_of_one_image(
+    compose: dict[str, Any],
+) -> None:
+    for pyproject in sorted((ROOT / "services").glob("*/pyproject.toml")):
+        api = compose["services"][pyproject.parent.name]
+        worker = compose["services"].get(f"{pyproject.parent.name}-worker")
+        assert worker is not None, f"{pyproject.parent.name} has no worker container"
+        assert api["image"] == worker["image"] and api["build"] == worker["build"]
+        assert api["command"][1:3] == ["serve", "--no-workers"]
+        assert worker["command"][:2] == [api["command"][0], "work"]
