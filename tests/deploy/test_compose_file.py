@@ -73,6 +73,7 @@ def test_each_service_runs_its_api_and_its_workers_in_two_containers_of_one_imag
         api = compose["services"][pyproject.parent.name]
         worker = compose["services"].get(f"{pyproject.parent.name}-worker")
         assert worker is not None, f"{pyproject.parent.name} has no worker container"
-        assert api["image"] == worker["image"] and api["build"] == worker["build"]
+        assert api["image"] == worker["image"]
+        assert api["build"] == worker["build"]
         assert api["command"][1:3] == ["serve", "--no-workers"]
         assert worker["command"][:2] == [api["command"][0], "work"]
