@@ -7,7 +7,9 @@ Three shapes of load:
 - **steady**, open loop: profile changes at a fixed rate whatever the answers take; a
   MongoDB change stream on the view's positions says when each change reached the view
   (a position is written after its view updates were acknowledged);
-- **reads**, closed loop: ``GET /customers/{id}/view`` of random known customers.
+- **reads**, closed loop: ``GET /customers/{id}/view`` of random known customers, while
+  core banking's events :func:`flow` at a steady rate through the service's worker
+  process into the view the API reads.
 
 The load generator runs in the benchmark's process, on the same cores as the service
 (``http_client`` says why it is not httpx).
@@ -21,12 +23,14 @@ import json
 import random
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from crm_backbone.kafka import reliable_producer
 from crm_backbone.projection import guard_key
 from crm_customer.views import CustomerViews
 from crm_simulator.day import registration
+from crm_simulator.feed import FeedEvent
 from crm_simulator.population import SimulatedCustomer
 
 from bench.bank import CRM_SOURCE
@@ -235,3 +239,35 @@ async def reads(
             connection.close()
     latencies.check("reads")
     return latencies
+
+
+@dataclass
+class Flow:
+    """Events sent at a steady rate, over a wall-clock span."""
+
+    sent: int = 0
+    began: float = 0.0
+    ended: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.sent / (self.ended - self.began) if self.ended > self.began else 0.0
+
+
+async def flow(bootstrap: str, events: Iterable[FeedEvent], rate: float, into: Flow) -> None:
+    """Send ``events`` at ``rate`` a second (open loop) until they run out or the task is
+    cancelled; ``into`` counts them."""
+    producer = reliable_producer(bootstrap, linger_ms=5)
+    await producer.start()
+    into.began = time.perf_counter()
+    try:
+        for n, event in enumerate(events):
+            delay = into.began + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            key, value, headers = event.record
+            await producer.send(event.topic, value=value, key=key, headers=headers)
+            into.sent += 1
+    finally:
+        into.ended = time.perf_counter()
+        await producer.stop()

@@ -1,4 +1,5 @@
-"""``crm-customer`` as the benchmark runs it: the same CLI, app and workers, with every
+"""``crm-customer`` as the benchmark runs it (``serve --no-workers`` and ``work``, as
+``make run`` does): the same CLI, app and workers, with every
 contract topic renamed ``$BENCH_TOPIC_PREFIX<name>``, and its full garbage collections
 logged to ``$BENCH_GC_LOG``.
 

@@ -1,4 +1,5 @@
-"""The customer service in a process of its own: started, watched (RSS), stopped by PID."""
+"""The customer service's processes (its API, its worker), each started, watched (RSS),
+stopped by PID."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Literal
 
 import psutil
 
@@ -21,7 +23,8 @@ MB = 1024 * 1024
 
 
 class ServiceProcess:
-    """One ``crm-customer serve`` process (``bench/serve_customer.py``), and its memory."""
+    """One ``crm-customer serve --no-workers`` or ``work`` process
+    (``bench/serve_customer.py``), and its memory."""
 
     def __init__(
         self, process: asyncio.subprocess.Process, url: str, log: Path, gc_log: Path
@@ -68,11 +71,12 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def customer_service(
-    found: Servers, names: Names, data_dir: Path, *, workers: bool, log: Path
+async def customer_process(
+    found: Servers, names: Names, data_dir: Path, *, role: Literal["api", "worker"], log: Path
 ) -> AsyncIterator[ServiceProcess]:
-    """A running customer service (API, and with ``workers`` its relay and consumers) on a
-    free port, with the run's namespace, data folder and topics; stopped on the way out."""
+    """The customer service's API (``serve --no-workers``) or its worker (``work``: relay
+    and consumers) on a free port, with the run's namespace, data folder and topics;
+    stopped on the way out."""
     port = _free_port()
     gc_log = log.with_name(f"{log.stem}-{port}.gc")
     env = os.environ | {
@@ -83,10 +87,10 @@ async def customer_service(
         "BENCH_TOPIC_PREFIX": names.service_prefix,
         "BENCH_GC_LOG": str(gc_log),
     }
-    command = ["-m", "bench.serve_customer", "serve", "--port", str(port)]
+    command = ["serve", "--no-workers"] if role == "api" else ["work"]
     with log.open("ab") as out:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, *command, *([] if workers else ["--no-workers"]),
+            sys.executable, "-m", "bench.serve_customer", *command, "--port", str(port),
             cwd=ROOT, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
     service = ServiceProcess(process, f"http://127.0.0.1:{port}", log, gc_log)
@@ -119,7 +123,7 @@ async def _wait_ready(service: ServiceProcess, within: float = 60) -> None:
 
 
 async def _stop(process: asyncio.subprocess.Process, grace: float = 15) -> None:
-    """SIGTERM to that PID (uvicorn shuts down, the lifespan stops the workers), then
+    """SIGTERM to that PID (uvicorn shuts down, a worker's lifespan stops it), then
     SIGKILL if it is still there after ``grace`` seconds."""
     if process.returncode is not None:
         return

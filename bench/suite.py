@@ -38,7 +38,7 @@ from bench import http_load, limits, pipeline, report
 from bench.bank import CRM_SOURCE, Expected, crm_history, upstream
 from bench.common import OUTPUT, CpuMeter, Database, Names, Servers, machine, servers
 from bench.common import create_topics as create
-from bench.service import MB, ServiceProcess, customer_service
+from bench.service import MB, ServiceProcess, customer_process
 
 VIEW_TOPICS = (CUSTOMER_EVENTS.name, COREBANKING_ACCOUNTS.name, COREBANKING_CUSTOMERS.name)
 """The streams the single customer view is fed from in this benchmark."""
@@ -71,6 +71,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--steady-rate", type=float, default=200, help="commands/s")
     parser.add_argument("--steady-seconds", type=float, default=30)
     parser.add_argument("--read-seconds", type=float, default=20)
+    parser.add_argument("--flow-rate", type=float, default=200,
+                        help="core-banking events/s into the worker during the reads")  # fmt: skip
     args = parser.parse_args()
     if args.large:
         args.customers, args.events = 100_000, 1_000_000
@@ -94,11 +96,15 @@ class Phases:
 
     @contextlib.asynccontextmanager
     async def __call__(
-        self, key: str, label: str, service: ServiceProcess | None = None, events: int = 0
-    ) -> AsyncIterator[None]:
+        self, key: str, label: str, service: ServiceProcess | None = None, events: int = 0,
+        worker: ServiceProcess | None = None,
+    ) -> AsyncIterator[None]:  # fmt: skip
+        """Time a phase; ``service`` is the API's process (its GCs are counted), ``worker``
+        the service's relay and consumers."""
         print(f"  {label} ...", end="", flush=True)
         updated = await self._updated() if events else 0
-        meter = CpuMeter(self.processes | ({"service": service.pid} if service else {}))
+        ours = {"service": service, "worker": worker}
+        meter = CpuMeter(self.processes | {k: p.pid for k, p in ours.items() if p is not None})
         began = time.monotonic()
         yield
         ended = time.monotonic()
@@ -255,6 +261,7 @@ async def _pipeline(
         "steady_rate": args.steady_rate,
         "steady_seconds": args.steady_seconds,
         "read_seconds": args.read_seconds,
+        "flow_rate": args.flow_rate,
     }
 
 
@@ -262,48 +269,68 @@ async def _http(
     args: argparse.Namespace, found: Servers, names: Names, phases: Phases,
     figures: report.Figures, mongo: AsyncMongoClient[dict[str, Any]], tmp: Path,
 ) -> None:  # fmt: skip
-    """The customer service in its own process: commands, command → view, reads, RSS."""
+    """The customer service as make run runs it, its API and its worker in processes of
+    their own: commands, command → view, reads while events flow, RSS."""
     customers = population(args.seed, args.customers)[: args.http_customers]
     data, log = tmp / "service", OUTPUT / "logs" / f"service-{names.run}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     label = f"commands via HTTP, API only ({len(customers):,} customers)"
-    async with customer_service(found, names, data, workers=False, log=log) as api:
+    async with customer_process(found, names, data, role="api", log=log) as api:
         async with phases("commands", label, api):
             commands, versions = await http_load.commands(api.url, customers, args.concurrency)
-        figures.rss["customer API (--no-workers)"] = (api.peak_rss / MB, api.rss() / MB, "commands")
-    figures.commands = commands.rate
-    figures.commands_p50, figures.commands_p99 = commands.ms(50), commands.ms(99)
+        rss = (api.peak_rss / MB, api.rss() / MB, "commands")
+        figures.rss["customer API (serve --no-workers)"] = rss
+        figures.commands = commands.rate
+        figures.commands_p50, figures.commands_p99 = commands.ms(50), commands.ms(99)
 
-    expected = Expected()
-    expected.positions = {guard_key(CRM_SOURCE, c): v for c, v in versions.items()}
-    db: Database = mongo[CustomerSettings(namespace=names.namespace).mongo_database("customer")]
-    core = names.service_prefix + COREBANKING_ACCOUNTS.name
+        expected = Expected()
+        expected.positions = {guard_key(CRM_SOURCE, c): v for c, v in versions.items()}
+        db: Database = mongo[CustomerSettings(namespace=names.namespace).mongo_database("customer")]
+        core = names.service_prefix + COREBANKING_ACCOUNTS.name
 
-    def route(event_type: str) -> str:
-        return names.service_prefix + contract_topic(event_type)
+        def route(event_type: str) -> str:
+            return names.service_prefix + contract_topic(event_type)
 
-    count = len(customers) * ACCOUNT_EVENTS_PER_HTTP_CUSTOMER
-    chunks = upstream(customers, args.seed, count, route, expected, only=core)
-    async with customer_service(found, names, data, workers=True, log=log) as service:
-        async with phases("catch_up", "service catching up (relay, accounts, projection)", service):
-            await limits.produce_rate(found.kafka, chunks)
-            await http_load.caught_up(db, expected.positions)
-        async with phases("steady", f"command → view at {args.steady_rate:g}/s", service):
-            steady = await http_load.steady(
-                service.url, db, list(versions), args.steady_rate, args.steady_seconds
+        # The first chunk catches the view up; the rest flows during the reads.
+        count = len(customers) * ACCOUNT_EVENTS_PER_HTTP_CUSTOMER
+        flowing = round(args.flow_rate * (args.read_seconds + 10))
+        chunks = upstream(
+            customers, args.seed, count + flowing, route, expected, only=core, chunk=count
+        )
+        async with customer_process(found, names, data, role="worker", log=log) as worker:
+            label = "service catching up (relay, accounts, projection)"
+            async with phases("catch_up", label, api, worker=worker):
+                await limits.produce_rate(found.kafka, [next(chunks)])
+                await http_load.caught_up(db, expected.positions)
+            label = f"command → view at {args.steady_rate:g}/s"
+            async with phases("steady", label, api, worker=worker):
+                steady = await http_load.steady(
+                    api.url, db, list(versions), args.steady_rate, args.steady_seconds
+                )
+            worker_steady = worker.rss()
+            flowed = http_load.Flow()
+            events = (event for chunk in chunks for event in chunk)
+            sending = asyncio.create_task(
+                http_load.flow(found.kafka, events, args.flow_rate, flowed)
             )
-        steady_rss = service.rss()
-        async with phases("reads", "GET /customers/{id}/view", service):
-            reads = await http_load.reads(
-                service.url, list(versions), args.concurrency, args.read_seconds, args.seed
-            )
-        rss = (service.peak_rss / MB, steady_rss / MB, "steady")
-        figures.rss["customer service with workers"] = rss
+            label = f"GET /customers/{{id}}/view, {args.flow_rate:g} events/s flowing"
+            try:
+                async with phases("reads", label, api, worker=worker):
+                    reads = await http_load.reads(
+                        api.url, list(versions), args.concurrency, args.read_seconds, args.seed
+                    )
+            finally:
+                sending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sending
+            rss = (worker.peak_rss / MB, worker_steady / MB, "steady")
+            figures.rss["customer worker (relay, consumers)"] = rss
     figures.steady_offered = steady.offered_rate
     figures.steady_commands_p99 = steady.commands.ms(99)
     figures.to_view_p50, figures.to_view_p99 = steady.to_view_ms(50), steady.to_view_ms(99)
     figures.to_view_unseen = steady.unseen
     figures.reads, figures.reads_p50, figures.reads_p99 = reads.rate, reads.ms(50), reads.ms(99)
+    figures.reads_flow = flowed.rate
 
 
 async def _average_size(db: Database, collection: str) -> int:

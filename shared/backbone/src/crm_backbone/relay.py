@@ -8,8 +8,9 @@ republishes the batch: never a skip, at worst a duplicate, which consumers absor
 envelope id and aggregate version are deterministic).
 
 On PostgreSQL the relay sleeps on ``LISTEN`` for the store's ``NOTIFY``; on SQLite it
-polls (so it sees other processes' writes), and an in-process writer can
-:meth:`OutboxRelay.nudge` it.
+wakes when the database file or its write-ahead log changes (another process wrote: the
+API, when the relay runs in a worker process of its own), and an in-process writer can
+:meth:`OutboxRelay.nudge` it. Either way it also polls.
 
 :meth:`OutboxRelay.run` supervises itself: a failed cycle (broker or store unreachable)
 restarts the relay with a growing delay, and its health (:meth:`OutboxRelay.unready_reason`,
@@ -22,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -133,6 +136,7 @@ class OutboxRelay:
         source: str,
         bootstrap_servers: str,
         postgres_dsn: str | None = None,
+        sqlite_path: Path | None = None,
         batch_size: int = 2000,
         poll_interval: float = 0.2,
         head_interval: float = 1.0,
@@ -145,6 +149,7 @@ class OutboxRelay:
         self.name = f"{app.name}->kafka"
         self.bootstrap_servers = bootstrap_servers
         self.postgres_dsn = postgres_dsn
+        self.sqlite_path = sqlite_path
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.head_interval = head_interval
@@ -243,7 +248,13 @@ class OutboxRelay:
             await self._supervise()
 
     async def _supervise(self) -> None:
-        listener = asyncio.create_task(self._listen()) if self.postgres_dsn else None
+        listener = (
+            asyncio.create_task(self._listen())
+            if self.postgres_dsn
+            else asyncio.create_task(self._watch_file(self.sqlite_path))
+            if self.sqlite_path
+            else None
+        )
         try:
             while True:
                 try:
@@ -326,6 +337,18 @@ class OutboxRelay:
         await asyncio.gather(*deliveries)
         RELAY_PUBLISHED.labels(self.name).inc(len(deliveries))
 
+    async def _watch_file(self, database: Path, every: float = 0.01) -> None:
+        """Nudge when the SQLite database or its write-ahead log changes (a ``stat`` of
+        each every ``every`` seconds: microseconds, no query)."""
+        files = (database, database.with_name(f"{database.name}-wal"))
+        seen = tuple(map(_stamp, files))
+        while True:
+            await asyncio.sleep(every)
+            now = tuple(map(_stamp, files))
+            if now != seen:
+                seen = now
+                self.nudge()
+
     async def _listen(self) -> None:
         """Turn the store's NOTIFY into nudges; on any failure, reconnect (polling goes on)."""
         recorder = self.app.recorder
@@ -343,3 +366,12 @@ class OutboxRelay:
                     "relay lost its LISTEN connection; reconnecting", error=_describe(error)
                 )
                 await asyncio.sleep(1.0)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """When a file last changed and its size, or None while it does not exist."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -59,6 +60,7 @@ class ServiceRuntime:
     components: ServiceComponents
     kafka_bootstrap: str
     postgres_dsn: str | None = None
+    sqlite_path: Path | None = None
     namespace: str = "crm"
     max_records: int = 1000
     relay: OutboxRelay = field(init=False)
@@ -75,6 +77,7 @@ class ServiceRuntime:
             source=c.service.source,
             bootstrap_servers=self.kafka_bootstrap,
             postgres_dsn=self.postgres_dsn,
+            sqlite_path=self.sqlite_path,
         )
 
     def group(self, name: str) -> str:
@@ -204,6 +207,7 @@ class Infrastructure:
             ),
             kafka_bootstrap=self.settings.kafka_bootstrap,
             postgres_dsn=self.store.postgres_dsn,
+            sqlite_path=self.store.sqlite_path,
             namespace=self.settings.namespace,
         )
         application.on_saved = runtime.relay.nudge
