@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 from crm_backbone.kafka import ensure_topics
 from crm_backbone.projection import Projection
 from crm_backbone.rebuild import Progress, rebuild, replay
+from crm_backbone.serve import WORKER_PORT_OFFSET
 from crm_backbone.settings import ServiceSettings
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
@@ -53,11 +54,9 @@ Reason = Annotated[str, typer.Option(help="Why (recorded)")]
 USER = getpass.getuser()
 DEFAULT_KAFKA = "127.0.0.1:19092"
 DEFAULT_MONGO = "mongodb://127.0.0.1:27117/?replicaSet=rs0"
+API_PORTS = {"customer": 8101, "opportunity": 8102, "campaign": 8103, "contact-log": 8104}
 WORKERS = {
-    "customer": "http://127.0.0.1:8201",
-    "opportunity": "http://127.0.0.1:8202",
-    "campaign": "http://127.0.0.1:8203",
-    "contact-log": "http://127.0.0.1:8204",
+    name: f"http://127.0.0.1:{port + WORKER_PORT_OFFSET}" for name, port in API_PORTS.items()
 }
 """Where make run's worker processes (relay and consumers) answer."""
 
