@@ -47,7 +47,6 @@ def test_round_trip(event_type: str, data: st.DataObject) -> None:
     assert json.loads(record.value) == envelope.data.model_dump(mode="json")
     assert [name for name, _ in record.headers] == list(HEADERS.values())
     assert from_kafka(*record) == envelope
-    assert from_kafka(None, record.value, record.headers) == envelope
 
 
 def test_new_defaults_root_event_ids_and_time() -> None:

@@ -7,6 +7,7 @@ from crm_events import (
     ContractError,
     Envelope,
     InvalidEventBody,
+    InvalidKey,
     KafkaRecord,
     MalformedEvent,
     UnknownEventType,
@@ -79,8 +80,8 @@ def test_body_not_json_is_malformed(record: KafkaRecord) -> None:
         from_kafka(record.key, b'{"channel": "sms", ', record.headers)
 
 
-def test_key_differing_from_aggregate_is_malformed(record: KafkaRecord) -> None:
-    with pytest.raises(MalformedEvent, match="differs from ce_aggregateid"):
+def test_key_differing_from_aggregate_is_an_invalid_key(record: KafkaRecord) -> None:
+    with pytest.raises(InvalidKey, match="differs from ce_aggregateid"):
         from_kafka(b"C-43", record.value, record.headers)
 
 

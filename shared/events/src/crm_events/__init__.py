@@ -8,6 +8,7 @@ from crm_events.envelope import Envelope, KafkaRecord, from_kafka, to_kafka
 from crm_events.errors import (
     ContractError,
     InvalidEventBody,
+    InvalidKey,
     MalformedEvent,
     UnknownEventType,
     UnknownSchemaVersion,
@@ -21,6 +22,7 @@ __all__ = [
     "Envelope",
     "EventPayload",
     "InvalidEventBody",
+    "InvalidKey",
     "KafkaRecord",
     "MalformedEvent",
     "Service",

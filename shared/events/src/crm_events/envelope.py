@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from crm_events.common import Id
-from crm_events.errors import MalformedEvent, summarise
+from crm_events.errors import InvalidKey, MalformedEvent, summarise
 from crm_events.registry import EventPayload, P, registry
 
 SPECVERSION: Final = "1.0"
@@ -136,13 +136,18 @@ def from_kafka(
 ) -> Envelope[EventPayload]:
     """Read a Kafka record into an envelope, upcasting an older payload to its current model.
 
-    Unknown headers are ignored. Raises a ``ContractError`` subclass: ``MalformedEvent``,
-    ``UnknownEventType``, ``UnknownSchemaVersion`` or ``InvalidEventBody``.
+    Unknown headers are ignored; a CloudEvents header given twice is malformed (which one
+    would be meant?), and so is a key other than the aggregate id (no key included: the key
+    is what keeps an aggregate's events in order). Raises a ``ContractError`` subclass:
+    ``MalformedEvent``, ``InvalidKey``, ``UnknownEventType``, ``UnknownSchemaVersion`` or
+    ``InvalidEventBody``.
     """
     fields: dict[str, Any] = {}
     for header, raw in headers:
         name = _ATTRIBUTES.get(header)
         if name is not None:
+            if name in fields:
+                raise MalformedEvent(f"header {header} appears more than once")
             try:
                 fields[name] = raw.decode()
             except (AttributeError, UnicodeDecodeError):
@@ -155,6 +160,10 @@ def from_kafka(
             f"expected CloudEvents {SPECVERSION} with {CONTENT_TYPE}, got "
             f"{fields['specversion']!r} with {fields['datacontenttype']!r}"
         )
+    if key is None:
+        raise InvalidKey("the record has no key; the key must be the aggregate id")
+    if key != fields["aggregateid"].encode():
+        raise InvalidKey(f"the key differs from ce_aggregateid {fields['aggregateid']!r}")
     try:
         version = int(fields["schemaversion"])
     except ValueError:
@@ -168,6 +177,4 @@ def from_kafka(
         envelope: Envelope[EventPayload] = Envelope.model_validate(fields)
     except ValidationError as error:
         raise MalformedEvent(f"invalid headers: {summarise(error)}") from None
-    if key is not None and key != envelope.aggregateid.encode():
-        raise MalformedEvent(f"key {key!r} differs from ce_aggregateid {envelope.aggregateid!r}")
     return envelope

@@ -24,6 +24,12 @@ class MalformedEvent(ContractError):
     code = "malformed"
 
 
+class InvalidKey(ContractError):
+    """The record has no key, or a key other than its aggregate id."""
+
+    code = "invalid_key"
+
+
 class UnknownEventType(ContractError):
     """No payload model is registered for the event type."""
 
