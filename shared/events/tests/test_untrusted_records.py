@@ -53,12 +53,11 @@ def test_any_record_is_an_envelope_or_a_contract_error(
     headers = [
         (name, replaced.get(name, raw)) for name, raw in RECORD.headers if name not in dropped
     ] + added
+    rejected: ContractError | None = None
     try:
         envelope = from_kafka(key, value, headers)
     except ContractError as error:
         rejected = error
-    else:
-        rejected = None
     if rejected is not None:
         assert rejected.code
         assert rejected.reason
