@@ -140,7 +140,7 @@ class OutboxRelay:
         batch_size: int = 2000,
         poll_interval: float = 0.2,
         head_interval: float = 1.0,
-        backoff: tuple[float, float] = (0.5, 30.0),
+        backoff: tuple[float, float] = (0.5, 10.0),
         route: Callable[[str], str] = lambda event_type: topic_for(event_type).name,
     ) -> None:
         self.app = app
