@@ -72,3 +72,17 @@ def test_restarts_back_off_and_readiness_turns_red_on_the_second_failure_in_a_ro
     relay._succeeded(position=0)
     assert relay.unready_reason() is None
     assert relay.last_success_at is not None
+
+
+def test_events_pending_with_no_progress_for_long_is_unready() -> None:
+    relay = relay_over(Customers())
+    relay._succeeded(position=10)
+    relay.store_head = 12
+    assert relay.unready_reason(stale_after=60) is None
+    assert relay.last_success_at is not None
+    relay.last_success_at -= 61
+    assert relay.unready_reason(stale_after=60) == (
+        "2 events pending and nothing published for 61 s"
+    )
+    relay.store_head = 10  # nothing pending: idle, not stuck
+    assert relay.unready_reason(stale_after=60) is None

@@ -165,6 +165,10 @@ class OutboxRelay:
         self.last_success_at: float | None = None
         """Unix time of the last batch published, or of the last look that found none."""
         self.stopped_at: UntranslatableEvent | None = None
+        self.published_through = 0
+        """The position recorded at the last success."""
+        self.store_head = 0
+        """The store's head when last measured."""
 
     def position(self) -> int:
         return self.tracking.max_tracking_id(self.name) or 0
@@ -179,8 +183,9 @@ class OutboxRelay:
         else:
             self._loop.call_soon_threadsafe(self._nudged.set)
 
-    def unready_reason(self, after_failures: int = 2) -> str | None:
-        """Why the relay cannot publish (stopped, or failing again after a restart), or None."""
+    def unready_reason(self, after_failures: int = 2, stale_after: float = 60.0) -> str | None:
+        """Why the relay cannot publish (stopped, failing again after a restart, or making
+        no progress with events pending, e.g. waiting on a broker that went away), or None."""
         if self.stopped_at is not None:
             return str(self.stopped_at)
         if self.failures_in_row >= after_failures:
@@ -188,6 +193,11 @@ class OutboxRelay:
                 f"{self.failures_in_row} attempts in a row failed, restarting with backoff; "
                 f"last: {self.last_error}"
             )
+        pending = self.store_head - self.published_through
+        if pending > 0 and self.last_success_at is not None:
+            idle = time.time() - self.last_success_at
+            if idle > stale_after:
+                return f"{pending} events pending and nothing published for {idle:.0f} s"
         return None
 
     async def start(self) -> None:
@@ -286,6 +296,7 @@ class OutboxRelay:
     def _succeeded(self, position: int) -> None:
         self.failures_in_row = 0
         self.last_success_at = time.time()
+        self.published_through = position
         RELAY_POSITION.labels(self.name).set(position)
         RELAY_LAST_SUCCESS.labels(self.name).set(self.last_success_at)
         RELAY_FAILURES_IN_ROW.labels(self.name).set(0)
@@ -303,7 +314,8 @@ class OutboxRelay:
         """Measure the store's head on its own, so it moves while the relay cannot."""
         while True:
             try:
-                RELAY_HEAD.labels(self.name).set(await asyncio.to_thread(self.head))
+                self.store_head = await asyncio.to_thread(self.head)
+                RELAY_HEAD.labels(self.name).set(self.store_head)
             except Exception as error:  # the event_store readiness check reports it
                 log.debug("relay cannot read the store's head", error=_describe(error))
             await asyncio.sleep(self.head_interval)
