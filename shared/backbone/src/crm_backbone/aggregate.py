@@ -1,11 +1,19 @@
-"""The base of every event-sourced aggregate: its events carry the command's context."""
+"""The base of every event-sourced aggregate: its events carry the command's context,
+and its snapshots give back the state they were taken from, types included."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from typing import Any, ClassVar
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from enum import Enum
+from typing import Any, ClassVar, Self
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Snapshot as LibrarySnapshot
+from eventsourcing.utils import get_topic, resolve_topic
 
 from crm_backbone.context import current_context
 
@@ -34,6 +42,28 @@ class TracedAggregate(Aggregate):
 
     class Created(Event, Aggregate.Created):
         pass
+
+    class Snapshot(LibrarySnapshot):
+        """A snapshot whose state keeps its Python types through the JSON transcoder.
+
+        ``eventsourcing``'s own snapshot hands the aggregate's ``__dict__`` to the
+        transcoder, and JSON keeps only JSON's types: a ``StrEnum`` comes back a ``str``
+        (the encoder writes ``str`` subclasses as they are, without asking the
+        transcodings), a tuple a list, an ``int`` dictionary key a ``str``; a set, a date
+        or a dataclass cannot be written at all. Here the state is first written as
+        plain JSON values that name the type of every other value (:func:`typed_state`),
+        and read back into those types (:func:`untyped_state`).
+        """
+
+        @classmethod
+        def take(cls, aggregate: Any) -> Self:
+            taken = super().take(aggregate)
+            object.__setattr__(taken, "state", typed_state(taken.state))
+            return taken
+
+        def mutate(self, _: None) -> Any:
+            restored = dataclasses.replace(self, state=untyped_state(self.state))
+            return LibrarySnapshot.mutate(restored, _)
 
     @classmethod
     def create_id(cls, *_: Any, **kwargs: Any) -> uuid.UUID:
@@ -68,3 +98,98 @@ def _with_context(kwargs: dict[str, Any]) -> dict[str, Any]:
     kwargs.setdefault("correlation_id", context.correlation_id)
     kwargs.setdefault("causation_id", context.causation_id)
     return kwargs
+
+
+# Snapshot state: Python values as plain JSON values -----------------------------------------
+
+_TYPE = "__crm_type__"
+"""Marks a JSON object that stands for a value of another type (its ``value``)."""
+_TRANSCODER_MARK = frozenset({"_type_", "_data_"})
+"""The keys of an object the ``eventsourcing`` transcoder would read as one of its own."""
+
+_AS_TEXT: dict[type, tuple[str, Callable[[Any], str], Callable[[str], Any]]] = {
+    datetime: ("datetime", datetime.isoformat, datetime.fromisoformat),
+    date: ("date", date.isoformat, date.fromisoformat),
+    time: ("time", time.isoformat, time.fromisoformat),
+    Decimal: ("decimal", str, Decimal),
+    uuid.UUID: ("uuid", str, uuid.UUID),
+}
+"""Values written as text, by exact type: name, to text, from text."""
+_FROM_TEXT = {name: decode for name, _, decode in _AS_TEXT.values()}
+
+
+def typed_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The aggregate state ``state`` as JSON values only (see :class:`TracedAggregate.Snapshot`).
+
+    JSON's own values stay as they are; any other value becomes an object naming its
+    type. Raises ``TypeError`` for a value of a type it cannot restore.
+    """
+    return {name: _typed(value) for name, value in state.items()}
+
+
+def untyped_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The state :func:`typed_state` was given."""
+    return {name: _untyped(value) for name, value in state.items()}
+
+
+def _typed(value: Any) -> Any:
+    kind = type(value)
+    if value is None or kind in (str, int, float, bool):
+        return value
+    if kind is list:
+        return [_typed(item) for item in value]
+    if kind is dict:
+        if (
+            all(type(key) is str for key in value)
+            and _TYPE not in value
+            and (value.keys() != _TRANSCODER_MARK)
+        ):
+            return {key: _typed(item) for key, item in value.items()}
+        return _tagged("dict", [[_typed(k), _typed(v)] for k, v in value.items()])
+    if isinstance(value, Enum):
+        return _tagged("enum", [get_topic(kind), _typed(value.value)])
+    if kind in (set, frozenset):
+        return _tagged(kind.__name__, [_typed(item) for item in value])
+    if kind is tuple:
+        return _tagged("tuple", [_typed(item) for item in value])
+    if kind in _AS_TEXT:
+        name, encode, _ = _AS_TEXT[kind]
+        return _tagged(name, encode(value))
+    if kind is timedelta:
+        return _tagged("timedelta", [value.days, value.seconds, value.microseconds])
+    if dataclasses.is_dataclass(value):
+        fields = {f.name: _typed(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return _tagged("dataclass", [get_topic(kind), fields])
+    raise TypeError(f"a snapshot cannot keep a {kind.__qualname__}: give it a JSON value")
+
+
+def _untyped(value: Any) -> Any:
+    if type(value) is list:
+        return [_untyped(item) for item in value]
+    if type(value) is not dict:
+        return value
+    if _TYPE not in value:
+        return {key: _untyped(item) for key, item in value.items()}
+    kind, data = value[_TYPE], value["value"]
+    if kind == "dict":
+        return {_untyped(k): _untyped(v) for k, v in data}
+    if kind == "enum":
+        return resolve_topic(data[0])(_untyped(data[1]))
+    if kind == "set":
+        return {_untyped(item) for item in data}
+    if kind == "frozenset":
+        return frozenset(_untyped(item) for item in data)
+    if kind == "tuple":
+        return tuple(_untyped(item) for item in data)
+    if kind == "timedelta":
+        return timedelta(days=data[0], seconds=data[1], microseconds=data[2])
+    if kind == "dataclass":
+        restored = object.__new__(resolve_topic(data[0]))
+        for name, field in data[1].items():
+            object.__setattr__(restored, name, _untyped(field))
+        return restored
+    return _FROM_TEXT[kind](data)
+
+
+def _tagged(kind: str, data: Any) -> dict[str, Any]:
+    return {_TYPE: kind, "value": data}

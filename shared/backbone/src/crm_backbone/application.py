@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
+import structlog
 from eventsourcing.application import Application
-from eventsourcing.persistence import Recording
+from eventsourcing.persistence import EventStore, Recording
+
+from crm_backbone.eventstore import SnapshotStore
+
+log = structlog.get_logger(__name__)
 
 
 class ServiceApplication(Application[uuid.UUID]):
@@ -19,6 +25,23 @@ class ServiceApplication(Application[uuid.UUID]):
 
     def _notify(self, recordings: list[Recording[uuid.UUID]]) -> None:
         self.on_saved()
+
+    def construct_snapshot_store(self) -> EventStore[uuid.UUID]:
+        return SnapshotStore(
+            mapper=self.mapper, recorder=self.factory.aggregate_recorder(purpose="snapshots")
+        )
+
+    def take_snapshot(self, aggregate_id: uuid.UUID, *args: Any, **kwargs: Any) -> None:
+        """Take a snapshot; one that fails is logged and skipped, never the command's failure.
+
+        Snapshots are taken after the command's events are stored: a failure here must
+        not tell the caller that a saved command failed. Without it the aggregate is
+        replayed from its events, as before its first snapshot.
+        """
+        try:
+            super().take_snapshot(aggregate_id, *args, **kwargs)
+        except Exception:
+            log.exception("snapshot_failed", aggregate_id=str(aggregate_id))
 
 
 class StaleVersion(Exception):
