@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from crm_events.topics import DEAD_LETTER, TopicSpec, topic_specs
 from faststream import AckPolicy
@@ -97,6 +98,27 @@ async def _keep_raw(message: StreamMessage[Any]) -> Any:
     return message.body
 
 
+async def _records_unread(
+    records: tuple[ConsumerRecord[bytes, bytes], ...],
+    faststream_parser: Callable[[tuple[ConsumerRecord[bytes, bytes], ...]], Awaitable[Any]],
+) -> StreamMessage[Any]:
+    """The batch as faststream's message, its records untouched: no header is decoded here.
+
+    faststream's own batch parser decodes every header of every record as UTF-8 text. One
+    header that is not UTF-8 made it raise before our handler ran; faststream then failed to
+    rewind (its fallback parser raised again), swallowed the error, and the consumer's next
+    commit went past the whole batch: every record in it was lost. So faststream builds its
+    message (consumer, acknowledgement) from header-less copies, and the message carries the
+    original records: decoding happens in the processor, record by record, where one bad
+    record is dead-lettered alone.
+    """
+    message: StreamMessage[Any] = await faststream_parser(
+        tuple(dataclasses.replace(record, headers=()) for record in records)
+    )
+    message.raw_message = records
+    return message
+
+
 class BatchProcessor(Protocol):
     """What consumes a batch of records: a projection engine or a policy consumer."""
 
@@ -151,6 +173,7 @@ def subscribe(
         batch_timeout_ms=batch_timeout_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        parser=_records_unread,
         decoder=_keep_raw,
     )
     async def apply_batch(_: Any, message: KafkaMessage) -> None:
