@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from local_infra.infra import PROFILES, Infra, Profile, read_env_file
 from local_infra.process import InfraError, PidFile, cmdline_of
-from local_infra.servers import KafkaServer, Server
+from local_infra.servers import KafkaServer, PostgresServer, Server
 
 
 class ShortLivedServer(Server):
@@ -126,3 +127,24 @@ def test_profiles_do_not_share_ports_or_state() -> None:
     test_ports = [test.kafka_port, test.kafka_controller_port, test.mongo_port, test.postgres_port]
     assert not set(ports) & set(test_ports)
     assert os.path.isabs(run.state_dir)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as another user PostgreSQL runs as that user")
+def test_postgres_starts_as_root_from_a_folder_only_root_may_enter(tmp_path: Path) -> None:
+    """Root's home, or any ``mktemp -d``: the ``postgres`` user cannot enter it."""
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    server = PostgresServer(closed / "clone" / "var" / "infra", free_port())
+    server.prepare()
+    try:
+        assert server.launch()
+        server.wait_ready()
+        assert server.status().version.startswith("PostgreSQL")
+        again = PostgresServer(closed / "clone" / "var" / "infra", server.port)
+        assert again.pid() == server.pid()
+        assert again.stop()
+        assert server.pid() is None
+    finally:
+        server.stop(hard=True)
+        if server.cluster_home != server.home:
+            shutil.rmtree(server.cluster_home)
