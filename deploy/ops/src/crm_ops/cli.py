@@ -10,18 +10,19 @@ import asyncio
 import getpass
 import importlib
 import json
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 import httpx
 import typer
 from aiokafka.errors import KafkaError
 from crm_backbone.kafka import ensure_topics
 from crm_backbone.projection import Projection
-from crm_backbone.rebuild import Progress, rebuild, replay
+from crm_backbone.rebuild import Progress, abort_rebuild, rebuild, replay
 from crm_backbone.serve import WORKER_PORT_OFFSET
 from crm_backbone.settings import ServiceSettings
 from pymongo import AsyncMongoClient
@@ -36,7 +37,16 @@ from crm_ops.deadletters import DeadLetter, DeadLetterLedger, read_all, redrive
 from crm_ops.kafka_state import group_lag, verify_topics
 
 T = TypeVar("T")
-console = Console()
+OFF_TERMINAL_WIDTH = 100_000
+"""Columns of the console when output goes to a pipe or a file: lines are never cut."""
+
+
+def _console_for(stream: TextIO) -> Console:
+    """At a terminal, its width; elsewhere (a pipe, a file) wide enough never to cut a line."""
+    return Console(width=None if stream.isatty() else OFF_TERMINAL_WIDTH)
+
+
+console = _console_for(sys.stdout)
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 topics_app = typer.Typer(no_args_is_help=True, help="The contract's topics on the broker.")
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: inspect, redrive, purge.")
@@ -61,6 +71,15 @@ WORKERS = {
 """Where make run's worker processes (relay and consumers) answer."""
 
 
+def _table(*headers: str, **options: Any) -> Table:
+    """A table that never cuts a value (ids, consumer group and topic names): on a
+    terminal too narrow for it, a long value folds onto the next line of its cell."""
+    table = Table(**options)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
 def _run(work: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
     """Run ``work``; a server that does not answer is a clear error, exit code 2."""
     try:
@@ -79,7 +98,7 @@ def _run(work: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
 def topics_verify(bootstrap: Bootstrap = DEFAULT_KAFKA) -> None:
     """Check every contract topic exists with its partitions and settings (exit 1 if not)."""
     checks = _run(lambda: verify_topics(bootstrap), bootstrap)
-    table = Table("topic", "state")
+    table = _table("topic", "state")
     for check in checks:
         table.add_row(
             check.name, "[green]ok[/green]" if check.ok else "[red]" + "; ".join(check.problems)
@@ -115,7 +134,7 @@ def projections(
         return lags, last
 
     lags, last_errors = _run(gather, bootstrap)
-    table = Table("consumer group", "topic", "partition", "position", "end", "lag")
+    table = _table("consumer group", "topic", "partition", "position", "end", "lag")
     for row in lags:
         table.add_row(row.group, row.topic, str(row.partition), str(row.committed), str(row.end),
                       f"[yellow]{row.lag}" if row.lag else "0")  # fmt: skip
@@ -182,10 +201,21 @@ def rebuild_view(
     mongo_uri: MongoUri = DEFAULT_MONGO,
     namespace: Namespace = "crm",
     keep_old: Annotated[bool, typer.Option(help="Keep the old collections")] = False,
+    abort: Annotated[
+        bool,
+        typer.Option(
+            help="Instead: end a rebuild's pause of the live consumer at once and drop the "
+            "view it was building (after a rebuild was killed)"
+        ),
+    ] = False,
 ) -> None:
     """Rebuild a view from the beginning of its streams; switch once caught up."""
     view, projection = _view(view_name)
     settings = ServiceSettings(namespace=namespace)
+    live_group = f"{namespace}.{view.service}.{projection.name}"
+    if abort:
+        _abort_rebuild(view_name, mongo_uri, settings.mongo_database(view.service), live_group)
+        return
 
     async def work() -> Progress:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
@@ -194,9 +224,7 @@ def rebuild_view(
             with bar:
                 return await rebuild(
                     projection, client[settings.mongo_database(view.service)],
-                    bootstrap=bootstrap,
-                    live_group=f"{namespace}.{view.service}.{projection.name}",
-                    keep_old=keep_old, report=report,
+                    bootstrap=bootstrap, live_group=live_group, keep_old=keep_old, report=report,
                 )  # fmt: skip
         finally:
             await client.close()
@@ -205,6 +233,23 @@ def rebuild_view(
     console.print(
         f"rebuilt {view_name}: {done.done:,} events at {done.rate:,.0f} events/s; "
         f"{done.set_aside} could not be applied (already dead-lettered by the live consumer)"
+    )
+
+
+def _abort_rebuild(view_name: str, mongo_uri: str, database: str, live_group: str) -> None:
+    async def work() -> Any:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+        try:
+            return await abort_rebuild(client[database], live_group)
+        finally:
+            await client.close()
+
+    aborted = _run(work, mongo_uri)
+    console.print(
+        f"{view_name}: "
+        + ("pause ended, the live consumer goes on" if aborted.pause_ended else "no pause on")
+        + "; "
+        + ("half-built view dropped" if aborted.scratch_dropped else "no half-built view")
     )
 
 
@@ -276,7 +321,7 @@ def dlq_list(
 ) -> None:
     """Dead letters with their reasons (pending ones unless --all)."""
     letters, done = _run(lambda: _letters(bootstrap, mongo_uri, not all_letters), bootstrap)
-    table = Table("id", "code", "reason", "from", "consumer", "time", "state")
+    table = _table("id", "code", "reason", "from", "consumer", "time", "state")
     for letter in letters:
         if consumer and letter.header("dlq_consumer") != consumer:
             continue
@@ -378,7 +423,7 @@ def relay_status(
     """Each service's relay: position against its store's head, when it last published,
     and why it cannot (exit code 1 when one cannot, 2 when a process does not answer)."""
     urls = dict(value.split("=", 1) for value in service) if service else WORKERS
-    table = Table("service", "position", "head", "pending", "last success", "errors", "state",
+    table = _table("service", "position", "head", "pending", "last success", "errors", "state",
                   box=box.SIMPLE_HEAD)  # fmt: skip
     down = False
     problems: list[str] = []

@@ -13,6 +13,14 @@ consumer go on. The consumer then continues from
 its committed offsets on the rebuilt collections: nothing is missed, and nothing is
 written to the new view ahead of versions it lacks.
 
+The pause is a **lease** the rebuild renews while it works. A rebuild that dies or hangs
+mid-pause stops renewing it; once it has expired the consumer goes on by itself (and
+logs ``pause_lease_expired_resuming``), on the old collections or, if the rebuild died
+mid-swap, on a mix of old and rebuilt ones that both hold exactly the records up to the
+group's committed offsets. A rebuild renews the lease before each collection it swaps
+and stops, unswapped, when the pause is no longer its own. ``abort_rebuild``
+(``crm-ops rebuild VIEW --abort``) ends a pause at once and drops the half-built view.
+
 **Replay** applies the records of the view's topics from a time or an offset to their
 current end into the live view: idempotency makes it safe, and it applies what the view
 is missing (after a restore, say).
@@ -24,11 +32,17 @@ events, whose times come from the events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -36,6 +50,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from crm_backbone.projection import Document, Projection, ProjectionEngine, Record
 
 BEFORE_REBUILD = "__before_rebuild"
+SCRATCH = "__rebuild"
+"""Suffix of the database a rebuild builds the view in."""
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -64,19 +82,33 @@ Report = Callable[[Progress], None]
 
 CONTROL = "view_control"
 """Collection (in the view's database) of the pause requests of its consumer groups."""
+LEASE = 30.0
+"""Seconds a rebuild's pause lasts unless renewed (the rebuild renews it every third)."""
+
+
+class LeaseLost(RuntimeError):
+    """The pause ended while a rebuild held it (it expired, or ``crm-ops rebuild --abort``
+    cleared it): the live consumer may be writing again, so the rebuild stops unswapped."""
 
 
 class PauseGate:
-    """Lets a rebuild pause a live consumer group between two batches.
+    """Lets a rebuild pause a live consumer group between two batches, for a lease.
 
-    ``{_id: group, paused: bool, acknowledged: bool}``: the rebuild sets ``paused``; the
-    consumer, before its next batch, sets ``acknowledged`` and waits until ``paused``
-    is cleared. One indexed read per batch when nothing is asked.
+    ``{_id: group, paused, acknowledged, holder, lease_until}``: the rebuild (the holder)
+    sets ``paused`` with a lease it renews while it works; the consumer, before its next
+    batch, sets ``acknowledged`` and waits until ``paused`` is cleared or the lease has
+    expired (the rebuild died or hangs): then it clears the pause itself, says so in its
+    log, and goes on. Times are MongoDB's own (``$$NOW``), so clocks of the machines
+    involved need not agree. One indexed read per batch when nothing is asked.
     """
 
-    def __init__(self, database: AsyncDatabase[Document], group: str) -> None:
+    def __init__(
+        self, database: AsyncDatabase[Document], group: str, *, lease: float = LEASE
+    ) -> None:
         self.control = database[CONTROL]
         self.group = group
+        self.lease = lease
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     async def wait_if_paused(self, poll: float = 0.1) -> None:
         """Called by the consumer before each batch."""
@@ -84,27 +116,93 @@ class PauseGate:
         if not doc or not doc.get("paused"):
             return
         await self.control.update_one({"_id": self.group}, {"$set": {"acknowledged": True}})
-        while True:
-            if not (await self.control.find_one({"_id": self.group}) or {}).get("paused"):
+        while (await self.control.find_one({"_id": self.group}) or {}).get("paused"):
+            if await self._expire():
                 break
             await asyncio.sleep(poll)
         await self.control.update_one({"_id": self.group}, {"$set": {"acknowledged": False}})
 
-    async def pause(self, within: float) -> bool:
-        """Ask the consumer to pause; True once it said so, False if none answered."""
-        await self.control.update_one(
-            {"_id": self.group}, {"$set": {"paused": True, "acknowledged": False}}, upsert=True
+    async def _expire(self) -> bool:
+        """End a pause whose lease ran out; True if this call ended it."""
+        expired = await self.control.find_one_and_update(
+            {"_id": self.group, "paused": True, "$expr": {"$lt": ["$lease_until", "$$NOW"]}},
+            [{"$set": {"paused": False, "expired_at": "$$NOW"}}],
         )
+        if expired is None:
+            return False
+        log.warning(
+            "pause_lease_expired_resuming",
+            consumer_group=self.group,
+            holder=expired.get("holder"),
+            lease_until=str(expired.get("lease_until")),
+        )
+        return True
+
+    async def pause(self, within: float) -> bool:
+        """Ask the consumer to pause, holding the lease; True once it said so, False if
+        none answered within ``within`` seconds (an idle or stopped consumer)."""
+        await self.control.update_one(
+            {"_id": self.group},
+            [{"$set": {"paused": True, "acknowledged": False, "holder": self.holder,
+                       "lease_until": self._lease_end(), "paused_at": "$$NOW"}}],
+            upsert=True,
+        )  # fmt: skip
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
+            await self.renew()
             doc = await self.control.find_one({"_id": self.group}) or {}
             if doc.get("acknowledged"):
                 return True
             await asyncio.sleep(0.1)
         return False
 
+    async def renew(self) -> None:
+        """Extend the lease; raises ``LeaseLost`` when it expired or was cleared."""
+        renewed = await self.control.update_one(
+            {"_id": self.group, "holder": self.holder, "paused": True,
+             "$expr": {"$gte": ["$lease_until", "$$NOW"]}},
+            [{"$set": {"lease_until": self._lease_end()}}],
+        )  # fmt: skip
+        if renewed.matched_count == 0:
+            raise LeaseLost(f"the pause of {self.group} ended while the rebuild held it")
+
     async def resume(self) -> None:
-        await self.control.update_one({"_id": self.group}, {"$set": {"paused": False}})
+        """End the pause, if this gate still holds it."""
+        await self.control.update_one(
+            {"_id": self.group, "holder": self.holder}, {"$set": {"paused": False}}
+        )
+
+    async def abort(self) -> bool:
+        """End the pause whoever holds it (``crm-ops rebuild --abort``); True if one was on."""
+        ended = await self.control.update_one(
+            {"_id": self.group, "paused": True},
+            [{"$set": {"paused": False, "aborted_at": "$$NOW"}}],
+        )
+        return ended.modified_count == 1
+
+    @asynccontextmanager
+    async def paused(self, within: float) -> AsyncIterator[bool]:
+        """The consumer paused for the body (see :meth:`pause`), the lease renewed in the
+        background meanwhile; resumed afterwards, whatever happens."""
+        try:
+            acknowledged = await self.pause(within)
+            renewing = asyncio.create_task(self._keep_renewing())
+            try:
+                yield acknowledged
+            finally:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, LeaseLost):
+                    await renewing
+        finally:
+            await self.resume()
+
+    async def _keep_renewing(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            await self.renew()
+
+    def _lease_end(self) -> dict[str, Any]:
+        return {"$add": ["$$NOW", int(self.lease * 1000)]}
 
 
 class CountOnly:
@@ -189,11 +287,17 @@ async def rebuild(
     keep_old: bool = False,
     report: Report = lambda _: None,
     pause_within: float = 5.0,
+    lease: float = LEASE,
 ) -> Progress:
-    """Rebuild ``projection`` beside ``live`` and swap it in once caught up."""
+    """Rebuild ``projection`` beside ``live`` and swap it in once caught up.
+
+    The live consumer is paused for a ``lease`` of seconds, renewed while the rebuild
+    works: if the rebuild dies, the consumer goes on once the lease expires. Raises
+    ``LeaseLost`` (nothing swapped) if the pause ended under it.
+    """
     topics = list(topics or projection.topics)
     client = live.client
-    scratch: AsyncDatabase[Document] = client[f"{live.name}__rebuild"]
+    scratch: AsyncDatabase[Document] = client[f"{live.name}{SCRATCH}"]
     await client.drop_database(scratch.name)
     set_aside = CountOnly()
     engine = ProjectionEngine(projection, scratch, set_aside, f"{live_group}.rebuild")
@@ -213,15 +317,12 @@ async def rebuild(
             await reader.apply_until(engine, targets, progress, report)
             if behind < 1000:
                 break
-        gate = PauseGate(live, live_group)
-        await gate.pause(within=pause_within)
-        try:
+        gate = PauseGate(live, live_group, lease=lease)
+        async with gate.paused(within=pause_within):
             live_offsets = await committed_offsets(bootstrap, live_group)
             targets = {tp: max(live_offsets.get(tp, 0), ends[tp]) for tp in reader.partitions}
             await reader.apply_until(engine, targets, progress, report)
-            await _swap(scratch, live, keep_old)
-        finally:
-            await gate.resume()
+            await _swap(scratch, live, keep_old, gate)
     finally:
         await reader.stop()
         await client.drop_database(scratch.name)
@@ -230,12 +331,14 @@ async def rebuild(
 
 
 async def _swap(
-    scratch: AsyncDatabase[Document], live: AsyncDatabase[Document], keep: bool
+    scratch: AsyncDatabase[Document], live: AsyncDatabase[Document], keep: bool, gate: PauseGate
 ) -> None:
+    """Rename each rebuilt collection over the live one, each only while the pause holds."""
     admin = live.client.admin
     for name in await scratch.list_collection_names():
         if keep and name in await live.list_collection_names():
             await (await live[name].aggregate([{"$out": f"{name}{BEFORE_REBUILD}"}])).to_list()
+        await gate.renew()
         await admin.command(
             "renameCollection", f"{scratch.name}.{name}", to=f"{live.name}.{name}", dropTarget=True
         )
@@ -279,3 +382,22 @@ async def replay(
         return progress
     finally:
         await reader.stop()
+
+
+@dataclass(frozen=True)
+class Aborted:
+    """What ``abort_rebuild`` found: a pause it ended, a half-built view it dropped."""
+
+    pause_ended: bool
+    scratch_dropped: bool
+
+
+async def abort_rebuild(live: AsyncDatabase[Document], live_group: str) -> Aborted:
+    """Undo what a killed rebuild left: the live consumer resumes at once, and the view it
+    was building beside the live one is dropped. A rebuild still running stops, unswapped,
+    at its next lease renewal."""
+    pause_ended = await PauseGate(live, live_group).abort()
+    scratch = f"{live.name}{SCRATCH}"
+    existed = scratch in await live.client.list_database_names()
+    await live.client.drop_database(scratch)
+    return Aborted(pause_ended=pause_ended, scratch_dropped=existed)
