@@ -1,0 +1,74 @@
+"""Every command the READMEs show runs in a plain shell after ``make setup``: it is a make
+target, or a command line the workspace installs, called by its path in ``.venv/bin``
+(``uv`` is on the Makefile's PATH only, so no README command starts with it)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+READMES = [ROOT / "README.md", *sorted(ROOT.glob("services/*/README.md")),
+           *sorted(ROOT.glob("deploy/*/README.md"))]  # fmt: skip
+SHELL_BLOCKS = {"sh", "bash", "shell", "console"}
+ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
+
+
+def commands(readme: Path) -> list[str]:
+    """The commands in ``readme``: shell code blocks, and ``$ `` lines of the others."""
+    found: list[str] = []
+    language: str | None = None
+    pending = ""
+    for line in readme.read_text().splitlines():
+        if line.startswith("```"):
+            language = None if language is not None else line[3:].strip()
+            continue
+        if language is None:
+            continue
+        if language not in SHELL_BLOCKS:
+            if line.startswith("$ "):
+                found.append(line[2:])
+            continue
+        text = pending + line.split(" #")[0].strip()
+        if text.endswith("\\"):
+            pending = text[:-1] + " "
+            continue
+        pending = ""
+        if text:
+            found.append(text)
+    return found
+
+
+def scripts() -> set[str]:
+    """The command lines the workspace's packages install."""
+    declared: set[str] = set()
+    for pyproject in ROOT.glob("**/pyproject.toml"):
+        if ".venv" in pyproject.parts or ".cache" in pyproject.parts:
+            continue
+        declared |= set(tomllib.loads(pyproject.read_text()).get("project", {}).get("scripts", {}))
+    return declared
+
+
+def make_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+
+
+def test_every_readme_command_runs_in_a_plain_shell_after_make_setup() -> None:
+    installed, targets = scripts(), make_targets()
+    seen = 0
+    for readme in READMES:
+        for command in commands(readme):
+            words = [w for w in shlex.split(command) if not ASSIGNMENT.match(w)]
+            where = f"{readme.relative_to(ROOT)}: {command}"
+            seen += 1
+            if words[0] == "make":
+                assert set(words[1:2]) <= targets, where
+            elif words[0] == "export":
+                assert all(ASSIGNMENT.match(w) for w in words[1:]), where
+            else:
+                program = Path(words[0])
+                assert program.parent == Path(".venv/bin"), where
+                assert program.name in installed, where
+    assert seen > 5
