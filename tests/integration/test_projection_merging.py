@@ -63,8 +63,8 @@ class CrashingCollection:
         self.inner = inner
         self.positions = inner.name.endswith("__positions")
 
-    def find(self, *args: Any, **kwargs: Any) -> Any:
-        return self.inner.find(*args, **kwargs)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # reads and other collections: straight through
 
     async def bulk_write(self, operations: list[UpdateOne], ordered: bool = True) -> Any:
         self.database.bulk_writes += 1

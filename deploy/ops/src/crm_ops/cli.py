@@ -33,7 +33,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
-from crm_ops.deadletters import DeadLetter, DeadLetterLedger, read_all, redrive
+from crm_ops.deadletters import (
+    DeadLetter,
+    DeadLetterLedger,
+    Holding,
+    holding,
+    purge,
+    read_all,
+    redrive,
+)
 from crm_ops.kafka_state import group_lag, verify_topics
 
 T = TypeVar("T")
@@ -134,10 +142,15 @@ def projections(
         return lags, last
 
     lags, last_errors = _run(gather, bootstrap)
-    table = _table("consumer group", "topic", "partition", "position", "end", "lag")
+    parked = _run(lambda: _holding(mongo_uri), mongo_uri).parked
+    table = _table("consumer group", "topic", "partition", "position", "end", "lag", "parked")
+    shown: set[str] = set()
     for row in lags:
+        waiting = parked.get(row.group, 0)
+        parked_column = "" if row.group in shown else f"[yellow]{waiting}" if waiting else "0"
+        shown.add(row.group)
         table.add_row(row.group, row.topic, str(row.partition), str(row.committed), str(row.end),
-                      f"[yellow]{row.lag}" if row.lag else "0")  # fmt: skip
+                      f"[yellow]{row.lag}" if row.lag else "0", parked_column)  # fmt: skip
     console.print(table)
     for group in sorted({row.group for row in lags}):
         letter = last_errors.get(group)
@@ -312,6 +325,14 @@ async def _letters(
     return letters, done
 
 
+async def _holding(mongo_uri: str) -> Holding:
+    client, _ = _ledger(mongo_uri)
+    try:
+        return await holding(client)
+    finally:
+        await client.close()
+
+
 @dlq_app.command("list")
 def dlq_list(
     bootstrap: Bootstrap = DEFAULT_KAFKA,
@@ -321,17 +342,20 @@ def dlq_list(
 ) -> None:
     """Dead letters with their reasons (pending ones unless --all)."""
     letters, done = _run(lambda: _letters(bootstrap, mongo_uri, not all_letters), bootstrap)
-    table = _table("id", "code", "reason", "from", "consumer", "time", "state")
+    held = _run(lambda: _holding(mongo_uri), mongo_uri)
+    table = _table("id", "code", "reason", "from", "consumer", "time", "state", "holds back")
     for letter in letters:
         if consumer and letter.header("dlq_consumer") != consumer:
             continue
         action = done.get(letter.id)
+        behind = held.behind.get(letter.origin)
         table.add_row(
             letter.id, letter.header("dlq_code"), letter.header("dlq_reason")[:80],
             f"{letter.header('dlq_topic')}[{letter.header('dlq_partition')}]@"
             f"{letter.header('dlq_offset')}",
             letter.header("dlq_consumer"), letter.header("dlq_time")[:19],
             f"{action['action']} by {action['actor']}" if action else "pending",
+            "-" if behind is None else f"its aggregate, {behind} parked",
         )  # fmt: skip
     console.print(table)
 
@@ -373,6 +397,8 @@ def _act(
             await redrive(bootstrap, chosen)
         client, ledger = _ledger(mongo_uri)
         try:
+            if not send:
+                await purge(client, chosen)
             for letter in chosen:
                 await ledger.record(letter, "redriven" if send else "purged", actor, reason)
         finally:

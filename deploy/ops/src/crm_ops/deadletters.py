@@ -6,20 +6,28 @@ when, why) is recorded in the ops database in MongoDB; ``list`` shows the pendin
 unless asked for all.
 
 Redriving sends the original record (key, value, original headers) back to the topic it
-was read from: every consumer of that topic sees it again, and those that applied it
-already skip it (they are idempotent), so only the one that gave up on it applies it.
+was read from, marked as the redrive of that dead letter: every consumer of that topic
+sees it again, and those that applied it already skip it (they are idempotent), so only
+the one that gave up on it applies it, then the events its dead letter held back
+(:mod:`crm_backbone.holds`). Purging settles the dead letter in the consumer's database,
+and the consumer applies what it held back.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from crm_backbone.holds import HOLDS_COLLECTION, REDRIVE_HEADER, settle_everywhere
 from crm_backbone.kafka import reliable_producer
+from crm_backbone.parking import PARKING_COLLECTION
+from crm_backbone.records import Document
 from crm_events.topics import DEAD_LETTER
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from crm_ops.kafka_state import admin_client
@@ -47,7 +55,21 @@ class DeadLetter:
 
     @property
     def original_headers(self) -> list[tuple[str, bytes]]:
-        return [(name, value) for name, value in self.headers if not name.startswith(DLQ_PREFIX)]
+        return [
+            (name, value)
+            for name, value in self.headers
+            if not name.startswith(DLQ_PREFIX) and name != REDRIVE_HEADER
+        ]
+
+    @property
+    def origin(self) -> tuple[str, str, int, int]:
+        """(consumer, topic, partition, offset) of the record that was dead-lettered."""
+        return (
+            self.header("dlq_consumer"),
+            self.header("dlq_topic"),
+            int(self.header("dlq_partition") or -1),
+            int(self.header("dlq_offset") or -1),
+        )
 
 
 async def read_all(bootstrap: str, topic: str = DEAD_LETTER.name) -> AsyncIterator[DeadLetter]:
@@ -97,12 +119,56 @@ async def redrive(bootstrap: str, letters: list[DeadLetter]) -> int:
     await producer.start()
     try:
         for letter in letters:
+            _, topic, partition, offset = letter.origin
             await producer.send_and_wait(
-                letter.header("dlq_topic"),
+                topic,
                 value=letter.value,
                 key=letter.key,
-                headers=letter.original_headers,
+                headers=[
+                    *letter.original_headers,
+                    (REDRIVE_HEADER, f"{topic}:{partition}:{offset}".encode()),
+                ],
             )
     finally:
         await producer.stop()
     return len(letters)
+
+
+async def purge(client: AsyncMongoClient[Document], letters: list[DeadLetter]) -> None:
+    """Settle each letter in its consumer's database: the consumer applies what it held."""
+    for letter in letters:
+        await settle_everywhere(client, *letter.origin)
+
+
+@dataclass
+class Holding:
+    """What the dead letters hold back, read from every database's holds and parking lot."""
+
+    behind: dict[tuple[str, str, int, int], int]
+    """Records parked behind each holding letter, by :attr:`DeadLetter.origin`."""
+    parked: dict[str, int]
+    """Records parked per consumer group (behind dead letters or waiting for a policy)."""
+
+
+async def holding(client: AsyncMongoClient[Document]) -> Holding:
+    behind: dict[tuple[str, str, int, int], int] = {}
+    parked: dict[str, int] = defaultdict(int)
+    for name in await client.list_database_names():
+        database = client[name]
+        collections = set(await database.list_collection_names())
+        if PARKING_COLLECTION not in collections:
+            continue
+        counts: dict[tuple[str, str], int] = {}
+        groups = await database[PARKING_COLLECTION].aggregate(
+            [{"$group": {"_id": {"owner": "$owner", "hold": "$hold"}, "records": {"$sum": 1}}}]
+        )
+        async for group in groups:
+            counts[(group["_id"]["owner"], group["_id"]["hold"])] = group["records"]
+            parked[group["_id"]["owner"]] += group["records"]
+        if HOLDS_COLLECTION in collections:
+            async for hold in database[HOLDS_COLLECTION].find({}):
+                owner = hold["_id"]["owner"]
+                for letter in hold["letters"]:
+                    origin = (owner, letter["topic"], letter["partition"], letter["offset"])
+                    behind[origin] = counts.get((owner, hold["_id"]["hold"]), 0)
+    return Holding(behind, dict(parked))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from crm_events.topics import DEAD_LETTER, TopicSpec, topic_specs
@@ -18,7 +20,9 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
 from crm_backbone.metrics import BATCHES_FAILED, CONSUMER_LAG
-from crm_backbone.projection import Record
+from crm_backbone.projection import HandlerRetries, ProjectionEngine, Record
+
+log = structlog.get_logger(__name__)
 
 
 async def ensure_topics(
@@ -140,12 +144,35 @@ class ConsumerHealth:
     failures_in_row: int = 0
     last_error: str | None = None
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
+    retries: HandlerRetries | None = None
 
     def stalled(self, after_failures: int = 3) -> str | None:
-        """Why the consumer is stalled (its batches keep failing), or None."""
+        """Why the consumer is not healthy, or None: its batches keep failing, or a handler
+        raised until its event was dead-lettered (a code bug: red until the process restarts
+        with the fix, then the dead letter is redriven)."""
         if self.failures_in_row >= after_failures:
             return f"{self.failures_in_row} batches in a row failed: {self.last_error}"
+        if self.retries is not None and self.retries.dead_lettered:
+            return (
+                f"{self.retries.dead_lettered} event(s) dead-lettered after handler errors, "
+                f"last: {self.retries.last_error}"
+            )
         return None
+
+
+def drain_released_holds(engine: ProjectionEngine, every: float = 2.0) -> asyncio.Task[None]:
+    """Drain, now and then, the holds a purge released: an idle topic releases them too."""
+
+    async def tick() -> None:
+        while True:
+            try:
+                await engine.drain_released()
+            except Exception as error:  # retried at the next tick; never ends silently
+                log.warning("draining released holds failed", group=engine.consumer_group,
+                            error=repr(error))  # fmt: skip
+            await asyncio.sleep(every)
+
+    return asyncio.create_task(tick(), name=f"drain {engine.consumer_group}")
 
 
 def subscribe(
@@ -163,7 +190,7 @@ def subscribe(
     acknowledged; if it raises, the batch's partitions are rewound and redelivered.
     A ``gate`` is waited on before each batch (a rebuild swapping the view pauses it).
     """
-    health = ConsumerHealth(processor.consumer_group)
+    health = ConsumerHealth(processor.consumer_group, retries=getattr(processor, "retries", None))
 
     @broker.subscriber(
         *topics,

@@ -73,3 +73,8 @@ PARKED_RECORDS = Gauge(
     "Records parked until what they wait for happens (crm_backbone.parking), per owner",
     ["owner"],
 )
+HANDLER_ERRORS = Counter(
+    "crm_handler_errors_total",
+    "Handler calls that raised an unexpected exception (retried, then dead-lettered)",
+    ["consumer"],
+)

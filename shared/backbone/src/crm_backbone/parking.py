@@ -52,7 +52,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from crm_backbone.metrics import PARKED_RECORDS
-from crm_backbone.projection import Document, Record
+from crm_backbone.records import Document, Record
 
 PARKING_COLLECTION = "parked_records"
 """The collection a service's consumers park in (one per service database, every owner)."""

@@ -67,6 +67,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar, Protocol
 
 import structlog
@@ -77,18 +78,22 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from crm_backbone.holds import DeadLetterHolds, Letter, hold_of, must_wait, redriven_position
 from crm_backbone.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,
+    HANDLER_ERRORS,
     PROJECTION_BATCH_SIZE,
     PROJECTION_EVENTS,
     PROJECTION_GAPS,
 )
+from crm_backbone.parking import PARKING_COLLECTION, ParkedRecord, ParkingLot, StillHeld
+from crm_backbone.records import Document as Document  # re-exported
+from crm_backbone.records import Record as Record  # re-exported
 
 log = structlog.get_logger(__name__)
 
 DUPLICATE_KEY = 11000
-Document = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -117,23 +122,6 @@ class Projection:
         """Create the view's indexes (idempotent)."""
 
 
-class Record(Protocol):
-    """The parts of a Kafka consumer record the engine reads."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
-
-
 class DeadLetters(Protocol):
     async def __call__(self, record: Record, code: str, reason: str, consumer: str) -> None: ...
 
@@ -143,8 +131,52 @@ class BatchResult:
     applied: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    parked: int = 0
+    settled: int = 0
     gaps: int = 0
     positions: dict[str, int] = field(default_factory=dict)
+
+
+class HandlerFailing(Exception):
+    """A handler raised: the batch fails, to be redelivered and the handler retried."""
+
+
+@dataclass
+class HandlerRetries:
+    """A handler that raises (a code bug, not bad input) is retried before its event is
+    dead-lettered with ``handler_error``: ``attempts`` in all, the batch redelivered after a
+    growing backoff each time. Counted per record, in this process."""
+
+    attempts: int = 4
+    first_backoff: float = 0.2
+    max_backoff: float = 5.0
+    dead_lettered: int = 0
+    last_error: str | None = None
+    _failures: dict[tuple[str, int, int], int] = field(default_factory=dict)
+
+    async def again(self, consumer: str, record: Record, error: Exception) -> bool:
+        """Count one failure of ``record``: True (after the backoff) to retry, False to give up."""
+        place = (record.topic, record.partition, record.offset)
+        failures = self._failures.get(place, 0) + 1
+        HANDLER_ERRORS.labels(consumer).inc()
+        self.last_error = repr(error)
+        if failures < self.attempts:
+            self._failures[place] = failures
+            await asyncio.sleep(min(self.first_backoff * 2 ** (failures - 1), self.max_backoff))
+            return True
+        self._failures.pop(place, None)
+        self.dead_lettered += 1
+        return False
+
+
+@dataclass
+class _Outcome:
+    """What one pass over records decided, written once its handlers all returned."""
+
+    letters: list[tuple[Record, str, str]] = field(default_factory=list)
+    holds: list[tuple[str, Letter]] = field(default_factory=list)
+    parks: list[tuple[str, Record, str]] = field(default_factory=list)
+    settled: dict[str, list[Letter]] = field(default_factory=lambda: defaultdict(list))
 
 
 def guard_key(source: str, aggregate_id: str) -> str:
@@ -399,6 +431,17 @@ class _Group:
         ]
 
 
+def _settle(outcome: _Outcome, hold: str | None, held: list[Letter], done: list[Letter]) -> bool:
+    """Take ``done`` off ``held`` (the hold's letters in this pass), noted for writing;
+    whether there were any."""
+    if hold is None:
+        return False
+    for letter in done:
+        held.remove(letter)
+        outcome.settled[hold].append(letter)
+    return bool(done)
+
+
 def _upsert(write: _Write) -> UpdateOne:
     return UpdateOne(write[0], write[1], upsert=True)
 
@@ -416,6 +459,17 @@ def _header_key(headers: Sequence[tuple[str, bytes]]) -> str | None:
         return None
 
 
+def _header_version(headers: Sequence[tuple[str, bytes]]) -> int | None:
+    """The aggregate version a record's headers claim, if they can be read."""
+    try:
+        return int(dict(headers)[_VERSION_HEADER].decode())
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
+
+
+_VERSION_HEADER = HEADERS["aggregateversion"]
+
+
 # --- The engine --------------------------------------------------------------------------
 
 
@@ -428,31 +482,89 @@ class ProjectionEngine:
         database: AsyncDatabase[Document],
         dead_letters: DeadLetters,
         consumer_group: str,
+        retries: HandlerRetries | None = None,
     ) -> None:
         self.projection = projection
         self.database = database
         self.dead_letters = dead_letters
         self.consumer_group = consumer_group
+        self.retries = retries or HandlerRetries()
         self.positions = database[f"{projection.name}__positions"]
+        self.holds = DeadLetterHolds(database, consumer_group)
+        self.parking = ParkingLot(database[PARKING_COLLECTION], consumer_group)
         self._handlers = projection.handlers()
+        self._draining = asyncio.Lock()
 
     async def setup(self) -> None:
         await self.projection.setup(self.database)
+        await self.parking.setup()
 
     async def process(self, records: Sequence[Record]) -> BatchResult:
-        """Apply one batch; raises (so the batch is redelivered) only if MongoDB fails."""
+        """Apply one batch, then what released holds parked; raises (so the batch is
+        redelivered) if MongoDB fails or a handler raised and is to be retried."""
+        PROJECTION_BATCH_SIZE.labels(self.projection.name).observe(len(records))
+        result = await self._apply(records)
+        if result.settled:
+            try:
+                await self.drain_released()
+            except Exception as error:  # the batch is written: the periodic drain retries
+                log.warning("draining released holds failed", projection=self.projection.name,
+                            error=repr(error))  # fmt: skip
+        return result
+
+    async def drain_released(self) -> int:
+        """Apply, in order, the records parked behind holds whose dead letters are settled."""
+        async with self._draining:
+            while True:
+                try:
+                    return await self._drain_released()
+                except HandlerFailing:  # counted and waited for: bounded, then dead-lettered
+                    continue
+
+    async def _drain_released(self) -> int:
+        drained = 0
+        for hold in await self.holds.released():
+            drained += await self.parking.release(hold, partial(self._reapply, hold))
+            if not await self.parking.held([hold]):
+                await self.holds.close(hold)
+            await self.parking.observe()
+        return drained
+
+    async def _reapply(self, hold: str, parked: ParkedRecord) -> None:
+        if (await self.holds.letters([hold])).get(hold):
+            raise StillHeld("a new dead letter holds the aggregate back again")
+        await self._apply([parked], releasing=hold)
+
+    async def _apply(self, records: Sequence[Record], releasing: str | None = None) -> BatchResult:
         name = self.projection.name
-        PROJECTION_BATCH_SIZE.labels(name).observe(len(records))
         result = BatchResult()
+        outcome = _Outcome()
         # Positions first, from the headers: each envelope then lives for one iteration only
         # (far less garbage-collector work than holding a decoded batch).
         known = await self._known_positions({_header_key(r.headers) for r in records})
+        holds = {hold for record in records if (hold := hold_of(record)) is not None}
+        letters = await self.holds.letters(holds)
+        # Holds with records parked (records are parked only under a hold that exists).
+        behind = await self.parking.held(letters) - {releasing} if letters else set()
         slots: dict[tuple[str, str, str], list[_Group]] = {}
         for record in records:
+            hold = hold_of(record)
+            held = letters.get(hold, []) if hold is not None else []
+            # The missing event itself (redriven, or a valid copy) goes ahead of what its
+            # dead letter held back: those are all later versions.
+            missing = False
+            if held and (redriven := redriven_position(record)) is not None:
+                missing = _settle(
+                    outcome, hold, held, [ltr for ltr in held if ltr.position == redriven]
+                )
             try:
                 envelope = from_kafka(record.key, record.value or b"", record.headers)
             except ContractError as error:
-                await self._dead_letter(record, error.code, error.reason, result)
+                version = _header_version(record.headers)
+                applied = known.get(_header_key(record.headers) or "", 0)
+                self._hold_back(
+                    outcome, letters, record, version, applied, error.code, error.reason
+                )
                 continue
             key = guard_key(envelope.source, envelope.aggregateid)
             version = envelope.aggregateversion
@@ -460,6 +572,14 @@ class ProjectionEngine:
                 known.update(await self._known_positions({key}))
                 known.setdefault(key, 0)
             last = known.get(key, 0)
+            if held:  # letters of this version are in hand now; of those applied, settled
+                missing |= _settle(outcome, hold, held, [x for x in held if x.version == version])
+                _settle(outcome, hold, held, [x for x in held if (x.version or last + 1) <= last])
+            if hold is not None and (must_wait(held, version) or (hold in behind and not missing)):
+                outcome.parks.append((hold, record, "behind a dead letter of its aggregate"))
+                behind.add(hold)
+                result.parked += 1
+                continue
             if version <= last:
                 result.duplicates += 1
                 continue
@@ -474,8 +594,12 @@ class ProjectionEngine:
             handler = self._handlers.get(envelope.type)
             try:
                 updates = list(handler(envelope)) if handler else []
-            except Exception as error:  # a poison event: its handler cannot apply it
-                await self._dead_letter(record, "handler_error", repr(error), result)
+            except Exception as error:  # a code bug, not bad input: retry before giving up
+                if await self.retries.again(self.consumer_group, record, error):
+                    raise HandlerFailing(f"{envelope.type}: {error!r}") from error
+                self._hold_back(
+                    outcome, letters, record, version, last, "handler_error", repr(error)
+                )
                 continue
             guard = f"_applied.{key}"
             for update, value in zip(updates, _guards(updates, version), strict=True):
@@ -489,15 +613,45 @@ class ProjectionEngine:
             result.positions[key] = version
             result.applied += 1
 
+        # Every handler returned: write what was decided, the view before the positions,
+        # and settle letters last (a crash before re-derives it from the redelivery).
+        for record, code, reason in outcome.letters:
+            await self._dead_letter(record, code, reason, result)
+        for hold, letter in outcome.holds:
+            await self.holds.add(hold, letter)
+        for hold, record, reason in outcome.parks:
+            await self.parking.park(hold, record, reason)
         depth = max((len(groups) for groups in slots.values()), default=0)
         for n in range(depth):
             await self._write_wave(
                 [(slot[0], groups[n]) for slot, groups in slots.items() if len(groups) > n]
             )
         await self._record_positions(result.positions)
+        await self.holds.settle(outcome.settled)
+        result.settled = sum(len(settled) for settled in outcome.settled.values())
         PROJECTION_EVENTS.labels(name, "applied").inc(result.applied)
         PROJECTION_EVENTS.labels(name, "duplicate").inc(result.duplicates)
+        PROJECTION_EVENTS.labels(name, "parked").inc(result.parked)
         return result
+
+    @staticmethod
+    def _hold_back(
+        outcome: _Outcome,
+        letters: dict[str, list[Letter]],
+        record: Record,
+        version: int | None,
+        applied: int,
+        code: str,
+        reason: str,
+    ) -> None:
+        """Dead-letter ``record``; hold its aggregate back unless its version is applied."""
+        outcome.letters.append((record, code, reason))
+        hold = hold_of(record)
+        if hold is None or (version is not None and version <= applied):
+            return
+        letter = Letter.of(record, version)
+        letters.setdefault(hold, []).append(letter)
+        outcome.holds.append((hold, letter))
 
     def observe_lag(
         self, records: Sequence[Record], highwater: Callable[[str, int], int | None]

@@ -28,6 +28,7 @@ from crm_backbone.http import ReadinessCheck
 from crm_backbone.kafka import (
     ConsumerHealth,
     KafkaDeadLetters,
+    drain_released_holds,
     ensure_topics,
     reliable_producer,
     subscribe,
@@ -92,11 +93,13 @@ class ServiceRuntime:
         await producer.start()
         dead_letters = KafkaDeadLetters(producer)
         broker = KafkaBroker(self.kafka_bootstrap, logger=None)
+        engines = []
         for projection in c.projections:
             engine = ProjectionEngine(
                 projection, c.database, dead_letters, self.group(projection.name)
             )
             await engine.setup()
+            engines.append(engine)
             self.health.append(
                 subscribe(
                     broker,
@@ -116,7 +119,7 @@ class ServiceRuntime:
         self._broker = broker
         relay = asyncio.create_task(self.relay.run(), name="relay")
         relay.add_done_callback(_log_if_failed)
-        self._tasks = [relay]
+        self._tasks = [relay, *(drain_released_holds(engine) for engine in engines)]
         self._producer = producer
         log.info(
             "service workers started", projections=len(c.projections), policies=len(c.policies)

@@ -1,0 +1,155 @@
+"""Dead-letter holds: a dead letter holds back its own aggregate, not its partition.
+
+When a consumer dead-letters a record, the record's aggregate, named by its **(topic,
+key)** bytes (so even a record whose headers cannot be read names it), is *held* for that
+consumer: its later events are parked (:mod:`crm_backbone.parking`) instead of applied,
+so none is applied before the event that is missing. A hold remembers its dead letters
+(the original record's topic, partition and offset) and the aggregate version each was,
+when its headers tell it:
+
+- A dead letter of version N holds back versions above N only. It is **settled** when
+  version N of the aggregate is in the consumer's hands: a valid record of version N
+  arrives (the redriven letter, or a valid copy of the poisoned record), or N is already
+  applied.
+- A dead letter whose version cannot be read holds back every later record of the key,
+  until its redriven record comes back (``crm-ops dlq redrive`` marks it with the
+  :data:`REDRIVE_HEADER`) or it is purged.
+- ``crm-ops dlq purge`` settles the letter in the consumer's database
+  (:func:`settle_everywhere`): only the consumer has the handlers to apply what is parked.
+
+A hold with no unsettled letter left is **released**: the consumer applies its parked
+records in order (after each batch, and on a periodic tick so an idle topic releases
+too), then deletes the hold. A keyless record is dead-lettered without a hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from crm_backbone.records import Document, Record
+
+HOLDS_COLLECTION = "dead_letter_holds"
+REDRIVE_HEADER = "crm_redrive_of"
+"""Added by ``crm-ops dlq redrive``: ``topic:partition:offset`` of the record it sends again."""
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One dead letter holding its aggregate back: where the record was, its version."""
+
+    topic: str
+    partition: int
+    offset: int
+    version: int | None  # None: unreadable, it holds back every later record
+
+    @property
+    def position(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+    def as_document(self) -> Document:
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "version": self.version,
+        }
+
+    @classmethod
+    def of(cls, record: Record, version: int | None) -> Letter:
+        return cls(record.topic, record.partition, record.offset, version)
+
+
+def hold_of(record: Record) -> str | None:
+    """The hold of a record's aggregate: its topic and key bytes; None without a key."""
+    if record.key is None:
+        return None
+    return f"{record.topic} {bytes(record.key).hex()}"
+
+
+def redriven_position(record: Record) -> str | None:
+    """``topic:partition:offset`` of the dead letter this record redrives, if it is one."""
+    for name, value in record.headers:
+        if name == REDRIVE_HEADER:
+            return bytes(value).decode(errors="replace")
+    return None
+
+
+def must_wait(letters: Iterable[Letter], version: int) -> bool:
+    """Whether an event of ``version`` must wait behind these unsettled letters."""
+    return any(letter.version is None or version > letter.version for letter in letters)
+
+
+class DeadLetterHolds:
+    """The holds of one consumer (``owner``), in its database: ``{_id, letters: [...]}``."""
+
+    def __init__(self, database: AsyncDatabase[Document], owner: str) -> None:
+        self.collection = database[HOLDS_COLLECTION]
+        self.owner = owner
+
+    def _id(self, hold: str) -> Document:
+        return {"owner": self.owner, "hold": hold}
+
+    async def letters(self, holds: Iterable[str | None]) -> dict[str, list[Letter]]:
+        """The unsettled letters of each of ``holds`` that exists (released ones: empty)."""
+        wanted = sorted({hold for hold in holds if hold is not None})
+        if not wanted:
+            return {}
+        cursor = self.collection.find({"_id": {"$in": [self._id(hold) for hold in wanted]}})
+        return {
+            doc["_id"]["hold"]: [Letter(**letter) for letter in doc["letters"]]
+            async for doc in cursor
+        }
+
+    async def add(self, hold: str, letter: Letter) -> None:
+        await self.collection.update_one(
+            {"_id": self._id(hold)},
+            {"$addToSet": {"letters": letter.as_document()}},
+            upsert=True,
+        )
+
+    async def settle(self, settled: Mapping[str, Iterable[Letter]]) -> None:
+        """Take settled letters off their holds (their records are in hand)."""
+        for hold, letters in settled.items():
+            documents = [letter.as_document() for letter in letters]
+            if documents:
+                await self.collection.update_one(
+                    {"_id": self._id(hold)}, {"$pullAll": {"letters": documents}}
+                )
+
+    async def released(self) -> list[str]:
+        """This consumer's holds with no unsettled letter left: ready to be drained."""
+        cursor = self.collection.find({"_id.owner": self.owner, "letters": {"$size": 0}})
+        return [doc["_id"]["hold"] async for doc in cursor]
+
+    async def close(self, hold: str) -> None:
+        """Forget a released hold (a letter added meanwhile keeps it)."""
+        await self.collection.delete_one({"_id": self._id(hold), "letters": {"$size": 0}})
+
+    async def counts(self) -> dict[str, int]:
+        """Holds of this consumer with unsettled letters, and letters in them."""
+        cursor = self.collection.find({"_id.owner": self.owner})
+        holds = [len(doc["letters"]) async for doc in cursor]
+        return {"holds": sum(1 for n in holds if n), "letters": sum(holds)}
+
+
+async def settle_everywhere(
+    client: AsyncMongoClient[Document], consumer: str, topic: str, partition: int, offset: int
+) -> list[str]:
+    """Settle one consumer's letter wherever its holds live; the databases touched.
+
+    For ``crm-ops dlq purge``: the consumer then drains the released hold itself.
+    """
+    touched = []
+    for name in await client.list_database_names():
+        holds = client[name][HOLDS_COLLECTION]
+        result = await holds.update_many(
+            {"_id.owner": consumer, "letters.topic": topic},
+            {"$pull": {"letters": {"topic": topic, "partition": partition, "offset": offset}}},
+        )
+        if result.modified_count:
+            touched.append(name)
+    return touched
