@@ -17,9 +17,10 @@ when its headers tell it:
 - ``crm-ops dlq purge`` settles the letter in the consumer's database
   (:func:`settle_everywhere`): only the consumer has the handlers to apply what is parked.
 
-A hold with no unsettled letter left is **released**: the consumer applies its parked
-records in order (after each batch, and on a periodic tick so an idle topic releases
-too), then deletes the hold. A keyless record is dead-lettered without a hold.
+Once letters are settled, the consumer applies the parked records no letter holds back
+any more, in arrival order (after the batch that settled them, and on a periodic tick so
+that a purge releases on an idle topic too); a hold with no letter and no parked record
+left is deleted. A keyless record is dead-lettered without a hold.
 """
 
 from __future__ import annotations
@@ -120,9 +121,9 @@ class DeadLetterHolds:
                     {"_id": self._id(hold)}, {"$pullAll": {"letters": documents}}
                 )
 
-    async def released(self) -> list[str]:
-        """This consumer's holds with no unsettled letter left: ready to be drained."""
-        cursor = self.collection.find({"_id.owner": self.owner, "letters": {"$size": 0}})
+    async def all(self) -> list[str]:
+        """This consumer's holds (a purge may have settled letters of any of them)."""
+        cursor = self.collection.find({"_id.owner": self.owner}, {"_id": 1})
         return [doc["_id"]["hold"] async for doc in cursor]
 
     async def close(self, hold: str) -> None:

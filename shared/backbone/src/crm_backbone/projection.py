@@ -132,7 +132,8 @@ class BatchResult:
     duplicates: int = 0
     dead_lettered: int = 0
     parked: int = 0
-    settled: int = 0
+    settled: set[str] = field(default_factory=set)
+    """Holds with letters settled by this batch: what they hold back may apply now."""
     gaps: int = 0
     positions: dict[str, int] = field(default_factory=dict)
 
@@ -506,33 +507,36 @@ class ProjectionEngine:
         result = await self._apply(records)
         if result.settled:
             try:
-                await self.drain_released()
+                await self.drain_released(result.settled)
             except Exception as error:  # the batch is written: the periodic drain retries
                 log.warning("draining released holds failed", projection=self.projection.name,
                             error=repr(error))  # fmt: skip
         return result
 
-    async def drain_released(self) -> int:
-        """Apply, in order, the records parked behind holds whose dead letters are settled."""
+    async def drain_released(self, holds: Iterable[str] | None = None) -> int:
+        """Apply, in arrival order, the parked records of ``holds`` (default: all of this
+        consumer's) that no unsettled dead letter holds back any more."""
         async with self._draining:
             while True:
                 try:
-                    return await self._drain_released()
+                    return await self._drain(await self.holds.all() if holds is None else holds)
                 except HandlerFailing:  # counted and waited for: bounded, then dead-lettered
                     continue
 
-    async def _drain_released(self) -> int:
+    async def _drain(self, holds: Iterable[str]) -> int:
         drained = 0
-        for hold in await self.holds.released():
+        for hold in holds:
             drained += await self.parking.release(hold, partial(self._reapply, hold))
             if not await self.parking.held([hold]):
                 await self.holds.close(hold)
-            await self.parking.observe()
+        await self.parking.observe()
         return drained
 
     async def _reapply(self, hold: str, parked: ParkedRecord) -> None:
-        if (await self.holds.letters([hold])).get(hold):
-            raise StillHeld("a new dead letter holds the aggregate back again")
+        """Apply a parked record unless a dead letter still holds it (and those after it)."""
+        version = _header_version(parked.headers)
+        if version is None or must_wait((await self.holds.letters([hold])).get(hold, []), version):
+            raise StillHeld("a dead letter of its aggregate still holds it back")
         await self._apply([parked], releasing=hold)
 
     async def _apply(self, records: Sequence[Record], releasing: str | None = None) -> BatchResult:
@@ -546,6 +550,7 @@ class ProjectionEngine:
         letters = await self.holds.letters(holds)
         # Holds with records parked (records are parked only under a hold that exists).
         behind = await self.parking.held(letters) - {releasing} if letters else set()
+        went_ahead: set[str] = set()
         slots: dict[tuple[str, str, str], list[_Group]] = {}
         for record in records:
             hold = hold_of(record)
@@ -575,11 +580,16 @@ class ProjectionEngine:
             if held:  # letters of this version are in hand now; of those applied, settled
                 missing |= _settle(outcome, hold, held, [x for x in held if x.version == version])
                 _settle(outcome, hold, held, [x for x in held if (x.version or last + 1) <= last])
-            if hold is not None and (must_wait(held, version) or (hold in behind and not missing)):
+            # The first missing event goes ahead of what is parked; the rest queue behind,
+            # then what no letter holds back any more drains in order after the batch.
+            ahead = missing and hold not in went_ahead
+            if hold is not None and (must_wait(held, version) or (hold in behind and not ahead)):
                 outcome.parks.append((hold, record, "behind a dead letter of its aggregate"))
                 behind.add(hold)
                 result.parked += 1
                 continue
+            if ahead and hold is not None:
+                went_ahead.add(hold)
             if version <= last:
                 result.duplicates += 1
                 continue
@@ -628,7 +638,7 @@ class ProjectionEngine:
             )
         await self._record_positions(result.positions)
         await self.holds.settle(outcome.settled)
-        result.settled = sum(len(settled) for settled in outcome.settled.values())
+        result.settled = {hold for hold, letters in outcome.settled.items() if letters}
         PROJECTION_EVENTS.labels(name, "applied").inc(result.applied)
         PROJECTION_EVENTS.labels(name, "duplicate").inc(result.duplicates)
         PROJECTION_EVENTS.labels(name, "parked").inc(result.parked)
