@@ -3,21 +3,26 @@
 ``python -m faults.run_relay CONFIG``; CONFIG is JSON with ``kafka``, ``postgres`` (the
 event store's DSN), ``topics`` (contract topic name -> the suite's), optionally ``name``
 (a relay of another name keeps its own position: ``"replay"`` republishes everything from
-the start) and ``die``: once armed (SIGUSR1), the relay kills itself after Kafka
-acknowledged a batch and before it records its new position.
+the start), ``die``: once armed (SIGUSR1), the relay kills itself after Kafka
+acknowledged a batch and before it records its new position, and ``reject`` =
+``{"event": NAME, "from": ISO TIME}``: a translator bug, it rejects the domain events of
+class ``NAME`` (``Customer.StatusChanged``, say) stored from that time on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 from typing import Any
 
 from crm_backbone.eventstore import EventStoreConfig
-from crm_backbone.relay import OutboxRelay
+from crm_backbone.relay import OutboxRelay, Translate
 from crm_customer.application import CustomerApplication
 from crm_customer.publication import translate
+from crm_events.registry import EventPayload
 from crm_events.topics import Service, topic_for
+from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Tracking
 
 from faults.child import KillSwitch, configuration, run_until_stopped
@@ -38,15 +43,29 @@ class _DyingTracking:
         return getattr(self._inner, name)
 
 
+def _rejecting(translate: Translate, event: str, stored_from: datetime) -> Translate:
+    """``translate`` with a bug: it raises for ``event``s stored from ``stored_from`` on."""
+
+    def translate_with_bug(domain_event: DomainEvent) -> EventPayload | None:
+        if type(domain_event).__qualname__ == event and domain_event.timestamp >= stored_from:
+            raise ValueError(f"translator bug injected by the fault suite for {event}")
+        return translate(domain_event)
+
+    return translate_with_bug
+
+
 async def main() -> None:
     config = configuration("fault-relay")
     switch = KillSwitch()
     store = EventStoreConfig(postgres_dsn=config["postgres"])
     app = CustomerApplication(env=store.environment())
     topics: dict[str, str] = config["topics"]
+    reject: dict[str, str] | None = config.get("reject")
     relay = OutboxRelay(
         app,
-        translate,
+        _rejecting(translate, reject["event"], datetime.fromisoformat(reject["from"]))
+        if reject
+        else translate,
         source=Service.CUSTOMER.source,
         bootstrap_servers=config["kafka"],
         postgres_dsn=store.postgres_dsn,

@@ -30,6 +30,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from crm_backbone.eventstore import EventStoreConfig
 from crm_backbone.kafka import reliable_producer
+from crm_backbone.parking import PARKING_COLLECTION
 from crm_backbone.projection import Document
 from crm_customer.application import CustomerApplication
 from crm_customer.views import CustomerViews
@@ -213,7 +215,7 @@ class System:
         )
         self.database: AsyncDatabase[Document] = self.mongo[self.name]
         self.app: CustomerApplication | None = None
-        self.relay = self._relay("relay", die=relay_die)
+        self.relay = self.relay_child(die=relay_die)
         self.workers = [self.worker(n, worker_die) for n in range(workers)]
         self.children: list[Child] = [self.relay, *self.workers]
         self.unplanned_restarts: list[str] = []
@@ -227,13 +229,24 @@ class System:
         base, _, _ = self.infra.postgres.address.rpartition("/")
         return f"{base}/{database}"
 
-    def _relay(self, name: str, *, die: bool = False, replay: bool = False) -> Child:
+    def relay_child(
+        self,
+        name: str = "relay",
+        *,
+        die: bool = False,
+        replay: bool = False,
+        reject: tuple[str, datetime] | None = None,
+    ) -> Child:
+        """The configuration of a relay (not started); ``reject`` = (a domain event's class,
+        e.g. ``Customer.StatusChanged``; a time): a translator bug rejecting those events
+        stored from that time on."""
         config = {
             "kafka": self.infra.kafka.address,
             "postgres": self.store_dsn,
             "topics": self.topics,
             "name": "replay" if replay else None,
             "die": die,
+            "reject": reject and {"event": reject[0], "from": reject[1].isoformat()},
         }
         return Child(name, "faults.run_relay", config, self.logs)
 
@@ -349,6 +362,8 @@ class System:
             self.children[self.children.index(old)] = new
             if old in self.workers:
                 self.workers[self.workers.index(old)] = new
+            if old is self.relay:
+                self.relay = new
             new.launches = old.launches
         child.launch()
         await child.wait_ready()
@@ -356,16 +371,18 @@ class System:
 
     async def start_replay_relay(self) -> Child:
         """A second relay with a position of its own: it republishes every stored event."""
-        replay = self._relay("replay", replay=True)
+        replay = self.relay_child("replay", replay=True)
         self.children.append(replay)
         replay.launch()
         await replay.wait_ready()
         return replay
 
-    def relay_position(self, name: str) -> int:
+    def relay_position(self, name: str | None = None) -> int:
+        """The position the relay named ``name`` recorded (None: the pipeline's relay)."""
         assert self.app is not None
         tracking = self.app.factory.tracking_recorder()
-        return tracking.max_tracking_id(f"{self.app.name}->kafka-{name}") or 0
+        relay = f"{self.app.name}->kafka" + (f"-{name}" if name else "")
+        return tracking.max_tracking_id(relay) or 0
 
     def store_head(self) -> int:
         assert self.app is not None
@@ -398,6 +415,21 @@ class System:
         finally:
             await consumer.stop()
         return {group: len(found) for group, found in origins.items()}, records
+
+    async def published(self, topic: str) -> int:
+        """Records written so far to the suite's copy of contract topic ``topic``."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.infra.kafka.address)
+        await consumer.start()
+        try:
+            name = self.topics[topic]
+            ends = await consumer.end_offsets([TopicPartition(name, p) for p in range(PARTITIONS)])
+            return sum(ends.values())
+        finally:
+            await consumer.stop()
+
+    async def parked(self) -> int:
+        """Records held back in the parking lot of the scenario's database, every owner."""
+        return await self.database[PARKING_COLLECTION].count_documents({})
 
     async def lag(self) -> int:
         """Records of the pipeline's topics that a consumer group has not committed yet."""
@@ -543,11 +575,11 @@ class Driver:
         try:
             while True:
                 finished = self._originals_done
-                fresh = [u for u in self._sent[copied:] if u.envelope is not None]
-                copied = len(self._sent)
-                by_key: dict[bytes, list[Upstream]] = defaultdict(list)
-                for item in fresh:
-                    by_key[item.record.key].append(item)
+                copied, sent = len(self._sent), self._sent[copied:]
+                by_key: dict[str, list[Upstream]] = defaultdict(list)
+                for item in sent:
+                    if item.envelope is not None:  # valid: keyed by its aggregate id
+                        by_key[item.envelope.aggregateid].append(item)
                 queues = [by_key[key] for key in sorted(by_key)]
                 rng.shuffle(queues)
                 order: list[Upstream] = []
@@ -649,6 +681,8 @@ class Result:
     dead_letters: int
     poison: int
     recovery: float | None
+    parked: int = 0
+    """Records still parked at the end (held back behind a dead letter or a condition)."""
     dead_letter_records: int = 0
     dead_letters_per_group: dict[str, int] = field(default_factory=dict)
     unplanned_restarts: list[str] = field(default_factory=list)
@@ -656,7 +690,7 @@ class Result:
 
     HEADER = (
         f"{'scenario':22} {'events sent':>11} {'faults':>6} {'lost':>5} {'twice':>5} "
-        f"{'dead letters':>12} {'poison':>6} {'recovery':>9}  fault"
+        f"{'dead letters':>12} {'poison':>6} {'parked':>6} {'recovery':>9}  fault"
     )
 
     def line(self) -> str:
@@ -668,8 +702,8 @@ class Result:
             notes.append("unplanned restarts: " + ", ".join(self.unplanned_restarts))
         return (
             f"{self.scenario:22} {self.events:11d} {self.faults:6d} {self.lost:5d} "
-            f"{self.twice:5d} {self.dead_letters:12d} {self.poison:6d} {recovery}  "
-            + "; ".join(notes)
+            f"{self.twice:5d} {self.dead_letters:12d} {self.poison:6d} {self.parked:6d} "
+            f"{recovery}  " + "; ".join(notes)
         )
 
 
@@ -720,6 +754,7 @@ async def run_scenario(
             dead_letters=per_group.get(system.groups[0], 0),
             poison=plan.poison,
             recovery=recovery,
+            parked=await system.parked(),
             dead_letter_records=records,
             dead_letters_per_group=per_group,
             unplanned_restarts=list(system.unplanned_restarts),
@@ -742,8 +777,9 @@ def _no_lag(system: System) -> Callable[[], Awaitable[bool]]:
 async def _recover(
     system: System, truth: Truth, poison: int, since: float, within: float
 ) -> tuple[float | None, Verdict]:
-    """Seconds from ``since`` until the read models equal the truth and every poison record
-    was dead-lettered by each group (None if not within ``within``); the last verdict."""
+    """Seconds from ``since`` until the read models equal the truth, every poison record
+    was dead-lettered by each group and nothing is parked any more (None if not within
+    ``within``); the last verdict."""
     deadline = time.monotonic() + within
     verdict = Verdict(mismatches=["not compared yet"])
     while time.monotonic() < deadline:
@@ -751,7 +787,8 @@ async def _recover(
             verdict = await compare(system.database, truth)
             if verdict.ok:
                 per_group, _ = await system.dead_letters()
-                if all(per_group.get(group, 0) == poison for group in system.groups):
+                dead_lettered = all(per_group.get(g, 0) == poison for g in system.groups)
+                if dead_lettered and await system.parked() == 0:
                     return time.monotonic() - since, verdict
         except (PyMongoError, KafkaError, OSError, TimeoutError):
             pass  # a server still recovering: look again

@@ -9,14 +9,19 @@ event store and the upstream records (``workload.ground_truth``). The ledger pro
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from crm_backbone.projection import Document
 from crm_customer.views import CustomerViews
+from crm_events.topics import CUSTOMER_EVENTS
+from crm_simulator.feed import Poison
 from local_infra.infra import Infra
 from local_infra.servers import Server
 from pymongo import AsyncMongoClient
@@ -34,6 +39,7 @@ def check(result: Result) -> None:
     assert result.recovery is not None, "not recovered:\n" + "\n".join(result.mismatches[:20])
     assert result.lost == 0
     assert result.twice == 0
+    assert result.parked == 0
     assert not result.mismatches, "\n".join(result.mismatches[:20])
     assert result.dead_letters == result.poison
     assert all(count == result.poison for count in result.dead_letters_per_group.values())
@@ -131,6 +137,41 @@ async def test_relay_killed_between_publish_and_record(
     check(result)
 
 
+async def test_relay_stuck_on_an_event_its_translator_rejects(
+    fault_infra: Infra, fault_logs: Path, record: Record
+) -> None:
+    async def inject(system: System, driver: Driver) -> Fault:
+        await driver.reached(0.3)
+        stuck = system.relay_child(reject=("Customer.StatusChanged", datetime.now(UTC)))
+        await asyncio.to_thread(system.relay.stop)
+        await system.relaunch(system.relay, stuck)
+
+        async def stopped() -> bool:
+            return "relay stopped" in stuck.log.read_text(errors="replace")
+
+        await until(stopped, within=120, what="the relay stopping at the rejected event")
+        found = re.search(r"stored event (\d+) \([^)]*Customer.StatusChanged\)", stuck.tail(50))
+        assert found, stuck.tail()
+        rejected = int(found.group(1))
+        published = await system.published(CUSTOMER_EVENTS.name)
+        await driver.reached(0.7)  # the stream goes on; nothing of it may come out
+        assert system.store_head() > rejected
+        assert system.relay_position() == rejected - 1
+        assert await system.published(CUSTOMER_EVENTS.name) == published
+        await asyncio.to_thread(stuck.stop)
+        ended = await system.relaunch(stuck, system.relay_child())  # the fix deployed
+        return Fault(
+            1,
+            f"relay stopped at stored event {rejected} (its translator rejected it, nothing "
+            "after it published) until relaunched with the fix",
+            ended,
+        )
+
+    result = await run_scenario(fault_infra, "relay_stuck", make_plan(8), inject, logs=fault_logs)
+    record(result)
+    check(result)
+
+
 async def test_mongod_killed_and_restarted(
     fault_infra: Infra, fault_logs: Path, record: Record
 ) -> None:
@@ -189,10 +230,13 @@ async def test_poison_events_mixed_into_the_stream(
     fault_infra: Infra, fault_logs: Path, record: Record
 ) -> None:
     plan = make_plan(7, poison_rate=0.08)
+    kinds = {item.poison for item in plan.upstream if item.poison is not None}
+    assert kinds == set(Poison), f"the plan lacks {set(Poison) - kinds}"
 
     async def inject(system: System, driver: Driver) -> Fault:
         ended = await driver.finished()
-        return Fault(plan.poison, "poison records among the upstream ones (4 kinds)", ended)
+        what = f"poison records among the upstream ones, {len(kinds)} kinds, each a broken copy "
+        return Fault(plan.poison, what + "of the valid record that follows it", ended)
 
     result = await run_scenario(fault_infra, "poison", plan, inject, logs=fault_logs)
     record(result)

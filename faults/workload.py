@@ -29,10 +29,10 @@ from crm_events import contact_log as cl
 from crm_events import core_banking as cb
 from crm_events.common import ValueBand
 from crm_events.customer import CustomerStatus
-from crm_events.envelope import Envelope, KafkaRecord, to_kafka
+from crm_events.envelope import Envelope, to_kafka
 from crm_events.registry import EventPayload
 from crm_events.topics import CONTACTLOG_EVENTS, Service
-from crm_simulator.feed import feed
+from crm_simulator.feed import Poison, UpstreamRecord, feed
 from crm_simulator.population import SimulatedCustomer, branch_managers, population
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -66,8 +66,10 @@ class Upstream:
     """One record another system publishes, on its contract topic; poison if no envelope."""
 
     topic: str
-    record: KafkaRecord
+    record: UpstreamRecord
     envelope: Envelope[EventPayload] | None
+    poison: Poison | None = None
+    """How a poison record breaks the contract."""
 
 
 @dataclass
@@ -100,7 +102,7 @@ def make_plan(
     bank: list[Upstream] = []
     valid = 0
     for item in feed(book, seed=seed, start=START, poison_rate=poison_rate):
-        bank.append(Upstream(item.topic, item.record, item.envelope))
+        bank.append(Upstream(item.topic, item.record, item.envelope, item.poison))
         valid += item.envelope is not None
         if valid == upstream_events:
             break
@@ -193,7 +195,7 @@ def _contact(n: int, customer: SimulatedCustomer, rng: random.Random) -> Upstrea
         source=Service.CONTACT_LOG.source,
         time=START + timedelta(seconds=n),
     )
-    return Upstream(CONTACTLOG_EVENTS.name, to_kafka(envelope), envelope)
+    return Upstream(CONTACTLOG_EVENTS.name, UpstreamRecord(*to_kafka(envelope)), envelope)
 
 
 def _interleave(streams: Sequence[Sequence[T]], rng: random.Random) -> list[T]:

@@ -9,7 +9,9 @@ versions count from 1 per aggregate. Event ids are UUIDv5 of the stream and the 
 version, times come from a simulated clock: the same arguments give the same records.
 
 With ``poison_rate`` > 0, that fraction of the records are poison: corrupted copies of the
-next event (own id, never advancing an aggregate) that a consumer must dead-letter.
+next event (own id, never advancing an aggregate) that a consumer must dead-letter, broken
+in any way a plain Kafka producer can (:class:`Poison`): body, type, version, header bytes,
+duplicated headers, no key or another key, empty or non-object values.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from itertools import accumulate
+from typing import NamedTuple
 
 from crm_events import (
     ContractError,
     Envelope,
     EventPayload,
     InvalidEventBody,
-    KafkaRecord,
+    InvalidKey,
     MalformedEvent,
     Service,
     UnknownEventType,
@@ -87,6 +90,18 @@ class Poison(StrEnum):
     """A schema version newer than any registered (producer deployed before consumers)."""
     INVALID_BODY = "invalid_body"
     """A field the model does not have (a change made without a version bump)."""
+    HEADER_NOT_UTF8 = "header_not_utf8"
+    """``ce_id`` holds bytes that are not UTF-8 (a lone surrogate's encoding)."""
+    NO_KEY = "no_key"
+    """No key at all: nothing keeps the aggregate's records in one partition."""
+    WRONG_KEY = "wrong_key"
+    """A key other than the aggregate id (likely another partition)."""
+    DUPLICATED_HEADER = "duplicated_header"
+    """``ce_type`` given twice."""
+    EMPTY_VALUE = "empty_value"
+    """A value of no bytes."""
+    NON_OBJECT_VALUE = "non_object_value"
+    """A JSON value that is not an object (the payload in a list)."""
 
     @property
     def error(self) -> type[ContractError]:
@@ -96,7 +111,22 @@ class Poison(StrEnum):
             Poison.UNKNOWN_TYPE: UnknownEventType,
             Poison.UNKNOWN_VERSION: UnknownSchemaVersion,
             Poison.INVALID_BODY: InvalidEventBody,
+            Poison.HEADER_NOT_UTF8: MalformedEvent,
+            Poison.NO_KEY: InvalidKey,
+            Poison.WRONG_KEY: InvalidKey,
+            Poison.DUPLICATED_HEADER: MalformedEvent,
+            Poison.EMPTY_VALUE: MalformedEvent,
+            Poison.NON_OBJECT_VALUE: InvalidEventBody,
         }[self]
+
+
+class UpstreamRecord(NamedTuple):
+    """A record as core banking's producer sends it: a contract's ``KafkaRecord``, or a
+    poison record, which may even have no key."""
+
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
 
 
 @dataclass(frozen=True)
@@ -104,7 +134,7 @@ class FeedEvent:
     """One record to publish, with the event it carries (``None`` for a poison record)."""
 
     topic: str
-    record: KafkaRecord
+    record: UpstreamRecord
     time: datetime
     envelope: Envelope[EventPayload] | None
     poison: Poison | None = None
@@ -201,7 +231,7 @@ def feed(
                 event_id=str(uuid.uuid5(NAMESPACE, f"{stream}/{aggregate_id}/{version}")),
                 time=clock,
             )
-            record = to_kafka(envelope)
+            record = UpstreamRecord(*to_kafka(envelope))
             topic = route(payload.event_type)
             while poison_rng.random() < poison_rate:
                 poisoned += 1
@@ -211,22 +241,36 @@ def feed(
             yield FeedEvent(topic, record, clock, envelope)
 
 
-def _poison(kind: Poison, record: KafkaRecord, event_id: str) -> KafkaRecord:
+def _poison(kind: Poison, record: UpstreamRecord, event_id: str) -> UpstreamRecord:
     """A copy of ``record`` under its own id, broken the ``kind`` way."""
     headers = dict(record.headers)
     for name in ("ce_id", "ce_correlationid", "ce_causationid"):
         headers[name] = event_id.encode()
+    key = record.key
     value = record.value
     event_type = headers["ce_type"].decode()
+    extra: list[tuple[str, bytes]] = []
     if kind is Poison.MALFORMED_JSON:
         value = value[: len(value) // 2]
     elif kind is Poison.UNKNOWN_TYPE:
         headers["ce_type"] = f"{event_type.rpartition('.')[0]}.reclassified".encode()
     elif kind is Poison.UNKNOWN_VERSION:
         headers["ce_schemaversion"] = str(registry.versions(event_type)[-1] + 1).encode()
-    else:
+    elif kind is Poison.INVALID_BODY:
         value = json.dumps(json.loads(value) | {"legacy_reference": "X-0001"}).encode()
-    return KafkaRecord(record.key, value, list(headers.items()))
+    elif kind is Poison.HEADER_NOT_UTF8:
+        headers["ce_id"] = b"\xed\xa0\x80" + event_id.encode()
+    elif kind is Poison.NO_KEY:
+        key = None
+    elif kind is Poison.WRONG_KEY:
+        key = (record.key or b"") + b"-0"
+    elif kind is Poison.DUPLICATED_HEADER:
+        extra = [("ce_type", headers["ce_type"])]
+    elif kind is Poison.EMPTY_VALUE:
+        value = b""
+    else:
+        value = json.dumps([json.loads(value)]).encode()
+    return UpstreamRecord(key, value, [*headers.items(), *extra])
 
 
 def _money(cents: int, currency: str) -> Money:
