@@ -7,13 +7,19 @@ one collection, as two processes of a service would have.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
 
 import pytest
 from crm_backbone.metrics import PARKED_RECORDS
 from crm_backbone.parking import ParkedRecord, ParkingLot, StillHeld
-from crm_backbone.testing import InMemoryRecord
+from crm_backbone.policy import NotYet, Policy, PolicyConsumer, PolicyHandler, Rejected
+from crm_backbone.records import Record
+from crm_backbone.testing import SOURCE, InMemoryRecord
+from crm_events.common import CustomerName, CustomerType
+from crm_events.customer import CustomerProfileUpdated, CustomerRegistered, CustomerStatus
+from crm_events.envelope import Envelope
+from crm_events.registry import EventPayload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from local_infra.pytest_plugin import Servers
@@ -241,3 +247,98 @@ async def test_two_instances_leave_nothing_parked_and_apply_each_record_once(
     await asyncio.gather(partition(), registration())
     assert await lots[0].held(["C-1"]) == set()
     assert applied == list(range(records))
+
+
+# The policy consumer's rules, with a small policy ------------------------------------------
+
+
+class Dossiers(Policy):
+    """Profile changes wait for their customer's registration; a phone "+00 0000" is refused."""
+
+    name: ClassVar[str] = "dossiers"
+    topics: ClassVar[tuple[str, ...]] = ("crm.customer.events",)
+
+    def __init__(self) -> None:
+        self.known: set[str] = set()
+        self.phones: list[str | None] = []
+
+    def handlers(self) -> Mapping[str, PolicyHandler]:
+        return {
+            CustomerRegistered.event_type: self.registered,
+            CustomerProfileUpdated.event_type: self.profile_updated,
+        }
+
+    def hold_of(self, envelope: Envelope[EventPayload]) -> str | None:
+        return envelope.aggregateid if envelope.type != CustomerRegistered.event_type else None
+
+    def releases(self, envelope: Envelope[EventPayload]) -> str | None:
+        return envelope.aggregateid if envelope.type == CustomerRegistered.event_type else None
+
+    async def ready(self, hold: str) -> bool:
+        return hold in self.known
+
+    async def registered(self, envelope: Envelope[EventPayload]) -> None:
+        self.known.add(envelope.aggregateid)
+
+    async def profile_updated(self, envelope: Envelope[EventPayload]) -> None:
+        data = envelope.data
+        assert isinstance(data, CustomerProfileUpdated)
+        if envelope.aggregateid not in self.known:
+            raise NotYet("customer not registered yet")
+        if data.phone == "+00 0000":
+            raise Rejected("this phone is refused")
+        self.phones.append(data.phone)
+
+
+class DeadLetterList:
+    def __init__(self) -> None:
+        self.letters: list[tuple[int, str]] = []
+
+    async def __call__(self, record: Record, code: str, reason: str, consumer: str) -> None:
+        self.letters.append((record.offset, code))
+
+
+def customer_event(payload: EventPayload, version: int, offset: int) -> InMemoryRecord:
+    envelope = Envelope.new(payload, "C-7", version, actor="rm-1", source=SOURCE)
+    return InMemoryRecord.of(envelope, offset)
+
+
+async def test_the_policy_consumer_parks_behind_releases_and_dead_letters(
+    collection: Collection,
+) -> None:
+    policy, letters = Dossiers(), DeadLetterList()
+    consumer = PolicyConsumer(policy, letters, "crm.test.dossiers", collection.database)
+    await consumer.setup()
+    registered = CustomerRegistered(
+        customer_type=CustomerType.INDIVIDUAL,
+        name=CustomerName(full_name="Li Na"),
+        status=CustomerStatus.PROSPECT,
+        branch_id="BR-001",
+    )
+    phone = [
+        CustomerProfileUpdated(phone=p) for p in ("+86 1111", "+00 0000", "+86 3333", "+86 4444")
+    ]
+
+    # Two changes before the registration: parked in order, the second behind the first.
+    assert (
+        await consumer.process([customer_event(phone[0], 2, 0), customer_event(phone[1], 3, 1)])
+        == 0
+    )
+    assert [(p.offset, p.reason) for p in await consumer.parking.parked("C-7")] == [
+        (0, "customer not registered yet"),
+        (1, "behind earlier events of the same hold"),
+    ]
+    assert PARKED_RECORDS.labels("crm.test.dossiers")._value.get() == 2
+
+    # The registration releases them after its handler; the refused one is dead-lettered.
+    assert await consumer.process([customer_event(registered, 1, 2)]) == 1
+    assert policy.phones == ["+86 1111"]
+    assert letters.letters == [(1, "rejected")]
+    assert await consumer.parking.held(["C-7"]) == set()
+    assert PARKED_RECORDS.labels("crm.test.dossiers")._value.get() == 0
+
+    # A change of a key that still has parked records goes behind them.
+    await consumer.parking.park("C-7", customer_event(phone[2], 4, 3), "held by an operator")
+    assert await consumer.process([customer_event(phone[3], 5, 4)]) == 0
+    assert policy.phones == ["+86 1111", "+86 3333", "+86 4444"]
+    assert await consumer.parking.held(["C-7"]) == set()
