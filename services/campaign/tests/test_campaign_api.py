@@ -196,7 +196,7 @@ async def test_a_target_list_too_large_for_one_kafka_record_is_refused(
 
 
 async def test_bad_requests_are_problem_documents(client: httpx.AsyncClient) -> None:
-    assert_problem(await client.post("/campaigns", json=draft()), 400, "missing-actor")
+    assert_problem(await client.post("/campaigns", json=draft()), 422, "invalid-request")
     invalid = await client.post(
         "/campaigns", json=draft(channels=[], budget={"amount": "x"}), headers=ACTOR
     )

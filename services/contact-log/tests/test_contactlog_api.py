@@ -90,7 +90,7 @@ async def test_an_activity_through_its_life_with_versions(client: httpx.AsyncCli
 
 async def test_bad_requests_are_problem_documents(client: httpx.AsyncClient) -> None:
     no_actor = await client.post("/contacts", json=contact())
-    assert_problem(no_actor, 400, "missing-actor")
+    assert_problem(no_actor, 422, "invalid-request")
     invalid = await client.post(
         "/contacts",
         json=contact(category="carrier pigeon", started_at="2026-11-23T08:00:00"),

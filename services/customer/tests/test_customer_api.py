@@ -82,7 +82,7 @@ async def test_core_owned_fields_are_refused_naming_the_owner(client: httpx.Asyn
 
 async def test_bad_requests_are_problem_documents(client: httpx.AsyncClient) -> None:
     no_actor = await client.post("/customers", json=registration())
-    assert_problem(no_actor, 400, "missing-actor")
+    assert_problem(no_actor, 422, "invalid-request")
     invalid = await client.post(
         "/customers", json=registration(phone="call me", customer_type="alien"), headers=ACTOR
     )

@@ -100,7 +100,7 @@ async def test_a_stale_version_is_a_409_naming_the_current_one(client: httpx.Asy
 
 async def test_bad_requests_are_problem_documents(client: httpx.AsyncClient) -> None:
     no_actor = await client.post("/opportunities", json=opportunity(), headers={"X-Actor": ""})
-    assert_problem(no_actor, 400, "missing-actor")
+    assert_problem(no_actor, 422, "invalid-request")
     invalid = await client.post(
         "/opportunities",
         json=opportunity(products=[], expected_value={"amount": "lots", "currency": "CNY"}),

@@ -13,12 +13,13 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from crm_backbone.http import (
-    Problem,
-)
+from crm_backbone.aggregate import uuid_for
+from crm_backbone.http import Problem, location
 from crm_backbone.service_api import (
+    VIEW_BEHIND,
     Command,
     MinVersion,
+    RequestBody,
     WaitMs,
     Who,
     read_your_writes,
@@ -27,13 +28,14 @@ from crm_backbone.service_api import (
 from crm_events.campaign import CampaignKind, ResponseStage, Segment
 from crm_events.common import Channel, Id, Money, Name
 from fastapi import FastAPI, Path, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from crm_campaign.application import CampaignNotFound
 from crm_campaign.bootstrap import SERVICE, CampaignService
 from crm_campaign.domain import (
     MAX_ATTRIBUTION_DAYS,
     MAX_TARGET_LIST_BYTES,
+    Campaign,
     CampaignStatus,
     Conflict,
     NotStarted,
@@ -45,12 +47,7 @@ from crm_campaign.domain import (
 from crm_campaign.queries import CampaignPage, Daily, Funnel
 from crm_campaign.targeting import Criteria, select_targets
 
-NewCampaignId = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
-    Field(description="Letters, digits, '.', '_' and '-'; generated when absent"),
-]
-CampaignId = Annotated[str, Path(description="Campaign id", examples=["CMP-2026-SPRING"])]
+CampaignId = Annotated[Id, Path(description="Campaign id", examples=["CMP-2026-SPRING"])]
 
 
 class Accepted(BaseModel):
@@ -58,7 +55,7 @@ class Accepted(BaseModel):
     version: int = Field(description="The campaign's version after the command")
 
 
-class Draft(BaseModel):
+class Draft(RequestBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -81,7 +78,7 @@ class Draft(BaseModel):
         },
     )
 
-    campaign_id: NewCampaignId | None = None
+    campaign_id: Id | None = Field(None, description="Generated when absent")
     name: Name
     kind: CampaignKind
     description: str | None = None
@@ -183,14 +180,20 @@ def create_app(service: CampaignService, *, run_workers: bool = True) -> FastAPI
     queries = service.queries
 
     async def caught_up(campaign_id: str, min_version: int | None, wait_ms: int) -> None:
-        await read_your_writes(queries.wait_for, campaign_id, min_version, wait_ms)
+        await read_your_writes(
+            queries.wait_for,
+            lambda key: commands.stored_version(uuid_for(Campaign, key)),
+            campaign_id,
+            min_version,
+            wait_ms,
+        )
 
     @app.post("/campaigns", status_code=201, tags=["campaigns"], summary="Create a draft campaign")
     async def create(body: Draft, who: Who, response: Response) -> Accepted:
         campaign_id = body.campaign_id or f"CMP-{uuid.uuid4().hex[:12].upper()}"
         fields = body.model_dump(mode="json", exclude={"campaign_id"})
         version = await who.run(commands.create, campaign_id, fields)
-        response.headers["Location"] = f"/campaigns/{campaign_id}"
+        response.headers["Location"] = location("campaigns", campaign_id)
         return Accepted(campaign_id=campaign_id, version=version)
 
     @app.post(
@@ -302,7 +305,7 @@ def create_app(service: CampaignService, *, run_workers: bool = True) -> FastAPI
         "/campaigns/{campaign_id}/funnel",
         tags=["tracking"],
         summary="Response funnel per channel and segment",
-        responses={503: {"description": "The views did not reach min_version in time"}},
+        responses=VIEW_BEHIND,
     )
     async def funnel(
         campaign_id: CampaignId, min_version: MinVersion = None, wait_ms: WaitMs = 2_000
@@ -317,7 +320,7 @@ def create_app(service: CampaignService, *, run_workers: bool = True) -> FastAPI
         "/campaigns/{campaign_id}/daily",
         tags=["tracking"],
         summary="Targets reaching each stage, per day",
-        responses={503: {"description": "The views did not reach min_version in time"}},
+        responses=VIEW_BEHIND,
     )
     async def daily(
         campaign_id: CampaignId,

@@ -11,12 +11,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from crm_backbone.http import (
-    Problem,
-)
+from crm_backbone.aggregate import TracedAggregate, uuid_for
+from crm_backbone.http import Problem, location
 from crm_backbone.service_api import (
+    VIEW_BEHIND,
     Command,
+    IsoDateTime,
     MinVersion,
+    RequestBody,
     WaitMs,
     Who,
     read_your_writes,
@@ -29,19 +31,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from crm_contactlog.application import ActivityNotFound, ContactNotFound
 from crm_contactlog.bootstrap import SERVICE, ContactLogService
-from crm_contactlog.domain import ActivityClosed, Conflict, RuleViolation
-from crm_contactlog.queries import (
-    ActivityView,
-    ContactLogQueries,
-    ContactView,
-    TaskList,
-    TimelinePage,
-)
+from crm_contactlog.domain import Activity, ActivityClosed, Conflict, Contact, RuleViolation
+from crm_contactlog.queries import ActivityView, ContactView, TaskList, TimelinePage
 
-ContactId = Annotated[str, Path(description="Contact id", examples=["CT-7f3a"])]
-ActivityId = Annotated[str, Path(description="Activity id", examples=["ACT-19c2"])]
-CustomerId = Annotated[str, Path(description="Unified customer number", examples=["C00012345"])]
-ManagerId = Annotated[str, Path(description="Relationship manager", examples=["RM-0042"])]
+ContactId = Annotated[Id, Path(description="Contact id", examples=["CT-7f3a"])]
+ActivityId = Annotated[Id, Path(description="Activity id", examples=["ACT-19c2"])]
+CustomerId = Annotated[Id, Path(description="Unified customer number", examples=["C00012345"])]
+ManagerId = Annotated[Id, Path(description="Relationship manager", examples=["RM-0042"])]
 
 
 class ContactAccepted(BaseModel):
@@ -54,7 +50,7 @@ class ActivityAccepted(BaseModel):
     version: int = Field(description="The activity's version after the command")
 
 
-class ContactLog(BaseModel):
+class ContactLog(RequestBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -86,7 +82,7 @@ class ContactLog(BaseModel):
     ended_at: AwareDatetime | None = None
 
 
-class ActivityPlan(BaseModel):
+class ActivityPlan(RequestBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -175,24 +171,36 @@ def create_app(service: ContactLogService, *, run_workers: bool = True) -> FastA
     commands = service.application
     queries = service.queries
 
+    async def read_own_write(
+        kind: type[TracedAggregate], key: str, min_version: int | None, wait_ms: int
+    ) -> None:
+        """Wait for ``min_version`` of the contact or activity ``key``."""
+        await read_your_writes(
+            queries.wait_for,
+            lambda key: commands.stored_version(uuid_for(kind, key)),
+            key,
+            min_version,
+            wait_ms,
+        )
+
     @app.post("/contacts", status_code=201, tags=["contacts"], summary="Log a contact")
     async def log_contact(body: ContactLog, who: Who, response: Response) -> ContactAccepted:
         contact_id = body.contact_id or f"CT-{uuid.uuid4()}"
         fields = body.model_dump(mode="json", exclude={"contact_id"})
         version = await who.run(commands.log_contact, contact_id, fields)
-        response.headers["Location"] = f"/contacts/{contact_id}"
+        response.headers["Location"] = location("contacts", contact_id)
         return ContactAccepted(contact_id=contact_id, version=version)
 
     @app.get(
         "/contacts/{contact_id}",
         tags=["contacts"],
         summary="A contact (read side)",
-        responses={503: {"description": "The view did not reach min_version in time"}},
+        responses=VIEW_BEHIND,
     )
     async def contact(
         contact_id: ContactId, min_version: MinVersion = None, wait_ms: WaitMs = 2_000
     ) -> ContactView:
-        await _read_own_write(queries, contact_id, min_version, wait_ms)
+        await read_own_write(Contact, contact_id, min_version, wait_ms)
         found = await queries.contact(contact_id)
         if found is None:
             raise ContactNotFound(contact_id)
@@ -204,7 +212,7 @@ def create_app(service: ContactLogService, *, run_workers: bool = True) -> FastA
         fields = body.model_dump(mode="json", exclude={"activity_id"})
         fields["started_at"] = fields["started_at"] or fields["due_at"]
         version = await who.run(commands.schedule_activity, activity_id, fields)
-        response.headers["Location"] = f"/activities/{activity_id}"
+        response.headers["Location"] = location("activities", activity_id)
         return ActivityAccepted(activity_id=activity_id, version=version)
 
     @app.post(
@@ -239,12 +247,12 @@ def create_app(service: ContactLogService, *, run_workers: bool = True) -> FastA
         "/activities/{activity_id}",
         tags=["activities"],
         summary="An activity (read side)",
-        responses={503: {"description": "The view did not reach min_version in time"}},
+        responses=VIEW_BEHIND,
     )
     async def activity(
         activity_id: ActivityId, min_version: MinVersion = None, wait_ms: WaitMs = 2_000
     ) -> ActivityView:
-        await _read_own_write(queries, activity_id, min_version, wait_ms)
+        await read_own_write(Activity, activity_id, min_version, wait_ms)
         found = await queries.activity(activity_id)
         if found is None:
             raise ActivityNotFound(activity_id)
@@ -273,16 +281,9 @@ def create_app(service: ContactLogService, *, run_workers: bool = True) -> FastA
     async def tasks(
         manager_id: ManagerId,
         as_of: Annotated[
-            AwareDatetime | None, Query(description="The moment to evaluate at (default: now)")
+            IsoDateTime | None, Query(description="The moment to evaluate at (default: now)")
         ] = None,
     ) -> TaskList:
         return await queries.tasks(manager_id, as_of)
 
     return app
-
-
-async def _read_own_write(
-    queries: ContactLogQueries, aggregate_id: str, min_version: int | None, wait_ms: int
-) -> None:
-    """Wait for ``min_version`` of the contact or activity; 503 if it does not come in time."""
-    await read_your_writes(queries.wait_for, aggregate_id, min_version, wait_ms)

@@ -11,10 +11,13 @@ import asyncio
 from datetime import date
 from typing import Annotated, Any
 
-from crm_backbone.http import Problem
+from crm_backbone.aggregate import uuid_for
+from crm_backbone.http import Problem, location
 from crm_backbone.service_api import (
+    VIEW_BEHIND,
     Command,
     MinVersion,
+    RequestBody,
     WaitMs,
     Who,
     read_your_writes,
@@ -43,12 +46,14 @@ from crm_customer.domain import (
     CORE_OWNED_FIELDS,
     Conflict,
     CoreOwnedField,
+    Customer,
     CustomerRetired,
     RuleViolation,
 )
 from crm_customer.queries import CustomerView, SearchPage
 
-CustomerId = Annotated[str, Path(description="Unified customer number", examples=["C00012345"])]
+CustomerId = Annotated[Id, Path(description="Unified customer number", examples=["C00012345"])]
+GroupId = Annotated[Id, Path(description="Household or group", examples=["HH-0001"])]
 
 
 class Accepted(BaseModel):
@@ -56,7 +61,7 @@ class Accepted(BaseModel):
     version: int = Field(description="The customer's version after the command")
 
 
-class Registration(BaseModel):
+class Registration(RequestBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -99,11 +104,15 @@ class Registration(BaseModel):
 
 
 class ProfileChange(Command):
-    """CRM-owned profile fields; core-banking-owned ones are refused, naming their owner."""
+    """CRM-owned profile fields; core-banking-owned ones are refused (403), naming their
+    owner, any other field as invalid (422): the schema allows no other field."""
 
     model_config = ConfigDict(
         extra="allow",
-        json_schema_extra={"examples": [{"expected_version": 3, "email": "fang@example.com"}]},
+        json_schema_extra={
+            "examples": [{"expected_version": 3, "email": "fang@example.com"}],
+            "additionalProperties": False,
+        },
     )
     phone: Phone | None = None
     email: Email | None = None
@@ -238,11 +247,14 @@ def create_app(service: CustomerService, *, run_workers: bool = True) -> FastAPI
     def accepted(customer_id: str, version: int) -> Accepted:
         return Accepted(customer_id=customer_id, version=version)
 
+    def stored_version(customer_id: str) -> int:
+        return commands.stored_version(uuid_for(Customer, customer_id))
+
     @app.post("/customers", status_code=201, tags=["customers"], summary="Register a customer")
     async def register(body: Registration, who: Who, response: Response) -> Accepted:
         fields = body.model_dump(mode="json", exclude={"customer_id"})
         version = await who.run(commands.register, body.customer_id, fields)
-        response.headers["Location"] = f"/customers/{body.customer_id}"
+        response.headers["Location"] = location("customers", body.customer_id)
         return accepted(body.customer_id, version)
 
     @app.patch("/customers/{customer_id}/profile", tags=["customers"], summary="Update the profile")
@@ -327,7 +339,7 @@ def create_app(service: CustomerService, *, run_workers: bool = True) -> FastAPI
         "/customers/{customer_id}/groups/{group_id}/leave", tags=["groups"], summary="Leave a group"
     )
     async def leave_group(
-        customer_id: CustomerId, group_id: str, body: GroupLeave, who: Who
+        customer_id: CustomerId, group_id: GroupId, body: GroupLeave, who: Who
     ) -> Accepted:
         version = await who.run(
             commands.leave_group, customer_id, body.expected_version,
@@ -399,14 +411,14 @@ def create_app(service: CustomerService, *, run_workers: bool = True) -> FastAPI
         "/customers/{customer_id}/view",
         tags=["views"],
         summary="The single customer view",
-        responses={503: {"description": "The view did not reach min_version in time"}},
+        responses=VIEW_BEHIND,
     )
     async def view(
         customer_id: CustomerId,
         min_version: MinVersion = None,
         wait_ms: WaitMs = 2_000,
     ) -> CustomerView:
-        await read_your_writes(queries.wait_for, customer_id, min_version, wait_ms)
+        await read_your_writes(queries.wait_for, stored_version, customer_id, min_version, wait_ms)
         found = await queries.view(customer_id)
         if found is None:
             raise CustomerNotFound(customer_id)
@@ -434,7 +446,7 @@ def create_app(service: CustomerService, *, run_workers: bool = True) -> FastAPI
             raise Problem(400, "invalid-cursor", "Bad request", str(error)) from None
 
     @app.get("/groups/{group_id}", tags=["groups"], summary="A household or corporate group")
-    async def group(group_id: str) -> dict[str, Any]:
+    async def group(group_id: GroupId) -> dict[str, Any]:
         found = await queries.group(group_id)
         if found is None:
             raise Problem(404, "group-not-found", "Not found", f"no group {group_id}")

@@ -11,11 +11,13 @@ import asyncio
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from crm_backbone.http import (
-    Problem,
-)
+from crm_backbone.http import Problem, location
 from crm_backbone.service_api import (
+    VIEW_BEHIND,
     Command,
+    MinVersion,
+    RequestBody,
+    WaitMs,
     Who,
     read_your_writes,
     service_api,
@@ -34,12 +36,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from crm_opportunity.application import NotFound, new_id
 from crm_opportunity.bootstrap import SERVICE, OpportunityService
-from crm_opportunity.domain import Conflict, InvalidStageMove, RuleViolation
+from crm_opportunity.domain import Conflict, InvalidStageMove, RuleViolation, store_id
 from crm_opportunity.queries import LeadQueue, OpportunityView, Pipeline, SlaBoard
 
-LeadId = Annotated[str, Path(description="Lead id", examples=["L-0001"])]
-OpportunityId = Annotated[str, Path(description="Opportunity id", examples=["OPP-0001"])]
-NeedId = Annotated[str, Path(description="Need or complaint id", examples=["N-0001"])]
+LeadId = Annotated[Id, Path(description="Lead id", examples=["L-0001"])]
+OpportunityId = Annotated[Id, Path(description="Opportunity id", examples=["OPP-0001"])]
+NeedId = Annotated[Id, Path(description="Need or complaint id", examples=["N-0001"])]
 
 
 def _today() -> date:
@@ -60,7 +62,7 @@ class Converted(Accepted):
     opportunity_version: int
 
 
-class LeadCapture(BaseModel):
+class LeadCapture(RequestBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -111,10 +113,9 @@ class Disqualification(Command):
     reason: Name
 
 
-class Deal(BaseModel):
+class Deal(RequestBody):
     """What an opportunity is about: title, products, value, dates, people."""
 
-    model_config = ConfigDict(extra="forbid")
     opportunity_id: Id | None = Field(None, description="Generated when not given")
     title: Name
     products: list[Id] = Field(min_length=1)
@@ -196,7 +197,7 @@ class ValueChange(Command):
     reason: str | None = None
 
 
-class NeedLog(BaseModel):
+class NeedLog(RequestBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -293,7 +294,7 @@ def create_app(service: OpportunityService, *, run_workers: bool = True) -> Fast
         lead_id = body.lead_id or new_id("L")
         fields = body.model_dump(mode="json", exclude={"lead_id"})
         version = await who.run(commands.capture_lead, lead_id, fields)
-        response.headers["Location"] = f"/leads/{lead_id}"
+        response.headers["Location"] = location("leads", lead_id)
         return Accepted(id=lead_id, version=version)
 
     @app.post("/leads/{lead_id}/qualify", tags=["leads"], summary="Qualify (upgrade) a lead")
@@ -324,7 +325,7 @@ def create_app(service: OpportunityService, *, run_workers: bool = True) -> Fast
         version = await who.run(
             commands.convert_lead, lead_id, body.expected_version, opportunity_id, deal
         )
-        response.headers["Location"] = f"/opportunities/{opportunity_id}"
+        response.headers["Location"] = location("opportunities", opportunity_id)
         return Converted(
             id=lead_id, version=version, opportunity_id=opportunity_id, opportunity_version=1
         )
@@ -370,7 +371,7 @@ def create_app(service: OpportunityService, *, run_workers: bool = True) -> Fast
         opportunity_id = body.opportunity_id or new_id("OPP")
         fields = body.model_dump(mode="json", exclude={"opportunity_id"}) | {"lead_id": None}
         version = await who.run(commands.open_opportunity, opportunity_id, fields)
-        response.headers["Location"] = f"/opportunities/{opportunity_id}"
+        response.headers["Location"] = location("opportunities", opportunity_id)
         return Accepted(id=opportunity_id, version=version)
 
     @app.post(
@@ -429,16 +430,18 @@ def create_app(service: OpportunityService, *, run_workers: bool = True) -> Fast
         "/opportunities/{opportunity_id}",
         tags=["views"],
         summary="The opportunity's view",
-        responses={503: {"description": "The view did not reach min_version in time"}},
+        responses=VIEW_BEHIND,
     )
     async def opportunity(
-        opportunity_id: OpportunityId,
-        min_version: Annotated[
-            int | None, Query(ge=1, description="Wait until the view has applied this version")
-        ] = None,
-        wait_ms: Annotated[int, Query(ge=0, le=10_000, description="How long to wait")] = 2_000,
+        opportunity_id: OpportunityId, min_version: MinVersion = None, wait_ms: WaitMs = 2_000
     ) -> OpportunityView:
-        await read_your_writes(queries.wait_for, opportunity_id, min_version, wait_ms)
+        await read_your_writes(
+            queries.wait_for,
+            lambda key: commands.stored_version(store_id(key)),
+            opportunity_id,
+            min_version,
+            wait_ms,
+        )
         found = await queries.opportunity(opportunity_id)
         if found is None:
             raise NotFound("opportunity", opportunity_id)
@@ -457,7 +460,7 @@ def create_app(service: OpportunityService, *, run_workers: bool = True) -> Fast
         need_id = body.need_id or new_id("N")
         fields = body.model_dump(mode="json", exclude={"need_id"})
         version = await who.run(commands.log_need, need_id, fields)
-        response.headers["Location"] = f"/needs/{need_id}"
+        response.headers["Location"] = location("needs", need_id)
         return Accepted(id=need_id, version=version)
 
     @app.put("/needs/{need_id}/owner", tags=["needs"], summary="Assign the need to its owner")

@@ -43,6 +43,11 @@ class ServiceApplication(Application[uuid.UUID]):
         except Exception:
             log.exception("snapshot_failed", aggregate_id=str(aggregate_id))
 
+    def stored_version(self, aggregate_id: uuid.UUID) -> int:
+        """The version of the aggregate's last stored event; 0 when it has none."""
+        last = self.recorder.select_events(aggregate_id, desc=True, limit=1)
+        return last[0].originator_version if last else 0
+
 
 class StaleVersion(Exception):
     """A command sent with an ``expected_version`` the aggregate has moved past (HTTP 409)."""

@@ -8,16 +8,19 @@ kind of problem), ``title``, ``status``, ``detail`` and, where useful, extension
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import structlog
+from crm_events.common import Id
 from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from crm_backbone.context import command_context
 
@@ -51,27 +54,34 @@ class Problem(Exception):
         return JSONResponse(body, status_code=self.status, media_type=PROBLEM_JSON)
 
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {
-        "description": description,
-        "content": {
-            PROBLEM_JSON: {
-                "example": {
-                    "type": f"/problems/{kind}",
-                    "title": description,
-                    "status": status,
-                    "detail": detail,
+def problem_responses(
+    *problems: tuple[int, str, str, str],
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for ``(status, kind, description, example detail)``."""
+    return {
+        status: {
+            "description": description,
+            "content": {
+                PROBLEM_JSON: {
+                    "example": {
+                        "type": f"/problems/{kind}",
+                        "title": description,
+                        "status": status,
+                        "detail": detail,
+                    }
                 }
-            }
-        },
+            },
+        }
+        for status, kind, description, detail in problems
     }
-    for status, kind, description, detail in [
-        (400, "missing-actor", "Bad request", "the X-Actor header names who is acting"),
-        (404, "not-found", "Not found", "no customer C00000042"),
-        (409, "stale-version", "Conflict", "expected version 3, the customer is at 4"),
-        (422, "invalid-request", "Unprocessable request", "a corporate tier needs a corporate"),
-    ]
-}
+
+
+PROBLEM_RESPONSES = problem_responses(
+    (400, "invalid-cursor", "Bad request", "the cursor is not one this service gave"),
+    (404, "not-found", "Not found", "no customer C00000042"),
+    (409, "stale-version", "Conflict", "expected version 3, the customer is at 4"),
+    (422, "invalid-request", "Unprocessable request", "a corporate tier needs a corporate"),
+)
 """OpenAPI ``responses`` entry documenting the problem documents a route may return."""
 
 ProblemMapper = Callable[[Exception], Problem]
@@ -99,7 +109,11 @@ def install_problem_handlers(
     async def on_http(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
         problem = Problem(error.status_code, "http", str(error.detail), str(error.detail))
-        return problem.response(request.url.path)
+        response = problem.response(request.url.path)
+        response.headers.update(error.headers or {})
+        if error.status_code == 405:
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
+        return response
 
     def on_domain(mapper: ProblemMapper) -> Callable[[Request, Exception], Awaitable[Response]]:
         async def handle(request: Request, error: Exception) -> Response:
@@ -112,6 +126,21 @@ def install_problem_handlers(
     app.add_exception_handler(HTTPException, on_http)
     for error_type, mapper in domain_errors.items():
         app.add_exception_handler(error_type, on_domain(mapper))
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of every route of the request's path (a 405 answer's ``Allow``)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+def location(*segments: str) -> str:
+    """The path of a created resource, each segment percent-encoded (a ``Location`` header)."""
+    return "".join("/" + urllib.parse.quote(segment, safe="") for segment in segments)
 
 
 @dataclass(frozen=True)
@@ -133,20 +162,14 @@ class Caller:
 
 def caller(
     x_actor: Annotated[
-        str | None, Header(description="User or system issuing the command", examples=["rm-0042"])
-    ] = None,
+        Id, Header(description="User or system issuing the command", examples=["rm-0042"])
+    ],
     x_correlation_id: Annotated[
-        str | None, Header(description="Flow this command belongs to (optional)")
+        Id | None, Header(description="Flow this command belongs to (optional)")
     ] = None,
 ) -> Caller:
-    """FastAPI dependency: the caller of a command; refuses a command without an actor."""
-    if not x_actor or len(x_actor) > 128:
-        raise Problem(
-            400,
-            "missing-actor",
-            "Bad request",
-            "the X-Actor header names who is acting (1-128 chars)",
-        )
+    """FastAPI dependency: the caller of a command. Both headers are ids, as the events
+    that record them require; a command without a valid actor is refused (422)."""
     return Caller(x_actor, x_correlation_id)
 
 

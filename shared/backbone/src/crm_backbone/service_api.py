@@ -1,19 +1,32 @@
 """The skeleton every service's HTTP API shares: lifespan, problems, ops routes, commands.
 
-A service's ``api.py`` builds its app with :func:`service_api`, derives its command bodies
-from :class:`Command`, and answers read-your-writes requests with :func:`read_your_writes`.
+A service's ``api.py`` builds its app with :func:`service_api`, derives its request bodies
+from :class:`RequestBody` (its command bodies from :class:`Command`), and answers
+read-your-writes requests with :func:`read_your_writes`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from crm_events.generate import asyncapi_document
 from crm_events.topics import Service
 from fastapi import Depends, FastAPI, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    StrictInt,
+    ValidatorFunctionWrapHandler,
+)
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema, to_json
 
 from crm_backbone.application import StaleVersion
 from crm_backbone.http import (
@@ -24,6 +37,7 @@ from crm_backbone.http import (
     caller,
     install_problem_handlers,
     ops_router,
+    problem_responses,
 )
 from crm_backbone.runtime import ServiceRuntime
 
@@ -34,25 +48,98 @@ MinVersion = Annotated[
     int | None, Query(ge=1, description="Wait until the view has applied this version")
 ]
 WaitMs = Annotated[int, Query(ge=0, le=10_000, description="How long to wait for min_version")]
+_ISO_DATE_FIRST = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-class Command(BaseModel):
+def _iso_8601(value: Any) -> Any:
+    if isinstance(value, str) and not _ISO_DATE_FIRST.match(value):
+        raise PydanticCustomError(
+            "datetime_format", "Input should be an ISO 8601 date and time, e.g. 2026-11-23T10:00Z"
+        )
+    return value
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
+"""A moment in a query string: ISO 8601 with its offset only (``61516`` is no date)."""
+
+VIEW_BEHIND = problem_responses(
+    (409, "version-unreachable", "Conflict", "C00012345 is at version 3: version 4 does not exist"),
+    (503, "view-behind", "Service unavailable", "the view has not applied version 3 yet; retry"),
+)
+"""OpenAPI ``responses`` of a read that takes ``min_version``."""
+
+
+class RequestBody(BaseModel):
+    """A request's JSON body, validated with JSON's own types: no coercion (``true`` is no
+    number, ``61516`` no date), dates and times as ISO 8601 strings, no unknown fields.
+
+    FastAPI hands a body to pydantic as Python objects, where strict mode would refuse an
+    ISO date string; so a body given as a ``dict`` is validated as the JSON it came as,
+    then its typed values build the model. As in JSON Schema, ``3.0`` is the integer 3.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[BaseModel], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        model = handler(source)
+
+        def from_json(value: Any, validate: ValidatorFunctionWrapHandler) -> Any:
+            if isinstance(value, dict):
+                typed = cls.__pydantic_validator__.validate_json(to_json(_integral(value)))
+                value = {name: getattr(typed, name) for name in typed.model_fields_set}
+            return validate(value)
+
+        return core_schema.json_or_python_schema(
+            json_schema=model,
+            python_schema=core_schema.no_info_wrap_validator_function(from_json, model),
+        )
+
+
+def _integral(value: Any) -> Any:
+    """``value`` with its whole-number floats as ints (JSON Schema's integers)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    return value
+
+
+class Command(RequestBody):
     """A command's body: ``expected_version`` makes it conditional (a stale one is a 409)."""
 
-    model_config = ConfigDict(extra="forbid")
-    expected_version: int | None = Field(
+    expected_version: StrictInt | None = Field(
         None, ge=1, description="Refuse the command (409) unless the aggregate is at this version"
     )
 
 
 async def read_your_writes(
     wait: Callable[[str, int, float], Awaitable[bool]],
+    stored_version: Callable[[str], int],
     key: str,
     min_version: int | None,
     wait_ms: int,
 ) -> None:
-    """Wait (bounded) until the view has applied ``min_version`` of ``key``, else a 503."""
-    if min_version is not None and not await wait(key, min_version, wait_ms / 1000):
+    """Wait (bounded) until the view has applied ``min_version`` of ``key``.
+
+    A version beyond what the event store holds (``stored_version``: 0 when there is no
+    such aggregate) can never come: a 409 at once, naming the version stored. A version
+    stored but not yet in the view within ``wait_ms`` is a 503 (retry).
+    """
+    if min_version is None:
+        return
+    current = await asyncio.to_thread(stored_version, key)
+    if min_version > current:
+        raise Problem(
+            409, "version-unreachable", "Conflict",
+            f"{key} is at version {current}: version {min_version} does not exist",
+            current_version=current,
+        )  # fmt: skip
+    if not await wait(key, min_version, wait_ms / 1000):
         raise Problem(
             503, "view-behind", "Service unavailable",
             f"the view has not applied version {min_version} of {key} within {wait_ms} ms; "

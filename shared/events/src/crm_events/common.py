@@ -9,8 +9,15 @@ from pydantic import Field, PlainSerializer, StringConstraints, WithJsonSchema
 
 from crm_events.registry import FrozenModel
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@~-]{0,127}$"
+"""Letters, digits and ``. _ : @ ~ -`` (first a letter or digit), at most 128 characters:
+an id is a URL path segment, a Kafka key and a log field as it is, never escaped."""
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
 """Identifier of an aggregate or a person (customer, manager, branch, ...)."""
+
+DocumentNumber = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+"""The number printed on an identity document, as printed (it may hold spaces)."""
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)]
@@ -85,7 +92,7 @@ class IdDocumentKind(StrEnum):
 
 class IdDocument(FrozenModel):
     kind: IdDocumentKind
-    number: Id
+    number: DocumentNumber
     issuing_country: CountryCode
     expires_on: date | None = None
 
