@@ -7,22 +7,31 @@ are never lost, whatever bytes its key, headers and value hold.
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from crm_backbone.holds import HOLDS_COLLECTION
 from crm_backbone.kafka import KafkaDeadLetters, subscribe
-from crm_backbone.projection import ProjectionEngine
-from crm_backbone.testing import SOURCE, CustomerCards
+from crm_backbone.metrics import HANDLER_ERRORS
+from crm_backbone.parking import PARKING_COLLECTION
+from crm_backbone.projection import HandlerRetries, ProjectionEngine, ViewUpdate
+from crm_backbone.testing import SOURCE, CustomerCards, InMemoryRecord, interleave
 from crm_events.common import CustomerName, CustomerType
 from crm_events.customer import CustomerProfileUpdated, CustomerRegistered, CustomerStatus
-from crm_events.envelope import Envelope, KafkaRecord, to_kafka
+from crm_events.envelope import HEADERS, Envelope, KafkaRecord, to_kafka
 from crm_events.registry import EventPayload
-from crm_ops.deadletters import read_all
+from crm_ops.deadletters import purge, read_all, redrive
 from crm_ops.kafka_state import group_lag
 from faststream.kafka import KafkaBroker
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from local_infra.pytest_plugin import Servers
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -30,6 +39,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 pytestmark = pytest.mark.integration
 
 TopicFactory = Callable[..., Awaitable[str]]
+POISON_PHONE = "+00 0000 0000"  # CustomerCards' handler refuses it
 
 
 def history(customer: str, changes: int) -> list[KafkaRecord]:
@@ -110,3 +120,305 @@ async def test_a_header_that_is_not_utf8_is_dead_lettered_alone(
         ("malformed", "2")
     ]
     assert letters[0].header("dlq_reason") == "header ce_id is not UTF-8 text"
+
+
+# --- Generated records: every one applied or dead-lettered, neighbours never lost ----------
+
+CE_HEADERS = sorted(HEADERS.values())
+VERSION_HEADER = HEADERS["aggregateversion"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """How one record is broken, and what the contract says of it (not the engine's code)."""
+
+    kind: str
+    code: str
+    header: str = ""
+    value: bytes = b""
+    instead: bool = False  # replaces its valid record (else a broken copy sent before it)
+
+    @property
+    def keeps_key(self) -> bool:
+        return self.kind not in ("no_key", "wrong_key")
+
+    @property
+    def version_readable(self) -> bool:
+        return not (self.header == VERSION_HEADER and self.kind in ("not_utf8", "missing"))
+
+    def apply(self, record: KafkaRecord) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+        key: bytes | None = record.key
+        value, headers = record.value, list(record.headers)
+        if self.kind == "not_utf8":
+            headers = [(n, b"\xff" + self.value if n == self.header else v) for n, v in headers]
+        elif self.kind == "missing":
+            headers = [(n, v) for n, v in headers if n != self.header]
+        elif self.kind == "twice":
+            headers += [(n, v) for n, v in headers if n == self.header]
+        elif self.kind == "no_key":
+            key = None
+        elif self.kind == "wrong_key":
+            key = b"W-" + self.value
+        elif self.kind == "unknown_type":
+            headers = [(n, b"crm.customer.teleported" if n == "ce_type" else v) for n, v in headers]
+        elif self.kind == "unknown_version":
+            headers = [(n, b"99" if n == "ce_schemaversion" else v) for n, v in headers]
+        else:  # a body: empty, not an object, or large
+            value = self.value
+        return key, value, headers
+
+
+LARGE_BODY = b'{"phone": "' + b"9" * 500_000 + b'"}'
+faults = st.one_of(
+    st.builds(Fault, st.just("not_utf8"), st.just("malformed"), st.sampled_from(CE_HEADERS),
+              st.binary(max_size=8)),
+    st.builds(Fault, st.just("missing"), st.just("malformed"), st.sampled_from(CE_HEADERS)),
+    st.builds(Fault, st.just("twice"), st.just("malformed"), st.sampled_from(CE_HEADERS)),
+    st.builds(Fault, st.just("no_key"), st.just("invalid_key")),
+    st.builds(Fault, st.just("wrong_key"), st.just("invalid_key"), value=st.binary(max_size=6)),
+    st.builds(Fault, st.just("unknown_type"), st.just("unknown_type")),
+    st.builds(Fault, st.just("unknown_version"), st.just("unknown_version")),
+    st.builds(Fault, st.just("body"), st.just("malformed"), value=st.just(b"")),
+    st.builds(Fault, st.just("body"), st.just("invalid_body"),
+              value=st.sampled_from([b"[]", b"null", b"42", b'"text"', LARGE_BODY])),
+)  # fmt: skip
+
+
+@dataclass
+class Sent:
+    aggregate: str
+    version: int
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    partition: int
+    fault: Fault | None = None
+    offset: int = -1
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> list[Sent]:
+    """Histories of up to 4 customers, some records broken, interleaved on 2 partitions."""
+    streams = []
+    for n in range(draw(st.integers(1, 4))):
+        customer = f"C-{n}"
+        stream: list[Sent] = []
+        for version, record in enumerate(history(customer, draw(st.integers(0, 4))), start=1):
+            sent = Sent(customer, version, record.key, record.value, record.headers, n % 2)
+            fault = draw(st.none() | faults)
+            if fault is not None:
+                fault = replace(fault, instead=fault.keeps_key and draw(st.booleans()))
+                key, value, headers = fault.apply(record)
+                stream.append(replace(sent, key=key, value=value, headers=headers, fault=fault))
+            if fault is None or not fault.instead:
+                stream.append(sent)
+        streams.append(stream)
+    return interleave(streams, random.Random(draw(st.integers(0, 2**32))))
+
+
+@dataclass
+class Expected:
+    """What the contract says becomes of each record, computed from the plan alone."""
+
+    applied: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    parked: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    dead: dict[int, tuple[str, int, int]] = field(default_factory=dict)  # by dead-letter order
+
+    @classmethod
+    def of(cls, sent: list[Sent]) -> Expected:
+        expected = cls()
+        missing: dict[str, list[int | None]] = defaultdict(list)
+        for record in sent:
+            aggregate, version = record.aggregate, record.version
+            if record.fault is not None:
+                expected.dead[len(expected.dead)] = (
+                    record.fault.code, record.partition, record.offset
+                )  # fmt: skip
+                if record.fault.keeps_key:
+                    missing[aggregate].append(version if record.fault.version_readable else None)
+                continue
+            letters = missing[aggregate] = [v for v in missing[aggregate] if v != version]
+            held = any(v is None or version > v for v in letters)
+            if held or (expected.parked[aggregate] and version not in expected.parked[aggregate]):
+                expected.parked[aggregate].append(version)
+            else:
+                expected.applied[aggregate].append(version)
+        return expected
+
+
+@settings(
+    max_examples=25, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                           HealthCheck.data_too_large],
+)  # fmt: skip
+@given(sent=scenarios())
+async def test_generated_records_are_applied_or_dead_lettered_and_nothing_else_is_lost(
+    crm_servers: Servers,
+    kafka_topics: TopicFactory,
+    mongo_database: str,
+    sent: list[Sent],
+) -> None:
+    bootstrap = crm_servers.kafka_bootstrap
+    example = uuid.uuid4().hex[:6]  # topics of each example's own
+    topic = await kafka_topics(f"events{example}", partitions=2)
+    dead = await kafka_topics(f"dlq{example}", partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=2**21)
+    await producer.start()
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
+    database = mongo[f"{mongo_database[:40]}_{uuid.uuid4().hex[:8]}"]
+    group = f"g-{uuid.uuid4()}"
+    engine = ProjectionEngine(CustomerCards(), database, KafkaDeadLetters(producer, dead), group)
+    await engine.setup()
+    try:
+        for record in sent:
+            metadata = await producer.send_and_wait(
+                topic, record.value, key=record.key, headers=record.headers,
+                partition=record.partition,
+            )  # fmt: skip
+            record.offset = metadata.offset
+        expected = Expected.of(sent)
+        broker = KafkaBroker(bootstrap, logger=None)
+        subscribe(broker, engine, [topic], max_records=7)
+        async with broker:
+            await broker.start()
+            async with asyncio.timeout(120):
+                while not await committed_past_all(bootstrap, group, topic):  # noqa: ASYNC110 - offsets live in Kafka
+                    await asyncio.sleep(0.2)
+
+        letters = [letter async for letter in read_all(bootstrap, dead)]
+        assert sorted(
+            (letter.header("dlq_code"), int(letter.header("dlq_partition")),
+             int(letter.header("dlq_offset")))
+            for letter in letters
+        ) == sorted(expected.dead.values())  # fmt: skip
+        assert {letter.header("dlq_consumer") for letter in letters} <= {group}
+        await assert_view(database, sent, expected.applied)
+        for aggregate in {record.aggregate for record in sent}:
+            parked = await engine.parking.parked(f"{topic} {aggregate.encode().hex()}")
+            versions = [int(dict(p.headers)[VERSION_HEADER]) for p in parked]
+            assert versions == expected.parked.get(aggregate, [])
+
+        # Purge every dead letter: what they held back applies, nothing is left waiting.
+        await purge(mongo, letters)
+        await engine.drain_released()
+        everything = {
+            aggregate: sorted(expected.applied[aggregate] + expected.parked[aggregate])
+            for aggregate in {record.aggregate for record in sent}
+        }
+        await assert_view(database, sent, everything)
+        assert await database[PARKING_COLLECTION].count_documents({}) == 0
+        assert await database[HOLDS_COLLECTION].count_documents({}) == 0
+    finally:
+        await producer.stop()
+        await mongo.drop_database(database.name)
+        await mongo.close()
+
+
+async def assert_view(
+    database: AsyncDatabase[dict[str, Any]], sent: list[Sent], applied: Mapping[str, list[int]]
+) -> None:
+    """Each card counts its applied events once, and shows the last applied phone."""
+    phones = {
+        (record.aggregate, record.version): json.loads(record.value).get("phone")
+        for record in sent
+        if record.fault is None
+    }
+    cards = {card["_id"]: card async for card in database.cards.find()}
+    for aggregate, versions in applied.items():
+        if not versions:
+            assert aggregate not in cards
+            continue
+        card = cards[aggregate]
+        assert card["changes"] == len(versions), aggregate
+        assert card.get("phone") == phones[(aggregate, max(versions))]
+
+
+class FixedCards(CustomerCards):
+    """The view after the fix: the phone its handler refused is accepted."""
+
+    def profile_updated(self, envelope: Envelope[EventPayload]) -> Iterable[ViewUpdate]:
+        data = envelope.data
+        assert isinstance(data, CustomerProfileUpdated)
+        yield ViewUpdate(
+            "cards", envelope.aggregateid, {"$set": {"phone": data.phone}, "$inc": {"changes": 1}}
+        )
+
+
+async def test_a_redriven_event_applies_before_the_later_ones_it_held_back_and_purge_releases(
+    crm_servers: Servers, kafka_topics: TopicFactory, database: AsyncDatabase[dict[str, Any]]
+) -> None:
+    bootstrap = crm_servers.kafka_bootstrap
+    topic, dead = await kafka_topics("events", partitions=1), await kafka_topics("dlq", 1)
+    poisoned = history("C-1", 4)  # v2's handler raises (a code bug), v3..v5 come after it
+    poisoned[1] = to_kafka(
+        Envelope.new(CustomerProfileUpdated(phone=POISON_PHONE), "C-1", 2, actor="rm-1",
+                     source=SOURCE)
+    )  # fmt: skip
+    undecodable = history("C-2", 3)  # v2's headers cannot be read: C-2 held until purged
+    broken = KafkaRecord(
+        undecodable[1].key, undecodable[1].value,
+        [(n, b"\xed\xa0\x80" if n == VERSION_HEADER else v) for n, v in undecodable[1].headers],
+    )  # fmt: skip
+    await produce(bootstrap, topic, [*poisoned, undecodable[0], broken, *undecodable[2:]], 0)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    mongo = database.client
+    group = f"g-{uuid.uuid4()}"
+    retries = HandlerRetries(attempts=3, first_backoff=0.01)
+    engine = ProjectionEngine(
+        CustomerCards(), database, KafkaDeadLetters(producer, dead), group, retries
+    )
+    await engine.setup()
+    errors_before = HANDLER_ERRORS.labels(group)._value.get()
+    try:
+        broker = KafkaBroker(bootstrap, logger=None)
+        health = subscribe(broker, engine, [topic])
+        async with broker:
+            await broker.start()
+            async with asyncio.timeout(60):
+                while not await committed_past_all(bootstrap, group, topic):  # noqa: ASYNC110 - offsets live in Kafka
+                    await asyncio.sleep(0.2)
+        # The handler was tried 3 times, then its event dead-lettered; readiness says so.
+        assert HANDLER_ERRORS.labels(group)._value.get() - errors_before == 3
+        assert health.stalled() == (
+            "1 event(s) dead-lettered after handler errors, last: "
+            "ValueError('this phone number cannot be projected')"
+        )
+        letters = {letter.header("dlq_code"): letter async for letter in read_all(bootstrap, dead)}
+        assert sorted(letters) == ["handler_error", "malformed"]
+        cards = {card["_id"]: card async for card in database.cards.find()}
+        assert (cards["C-1"]["changes"], cards["C-2"]["changes"]) == (1, 1)
+        assert len(await engine.parking.parked(f"{topic} {b'C-1'.hex()}")) == 3
+        assert len(await engine.parking.parked(f"{topic} {b'C-2'.hex()}")) == 2
+
+        # After the fix, v2 of C-1 is redriven: it applies, then v3..v5 in order.
+        fixed = ProjectionEngine(FixedCards(), database, KafkaDeadLetters(producer, dead), group)
+        await redrive(bootstrap, [letters["handler_error"]])
+        # C-2's v2 cannot be read, whoever reads it: purged, what it held back applies.
+        await purge(mongo, [letters["malformed"]])
+        broker = KafkaBroker(bootstrap, logger=None)
+        subscribe(broker, fixed, [topic])
+        async with broker:
+            await broker.start()
+            async with asyncio.timeout(60):
+                while not await committed_past_all(bootstrap, group, topic):  # noqa: ASYNC110 - offsets live in Kafka
+                    await asyncio.sleep(0.2)
+        await fixed.drain_released()  # the service's periodic tick
+    finally:
+        await producer.stop()
+
+    # C-1 ends as if v2 had never been poisoned: the same view as applying its history.
+    reference = database.client[f"{database.name}_ref"]
+    clean = ProjectionEngine(FixedCards(), reference, KafkaDeadLetters(producer, dead), "ref")
+    await clean.setup()
+    await clean.process(
+        [InMemoryRecord(topic, 0, n, r.key, r.value, r.headers) for n, r in enumerate(poisoned)]
+    )
+    card = await database.cards.find_one({"_id": "C-1"})
+    assert card == await reference.cards.find_one({"_id": "C-1"})
+    await database.client.drop_database(reference.name)
+    c2 = await database.cards.find_one({"_id": "C-2"})
+    assert c2 is not None
+    assert (c2["changes"], c2["phone"]) == (3, "+86 100 0002")
+    assert await database[PARKING_COLLECTION].count_documents({}) == 0
+    assert await database[HOLDS_COLLECTION].count_documents({}) == 0
