@@ -1,0 +1,244 @@
+"""Every service's HTTP API fuzzed from its own OpenAPI document, on the genuine servers.
+
+schemathesis generates requests from each service's ``/openapi.json`` (the documented
+examples, boundary and invalid values of every parameter and body, then random ones;
+derandomized, so a run is repeatable) and sends them over a real socket to the service's
+real app, served by uvicorn in a thread of this process, with its event store and
+MongoDB database of its own. Every answer goes through all of schemathesis's checks
+(no server error, status code, content type, headers and body as documented, invalid
+input refused, valid input accepted, ``Allow`` on a 405, ...), plus this module's own:
+
+- a refused write writes nothing: the event store holds no new event after any answer
+  other than a 2xx;
+- a ``Location`` names, percent-encoded, the resource the answer names;
+- a 5xx is never an answer, except a documented 503 ``view-behind`` for a version the
+  event store holds (the workers do not run here, so a view never catches up; a
+  version that does not exist must be refused at once with a 4xx).
+
+A closed connection fails the test where it happens (the request raises).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from crm_backbone.runtime import ServiceHandle
+from crm_backbone.settings import ServiceSettings
+from crm_campaign import api as campaign_api
+from crm_campaign import bootstrap as campaign_boot
+from crm_contactlog import api as contactlog_api
+from crm_contactlog import bootstrap as contactlog_boot
+from crm_customer import api as customer_api
+from crm_customer import bootstrap as customer_boot
+from crm_opportunity import api as opportunity_api
+from crm_opportunity import bootstrap as opportunity_boot
+from fastapi import FastAPI
+from hypothesis import HealthCheck, settings
+from local_infra.harness import serving
+from local_infra.pytest_plugin import Servers
+from pymongo import MongoClient
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.transport import Response
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES_PER_OPERATION = 25
+"""Generated requests per operation and phase; about a minute for the four services."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """A service's app served in a thread of this process: its URL and the service."""
+
+    url: str
+    service: ServiceHandle
+
+    def stored_events(self) -> int:
+        return int(self.service.application.recorder.max_notification_id() or 0)
+
+
+@dataclass(frozen=True)
+class Kind:
+    settings: Callable[..., ServiceSettings]
+    bootstrap: Callable[[Any], ServiceHandle]
+    create_app: Callable[..., FastAPI]
+
+
+KINDS = {
+    "customer": Kind(
+        customer_boot.CustomerSettings, customer_boot.bootstrap, customer_api.create_app
+    ),
+    "opportunity": Kind(
+        opportunity_boot.OpportunitySettings,
+        opportunity_boot.bootstrap,
+        opportunity_api.create_app,
+    ),
+    "campaign": Kind(
+        campaign_boot.CampaignSettings, campaign_boot.bootstrap, campaign_api.create_app
+    ),
+    "contact-log": Kind(
+        contactlog_boot.ContactLogSettings,
+        contactlog_boot.bootstrap,
+        contactlog_api.create_app,
+    ),
+}
+
+
+@contextmanager
+def served(name: str, servers: Servers, data_dir: Path) -> Iterator[Served]:
+    """Serve service ``name``'s app without its workers on a loopback port, in a thread of
+    its own (its own event loop, as a service process has), until the block ends."""
+    kind = KINDS[name]
+    started: queue.Queue[Served | BaseException] = queue.Queue()
+    stop = threading.Event()
+    service_settings = kind.settings(
+        kafka_bootstrap=servers.kafka_bootstrap,
+        mongo_uri=servers.mongo_uri,
+        data_dir=data_dir,
+        namespace=f"fuzz_{uuid.uuid4().hex[:10]}",
+    )
+
+    async def serve() -> None:
+        service = kind.bootstrap(service_settings)
+        async with serving(kind.create_app(service, run_workers=False)) as url:
+            started.put(Served(url, service))
+            await asyncio.to_thread(stop.wait)
+
+    def run() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as error:
+            started.put(error)
+
+    thread = threading.Thread(target=run, name=f"serve-{name}", daemon=True)
+    thread.start()
+    first = started.get(timeout=120)
+    if isinstance(first, BaseException):
+        raise first
+    try:
+        yield first
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        cleaner: MongoClient[dict[str, Any]]
+        with MongoClient(servers.mongo_uri) as cleaner:
+            cleaner.drop_database(service_settings.mongo_database(name))
+
+
+@pytest.fixture(scope="module", params=sorted(KINDS))
+def service(
+    request: pytest.FixtureRequest, crm_servers: Servers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    name = request.param
+    with served(name, crm_servers, tmp_path_factory.mktemp(name)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def openapi(service: Served) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(f"{service.url}/openapi.json")
+
+
+api = schemathesis.pytest.from_fixture("openapi")
+
+
+@pytest.fixture(autouse=True)
+def _item_node_id(request: pytest.FixtureRequest) -> None:
+    """schemathesis 4.32's lazy schemas name each operation's subtest through the test
+    item's ``_nodeid``, which pytest 9 items no longer have: give them one to write."""
+    request.node._nodeid = request.node.nodeid
+
+
+@api.parametrize()
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_no_input_breaks_an_api(case: schemathesis.Case[Any], service: Served) -> None:
+    wait_briefly(case)
+    events_before = service.stored_events()
+    response = case.call(base_url=service.url, timeout=30)
+    written = service.stored_events() - events_before
+    case.validate_response(
+        response,
+        excluded_checks=[not_a_server_error, positive_data_acceptance],
+        additional_checks=[server_error_unless_view_behind, valid_data_accepted_unless_a_rule],
+    )
+    if not 200 <= response.status_code < 300:
+        assert written == 0, f"{response.status_code} answered, yet {written} event(s) stored"
+    assert_location_names_the_resource(response)
+
+
+VIEW_WAIT_MS = 50
+"""How long a read waits for its ``min_version`` here: the views do not run, so a stored
+version never comes and a longer wait would only slow the run."""
+
+
+def wait_briefly(case: schemathesis.Case[Any]) -> None:
+    """A read waiting for ``min_version`` waits :data:`VIEW_WAIT_MS` at most: a valid or
+    absent (2 s by default) ``wait_ms`` is lowered; an invalid one is sent as it is."""
+    query = case.query or {}
+    if "min_version" not in query:
+        return
+    wait_ms = str(query.get("wait_ms", VIEW_WAIT_MS))
+    if wait_ms.isdigit() and int(wait_ms) <= 10_000:
+        query["wait_ms"] = min(int(wait_ms), VIEW_WAIT_MS)
+
+
+def server_error_unless_view_behind(ctx: Any, response: Any, case: schemathesis.Case[Any]) -> None:
+    """schemathesis's ``not_a_server_error``, letting through only the documented 503
+    ``view-behind`` of a read waiting for its ``min_version`` (a version the store holds:
+    one it does not is a 409, see the services' API tests)."""
+    if response.status_code != 503:
+        not_a_server_error(ctx, response, case)
+        return
+    problem = response.json()
+    assert problem["type"] == "/problems/view-behind", problem
+    assert "min_version" in (case.query or {}), problem
+
+
+def valid_data_accepted_unless_a_rule(
+    ctx: Any, response: Any, case: schemathesis.Case[Any]
+) -> None:
+    """schemathesis's ``positive_data_acceptance``, except a 4xx naming a rule the schema
+    cannot express (``rule-violation``: a birth date only for individuals;
+    ``invalid-cursor``: a cursor this API never gave; ``value_error``: a model's own
+    validator, such as assets whose max is above their min). A valid request refused as
+    ``invalid-request`` for a schema constraint still fails: the schema and the validation
+    disagree."""
+    if 400 <= response.status_code < 500:
+        problem = response.json()
+        errors = problem.get("errors") or [{"type": "value_error"}]
+        if problem["type"] != "/problems/invalid-request" or all(
+            error["type"] == "value_error" for error in errors
+        ):
+            return
+    positive_data_acceptance(ctx, response, case)
+
+
+def assert_location_names_the_resource(response: Response) -> None:
+    """The last segment of a ``Location`` is, percent-encoded, an id the body names."""
+    locations = [
+        v for k, values in response.headers.items() if k.lower() == "location" for v in values
+    ]
+    if not locations:
+        return
+    *_, last = locations[0].split("/")
+    assert urllib.parse.quote(urllib.parse.unquote(last), safe="") == last
+    named = {value for value in response.json().values() if isinstance(value, str)}
+    assert urllib.parse.unquote(last) in named, (locations, named)
