@@ -25,12 +25,14 @@ left is deleted. A keyless record is dead-lettered without a hold.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from crm_backbone.parking import ParkingLot
 from crm_backbone.records import Document, Record
 
 HOLDS_COLLECTION = "dead_letter_holds"
@@ -154,3 +156,92 @@ async def settle_everywhere(
         if result.modified_count:
             touched.append(name)
     return touched
+
+
+class HoldsPass:
+    """The holds of one pass over records (a batch, or one parked record being released):
+    which records wait, which letters are added and settled; written by the caller once
+    every handler of the pass returned (:meth:`write_letters`, then :meth:`write_settled`).
+    """
+
+    def __init__(self, holds: DeadLetterHolds, parking: ParkingLot) -> None:
+        self.holds = holds
+        self.parking = parking
+        self.letters: dict[str, list[Letter]] = {}
+        self.behind: set[str] = set()  # holds with records parked
+        self.added: list[tuple[str, Letter]] = []
+        self.settled: dict[str, list[Letter]] = defaultdict(list)
+        self._went_ahead: set[str] = set()
+        self._missing: set[str] = set()  # holds whose missing event the current record is
+
+    async def load(self, records: Iterable[Record], releasing: str | None = None) -> None:
+        """Read the holds of ``records``' aggregates (one query; two if any is held)."""
+        self.letters = await self.holds.letters(hold_of(record) for record in records)
+        # Records are parked only under a hold that exists; the hold being released is
+        # not "behind" itself.
+        if self.letters:
+            self.behind = await self.parking.held(self.letters) - {releasing}
+
+    def dead_lettered(self, record: Record, version: int | None, applied: int = 0) -> None:
+        """``record`` is dead-lettered: hold its aggregate back, unless its version is applied."""
+        hold = hold_of(record)
+        self._missing.discard(hold or "")
+        if hold is None or (version is not None and version <= applied):
+            return
+        letter = Letter.of(record, version)
+        self.letters.setdefault(hold, []).append(letter)
+        self.added.append((hold, letter))
+
+    def redriven(self, record: Record) -> None:
+        """Settle the letter ``record`` redrives, if it holds here (call before decoding)."""
+        hold = hold_of(record)
+        if hold is not None and self.letters.get(hold):
+            position = redriven_position(record)
+            self._settle(hold, [ltr for ltr in self.letters[hold] if ltr.position == position])
+
+    def waits(self, record: Record, version: int, applied: int = 0) -> str | None:
+        """The hold a valid record of ``version`` must be parked under, or None: apply it.
+
+        Letters of this version are settled (it is in hand), and so are those of versions
+        already applied. The first missing event of a pass goes ahead of what is parked
+        (all later versions); anything else of a hold with parked records queues behind.
+        """
+        hold = hold_of(record)
+        if hold is None:
+            return None
+        held = self.letters.get(hold, [])
+        if held:
+            self._settle(hold, [letter for letter in held if letter.version == version])
+            self._settle(
+                hold,
+                [letter for letter in held if (letter.version or applied + 1) <= applied],
+                missing=False,
+            )
+        missing = hold in self._missing
+        self._missing.discard(hold)
+        ahead = missing and hold not in self._went_ahead
+        if must_wait(held, version) or (hold in self.behind and not ahead):
+            self.behind.add(hold)
+            return hold
+        if ahead:
+            self._went_ahead.add(hold)
+        return None
+
+    def _settle(self, hold: str, done: list[Letter], *, missing: bool = True) -> None:
+        """Take ``done`` off the hold; ``missing``: the current record is their event."""
+        held = self.letters[hold]
+        for letter in done:
+            held.remove(letter)
+            self.settled[hold].append(letter)
+        if done and missing:
+            self._missing.add(hold)
+
+    async def write_letters(self) -> None:
+        """Record the holds of this pass's dead letters (after sending them)."""
+        for hold, letter in self.added:
+            await self.holds.add(hold, letter)
+
+    async def write_settled(self) -> set[str]:
+        """Take the settled letters off their holds; the holds to drain now."""
+        await self.holds.settle(self.settled)
+        return {hold for hold, letters in self.settled.items() if letters}

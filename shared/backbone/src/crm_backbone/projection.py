@@ -78,7 +78,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from crm_backbone.holds import DeadLetterHolds, Letter, hold_of, must_wait, redriven_position
+from crm_backbone.holds import DeadLetterHolds, HoldsPass, must_wait
 from crm_backbone.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,
@@ -175,9 +175,7 @@ class _Outcome:
     """What one pass over records decided, written once its handlers all returned."""
 
     letters: list[tuple[Record, str, str]] = field(default_factory=list)
-    holds: list[tuple[str, Letter]] = field(default_factory=list)
     parks: list[tuple[str, Record, str]] = field(default_factory=list)
-    settled: dict[str, list[Letter]] = field(default_factory=lambda: defaultdict(list))
 
 
 def guard_key(source: str, aggregate_id: str) -> str:
@@ -432,17 +430,6 @@ class _Group:
         ]
 
 
-def _settle(outcome: _Outcome, hold: str | None, held: list[Letter], done: list[Letter]) -> bool:
-    """Take ``done`` off ``held`` (the hold's letters in this pass), noted for writing;
-    whether there were any."""
-    if hold is None:
-        return False
-    for letter in done:
-        held.remove(letter)
-        outcome.settled[hold].append(letter)
-    return bool(done)
-
-
 def _upsert(write: _Write) -> UpdateOne:
     return UpdateOne(write[0], write[1], upsert=True)
 
@@ -546,30 +533,17 @@ class ProjectionEngine:
         # Positions first, from the headers: each envelope then lives for one iteration only
         # (far less garbage-collector work than holding a decoded batch).
         known = await self._known_positions({_header_key(r.headers) for r in records})
-        holds = {hold for record in records if (hold := hold_of(record)) is not None}
-        letters = await self.holds.letters(holds)
-        # Holds with records parked (records are parked only under a hold that exists).
-        behind = await self.parking.held(letters) - {releasing} if letters else set()
-        went_ahead: set[str] = set()
+        holds = HoldsPass(self.holds, self.parking)
+        await holds.load(records, releasing)
         slots: dict[tuple[str, str, str], list[_Group]] = {}
         for record in records:
-            hold = hold_of(record)
-            held = letters.get(hold, []) if hold is not None else []
-            # The missing event itself (redriven, or a valid copy) goes ahead of what its
-            # dead letter held back: those are all later versions.
-            missing = False
-            if held and (redriven := redriven_position(record)) is not None:
-                missing = _settle(
-                    outcome, hold, held, [ltr for ltr in held if ltr.position == redriven]
-                )
+            holds.redriven(record)
             try:
                 envelope = from_kafka(record.key, record.value or b"", record.headers)
             except ContractError as error:
-                version = _header_version(record.headers)
+                outcome.letters.append((record, error.code, error.reason))
                 applied = known.get(_header_key(record.headers) or "", 0)
-                self._hold_back(
-                    outcome, letters, record, version, applied, error.code, error.reason
-                )
+                holds.dead_lettered(record, _header_version(record.headers), applied)
                 continue
             key = guard_key(envelope.source, envelope.aggregateid)
             version = envelope.aggregateversion
@@ -577,19 +551,10 @@ class ProjectionEngine:
                 known.update(await self._known_positions({key}))
                 known.setdefault(key, 0)
             last = known.get(key, 0)
-            if held:  # letters of this version are in hand now; of those applied, settled
-                missing |= _settle(outcome, hold, held, [x for x in held if x.version == version])
-                _settle(outcome, hold, held, [x for x in held if (x.version or last + 1) <= last])
-            # The first missing event goes ahead of what is parked; the rest queue behind,
-            # then what no letter holds back any more drains in order after the batch.
-            ahead = missing and hold not in went_ahead
-            if hold is not None and (must_wait(held, version) or (hold in behind and not ahead)):
+            if (hold := holds.waits(record, version, last)) is not None:
                 outcome.parks.append((hold, record, "behind a dead letter of its aggregate"))
-                behind.add(hold)
                 result.parked += 1
                 continue
-            if ahead and hold is not None:
-                went_ahead.add(hold)
             if version <= last:
                 result.duplicates += 1
                 continue
@@ -607,9 +572,8 @@ class ProjectionEngine:
             except Exception as error:  # a code bug, not bad input: retry before giving up
                 if await self.retries.again(self.consumer_group, record, error):
                     raise HandlerFailing(f"{envelope.type}: {error!r}") from error
-                self._hold_back(
-                    outcome, letters, record, version, last, "handler_error", repr(error)
-                )
+                outcome.letters.append((record, "handler_error", repr(error)))
+                holds.dead_lettered(record, version, last)
                 continue
             guard = f"_applied.{key}"
             for update, value in zip(updates, _guards(updates, version), strict=True):
@@ -627,8 +591,7 @@ class ProjectionEngine:
         # and settle letters last (a crash before re-derives it from the redelivery).
         for record, code, reason in outcome.letters:
             await self._dead_letter(record, code, reason, result)
-        for hold, letter in outcome.holds:
-            await self.holds.add(hold, letter)
+        await holds.write_letters()
         for hold, record, reason in outcome.parks:
             await self.parking.park(hold, record, reason)
         depth = max((len(groups) for groups in slots.values()), default=0)
@@ -637,31 +600,11 @@ class ProjectionEngine:
                 [(slot[0], groups[n]) for slot, groups in slots.items() if len(groups) > n]
             )
         await self._record_positions(result.positions)
-        await self.holds.settle(outcome.settled)
-        result.settled = {hold for hold, letters in outcome.settled.items() if letters}
+        result.settled = await holds.write_settled()
         PROJECTION_EVENTS.labels(name, "applied").inc(result.applied)
         PROJECTION_EVENTS.labels(name, "duplicate").inc(result.duplicates)
         PROJECTION_EVENTS.labels(name, "parked").inc(result.parked)
         return result
-
-    @staticmethod
-    def _hold_back(
-        outcome: _Outcome,
-        letters: dict[str, list[Letter]],
-        record: Record,
-        version: int | None,
-        applied: int,
-        code: str,
-        reason: str,
-    ) -> None:
-        """Dead-letter ``record``; hold its aggregate back unless its version is applied."""
-        outcome.letters.append((record, code, reason))
-        hold = hold_of(record)
-        if hold is None or (version is not None and version <= applied):
-            return
-        letter = Letter.of(record, version)
-        letters.setdefault(hold, []).append(letter)
-        outcome.holds.append((hold, letter))
 
     def observe_lag(
         self, records: Sequence[Record], highwater: Callable[[str, int], int | None]
