@@ -342,3 +342,17 @@ async def test_the_policy_consumer_parks_behind_releases_and_dead_letters(
     assert await consumer.process([customer_event(phone[3], 5, 4)]) == 0
     assert policy.phones == ["+86 1111", "+86 3333", "+86 4444"]
     assert await consumer.parking.held(["C-7"]) == set()
+
+
+async def test_each_owner_has_its_own_expiry_and_a_changed_one_replaces_it(
+    collection: Collection,
+) -> None:
+    await ParkingLot(collection, "gateway", expire_after_seconds=3600).setup()
+    await ParkingLot(collection, "views").setup()
+    await ParkingLot(collection, "gateway", expire_after_seconds=7200).setup()
+    expiries = {
+        index["name"]: (index["expireAfterSeconds"], index["partialFilterExpression"])
+        async for index in await collection.list_indexes()
+        if "expireAfterSeconds" in index
+    }
+    assert expiries == {"expire gateway": (7200, {"owner": "gateway"})}

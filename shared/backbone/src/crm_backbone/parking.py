@@ -49,7 +49,7 @@ from datetime import UTC, datetime
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from crm_backbone.metrics import PARKED_RECORDS
 from crm_backbone.records import Document, Record
@@ -64,6 +64,7 @@ ORDER = [
 ]
 """Arrival order: the server's clock when parked, then the record's place in its partition."""
 EPOCH = datetime.fromtimestamp(0, UTC)
+INDEX_OPTIONS_CONFLICT = 85
 
 
 class StillHeld(Exception):
@@ -130,18 +131,31 @@ class ParkingLot:
         self.expire_after_seconds = expire_after_seconds
 
     async def setup(self) -> None:
-        """Create the indexes (idempotent)."""
-        indexes = [IndexModel([("owner", ASCENDING), ("hold", ASCENDING), *ORDER])]
-        if self.expire_after_seconds is not None:
-            indexes.append(
-                IndexModel(
-                    [("parked_at", ASCENDING)],
-                    name=f"expire {self.owner}",
-                    expireAfterSeconds=self.expire_after_seconds,
-                    partialFilterExpression={"owner": self.owner},
-                )
+        """Create the indexes (idempotent); a changed expiry replaces the former one."""
+        await self.collection.create_indexes(
+            [IndexModel([("owner", ASCENDING), ("hold", ASCENDING), *ORDER])]
+        )
+        if self.expire_after_seconds is None:
+            return
+        expiry = IndexModel(
+            [("parked_at", ASCENDING)],
+            name=f"expire {self.owner}",
+            expireAfterSeconds=self.expire_after_seconds,
+            partialFilterExpression={"owner": self.owner},
+        )
+        try:
+            await self.collection.create_indexes([expiry])
+        except OperationFailure as error:
+            if error.code != INDEX_OPTIONS_CONFLICT:
+                raise
+            await self.collection.database.command(
+                "collMod",
+                self.collection.name,
+                index={
+                    "name": expiry.document["name"],
+                    "expireAfterSeconds": self.expire_after_seconds,
+                },
             )
-        await self.collection.create_indexes(indexes)
 
     # Parking ------------------------------------------------------------------------------
 
