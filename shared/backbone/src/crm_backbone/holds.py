@@ -26,14 +26,19 @@ left is deleted. A keyless record is dead-lettered without a hold.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+import structlog
+from crm_events.envelope import HEADERS
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_backbone.parking import ParkingLot
 from crm_backbone.records import Document, Record
+
+log = structlog.get_logger(__name__)
 
 HOLDS_COLLECTION = "dead_letter_holds"
 REDRIVE_HEADER = "crm_redrive_of"
@@ -79,6 +84,17 @@ def redriven_position(record: Record) -> str | None:
         if name == REDRIVE_HEADER:
             return bytes(value).decode(errors="replace")
     return None
+
+
+def header_version(headers: Sequence[tuple[str, bytes]]) -> int | None:
+    """The aggregate version a record's headers claim, if they can be read."""
+    try:
+        return int(dict(headers)[_VERSION_HEADER].decode())
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
+
+
+_VERSION_HEADER = HEADERS["aggregateversion"]
 
 
 def must_wait(letters: Iterable[Letter], version: int) -> bool:
@@ -156,6 +172,24 @@ async def settle_everywhere(
         if result.modified_count:
             touched.append(name)
     return touched
+
+
+class Drains(Protocol):
+    """A consumer that drains what its settled dead letters no longer hold back."""
+
+    consumer_group: str
+
+    async def drain_released(self, holds: Iterable[str] | None = None) -> int: ...
+
+
+async def drain_after_batch(consumer: Drains, holds: Iterable[str]) -> None:
+    """Drain right after the batch that settled ``holds``; a failure is only logged, the
+    batch being written: the periodic drain tries again."""
+    try:
+        await consumer.drain_released(holds)
+    except Exception as error:
+        log.warning("draining released holds failed", group=consumer.consumer_group,
+                    error=repr(error))  # fmt: skip
 
 
 class HoldsPass:

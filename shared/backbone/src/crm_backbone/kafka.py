@@ -19,8 +19,9 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
+from crm_backbone.holds import Drains
 from crm_backbone.metrics import BATCHES_FAILED, CONSUMER_LAG
-from crm_backbone.projection import HandlerRetries, ProjectionEngine, Record
+from crm_backbone.projection import HandlerRetries, Record
 
 log = structlog.get_logger(__name__)
 
@@ -160,19 +161,19 @@ class ConsumerHealth:
         return None
 
 
-def drain_released_holds(engine: ProjectionEngine, every: float = 2.0) -> asyncio.Task[None]:
+def drain_released_holds(consumer: Drains, every: float = 2.0) -> asyncio.Task[None]:
     """Drain, now and then, the holds a purge released: an idle topic releases them too."""
 
     async def tick() -> None:
         while True:
             try:
-                await engine.drain_released()
+                await consumer.drain_released()
             except Exception as error:  # retried at the next tick; never ends silently
-                log.warning("draining released holds failed", group=engine.consumer_group,
+                log.warning("draining released holds failed", group=consumer.consumer_group,
                             error=repr(error))  # fmt: skip
             await asyncio.sleep(every)
 
-    return asyncio.create_task(tick(), name=f"drain {engine.consumer_group}")
+    return asyncio.create_task(tick(), name=f"drain {consumer.consumer_group}")
 
 
 def subscribe(

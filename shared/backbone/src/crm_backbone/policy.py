@@ -4,8 +4,10 @@ A :class:`Policy` maps event types to async handlers. The :class:`PolicyConsumer
 Kafka batch in order; a record that breaks the contract, or that a handler rejects with
 :class:`Rejected` (the event is valid but cannot be applied, e.g. it names data the
 service refuses), goes to the dead-letter topic with the reason and never blocks its
-partition. Any other exception fails the batch, which is redelivered (a store or
-MongoDB outage): handlers are idempotent, so reapplying is safe.
+partition; it holds back its own aggregate (:mod:`crm_backbone.holds`). Any other
+exception fails the batch, which is redelivered (a store or MongoDB outage): handlers are
+idempotent, so reapplying is safe; a handler that keeps raising (a code bug) has its event
+dead-lettered as ``handler_error`` after its retries (:class:`HandlerRetries`).
 
 An event that cannot apply *yet* (its customer is not registered, its campaign has not
 started) makes its handler raise :class:`NotYet`: the consumer parks the record in the
@@ -20,7 +22,7 @@ then: whichever side runs last sees the other's write, across instances too.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
@@ -30,9 +32,16 @@ from crm_events.errors import ContractError
 from crm_events.registry import EventPayload
 from pymongo.asynchronous.database import AsyncDatabase
 
+from crm_backbone.holds import (
+    DeadLetterHolds,
+    HoldsPass,
+    drain_after_batch,
+    header_version,
+    must_wait,
+)
 from crm_backbone.metrics import DEAD_LETTERS, POLICY_EVENTS
 from crm_backbone.parking import PARKING_COLLECTION, ParkedRecord, ParkingLot, StillHeld
-from crm_backbone.projection import DeadLetters, Document, Record
+from crm_backbone.projection import DeadLetters, Document, HandlerFailing, HandlerRetries, Record
 
 log = structlog.get_logger(__name__)
 
@@ -81,6 +90,7 @@ class PolicyConsumer:
         dead_letters: DeadLetters,
         consumer_group: str,
         database: AsyncDatabase[Document],
+        retries: HandlerRetries | None = None,
     ) -> None:
         self.policy = policy
         self.name = policy.name
@@ -92,6 +102,8 @@ class PolicyConsumer:
             consumer_group,
             expire_after_seconds=policy.parking_expiry_seconds,
         )
+        self.holds = DeadLetterHolds(database, consumer_group)
+        self.retries = retries or HandlerRetries()
         self._handlers = policy.handlers()
 
     async def setup(self) -> None:
@@ -100,23 +112,88 @@ class PolicyConsumer:
         await self.parking.observe()
 
     async def process(self, records: Sequence[Record]) -> Any:
+        """Apply one batch, then what its settled dead letters no longer hold back."""
+        applied, settled = await self._pass(records)
+        if settled:
+            await drain_after_batch(self, settled)
+        await self.parking.observe()
+        return applied
+
+    async def drain_released(self, holds: Iterable[str] | None = None) -> int:
+        """Apply the parked records of dead-letter ``holds`` (default: all) no unsettled
+        letter holds back any more, in arrival order."""
+        drained = 0
+        for hold in await self.holds.all() if holds is None else holds:
+            while True:
+                try:
+                    drained += await self.parking.release(hold, partial(self._unhold, hold))
+                    break
+                except HandlerFailing:  # counted and waited for: bounded, then dead-lettered
+                    continue
+            if not await self.parking.held([hold]):
+                await self.holds.close(hold)
+        return drained
+
+    async def _unhold(self, hold: str, parked: ParkedRecord) -> None:
+        version = header_version(parked.headers)
+        if version is None or must_wait((await self.holds.letters([hold])).get(hold, []), version):
+            raise StillHeld("a dead letter of its aggregate still holds it back")
+        await self._pass([parked], releasing=hold)
+
+    async def _pass(
+        self, records: Sequence[Record], releasing: str | None = None
+    ) -> tuple[int, set[str]]:
+        """Apply records in order; how many applied, and the holds whose letters settled.
+
+        Dead letters are sent once every handler returned: a batch failing on a handler
+        to be retried sends none twice.
+        """
         applied = 0
+        holds = HoldsPass(self.holds, self.parking)
+        await holds.load(records, releasing)
+        letters: list[tuple[Record, str, str]] = []
         for record in records:
-            envelope = await self._decode(record)
-            if envelope is None or envelope.type not in self._handlers:
+            holds.redriven(record)
+            try:
+                envelope = from_kafka(record.key, record.value or b"", record.headers)
+            except ContractError as error:
+                letters.append((record, error.code, error.reason))
+                holds.dead_lettered(record, header_version(record.headers))
+                continue
+            if envelope.type not in self._handlers:
+                continue
+            if (held := holds.waits(record, envelope.aggregateversion)) is not None:
+                await self._park(held, record, "behind a dead letter of its aggregate")
                 continue
             hold = self.policy.hold_of(envelope)
             if hold is not None and await self.parking.held([hold]):
                 await self._park(hold, record, "behind earlier events of the same hold")
-            elif (waiting := await self._apply(record, envelope)) is not None:
+                continue
+            try:
+                waiting = await self._apply(record, envelope)
+            except Rejected as error:
+                letters.append((record, "rejected", str(error)))
+                holds.dead_lettered(record, envelope.aggregateversion)
+                continue
+            except (NotYet, StillHeld, HandlerFailing):
+                raise
+            except Exception as error:  # a code bug, not bad input: retry before giving up
+                if await self.retries.again(self.consumer_group, record, error):
+                    raise HandlerFailing(f"{envelope.type}: {error!r}") from error
+                letters.append((record, "handler_error", repr(error)))
+                holds.dead_lettered(record, envelope.aggregateversion)
+                continue
+            if waiting is not None:
                 if hold is None:
                     raise TypeError(f"{self.name}: {envelope.type} cannot wait, it has no hold")
                 await self._park(hold, record, waiting)
             else:
                 applied += 1
+        for record, code, reason in letters:
+            await self._dead_letter(record, code, reason)
+        await holds.write_letters()
         POLICY_EVENTS.labels(self.name).inc(applied)
-        await self.parking.observe()
-        return applied
+        return applied, await holds.write_settled()
 
     async def _decode(self, record: Record) -> Envelope[EventPayload] | None:
         try:
@@ -126,14 +203,14 @@ class PolicyConsumer:
             return None
 
     async def _apply(self, record: Record, envelope: Envelope[EventPayload]) -> str | None:
-        """Run the event's handler, then release what it settles; why it must wait, or None."""
+        """Run the event's handler, then release what it settles; why it must wait, or None.
+
+        :class:`Rejected` and unexpected exceptions propagate to the caller.
+        """
         try:
             await self._handlers[envelope.type](envelope)
         except NotYet as waiting:
             return str(waiting)
-        except Rejected as error:
-            await self._dead_letter(record, "rejected", str(error))
-            return None
         if (settled := self.policy.releases(envelope)) is not None:
             await self.parking.release(settled, self._reapply)
         return None
@@ -152,7 +229,19 @@ class PolicyConsumer:
         envelope = await self._decode(parked)
         if envelope is None or envelope.type not in self._handlers:
             return
-        if await self._apply(parked, envelope) is not None:
+        try:
+            waiting = await self._apply(parked, envelope)
+        except Rejected as error:
+            await self._dead_letter(parked, "rejected", str(error))
+            return
+        except (StillHeld, HandlerFailing):
+            raise
+        except Exception as error:
+            if await self.retries.again(self.consumer_group, parked, error):
+                raise HandlerFailing(f"{envelope.type}: {error!r}") from error
+            await self._dead_letter(parked, "handler_error", repr(error))
+            return
+        if waiting is not None:
             raise StillHeld(parked.reason)
         POLICY_EVENTS.labels(self.name).inc()
         log.info(

@@ -78,7 +78,13 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from crm_backbone.holds import DeadLetterHolds, HoldsPass, must_wait
+from crm_backbone.holds import (
+    DeadLetterHolds,
+    HoldsPass,
+    drain_after_batch,
+    header_version,
+    must_wait,
+)
 from crm_backbone.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,
@@ -447,17 +453,6 @@ def _header_key(headers: Sequence[tuple[str, bytes]]) -> str | None:
         return None
 
 
-def _header_version(headers: Sequence[tuple[str, bytes]]) -> int | None:
-    """The aggregate version a record's headers claim, if they can be read."""
-    try:
-        return int(dict(headers)[_VERSION_HEADER].decode())
-    except (TypeError, ValueError, KeyError, AttributeError):
-        return None
-
-
-_VERSION_HEADER = HEADERS["aggregateversion"]
-
-
 # --- The engine --------------------------------------------------------------------------
 
 
@@ -493,11 +488,7 @@ class ProjectionEngine:
         PROJECTION_BATCH_SIZE.labels(self.projection.name).observe(len(records))
         result = await self._apply(records)
         if result.settled:
-            try:
-                await self.drain_released(result.settled)
-            except Exception as error:  # the batch is written: the periodic drain retries
-                log.warning("draining released holds failed", projection=self.projection.name,
-                            error=repr(error))  # fmt: skip
+            await drain_after_batch(self, result.settled)
         return result
 
     async def drain_released(self, holds: Iterable[str] | None = None) -> int:
@@ -521,7 +512,7 @@ class ProjectionEngine:
 
     async def _reapply(self, hold: str, parked: ParkedRecord) -> None:
         """Apply a parked record unless a dead letter still holds it (and those after it)."""
-        version = _header_version(parked.headers)
+        version = header_version(parked.headers)
         if version is None or must_wait((await self.holds.letters([hold])).get(hold, []), version):
             raise StillHeld("a dead letter of its aggregate still holds it back")
         await self._apply([parked], releasing=hold)
@@ -543,7 +534,7 @@ class ProjectionEngine:
             except ContractError as error:
                 outcome.letters.append((record, error.code, error.reason))
                 applied = known.get(_header_key(record.headers) or "", 0)
-                holds.dead_lettered(record, _header_version(record.headers), applied)
+                holds.dead_lettered(record, header_version(record.headers), applied)
                 continue
             key = guard_key(envelope.source, envelope.aggregateid)
             version = envelope.aggregateversion

@@ -93,7 +93,7 @@ class ServiceRuntime:
         await producer.start()
         dead_letters = KafkaDeadLetters(producer)
         broker = KafkaBroker(self.kafka_bootstrap, logger=None)
-        engines = []
+        engines: list[ProjectionEngine | PolicyConsumer] = []  # each drains its holds
         for projection in c.projections:
             engine = ProjectionEngine(
                 projection, c.database, dead_letters, self.group(projection.name)
@@ -112,6 +112,7 @@ class ServiceRuntime:
         for policy in c.policies:
             consumer = PolicyConsumer(policy, dead_letters, self.group(policy.name), c.database)
             await consumer.setup()
+            engines.append(consumer)
             self.health.append(
                 subscribe(broker, consumer, policy.topics, max_records=self.max_records)
             )
