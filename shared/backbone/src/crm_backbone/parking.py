@@ -27,7 +27,9 @@ nothing applies twice concurrently:
   expiring on the server's clock), so two releasers never apply one hold's records at
   the same time. A releaser finding the lease taken waits until the holder is done (or
   its lease expired: a crashed holder). After giving the lease back it looks again, and
-  drains anything parked meanwhile.
+  drains anything parked meanwhile. The lease is renewed before each record; an
+  ``apply`` outlasting it may see another releaser take over. An ``apply`` must not
+  release its own hold (it would wait for its own lease).
 - The race rule for "park until a condition holds" (:meth:`ParkingLot.park_until`): the
   waiting side parks first and checks the condition *after*; the side that makes the
   condition true writes its fact first and releases *after*. Whichever runs last sees
