@@ -17,10 +17,8 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from crm_backbone.holds import HOLDS_COLLECTION
 from crm_backbone.kafka import KafkaDeadLetters, subscribe
 from crm_backbone.metrics import HANDLER_ERRORS
-from crm_backbone.parking import PARKING_COLLECTION
 from crm_backbone.projection import HandlerRetries, ProjectionEngine, ViewUpdate
 from crm_backbone.testing import SOURCE, CustomerCards, InMemoryRecord, interleave
 from crm_events.common import CustomerName, CustomerType
@@ -101,7 +99,7 @@ async def test_a_header_that_is_not_utf8_is_dead_lettered_alone(
     await produce(bootstrap, topic, [first[0], first[1], broken, *second, first[2]], 0)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
-    group = f"g-{uuid.uuid4()}"
+    group = f"g-{uuid.uuid4()}.{CustomerCards.name}"  # as the services name groups
     engine = ProjectionEngine(CustomerCards(), database, KafkaDeadLetters(producer, dead), group)
     broker = KafkaBroker(bootstrap, logger=None)
     subscribe(broker, engine, [topic])
@@ -266,7 +264,7 @@ async def test_generated_records_are_applied_or_dead_lettered_and_nothing_else_i
     await producer.start()
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
     database = mongo[f"{mongo_database[:40]}_{uuid.uuid4().hex[:8]}"]
-    group = f"g-{uuid.uuid4()}"
+    group = f"g-{uuid.uuid4()}.{CustomerCards.name}"  # as the services name groups
     engine = ProjectionEngine(CustomerCards(), database, KafkaDeadLetters(producer, dead), group)
     await engine.setup()
     try:
@@ -306,8 +304,8 @@ async def test_generated_records_are_applied_or_dead_lettered_and_nothing_else_i
             for aggregate in {record.aggregate for record in sent}
         }
         await assert_view(database, sent, everything)
-        assert await database[PARKING_COLLECTION].count_documents({}) == 0
-        assert await database[HOLDS_COLLECTION].count_documents({}) == 0
+        assert await engine.parking.collection.count_documents({}) == 0
+        assert await engine.holds.collection.count_documents({}) == 0
     finally:
         await producer.stop()
         await mongo.drop_database(database.name)
@@ -363,7 +361,7 @@ async def test_a_redriven_event_applies_before_the_later_ones_it_held_back_and_p
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     mongo = database.client
-    group = f"g-{uuid.uuid4()}"
+    group = f"g-{uuid.uuid4()}.{CustomerCards.name}"  # as the services name groups
     retries = HandlerRetries(attempts=3, first_backoff=0.01)
     engine = ProjectionEngine(
         CustomerCards(), database, KafkaDeadLetters(producer, dead), group, retries
@@ -420,5 +418,5 @@ async def test_a_redriven_event_applies_before_the_later_ones_it_held_back_and_p
     c2 = await database.cards.find_one({"_id": "C-2"})
     assert c2 is not None
     assert (c2["changes"], c2["phone"]) == (3, "+86 100 0002")
-    assert await database[PARKING_COLLECTION].count_documents({}) == 0
-    assert await database[HOLDS_COLLECTION].count_documents({}) == 0
+    assert await fixed.parking.collection.count_documents({}) == 0
+    assert await fixed.holds.collection.count_documents({}) == 0

@@ -142,11 +142,11 @@ def projections(
         return lags, last
 
     lags, last_errors = _run(gather, bootstrap)
-    parked = _run(lambda: _holding(mongo_uri), mongo_uri).parked
+    parked = _run(lambda: _holding(mongo_uri), mongo_uri)
     table = _table("consumer group", "topic", "partition", "position", "end", "lag", "parked")
     shown: set[str] = set()
     for row in lags:
-        waiting = parked.get(row.group, 0)
+        waiting = parked.parked_for(row.group)
         parked_column = "" if row.group in shown else f"[yellow]{waiting}" if waiting else "0"
         shown.add(row.group)
         table.add_row(row.group, row.topic, str(row.partition), str(row.committed), str(row.end),
@@ -348,7 +348,7 @@ def dlq_list(
         if consumer and letter.header("dlq_consumer") != consumer:
             continue
         action = done.get(letter.id)
-        behind = held.behind.get(letter.origin)
+        behind = held.held_by(letter)
         table.add_row(
             letter.id, letter.header("dlq_code"), letter.header("dlq_reason")[:80],
             f"{letter.header('dlq_topic')}[{letter.header('dlq_partition')}]@"

@@ -22,7 +22,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from crm_backbone.holds import HOLDS_COLLECTION, REDRIVE_HEADER, settle_everywhere
+from crm_backbone.holds import (
+    REDRIVE_HEADER,
+    VIEW_PARKING_SUFFIX,
+    is_holds_collection,
+    owned_by,
+    settle_everywhere,
+)
 from crm_backbone.kafka import reliable_producer
 from crm_backbone.parking import PARKING_COLLECTION
 from crm_backbone.records import Document
@@ -142,12 +148,29 @@ async def purge(client: AsyncMongoClient[Document], letters: list[DeadLetter]) -
 
 @dataclass
 class Holding:
-    """What the dead letters hold back, read from every database's holds and parking lot."""
+    """What the dead letters hold back, read from every database's holds and parking lots."""
 
     behind: dict[tuple[str, str, int, int], int]
-    """Records parked behind each holding letter, by :attr:`DeadLetter.origin`."""
+    """Records parked behind each holding letter: (owner, topic, partition, offset)."""
     parked: dict[str, int]
-    """Records parked per consumer group (behind dead letters or waiting for a policy)."""
+    """Records parked per owner (behind dead letters, or waiting for a policy)."""
+
+    def held_by(self, letter: DeadLetter) -> int | None:
+        """Records parked behind ``letter``; None if it holds nothing back."""
+        consumer, topic, partition, offset = letter.origin
+        counts = [
+            count
+            for (owner, *place), count in self.behind.items()
+            if tuple(place) == (topic, partition, offset) and owned_by(owner, consumer)
+        ]
+        return sum(counts) if counts else None
+
+    def parked_for(self, consumer: str) -> int:
+        return sum(n for owner, n in self.parked.items() if owned_by(owner, consumer))
+
+
+def _is_parking(name: str) -> bool:
+    return name == PARKING_COLLECTION or name.endswith(VIEW_PARKING_SUFFIX)
 
 
 async def holding(client: AsyncMongoClient[Document]) -> Holding:
@@ -155,18 +178,17 @@ async def holding(client: AsyncMongoClient[Document]) -> Holding:
     parked: dict[str, int] = defaultdict(int)
     for name in await client.list_database_names():
         database = client[name]
-        collections = set(await database.list_collection_names())
-        if PARKING_COLLECTION not in collections:
-            continue
-        counts: dict[tuple[str, str], int] = {}
-        groups = await database[PARKING_COLLECTION].aggregate(
-            [{"$group": {"_id": {"owner": "$owner", "hold": "$hold"}, "records": {"$sum": 1}}}]
-        )
-        async for group in groups:
-            counts[(group["_id"]["owner"], group["_id"]["hold"])] = group["records"]
-            parked[group["_id"]["owner"]] += group["records"]
-        if HOLDS_COLLECTION in collections:
-            async for hold in database[HOLDS_COLLECTION].find({}):
+        collections = await database.list_collection_names()
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        for collection in filter(_is_parking, collections):
+            groups = await database[collection].aggregate(
+                [{"$group": {"_id": {"owner": "$owner", "hold": "$hold"}, "records": {"$sum": 1}}}]
+            )
+            async for group in groups:
+                counts[(group["_id"]["owner"], group["_id"]["hold"])] += group["records"]
+                parked[group["_id"]["owner"]] += group["records"]
+        for collection in filter(is_holds_collection, collections):
+            async for hold in database[collection].find({}):
                 owner = hold["_id"]["owner"]
                 for letter in hold["letters"]:
                     origin = (owner, letter["topic"], letter["partition"], letter["offset"])

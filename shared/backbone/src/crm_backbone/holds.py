@@ -41,6 +41,10 @@ from crm_backbone.records import Document, Record
 log = structlog.get_logger(__name__)
 
 HOLDS_COLLECTION = "dead_letter_holds"
+"""Where policies keep their holds (one collection per service database, every owner)."""
+VIEW_HOLDS_SUFFIX, VIEW_PARKING_SUFFIX = "__holds", "__parked"
+"""A view keeps its holds and parked records in collections of its own, beside its
+documents and positions: a rebuild builds them too, and its swap carries them along."""
 REDRIVE_HEADER = "crm_redrive_of"
 """Added by ``crm-ops dlq redrive``: ``topic:partition:offset`` of the record it sends again."""
 
@@ -105,8 +109,10 @@ def must_wait(letters: Iterable[Letter], version: int) -> bool:
 class DeadLetterHolds:
     """The holds of one consumer (``owner``), in its database: ``{_id, letters: [...]}``."""
 
-    def __init__(self, database: AsyncDatabase[Document], owner: str) -> None:
-        self.collection = database[HOLDS_COLLECTION]
+    def __init__(
+        self, database: AsyncDatabase[Document], owner: str, collection: str = HOLDS_COLLECTION
+    ) -> None:
+        self.collection = database[collection]
         self.owner = owner
 
     def _id(self, hold: str) -> Document:
@@ -155,6 +161,18 @@ class DeadLetterHolds:
         return {"holds": sum(1 for n in holds if n), "letters": sum(holds)}
 
 
+def is_holds_collection(name: str) -> bool:
+    """The policies' shared holds collection, or a view's own (``<view>__holds``)."""
+    return name == HOLDS_COLLECTION or name.endswith(VIEW_HOLDS_SUFFIX)
+
+
+def owned_by(owner: str, consumer: str) -> bool:
+    """Whether a hold's owner is this consumer group: the group itself (a policy), or the
+    view the group ends with (a view's holds belong to the view, so that a rebuild's
+    swap brings them along with the view)."""
+    return owner == consumer or consumer.endswith(f".{owner}")
+
+
 async def settle_everywhere(
     client: AsyncMongoClient[Document], consumer: str, topic: str, partition: int, offset: int
 ) -> list[str]:
@@ -163,14 +181,17 @@ async def settle_everywhere(
     For ``crm-ops dlq purge``: the consumer then drains the released hold itself.
     """
     touched = []
+    letter = {"topic": topic, "partition": partition, "offset": offset}
     for name in await client.list_database_names():
-        holds = client[name][HOLDS_COLLECTION]
-        result = await holds.update_many(
-            {"_id.owner": consumer, "letters.topic": topic},
-            {"$pull": {"letters": {"topic": topic, "partition": partition, "offset": offset}}},
-        )
-        if result.modified_count:
-            touched.append(name)
+        database = client[name]
+        for collection in filter(is_holds_collection, await database.list_collection_names()):
+            owners = await database[collection].distinct("_id.owner")
+            result = await database[collection].update_many(
+                {"_id.owner": {"$in": [o for o in owners if owned_by(o, consumer)]}},
+                {"$pull": {"letters": letter}},
+            )
+            if result.modified_count:
+                touched.append(name)
     return touched
 
 

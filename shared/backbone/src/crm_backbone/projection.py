@@ -79,6 +79,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from crm_backbone.holds import (
+    VIEW_HOLDS_SUFFIX,
+    VIEW_PARKING_SUFFIX,
     DeadLetterHolds,
     HoldsPass,
     drain_after_batch,
@@ -93,7 +95,7 @@ from crm_backbone.metrics import (
     PROJECTION_EVENTS,
     PROJECTION_GAPS,
 )
-from crm_backbone.parking import PARKING_COLLECTION, ParkedRecord, ParkingLot, StillHeld
+from crm_backbone.parking import ParkedRecord, ParkingLot, StillHeld
 from crm_backbone.records import Document as Document  # re-exported
 from crm_backbone.records import Record as Record  # re-exported
 
@@ -473,8 +475,9 @@ class ProjectionEngine:
         self.consumer_group = consumer_group
         self.retries = retries or HandlerRetries()
         self.positions = database[f"{projection.name}__positions"]
-        self.holds = DeadLetterHolds(database, consumer_group)
-        self.parking = ParkingLot(database[PARKING_COLLECTION], consumer_group)
+        name = projection.name  # the view owns them, whichever group fills it (see holds)
+        self.holds = DeadLetterHolds(database, name, f"{name}{VIEW_HOLDS_SUFFIX}")
+        self.parking = ParkingLot(database[f"{name}{VIEW_PARKING_SUFFIX}"], name)
         self._handlers = projection.handlers()
         self._draining = asyncio.Lock()
 
