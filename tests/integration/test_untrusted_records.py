@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from crm_backbone.kafka import KafkaDeadLetters, subscribe
-from crm_backbone.metrics import HANDLER_ERRORS
+from crm_backbone.metrics import HANDLER_ERRORS, PARKED_RECORDS
 from crm_backbone.projection import HandlerRetries, ProjectionEngine, ViewUpdate
 from crm_backbone.testing import SOURCE, CustomerCards, InMemoryRecord, interleave
 from crm_events.common import CustomerName, CustomerType
 from crm_events.customer import CustomerProfileUpdated, CustomerRegistered, CustomerStatus
 from crm_events.envelope import HEADERS, Envelope, KafkaRecord, to_kafka
 from crm_events.registry import EventPayload
-from crm_ops.deadletters import purge, read_all, redrive
+from crm_ops.deadletters import holding, purge, read_all, redrive
 from crm_ops.kafka_state import group_lag
 from faststream.kafka import KafkaBroker
 from hypothesis import HealthCheck, given, settings
@@ -388,6 +388,12 @@ async def test_a_redriven_event_applies_before_the_later_ones_it_held_back_and_p
         assert (cards["C-1"]["changes"], cards["C-2"]["changes"]) == (1, 1)
         assert len(await engine.parking.parked(f"{topic} {b'C-1'.hex()}")) == 3
         assert len(await engine.parking.parked(f"{topic} {b'C-2'.hex()}")) == 2
+        # What crm-ops dlq list and crm-ops projections show, and the metric.
+        held = await holding(mongo)
+        assert held.held_by(letters["handler_error"]) == 3
+        assert held.held_by(letters["malformed"]) == 2
+        assert held.parked_for(group) == 5
+        assert PARKED_RECORDS.labels(CustomerCards.name)._value.get() == 5
 
         # After the fix, v2 of C-1 is redriven: it applies, then v3..v5 in order.
         fixed = ProjectionEngine(FixedCards(), database, KafkaDeadLetters(producer, dead), group)

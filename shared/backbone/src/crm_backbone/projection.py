@@ -492,6 +492,8 @@ class ProjectionEngine:
         result = await self._apply(records)
         if result.settled:
             await drain_after_batch(self, result.settled)
+        elif result.parked:
+            await self.parking.observe()
         return result
 
     async def drain_released(self, holds: Iterable[str] | None = None) -> int:
