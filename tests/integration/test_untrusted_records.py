@@ -13,12 +13,13 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from crm_backbone.kafka import KafkaDeadLetters, subscribe
 from crm_backbone.metrics import HANDLER_ERRORS, PARKED_RECORDS
+from crm_backbone.policy import Policy, PolicyConsumer, PolicyHandler
 from crm_backbone.projection import HandlerRetries, ProjectionEngine, ViewUpdate
 from crm_backbone.testing import SOURCE, CustomerCards, InMemoryRecord, interleave
 from crm_events.common import CustomerName, CustomerType
@@ -426,3 +427,56 @@ async def test_a_redriven_event_applies_before_the_later_ones_it_held_back_and_p
     assert (c2["changes"], c2["phone"]) == (3, "+86 100 0002")
     assert await fixed.parking.collection.count_documents({}) == 0
     assert await fixed.holds.collection.count_documents({}) == 0
+
+
+class PhoneBook(Policy):
+    """A policy noting each customer's phone changes, in the order it applies them."""
+
+    name: ClassVar[str] = "phone_book"
+    topics: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        self.applied: list[tuple[str, int]] = []
+
+    def handlers(self) -> Mapping[str, PolicyHandler]:
+        return {"crm.customer.profile_updated": self.updated}
+
+    async def updated(self, envelope: Envelope[EventPayload]) -> None:
+        self.applied.append((envelope.aggregateid, envelope.aggregateversion))
+
+
+async def test_a_policy_dead_letter_holds_back_its_aggregate_until_purged(
+    crm_servers: Servers, kafka_topics: TopicFactory, database: AsyncDatabase[dict[str, Any]]
+) -> None:
+    bootstrap = crm_servers.kafka_bootstrap
+    topic, dead = await kafka_topics("events", partitions=1), await kafka_topics("dlq", 1)
+    first, second = history("C-1", 3), history("C-2", 1)
+    broken = KafkaRecord(first[2].key, b"[]", first[2].headers)  # v3 of C-1: invalid_body
+    await produce(bootstrap, topic, [first[1], broken, second[1], first[3]], 0)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    policy = PhoneBook()
+    group = f"g-{uuid.uuid4()}.{PhoneBook.name}"
+    consumer = PolicyConsumer(policy, KafkaDeadLetters(producer, dead), group, database)
+    await consumer.setup()
+    try:
+        broker = KafkaBroker(bootstrap, logger=None)
+        subscribe(broker, consumer, [topic])
+        async with broker:
+            await broker.start()
+            async with asyncio.timeout(60):
+                while not await committed_past_all(bootstrap, group, topic):  # noqa: ASYNC110 - offsets live in Kafka
+                    await asyncio.sleep(0.2)
+    finally:
+        await producer.stop()
+    # C-2 goes on; C-1's v4 waits behind its dead v3.
+    assert policy.applied == [("C-1", 2), ("C-2", 2)]
+    letters = [letter async for letter in read_all(bootstrap, dead)]
+    assert [letter.header("dlq_code") for letter in letters] == ["invalid_body"]
+    assert (await holding(database.client)).held_by(letters[0]) == 1
+
+    await purge(database.client, letters)
+    assert await consumer.drain_released() == 1  # the service's periodic tick
+    assert policy.applied == [("C-1", 2), ("C-2", 2), ("C-1", 4)]
+    assert await consumer.parking.collection.count_documents({"owner": group}) == 0
+    assert await consumer.holds.collection.count_documents({"_id.owner": group}) == 0
