@@ -41,11 +41,20 @@ from crm_backbone.holds import (
 )
 from crm_backbone.metrics import DEAD_LETTERS, POLICY_EVENTS
 from crm_backbone.parking import PARKING_COLLECTION, ParkedRecord, ParkingLot, StillHeld
-from crm_backbone.projection import DeadLetters, Document, HandlerFailing, HandlerRetries, Record
+from crm_backbone.projection import (
+    OUTAGES,
+    DeadLetters,
+    Document,
+    HandlerFailing,
+    HandlerRetries,
+    Record,
+)
 
 log = structlog.get_logger(__name__)
 
 PolicyHandler = Callable[[Envelope[EventPayload]], Awaitable[None]]
+_NOT_THE_HANDLERS_FAULT: tuple[type[Exception], ...] = (StillHeld, HandlerFailing, *OUTAGES)
+"""Propagated as they are: neither retried as a handler error nor dead-lettered."""
 
 
 class Rejected(Exception):
@@ -175,7 +184,7 @@ class PolicyConsumer:
                 letters.append((record, "rejected", str(error)))
                 holds.dead_lettered(record, envelope.aggregateversion)
                 continue
-            except (NotYet, StillHeld, HandlerFailing):
+            except _NOT_THE_HANDLERS_FAULT:
                 raise
             except Exception as error:  # a code bug, not bad input: retry before giving up
                 if await self.retries.again(self.consumer_group, record, error):
@@ -234,9 +243,9 @@ class PolicyConsumer:
         except Rejected as error:
             await self._dead_letter(parked, "rejected", str(error))
             return
-        except (StillHeld, HandlerFailing):
+        except _NOT_THE_HANDLERS_FAULT:
             raise
-        except Exception as error:
+        except Exception as error:  # a code bug, not bad input: retry before giving up
             if await self.retries.again(self.consumer_group, parked, error):
                 raise HandlerFailing(f"{envelope.type}: {error!r}") from error
             await self._dead_letter(parked, "handler_error", repr(error))

@@ -71,12 +71,14 @@ from functools import partial
 from typing import Any, ClassVar, Protocol
 
 import structlog
+from aiokafka.errors import KafkaError
 from crm_events.envelope import HEADERS, Envelope, from_kafka
 from crm_events.errors import ContractError
 from crm_events.registry import EventPayload
+from eventsourcing.persistence import PersistenceError
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from crm_backbone.holds import (
     VIEW_HOLDS_SUFFIX,
@@ -148,6 +150,11 @@ class BatchResult:
 
 class HandlerFailing(Exception):
     """A handler raised: the batch fails, to be redelivered and the handler retried."""
+
+
+OUTAGES: tuple[type[Exception], ...] = (PersistenceError, PyMongoError, KafkaError, OSError)
+"""Errors of the servers a handler talks to (event store, MongoDB, Kafka, the network):
+the batch is redelivered until they answer, never dead-lettered nor counted as a bug."""
 
 
 @dataclass
@@ -565,6 +572,8 @@ class ProjectionEngine:
             handler = self._handlers.get(envelope.type)
             try:
                 updates = list(handler(envelope)) if handler else []
+            except OUTAGES:
+                raise
             except Exception as error:  # a code bug, not bad input: retry before giving up
                 if await self.retries.again(self.consumer_group, record, error):
                     raise HandlerFailing(f"{envelope.type}: {error!r}") from error
