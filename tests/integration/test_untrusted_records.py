@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from local_infra.pytest_plugin import Servers
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ServerSelectionTimeoutError
 
 pytestmark = pytest.mark.integration
 
@@ -480,3 +481,49 @@ async def test_a_policy_dead_letter_holds_back_its_aggregate_until_purged(
     assert policy.applied == [("C-1", 2), ("C-2", 2), ("C-1", 4)]
     assert await consumer.parking.collection.count_documents({"owner": group}) == 0
     assert await consumer.holds.collection.count_documents({"_id.owner": group}) == 0
+
+
+class FlakyPhoneBook(PhoneBook):
+    """Its store is down for the first two calls (an outage, not a bug), then it answers."""
+
+    name: ClassVar[str] = "flaky_phone_book"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outages = 2
+
+    async def updated(self, envelope: Envelope[EventPayload]) -> None:
+        if self.outages:
+            self.outages -= 1
+            raise ServerSelectionTimeoutError("no primary")
+        await super().updated(envelope)
+
+
+async def test_an_outage_in_a_policy_handler_redelivers_and_is_never_a_handler_error(
+    crm_servers: Servers, kafka_topics: TopicFactory, database: AsyncDatabase[dict[str, Any]]
+) -> None:
+    bootstrap = crm_servers.kafka_bootstrap
+    topic, dead = await kafka_topics("events", partitions=1), await kafka_topics("dlq", 1)
+    await produce(bootstrap, topic, history("C-1", 2)[1:], 0)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    policy = FlakyPhoneBook()
+    group = f"g-{uuid.uuid4()}.{policy.name}"
+    retries = HandlerRetries(attempts=2, first_backoff=0.01)
+    consumer = PolicyConsumer(policy, KafkaDeadLetters(producer, dead), group, database, retries)
+    await consumer.setup()
+    try:
+        broker = KafkaBroker(bootstrap, logger=None)
+        health = subscribe(broker, consumer, [topic])
+        async with broker:
+            await broker.start()
+            async with asyncio.timeout(60):
+                while not await committed_past_all(bootstrap, group, topic):  # noqa: ASYNC110 - offsets live in Kafka
+                    await asyncio.sleep(0.2)
+    finally:
+        await producer.stop()
+    assert policy.outages == 0  # it did fail twice
+    assert policy.applied == [("C-1", 2), ("C-1", 3)]
+    assert [letter async for letter in read_all(bootstrap, dead)] == []
+    assert HANDLER_ERRORS.labels(group)._value.get() == 0
+    assert health.stalled() is None
