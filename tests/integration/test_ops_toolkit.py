@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from crm_backbone.kafka import KafkaDeadLetters, reliable_producer
-from crm_backbone.projection import HandlerFailing, ProjectionEngine, ViewUpdate
+from crm_backbone.projection import ProjectionEngine, ViewUpdate
 from crm_backbone.relay import integration_envelope
 from crm_backbone.testing import SOURCE, CustomerCards, Customers, translate
 from crm_customer.api import create_app
@@ -60,12 +60,7 @@ async def consume(bootstrap: str, topic: str, group: str, engine: ProjectionEngi
             batch = await consumer.getmany(timeout_ms=500)
             records = [r for rs in batch.values() for r in rs]
             if records:
-                try:
-                    await engine.process(records)
-                except HandlerFailing:  # redelivered, as the subscriber's rewind does
-                    for tp, partition_records in batch.items():
-                        consumer.seek(tp, partition_records[0].offset)
-                    continue
+                await engine.process(records)
                 await consumer.commit()
     finally:
         await consumer.stop()

@@ -45,7 +45,7 @@ from crm_backbone.projection import (
     OUTAGES,
     DeadLetters,
     Document,
-    HandlerFailing,
+    HandlerGaveUp,
     HandlerRetries,
     Record,
 )
@@ -53,12 +53,14 @@ from crm_backbone.projection import (
 log = structlog.get_logger(__name__)
 
 PolicyHandler = Callable[[Envelope[EventPayload]], Awaitable[None]]
-_NOT_THE_HANDLERS_FAULT: tuple[type[Exception], ...] = (StillHeld, HandlerFailing, *OUTAGES)
-"""Propagated as they are: neither retried as a handler error nor dead-lettered."""
 
 
 class Rejected(Exception):
     """The event is well formed but this service cannot apply it: dead-letter it."""
+
+
+_NOT_A_BUG: tuple[type[Exception], ...] = (Rejected, StillHeld, *OUTAGES)
+"""What a handler raises that is not retried as a handler error."""
 
 
 class NotYet(Exception):
@@ -133,12 +135,7 @@ class PolicyConsumer:
         letter holds back any more, in arrival order."""
         drained = 0
         for hold in await self.holds.all() if holds is None else holds:
-            while True:
-                try:
-                    drained += await self.parking.release(hold, partial(self._unhold, hold))
-                    break
-                except HandlerFailing:  # counted and waited for: bounded, then dead-lettered
-                    continue
+            drained += await self.parking.release(hold, partial(self._unhold, hold))
             if not await self.parking.held([hold]):
                 await self.holds.close(hold)
         return drained
@@ -179,17 +176,9 @@ class PolicyConsumer:
                 await self._park(hold, record, "behind earlier events of the same hold")
                 continue
             try:
-                waiting = await self._apply(record, envelope)
-            except Rejected as error:
-                letters.append((record, "rejected", str(error)))
-                holds.dead_lettered(record, envelope.aggregateversion)
-                continue
-            except _NOT_THE_HANDLERS_FAULT:
-                raise
-            except Exception as error:  # a code bug, not bad input: retry before giving up
-                if await self.retries.again(self.consumer_group, record, error):
-                    raise HandlerFailing(f"{envelope.type}: {error!r}") from error
-                letters.append((record, "handler_error", repr(error)))
+                waiting = await self._handle(record, envelope)
+            except (Rejected, HandlerGaveUp) as error:
+                letters.append((record, *_dead_letter_reason(error)))
                 holds.dead_lettered(record, envelope.aggregateversion)
                 continue
             if waiting is not None:
@@ -210,6 +199,13 @@ class PolicyConsumer:
         except ContractError as error:
             await self._dead_letter(record, error.code, error.reason)
             return None
+
+    async def _handle(self, record: Record, envelope: Envelope[EventPayload]) -> str | None:
+        """:meth:`_apply`, retried while the handler raises a bug's exception; raises
+        :class:`Rejected` or :class:`HandlerGaveUp` to dead-letter the event."""
+        return await self.retries.run(
+            self.consumer_group, partial(self._apply, record, envelope), passing=_NOT_A_BUG
+        )
 
     async def _apply(self, record: Record, envelope: Envelope[EventPayload]) -> str | None:
         """Run the event's handler, then release what it settles; why it must wait, or None.
@@ -239,16 +235,9 @@ class PolicyConsumer:
         if envelope is None or envelope.type not in self._handlers:
             return
         try:
-            waiting = await self._apply(parked, envelope)
-        except Rejected as error:
-            await self._dead_letter(parked, "rejected", str(error))
-            return
-        except _NOT_THE_HANDLERS_FAULT:
-            raise
-        except Exception as error:  # a code bug, not bad input: retry before giving up
-            if await self.retries.again(self.consumer_group, parked, error):
-                raise HandlerFailing(f"{envelope.type}: {error!r}") from error
-            await self._dead_letter(parked, "handler_error", repr(error))
+            waiting = await self._handle(parked, envelope)
+        except (Rejected, HandlerGaveUp) as error:
+            await self._dead_letter(parked, *_dead_letter_reason(error))
             return
         if waiting is not None:
             raise StillHeld(parked.reason)
@@ -265,3 +254,10 @@ class PolicyConsumer:
             "event dead-lettered", policy=self.name, code=code, reason=reason,
             topic=record.topic, partition=record.partition, offset=record.offset,
         )  # fmt: skip
+
+
+def _dead_letter_reason(error: Rejected | HandlerGaveUp) -> tuple[str, str]:
+    """(code, reason) of an event its handler rejected, or kept failing on."""
+    if isinstance(error, HandlerGaveUp):
+        return "handler_error", error.reason
+    return "rejected", str(error)

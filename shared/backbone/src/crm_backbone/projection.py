@@ -64,11 +64,11 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -104,6 +104,7 @@ from crm_backbone.records import Record as Record  # re-exported
 log = structlog.get_logger(__name__)
 
 DUPLICATE_KEY = 11000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -148,8 +149,12 @@ class BatchResult:
     positions: dict[str, int] = field(default_factory=dict)
 
 
-class HandlerFailing(Exception):
-    """A handler raised: the batch fails, to be redelivered and the handler retried."""
+class HandlerGaveUp(Exception):
+    """A handler kept raising through its retries: dead-letter its event (``handler_error``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 OUTAGES: tuple[type[Exception], ...] = (PersistenceError, PyMongoError, KafkaError, OSError)
@@ -159,30 +164,59 @@ the batch is redelivered until they answer, never dead-lettered nor counted as a
 
 @dataclass
 class HandlerRetries:
-    """A handler that raises (a code bug, not bad input) is retried before its event is
-    dead-lettered with ``handler_error``: ``attempts`` in all, the batch redelivered after a
-    growing backoff each time. Counted per record, in this process."""
+    """A handler that raises (a code bug, not bad input) is called again after a growing
+    backoff, ``attempts`` calls in all, before its event is dead-lettered as
+    ``handler_error``; the batch's offsets stay uncommitted meanwhile. Exceptions in
+    ``passing`` (outages by default) propagate at once: the batch is redelivered."""
 
     attempts: int = 4
     first_backoff: float = 0.2
     max_backoff: float = 5.0
     dead_lettered: int = 0
     last_error: str | None = None
-    _failures: dict[tuple[str, int, int], int] = field(default_factory=dict)
 
-    async def again(self, consumer: str, record: Record, error: Exception) -> bool:
-        """Count one failure of ``record``: True (after the backoff) to retry, False to give up."""
-        place = (record.topic, record.partition, record.offset)
-        failures = self._failures.get(place, 0) + 1
+    async def run(
+        self,
+        consumer: str,
+        call: Callable[[], Awaitable[T]],
+        passing: tuple[type[Exception], ...] = OUTAGES,
+    ) -> T:
+        """``call()``, retried as above; :class:`HandlerGaveUp` once attempts are spent."""
+        try:
+            return await call()
+        except passing:
+            raise
+        except Exception as error:
+            return await self.recover(consumer, error, call, passing)
+
+    async def recover(
+        self,
+        consumer: str,
+        error: Exception,
+        call: Callable[[], Awaitable[T]],
+        passing: tuple[type[Exception], ...] = OUTAGES,
+    ) -> T:
+        """After the first call failed with ``error``: the remaining attempts."""
+        for attempt in range(1, self.attempts):
+            self._count(consumer, error)
+            await asyncio.sleep(min(self.first_backoff * 2 ** (attempt - 1), self.max_backoff))
+            try:
+                return await call()
+            except passing:
+                raise
+            except Exception as again:
+                error = again
+        self._count(consumer, error)
+        self.dead_lettered += 1
+        raise HandlerGaveUp(repr(error)) from error
+
+    def _count(self, consumer: str, error: Exception) -> None:
         HANDLER_ERRORS.labels(consumer).inc()
         self.last_error = repr(error)
-        if failures < self.attempts:
-            self._failures[place] = failures
-            await asyncio.sleep(min(self.first_backoff * 2 ** (failures - 1), self.max_backoff))
-            return True
-        self._failures.pop(place, None)
-        self.dead_lettered += 1
-        return False
+
+
+async def _updates(handler: Handler, envelope: Envelope[EventPayload]) -> list[ViewUpdate]:
+    return list(handler(envelope))
 
 
 @dataclass
@@ -507,11 +541,7 @@ class ProjectionEngine:
         """Apply, in arrival order, the parked records of ``holds`` (default: all of this
         consumer's) that no unsettled dead letter holds back any more."""
         async with self._draining:
-            while True:
-                try:
-                    return await self._drain(await self.holds.all() if holds is None else holds)
-                except HandlerFailing:  # counted and waited for: bounded, then dead-lettered
-                    continue
+            return await self._drain(await self.holds.all() if holds is None else holds)
 
     async def _drain(self, holds: Iterable[str]) -> int:
         drained = 0
@@ -575,11 +605,15 @@ class ProjectionEngine:
             except OUTAGES:
                 raise
             except Exception as error:  # a code bug, not bad input: retry before giving up
-                if await self.retries.again(self.consumer_group, record, error):
-                    raise HandlerFailing(f"{envelope.type}: {error!r}") from error
-                outcome.letters.append((record, "handler_error", repr(error)))
-                holds.dead_lettered(record, version, last)
-                continue
+                assert handler is not None  # only a handler raises here
+                try:
+                    updates = await self.retries.recover(
+                        self.consumer_group, error, partial(_updates, handler, envelope)
+                    )
+                except HandlerGaveUp as gave_up:
+                    outcome.letters.append((record, "handler_error", gave_up.reason))
+                    holds.dead_lettered(record, version, last)
+                    continue
             guard = f"_applied.{key}"
             for update, value in zip(updates, _guards(updates, version), strict=True):
                 slot = (update.collection, update.document_id, key)
