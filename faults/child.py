@@ -3,7 +3,8 @@
 A child reads its configuration as JSON from its first argument, stops on SIGTERM, and
 exits at once if the suite's process goes away (so a killed test run leaves no orphan).
 ``SIGUSR1`` *arms* its fault: the next time the child reaches its kill point it SIGKILLs
-itself there, a genuine process death at a chosen line.
+itself there, a genuine process death at a chosen line. ``SIGUSR2`` prints the stack of
+every asyncio task to its log (where is a stuck child waiting?).
 """
 
 from __future__ import annotations
@@ -47,10 +48,19 @@ READY = "child ready"
 """The line a child prints once it runs: the suite waits for it before arming a fault."""
 
 
+def _print_tasks() -> None:
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}", flush=True)
+        task.print_stack(file=sys.stdout)
+    sys.stdout.flush()
+
+
 async def run_until_stopped() -> None:
     """Say ready, then wait for SIGTERM (return) or the parent's death (exit at once)."""
     stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGUSR2, _print_tasks)
     parent = os.getppid()
     print(READY, flush=True)
     while not stop.is_set():

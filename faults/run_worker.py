@@ -5,18 +5,39 @@
 the consumer groups), ``max_records`` and optionally ``die`` = ``{"engine": NAME, "at":
 "positions" | "commit"}``: once armed (SIGUSR1), the engine's next batch kills the worker
 after its view writes and before its positions write (``positions``), or after the whole
-batch was written and before Kafka commits its offsets (``commit``).
+batch was written and before Kafka commits its offsets (``commit``); and ``bug`` =
+``{"event": TYPE, "one_in": N}``: a code bug, the customer view's handler of TYPE raises
+for the aggregates of one id in N (by CRC-32).
+
+As in a service's worker, each consumer waits at its pause gate (a rebuild) before each
+batch, and holds whose dead letters were settled are drained now and then.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from crm_backbone.kafka import KafkaDeadLetters, reliable_producer, subscribe
-from crm_backbone.projection import BatchResult, Document, ProjectionEngine, Record
+from crm_backbone.kafka import (
+    KafkaDeadLetters,
+    drain_released_holds,
+    reliable_producer,
+    subscribe,
+)
+from crm_backbone.projection import (
+    BatchResult,
+    Document,
+    Handler,
+    ProjectionEngine,
+    Record,
+    ViewUpdate,
+)
+from crm_backbone.rebuild import PauseGate
 from crm_customer.views import CustomerViews
+from crm_events.envelope import Envelope
+from crm_events.registry import EventPayload
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
@@ -53,6 +74,27 @@ class _DyingBeforeCommit:
         return result
 
 
+class _ViewsWithBug(CustomerViews):
+    """The customer view, its handler of ``event`` raising for one aggregate id in ``one_in``."""
+
+    def __init__(self, event: str, one_in: int) -> None:
+        super().__init__()
+        self.event = event
+        self.one_in = one_in
+
+    def handlers(self) -> Mapping[str, Handler]:
+        handlers = dict(super().handlers())
+        correct = handlers[self.event]
+
+        def with_bug(envelope: Envelope[EventPayload]) -> Iterator[ViewUpdate]:
+            if zlib.crc32(envelope.aggregateid.encode()) % self.one_in == 0:
+                raise RuntimeError(f"bug injected by the fault suite into {self.event}")
+            return iter(correct(envelope))
+
+        handlers[self.event] = with_bug
+        return handlers
+
+
 async def main() -> None:
     config = configuration("fault-worker")
     switch = KillSwitch()
@@ -63,8 +105,11 @@ async def main() -> None:
     database = mongo[config["database"]]
     dead_letters = KafkaDeadLetters(producer, config["dead_letters"])
     broker = KafkaBroker(config["kafka"], logger=None)
+    bug: dict[str, Any] | None = config.get("bug")
+    views = _ViewsWithBug(bug["event"], bug["one_in"]) if bug else CustomerViews()
+    engines: list[ProjectionEngine] = []
     for projection, topics in (
-        (CustomerViews(), config["view_topics"]),
+        (views, config["view_topics"]),
         (Ledger(), config["ledger_topics"]),
     ):
         engine = ProjectionEngine(
@@ -77,11 +122,16 @@ async def main() -> None:
                 engine.positions = _DyingPositions(engine.positions, switch)  # type: ignore[assignment]
             else:
                 processor = _DyingBeforeCommit(engine, switch)
-        subscribe(broker, processor, topics, max_records=config["max_records"])
+        gate = PauseGate(database, engine.consumer_group)
+        subscribe(broker, processor, topics, max_records=config["max_records"], gate=gate)
+        engines.append(engine)
     await broker.start()
+    draining = [drain_released_holds(engine, every=0.5) for engine in engines]
     try:
         await run_until_stopped()
     finally:
+        for task in draining:
+            task.cancel()
         await broker.stop()
         await producer.stop()
         await mongo.close()

@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from crm_backbone.eventstore import EventStoreConfig
+from crm_backbone.holds import VIEW_PARKING_SUFFIX
 from crm_backbone.kafka import reliable_producer
 from crm_backbone.parking import PARKING_COLLECTION
 from crm_backbone.projection import Document
@@ -200,6 +201,7 @@ class System:
         logs: Path,
         workers: int = 1,
         worker_die: dict[str, str] | None = None,
+        worker_bug: dict[str, Any] | None = None,
         relay_die: bool = False,
     ) -> None:
         self.infra = infra
@@ -216,7 +218,7 @@ class System:
         self.database: AsyncDatabase[Document] = self.mongo[self.name]
         self.app: CustomerApplication | None = None
         self.relay = self.relay_child(die=relay_die)
-        self.workers = [self.worker(n, worker_die) for n in range(workers)]
+        self.workers = [self.worker(n, worker_die, worker_bug) for n in range(workers)]
         self.children: list[Child] = [self.relay, *self.workers]
         self.unplanned_restarts: list[str] = []
         self.keep = False
@@ -250,8 +252,11 @@ class System:
         }
         return Child(name, "faults.run_relay", config, self.logs)
 
-    def worker(self, n: int, die: dict[str, str] | None = None) -> Child:
-        """The configuration of projection worker ``n`` (not started)."""
+    def worker(
+        self, n: int, die: dict[str, str] | None = None, bug: dict[str, Any] | None = None
+    ) -> Child:
+        """The configuration of projection worker ``n`` (not started); ``die`` and ``bug``
+        as ``run_worker`` says."""
         assert set(self.topics) <= set(CustomerViews.topics)
         config = {
             "kafka": self.infra.kafka.address,
@@ -263,8 +268,22 @@ class System:
             "prefix": self.name,
             "max_records": 200,
             "die": die,
+            "bug": bug,
         }
         return Child(f"worker{n}", "faults.run_worker", config, self.logs)
+
+    def rebuild_child(self, lease: float) -> Child:
+        """A rebuild of the customer view that dies holding the live consumer's pause
+        (``run_rebuild``; not started, not supervised)."""
+        config = {
+            "kafka": self.infra.kafka.address,
+            "mongo": self.infra.mongo.address,
+            "database": self.name,
+            "topics": list(self.topics.values()),
+            "live_group": self.groups[0],
+            "lease": lease,
+        }
+        return Child("rebuild", "faults.run_rebuild", config, self.logs)
 
     async def __aenter__(self) -> System:
         try:
@@ -320,7 +339,9 @@ class System:
 
     async def _drop(self) -> None:
         """Remove the scenario's topics and databases (kept after a failure, to look at)."""
-        await self.mongo.drop_database(self.name)
+        for database in await self.mongo.list_database_names():
+            if database.startswith(self.name):  # a rebuild's scratch database too
+                await self.mongo.drop_database(database)
         admin = AIOKafkaAdminClient(bootstrap_servers=self.infra.kafka.address)
         await admin.start()
         try:
@@ -428,8 +449,14 @@ class System:
             await consumer.stop()
 
     async def parked(self) -> int:
-        """Records held back in the parking lot of the scenario's database, every owner."""
-        return await self.database[PARKING_COLLECTION].count_documents({})
+        """Records held back in the scenario's parking lots: the policies' shared one and
+        each view's own, whoever owns them."""
+        lots = [
+            name
+            for name in await self.database.list_collection_names()
+            if name == PARKING_COLLECTION or name.endswith(VIEW_PARKING_SUFFIX)
+        ]
+        return sum([await self.database[lot].count_documents({}) for lot in lots])
 
     async def lag(self) -> int:
         """Records of the pipeline's topics that a consumer group has not committed yet."""
@@ -666,6 +693,8 @@ class Fault:
     count: int
     what: str
     ended: float
+    redriven: int = 0
+    """Records the customer view dead-lettered beyond the poison ones, redriven since."""
 
 
 @dataclass
@@ -681,10 +710,13 @@ class Result:
     dead_letters: int
     poison: int
     recovery: float | None
+    redriven: int = 0
     parked: int = 0
     """Records still parked at the end (held back behind a dead letter or a condition)."""
     dead_letter_records: int = 0
     dead_letters_per_group: dict[str, int] = field(default_factory=dict)
+    expected_dead_letters: dict[str, int] = field(default_factory=dict)
+    """Per group: the poison records, plus for the customer view the redriven ones."""
     unplanned_restarts: list[str] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
 
@@ -721,13 +753,15 @@ async def run_scenario(
     duration: float = 10.0,
     duplicate_from: float | None = None,
     worker_die: dict[str, str] | None = None,
+    worker_bug: dict[str, Any] | None = None,
     relay_die: bool = False,
     recover_within: float = 240.0,
 ) -> Result:
     """Run ``plan`` with ``inject``'s fault; measure recovery, losses and doubles."""
     async with System(
-        infra, scenario, logs=logs, workers=workers, worker_die=worker_die, relay_die=relay_die
-    ) as system:
+        infra, scenario, logs=logs, workers=workers, worker_die=worker_die,
+        worker_bug=worker_bug, relay_die=relay_die,
+    ) as system:  # fmt: skip
         driver = Driver(system, plan, duration=duration, duplicate_from=duplicate_from)
         driver.start()
         try:
@@ -738,7 +772,9 @@ async def run_scenario(
             await driver.cancel()
         assert system.app is not None
         truth = await asyncio.to_thread(ground_truth, system.app, plan)
-        recovery, verdict = await _recover(system, truth, plan.poison, fault.ended, recover_within)
+        expected = {group: plan.poison for group in system.groups}
+        expected[system.groups[0]] += fault.redriven
+        recovery, verdict = await _recover(system, truth, expected, fault.ended, recover_within)
         if recovery is not None:
             # Quiescent: every record consumed and committed; anything applied late shows now.
             await until(_no_lag(system), within=120, what="consumer groups caught up", every=0.5)
@@ -754,9 +790,11 @@ async def run_scenario(
             dead_letters=per_group.get(system.groups[0], 0),
             poison=plan.poison,
             recovery=recovery,
+            redriven=fault.redriven,
             parked=await system.parked(),
             dead_letter_records=records,
             dead_letters_per_group=per_group,
+            expected_dead_letters=expected,
             unplanned_restarts=list(system.unplanned_restarts),
             mismatches=verdict.mismatches,
         )
@@ -775,10 +813,10 @@ def _no_lag(system: System) -> Callable[[], Awaitable[bool]]:
 
 
 async def _recover(
-    system: System, truth: Truth, poison: int, since: float, within: float
+    system: System, truth: Truth, expected: dict[str, int], since: float, within: float
 ) -> tuple[float | None, Verdict]:
-    """Seconds from ``since`` until the read models equal the truth, every poison record
-    was dead-lettered by each group and nothing is parked any more (None if not within
+    """Seconds from ``since`` until the read models equal the truth, each group dead-lettered
+    the records ``expected`` and nothing is parked any more (None if not within
     ``within``); the last verdict."""
     deadline = time.monotonic() + within
     verdict = Verdict(mismatches=["not compared yet"])
@@ -787,7 +825,7 @@ async def _recover(
             verdict = await compare(system.database, truth)
             if verdict.ok:
                 per_group, _ = await system.dead_letters()
-                dead_lettered = all(per_group.get(g, 0) == poison for g in system.groups)
+                dead_lettered = all(per_group.get(g, 0) == n for g, n in expected.items())
                 if dead_lettered and await system.parked() == 0:
                     return time.monotonic() - since, verdict
         except (PyMongoError, KafkaError, OSError, TimeoutError):

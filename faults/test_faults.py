@@ -10,7 +10,9 @@ event store and the upstream records (``workload.ground_truth``). The ledger pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -19,8 +21,10 @@ from pathlib import Path
 
 import pytest
 from crm_backbone.projection import Document
+from crm_backbone.rebuild import CONTROL as PAUSE_CONTROL
 from crm_customer.views import CustomerViews
 from crm_events.topics import CUSTOMER_EVENTS
+from crm_ops.deadletters import read_all, redrive
 from crm_simulator.feed import Poison
 from local_infra.infra import Infra
 from local_infra.servers import Server
@@ -41,8 +45,11 @@ def check(result: Result) -> None:
     assert result.twice == 0
     assert result.parked == 0
     assert not result.mismatches, "\n".join(result.mismatches[:20])
-    assert result.dead_letters == result.poison
-    assert all(count == result.poison for count in result.dead_letters_per_group.values())
+    assert result.dead_letters == result.poison + result.redriven
+    per_group = result.dead_letters_per_group
+    assert {group: per_group.get(group, 0) for group in result.expected_dead_letters} == (
+        result.expected_dead_letters
+    )
 
 
 async def outage(server: Server, *, hard: bool, what: str) -> Fault:
@@ -170,6 +177,91 @@ async def test_relay_stuck_on_an_event_its_translator_rejects(
     result = await run_scenario(fault_infra, "relay_stuck", make_plan(8), inject, logs=fault_logs)
     record(result)
     check(result)
+
+
+async def test_rebuild_killed_while_the_live_consumer_is_paused(
+    fault_infra: Infra, fault_logs: Path, record: Record
+) -> None:
+    lease = 5.0
+
+    async def inject(system: System, driver: Driver) -> Fault:
+        await driver.reached(0.1)  # the stream flows while the rebuild asks for its pause
+        rebuild = system.rebuild_child(lease)
+        rebuild.launch()
+        rebuild.supervised = False
+        code = await rebuild.wait_exit(within=120)
+        assert code == -signal.SIGKILL, rebuild.tail()
+        killed = time.monotonic()
+        control = system.database[PAUSE_CONTROL]
+        gate = await control.find_one({"_id": system.groups[0]})
+        assert gate is not None
+        assert (gate["paused"], gate["acknowledged"]) == (True, True)  # its holder is dead
+
+        async def resumed() -> bool:
+            gate = await control.find_one({"_id": system.groups[0]})
+            return bool(gate and not gate["paused"] and "expired_at" in gate)
+
+        await until(resumed, within=lease + 60, what="the live consumer resuming by itself")
+        ended = time.monotonic()
+        assert "pause_lease_expired_resuming" in system.workers[0].tail(200)
+        return Fault(
+            1,
+            f"rebuild SIGKILLed holding the live consumer's pause; the consumer resumed "
+            f"{ended - killed:.1f}s later, its {lease:.0f}s lease expired",
+            ended,
+        )
+
+    result = await run_scenario(
+        fault_infra, "rebuild_killed", make_plan(9), inject, logs=fault_logs, duration=20
+    )
+    record(result)
+    check(result)
+
+
+async def test_handler_bug_dead_lettered_then_fixed_and_redriven(
+    fault_infra: Infra, fault_logs: Path, record: Record
+) -> None:
+    bug = {"event": "crm.customer.profile_updated", "one_in": 3}
+    held = 0
+
+    async def inject(system: System, driver: Driver) -> Fault:
+        nonlocal held
+        bootstrap = system.infra.kafka.address
+
+        async def parked() -> bool:
+            return await system.parked() > 0
+
+        await driver.reached(0.6)
+        with contextlib.suppress(TimeoutError):  # if none ever is, the test says so at its end
+            await until(parked, within=60, what="later versions parked behind a handler_error")
+        held = await system.parked()
+        buggy = system.workers[0]
+        await asyncio.to_thread(buggy.stop)
+        await system.relaunch(buggy, system.worker(0))  # the fix deployed
+        letters = [
+            letter
+            async for letter in read_all(bootstrap, system.dead_letter_topic)
+            if letter.origin[0] == system.groups[0] and letter.header("dlq_code") == "handler_error"
+        ]
+        assert letters
+        ended = time.monotonic()
+        await redrive(bootstrap, letters)
+        return Fault(
+            len(letters),
+            f"{bug['event']} handler raising for 1 customer in {bug['one_in']}: "
+            f"{len(letters)} events dead-lettered (handler_error), {held} later ones parked "
+            "behind them; worker relaunched with the fix, the dead letters redriven",
+            ended,
+            redriven=len(letters),
+        )
+
+    result = await run_scenario(
+        fault_infra, "handler_bug_redriven", make_plan(10), inject, logs=fault_logs,
+        worker_bug=bug,
+    )  # fmt: skip
+    record(result)
+    check(result)
+    assert held > 0, "no later version was parked behind the handler_error dead letters"
 
 
 async def test_mongod_killed_and_restarted(
