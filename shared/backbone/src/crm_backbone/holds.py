@@ -20,7 +20,8 @@ when its headers tell it:
 Once letters are settled, the consumer applies the parked records no letter holds back
 any more, in arrival order (after the batch that settled them, and on a periodic tick so
 that a purge releases on an idle topic too); a hold with no letter and no parked record
-left is deleted. A keyless record is dead-lettered without a hold.
+left is deleted. A keyless record, or one whose key is not the aggregate id its headers
+name, is dead-lettered without a hold: its key names no aggregate of its own.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ HOLDS_COLLECTION = "dead_letter_holds"
 VIEW_HOLDS_SUFFIX, VIEW_PARKING_SUFFIX = "__holds", "__parked"
 """A view keeps its holds and parked records in collections of its own, beside its
 documents and positions: a rebuild builds them too, and its swap carries them along."""
+_VERSION_HEADER, _AGGREGATE_HEADER = HEADERS["aggregateversion"], HEADERS["aggregateid"]
 REDRIVE_HEADER = "crm_redrive_of"
 """Added by ``crm-ops dlq redrive``: ``topic:partition:offset`` of the record it sends again."""
 
@@ -76,10 +78,18 @@ class Letter:
 
 
 def hold_of(record: Record) -> str | None:
-    """The hold of a record's aggregate: its topic and key bytes; None without a key."""
+    """The hold of a record's aggregate: its topic and key bytes.
+
+    None without a key, and for a key other than the aggregate id its headers name: such
+    a key names no aggregate of this record's (a hold under it could never be settled).
+    """
     if record.key is None:
         return None
-    return f"{record.topic} {bytes(record.key).hex()}"
+    key = bytes(record.key)
+    claimed = [value for name, value in record.headers if name == _AGGREGATE_HEADER]
+    if len(claimed) == 1 and bytes(claimed[0]) != key:
+        return None
+    return f"{record.topic} {key.hex()}"
 
 
 def redriven_position(record: Record) -> str | None:
@@ -96,9 +106,6 @@ def header_version(headers: Sequence[tuple[str, bytes]]) -> int | None:
         return int(dict(headers)[_VERSION_HEADER].decode())
     except (TypeError, ValueError, KeyError, AttributeError):
         return None
-
-
-_VERSION_HEADER = HEADERS["aggregateversion"]
 
 
 def must_wait(letters: Iterable[Letter], version: int) -> bool:
@@ -230,12 +237,14 @@ class HoldsPass:
         self._missing: set[str] = set()  # holds whose missing event the current record is
 
     async def load(self, records: Iterable[Record], releasing: str | None = None) -> None:
-        """Read the holds of ``records``' aggregates (one query; two if any is held)."""
-        self.letters = await self.holds.letters(hold_of(record) for record in records)
-        # Records are parked only under a hold that exists; the hold being released is
-        # not "behind" itself.
-        if self.letters:
-            self.behind = await self.parking.held(self.letters) - {releasing}
+        """Read the holds of ``records``' aggregates and which have records parked."""
+        keys = {hold for hold in map(hold_of, records) if hold is not None}
+        self.letters = await self.holds.letters(keys)
+        # Asked of the parking lot even for holds without letters: another instance may
+        # have closed the hold while this one parked under it, and what came later must
+        # still queue behind. The hold being released is not "behind" itself.
+        if keys:
+            self.behind = await self.parking.held(keys) - {releasing}
 
     def dead_lettered(self, record: Record, version: int | None, applied: int = 0) -> None:
         """``record`` is dead-lettered: hold its aggregate back, unless its version is applied."""

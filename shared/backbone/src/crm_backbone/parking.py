@@ -277,6 +277,10 @@ class ParkingLot:
         PARKED_RECORDS.labels(self.owner).set(parked)
         return parked
 
+    async def holds(self) -> set[str]:
+        """This owner's holds that have records parked (one query)."""
+        return set(await self.collection.distinct("hold", {"owner": self.owner}))
+
     async def parked(self, hold: str) -> list[ParkedRecord]:
         """The hold's records, in arrival order (for tests and operators)."""
         cursor = self.collection.find({"owner": self.owner, "hold": hold}).sort(ORDER)

@@ -539,9 +539,12 @@ class ProjectionEngine:
 
     async def drain_released(self, holds: Iterable[str] | None = None) -> int:
         """Apply, in arrival order, the parked records of ``holds`` (default: all of this
-        consumer's) that no unsettled dead letter holds back any more."""
+        consumer's, and any record parked under a hold already closed) that no unsettled
+        dead letter holds back any more."""
         async with self._draining:
-            return await self._drain(await self.holds.all() if holds is None else holds)
+            if holds is None:
+                holds = set(await self.holds.all()) | await self.parking.holds()
+            return await self._drain(holds)
 
     async def _drain(self, holds: Iterable[str]) -> int:
         drained = 0
