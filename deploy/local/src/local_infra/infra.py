@@ -31,7 +31,7 @@ PROFILES = {
     "run": Profile(PROJECT_ROOT / "var" / "infra", 19092, 19093, 27117, 15432),
     # the test harness, so tests never touch the data of a running system
     "test": Profile(PROJECT_ROOT / "var" / "test-infra", 29092, 29093, 27217, 25432),
-    "faults": Profile(PROJECT_ROOT / "var" / "fault-infra", 39092, 39093, 27317, 35432),
+    "faults": Profile(PROJECT_ROOT / "var" / "fault-infra", 31092, 31093, 27317, 31432),
 }
 
 
