@@ -13,7 +13,6 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from crm_backbone.aggregate import uuid_for
 from crm_backbone.http import Problem, location
 from crm_backbone.service_api import (
     VIEW_BEHIND,
@@ -179,15 +178,6 @@ def create_app(service: CampaignService, *, run_workers: bool = True) -> FastAPI
     commands = service.application
     queries = service.queries
 
-    async def caught_up(campaign_id: str, min_version: int | None, wait_ms: int) -> None:
-        await read_your_writes(
-            queries.wait_for,
-            lambda key: commands.stored_version(uuid_for(Campaign, key)),
-            campaign_id,
-            min_version,
-            wait_ms,
-        )
-
     @app.post("/campaigns", status_code=201, tags=["campaigns"], summary="Create a draft campaign")
     async def create(body: Draft, who: Who, response: Response) -> Accepted:
         campaign_id = body.campaign_id or f"CMP-{uuid.uuid4().hex[:12].upper()}"
@@ -310,7 +300,9 @@ def create_app(service: CampaignService, *, run_workers: bool = True) -> FastAPI
     async def funnel(
         campaign_id: CampaignId, min_version: MinVersion = None, wait_ms: WaitMs = 2_000
     ) -> Funnel:
-        await caught_up(campaign_id, min_version, wait_ms)
+        await read_your_writes(
+            queries.wait_for, commands, Campaign, campaign_id, min_version, wait_ms
+        )
         found = await queries.funnel(campaign_id)
         if found is None:
             raise CampaignNotFound(campaign_id)
@@ -330,7 +322,9 @@ def create_app(service: CampaignService, *, run_workers: bool = True) -> FastAPI
         min_version: MinVersion = None,
         wait_ms: WaitMs = 2_000,
     ) -> Daily:
-        await caught_up(campaign_id, min_version, wait_ms)
+        await read_your_writes(
+            queries.wait_for, commands, Campaign, campaign_id, min_version, wait_ms
+        )
         try:
             found = await queries.daily(campaign_id, tz or service.settings.daily_timezone)
         except ValueError as error:

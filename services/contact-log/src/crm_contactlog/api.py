@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from crm_backbone.aggregate import TracedAggregate, uuid_for
 from crm_backbone.http import Problem, location
 from crm_backbone.service_api import (
     VIEW_BEHIND,
@@ -171,18 +170,6 @@ def create_app(service: ContactLogService, *, run_workers: bool = True) -> FastA
     commands = service.application
     queries = service.queries
 
-    async def read_own_write(
-        kind: type[TracedAggregate], key: str, min_version: int | None, wait_ms: int
-    ) -> None:
-        """Wait for ``min_version`` of the contact or activity ``key``."""
-        await read_your_writes(
-            queries.wait_for,
-            lambda key: commands.stored_version(uuid_for(kind, key)),
-            key,
-            min_version,
-            wait_ms,
-        )
-
     @app.post("/contacts", status_code=201, tags=["contacts"], summary="Log a contact")
     async def log_contact(body: ContactLog, who: Who, response: Response) -> ContactAccepted:
         contact_id = body.contact_id or f"CT-{uuid.uuid4()}"
@@ -200,7 +187,9 @@ def create_app(service: ContactLogService, *, run_workers: bool = True) -> FastA
     async def contact(
         contact_id: ContactId, min_version: MinVersion = None, wait_ms: WaitMs = 2_000
     ) -> ContactView:
-        await read_own_write(Contact, contact_id, min_version, wait_ms)
+        await read_your_writes(
+            queries.wait_for, commands, Contact, contact_id, min_version, wait_ms
+        )
         found = await queries.contact(contact_id)
         if found is None:
             raise ContactNotFound(contact_id)
@@ -252,7 +241,9 @@ def create_app(service: ContactLogService, *, run_workers: bool = True) -> FastA
     async def activity(
         activity_id: ActivityId, min_version: MinVersion = None, wait_ms: WaitMs = 2_000
     ) -> ActivityView:
-        await read_own_write(Activity, activity_id, min_version, wait_ms)
+        await read_your_writes(
+            queries.wait_for, commands, Activity, activity_id, min_version, wait_ms
+        )
         found = await queries.activity(activity_id)
         if found is None:
             raise ActivityNotFound(activity_id)

@@ -11,7 +11,6 @@ import asyncio
 from datetime import date
 from typing import Annotated, Any
 
-from crm_backbone.aggregate import uuid_for
 from crm_backbone.http import Problem, location
 from crm_backbone.service_api import (
     VIEW_BEHIND,
@@ -247,9 +246,6 @@ def create_app(service: CustomerService, *, run_workers: bool = True) -> FastAPI
     def accepted(customer_id: str, version: int) -> Accepted:
         return Accepted(customer_id=customer_id, version=version)
 
-    def stored_version(customer_id: str) -> int:
-        return commands.stored_version(uuid_for(Customer, customer_id))
-
     @app.post("/customers", status_code=201, tags=["customers"], summary="Register a customer")
     async def register(body: Registration, who: Who, response: Response) -> Accepted:
         fields = body.model_dump(mode="json", exclude={"customer_id"})
@@ -418,7 +414,9 @@ def create_app(service: CustomerService, *, run_workers: bool = True) -> FastAPI
         min_version: MinVersion = None,
         wait_ms: WaitMs = 2_000,
     ) -> CustomerView:
-        await read_your_writes(queries.wait_for, stored_version, customer_id, min_version, wait_ms)
+        await read_your_writes(
+            queries.wait_for, commands, Customer, customer_id, min_version, wait_ms
+        )
         found = await queries.view(customer_id)
         if found is None:
             raise CustomerNotFound(customer_id)

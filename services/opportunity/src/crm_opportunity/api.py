@@ -36,7 +36,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from crm_opportunity.application import NotFound, new_id
 from crm_opportunity.bootstrap import SERVICE, OpportunityService
-from crm_opportunity.domain import Conflict, InvalidStageMove, RuleViolation, store_id
+from crm_opportunity.domain import Conflict, InvalidStageMove, PipelineAggregate, RuleViolation
 from crm_opportunity.queries import LeadQueue, OpportunityView, Pipeline, SlaBoard
 
 LeadId = Annotated[Id, Path(description="Lead id", examples=["L-0001"])]
@@ -436,11 +436,7 @@ def create_app(service: OpportunityService, *, run_workers: bool = True) -> Fast
         opportunity_id: OpportunityId, min_version: MinVersion = None, wait_ms: WaitMs = 2_000
     ) -> OpportunityView:
         await read_your_writes(
-            queries.wait_for,
-            lambda key: commands.stored_version(store_id(key)),
-            opportunity_id,
-            min_version,
-            wait_ms,
+            queries.wait_for, commands, PipelineAggregate, opportunity_id, min_version, wait_ms
         )
         found = await queries.opportunity(opportunity_id)
         if found is None:

@@ -28,7 +28,8 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema, to_json
 
-from crm_backbone.application import StaleVersion
+from crm_backbone.aggregate import TracedAggregate, uuid_for
+from crm_backbone.application import ServiceApplication, StaleVersion
 from crm_backbone.http import (
     PROBLEM_RESPONSES,
     Caller,
@@ -119,20 +120,21 @@ class Command(RequestBody):
 
 async def read_your_writes(
     wait: Callable[[str, int, float], Awaitable[bool]],
-    stored_version: Callable[[str], int],
+    application: ServiceApplication,
+    kind: type[TracedAggregate],
     key: str,
     min_version: int | None,
     wait_ms: int,
 ) -> None:
-    """Wait (bounded) until the view has applied ``min_version`` of ``key``.
+    """Wait (bounded) until the view has applied ``min_version`` of the ``kind`` ``key``.
 
-    A version beyond what the event store holds (``stored_version``: 0 when there is no
-    such aggregate) can never come: a 409 at once, naming the version stored. A version
+    A version beyond what ``application``'s event store holds (0 when there is no such
+    aggregate) can never come: a 409 at once, naming the version stored. A version
     stored but not yet in the view within ``wait_ms`` is a 503 (retry).
     """
     if min_version is None:
         return
-    current = await asyncio.to_thread(stored_version, key)
+    current = await asyncio.to_thread(application.stored_version, uuid_for(kind, key))
     if min_version > current:
         raise Problem(
             409, "version-unreachable", "Conflict",
