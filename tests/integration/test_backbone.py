@@ -7,8 +7,7 @@ import contextlib
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -24,29 +23,11 @@ from crm_events.envelope import to_kafka
 from eventsourcing.persistence import Tracking
 from faststream.kafka import KafkaBroker
 from local_infra.pytest_plugin import Servers
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 pytestmark = pytest.mark.integration
 
 TopicFactory = Callable[..., Awaitable[str]]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStoreConfig]:
-    if request.param == "sqlite":
-        yield EventStoreConfig(sqlite_path=tmp_path / "customers.sqlite")
-    else:
-        yield EventStoreConfig(postgres_dsn=request.getfixturevalue("postgres_database"))
-
-
-@pytest.fixture
-async def database(
-    crm_servers: Servers, mongo_database: str
-) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
-    yield client[mongo_database]
-    await client.close()
 
 
 @pytest.fixture

@@ -8,53 +8,23 @@ events, though no hold names it any more.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from crm_backbone.holds import hold_of
 from crm_backbone.projection import ProjectionEngine, Record
-from crm_backbone.testing import SOURCE, CustomerCards, InMemoryRecord
-from crm_events.common import CustomerName, CustomerType
-from crm_events.customer import CustomerProfileUpdated, CustomerRegistered, CustomerStatus
-from crm_events.envelope import Envelope
-from crm_events.registry import EventPayload
-from local_infra.pytest_plugin import Servers
-from pymongo import AsyncMongoClient
+from crm_backbone.testing import CustomerCards, InMemoryRecord, NoDeadLetters, customer_history
 from pymongo.asynchronous.database import AsyncDatabase
 
 pytestmark = pytest.mark.integration
 
 
-class NoDeadLetters:
-    async def __call__(self, record: Record, code: str, reason: str, consumer: str) -> None:
-        raise AssertionError(f"nothing here is dead-lettered, yet {code}: {reason}")
-
-
 def records(customer: str, versions: int) -> list[InMemoryRecord]:
-    payloads: list[EventPayload] = [
-        CustomerRegistered(
-            customer_type=CustomerType.INDIVIDUAL,
-            name=CustomerName(full_name="Test Customer"),
-            status=CustomerStatus.PROSPECT,
-            branch_id="BR-001",
-        ),
-        *(CustomerProfileUpdated(phone=f"+86 100 {n:04d}") for n in range(versions - 1)),
-    ]
     return [
-        InMemoryRecord.of(Envelope.new(payload, customer, version, "rm-1", SOURCE), version)
-        for version, payload in enumerate(payloads, start=1)
+        InMemoryRecord.of(envelope, envelope.aggregateversion)
+        for envelope in customer_history(customer, versions - 1)
     ]
-
-
-@pytest.fixture
-async def database(
-    crm_servers: Servers, mongo_database: str
-) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
-    yield client[mongo_database]
-    await client.close()
 
 
 async def test_a_record_parked_under_a_closed_hold_is_applied_in_order(

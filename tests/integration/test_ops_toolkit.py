@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +12,19 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from crm_backbone.kafka import KafkaDeadLetters, reliable_producer
-from crm_backbone.projection import ProjectionEngine, ViewUpdate
+from crm_backbone.projection import ProjectionEngine
 from crm_backbone.relay import integration_envelope
-from crm_backbone.testing import SOURCE, CustomerCards, Customers, translate
+from crm_backbone.testing import (
+    POISON_PHONE,
+    SOURCE,
+    CustomerCards,
+    Customers,
+    FixedCards,
+    translate,
+)
 from crm_customer.api import create_app
 from crm_customer.bootstrap import CustomerSettings, bootstrap
-from crm_events.customer import CustomerProfileUpdated
-from crm_events.envelope import Envelope, to_kafka
-from crm_events.registry import EventPayload
+from crm_events.envelope import to_kafka
 from crm_events.topics import TopicSpec
 from crm_ops.cli import app
 from crm_ops.deadletters import DeadLetterLedger, read_all, redrive
@@ -30,19 +35,6 @@ from pymongo import AsyncMongoClient, MongoClient
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.integration
-
-POISON_PHONE = "+00 0000 0000"
-
-
-class FixedCards(CustomerCards):
-    """The same view after the fix: the phone its handler refused is now accepted."""
-
-    def profile_updated(self, envelope: Envelope[EventPayload]) -> Iterable[ViewUpdate]:
-        data = envelope.data
-        assert isinstance(data, CustomerProfileUpdated)
-        yield ViewUpdate(
-            "cards", envelope.aggregateid, {"$set": {"phone": data.phone}, "$inc": {"changes": 1}}
-        )
 
 
 async def consume(bootstrap: str, topic: str, group: str, engine: ProjectionEngine) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -19,18 +19,16 @@ from crm_backbone.projection import (
     Handler,
     Projection,
     ProjectionEngine,
-    Record,
     ViewUpdate,
     guard_key,
 )
-from crm_backbone.testing import SOURCE
+from crm_backbone.testing import SOURCE, NoDeadLetters
 from crm_events.customer import CustomerProfileUpdated
 from crm_events.envelope import Envelope, to_kafka
 from crm_events.registry import EventPayload
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from local_infra.pytest_plugin import Servers
-from pymongo import AsyncMongoClient, UpdateOne
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
@@ -117,11 +115,6 @@ class ScriptedProjection(Projection):
 
     def updated(self, envelope: Envelope[EventPayload]) -> Iterable[ViewUpdate]:
         return self.script[(envelope.aggregateid, envelope.aggregateversion)]
-
-
-class NoDeadLetters:
-    async def __call__(self, record: Record, code: str, reason: str, consumer: str) -> None:
-        raise AssertionError(f"unexpected dead letter: {code} {reason}")
 
 
 @dataclass
@@ -219,15 +212,6 @@ async def check(database: AsyncDatabase[Document], scenario: Scenario) -> None:
         assert document["_applied"] == applied
     positions = await contents(scenario.positions)
     assert {key: doc["version"] for key, doc in positions.items()} == last
-
-
-@pytest.fixture
-async def database(
-    crm_servers: Servers, mongo_database: str
-) -> AsyncIterator[AsyncDatabase[Document]]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(crm_servers.mongo_uri)
-    yield client[mongo_database]
-    await client.close()
 
 
 # --- Generated scripts and deliveries ------------------------------------------------------

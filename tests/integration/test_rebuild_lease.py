@@ -23,9 +23,7 @@ from crm_backbone.rebuild import (
     committed_offsets,
 )
 from crm_backbone.settings import ServiceSettings
-from crm_backbone.testing import SOURCE, CustomerCards
-from crm_events.common import CustomerName, CustomerType
-from crm_events.customer import CustomerProfileUpdated, CustomerRegistered, CustomerStatus
+from crm_backbone.testing import CustomerCards, customer_history
 from crm_events.envelope import Envelope, to_kafka
 from crm_events.registry import EventPayload
 from crm_ops.cli import app
@@ -61,22 +59,6 @@ asyncio.run(main(*sys.argv[1:]))
 """
 """A rebuild reduced to what matters here: it pauses the live group, holds the lease (and
 has begun a view beside the live one), and is then killed."""
-
-
-def history(customer: str) -> list[Envelope[EventPayload]]:
-    registered = CustomerRegistered(
-        customer_type=CustomerType.INDIVIDUAL,
-        name=CustomerName(full_name=f"Customer {customer}"),
-        status=CustomerStatus.ACTIVE,
-        branch_id="BR-001",
-    )
-    payloads: list[EventPayload] = [registered] + [
-        CustomerProfileUpdated(phone=f"+86 139 {n:04d} 0000") for n in range(CHANGES)
-    ]
-    return [
-        Envelope.new(p, customer, version, actor="t", source=SOURCE)
-        for version, p in enumerate(payloads, start=1)
-    ]
 
 
 @dataclass
@@ -183,7 +165,7 @@ async def test_a_rebuild_killed_mid_pause_lets_the_consumer_go_on_once_its_lease
     crm_servers: Servers, live: LiveView
 ) -> None:
     customers = [f"C{n}" for n in range(CUSTOMERS)]
-    histories = {c: history(c) for c in customers}
+    histories = {c: customer_history(c, CHANGES) for c in customers}
     await live.produce([e for h in histories.values() for e in h[:2]])
     await live.caught_up()
 
@@ -207,7 +189,7 @@ async def test_a_rebuild_killed_mid_pause_lets_the_consumer_go_on_once_its_lease
 async def test_abort_resumes_the_consumer_at_once_and_drops_the_half_built_view(
     crm_servers: Servers, live: LiveView
 ) -> None:
-    envelopes = history("C1")
+    envelopes = customer_history("C1", CHANGES)
     await live.produce(envelopes[:1])
     await live.caught_up()
     holder = await a_rebuild_holding_the_pause(crm_servers, live, 3600.0, envelopes[1:])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +43,6 @@ def broken_translate(domain_event: Any) -> EventPayload | None:
     if isinstance(domain_event, phone_changed) and domain_event.phone == POISON:
         raise ValueError("a phone number this translator cannot map")
     return translate(domain_event)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStoreConfig]:
-    if request.param == "sqlite":
-        yield EventStoreConfig(sqlite_path=tmp_path / "customers.sqlite")
-    else:
-        yield EventStoreConfig(postgres_dsn=request.getfixturevalue("postgres_database"))
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
@@ -90,6 +82,18 @@ def relay_for(
         postgres_dsn=store.postgres_dsn, route=lambda _: topic, batch_size=7,
         backoff=(0.05, 0.5),
     )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def relaying(relay: OutboxRelay) -> AsyncIterator[None]:
+    """``relay`` running in the background for the block, cancelled after it."""
+    running = asyncio.create_task(relay.run())
+    try:
+        yield
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
 
 @contextlib.asynccontextmanager
@@ -232,8 +236,7 @@ async def test_broker_unreachable_then_back_restarts_with_backoff_and_publishes(
     write(app, history(["+86 138 0000 0001", "+86 138 0000 0002"]))
     port = free_port()
     relay = relay_for(app, store, f"127.0.0.1:{port}", topic, translate)
-    running = asyncio.create_task(relay.run())
-    try:
+    async with relaying(relay):
         await until(lambda: relay.failures_in_row >= 3, "the relay keeps restarting")
         assert relay.unready_reason() is not None
         assert relay.last_success_at is None
@@ -245,10 +248,6 @@ async def test_broker_unreachable_then_back_restarts_with_backoff_and_publishes(
             assert relay.unready_reason() is None
             write(app, history(["+86 138 0000 0003"]))  # and it goes on
             await until(lambda: relay.position() == relay.head(), "the relay follows new events")
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
     published = await read_topic(crm_servers.kafka_bootstrap, topic)
     assert _versions(published) == _versions_in_store(app, below=relay.head() + 1)
     app.close()
@@ -272,17 +271,12 @@ async def test_a_store_failing_then_back_restarts_the_relay_which_catches_up(
         return select(*args, **kwargs)
 
     app.recorder.select_notifications = select_or_fail  # type: ignore[method-assign]
-    running = asyncio.create_task(relay.run())
-    try:
+    async with relaying(relay):
         await until(lambda: relay.failures_in_row >= 2, "the relay fails and restarts")
         assert "the event store does not answer" in (relay.unready_reason() or "")
         failing = False
         await until(lambda: relay.position() == relay.head(), "the relay catches up")
         assert relay.unready_reason() is None
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
     published = await read_topic(crm_servers.kafka_bootstrap, topic)
     assert _versions(published) == _versions_in_store(app, below=relay.head() + 1)
     app.close()

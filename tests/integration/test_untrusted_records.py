@@ -11,7 +11,7 @@ import json
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -20,10 +20,17 @@ from aiokafka import AIOKafkaProducer
 from crm_backbone.kafka import KafkaDeadLetters, subscribe
 from crm_backbone.metrics import HANDLER_ERRORS, PARKED_RECORDS
 from crm_backbone.policy import Policy, PolicyConsumer, PolicyHandler
-from crm_backbone.projection import HandlerRetries, ProjectionEngine, ViewUpdate
-from crm_backbone.testing import SOURCE, CustomerCards, InMemoryRecord, interleave
-from crm_events.common import CustomerName, CustomerType
-from crm_events.customer import CustomerProfileUpdated, CustomerRegistered, CustomerStatus
+from crm_backbone.projection import HandlerRetries, ProjectionEngine
+from crm_backbone.testing import (
+    POISON_PHONE,
+    SOURCE,
+    CustomerCards,
+    FixedCards,
+    InMemoryRecord,
+    customer_history,
+    interleave,
+)
+from crm_events.customer import CustomerProfileUpdated
 from crm_events.envelope import HEADERS, Envelope, KafkaRecord, to_kafka
 from crm_events.registry import EventPayload
 from crm_ops.deadletters import holding, purge, read_all, redrive
@@ -39,24 +46,11 @@ from pymongo.errors import ServerSelectionTimeoutError
 pytestmark = pytest.mark.integration
 
 TopicFactory = Callable[..., Awaitable[str]]
-POISON_PHONE = "+00 0000 0000"  # CustomerCards' handler refuses it
 
 
 def history(customer: str, changes: int) -> list[KafkaRecord]:
     """The records of one customer: registered, then ``changes`` phone changes."""
-    payloads: list[EventPayload] = [
-        CustomerRegistered(
-            customer_type=CustomerType.INDIVIDUAL,
-            name=CustomerName(full_name="Test Customer"),
-            status=CustomerStatus.PROSPECT,
-            branch_id="BR-001",
-        ),
-        *(CustomerProfileUpdated(phone=f"+86 100 {n:04d}") for n in range(changes)),
-    ]
-    return [
-        to_kafka(Envelope.new(payload, customer, version, actor="rm-1", source=SOURCE))
-        for version, payload in enumerate(payloads, start=1)
-    ]
+    return [to_kafka(envelope) for envelope in customer_history(customer, changes)]
 
 
 async def produce(bootstrap: str, topic: str, records: list[KafkaRecord], partition: int) -> None:
@@ -76,15 +70,6 @@ async def committed_past_all(bootstrap: str, group: str, topic: str) -> bool:
     """Whether ``group`` committed offsets up to the end of every partition of ``topic``."""
     rows = [row for row in await group_lag(bootstrap, group) if row.topic == topic]
     return bool(rows) and all(row.committed == row.end for row in rows)
-
-
-@pytest.fixture
-async def database(
-    crm_servers: Servers, mongo_database: str
-) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
-    yield client[mongo_database]
-    await client.close()
 
 
 async def test_a_header_that_is_not_utf8_is_dead_lettered_alone(
@@ -331,17 +316,6 @@ async def assert_view(
         card = cards[aggregate]
         assert card["changes"] == len(versions), aggregate
         assert card.get("phone") == phones[(aggregate, max(versions))]
-
-
-class FixedCards(CustomerCards):
-    """The view after the fix: the phone its handler refused is accepted."""
-
-    def profile_updated(self, envelope: Envelope[EventPayload]) -> Iterable[ViewUpdate]:
-        data = envelope.data
-        assert isinstance(data, CustomerProfileUpdated)
-        yield ViewUpdate(
-            "cards", envelope.aggregateid, {"$set": {"phone": data.phone}, "$inc": {"changes": 1}}
-        )
 
 
 async def test_a_redriven_event_applies_before_the_later_ones_it_held_back_and_purge_releases(

@@ -18,11 +18,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from local_infra.infra import ENV_KAFKA, ENV_MONGO, ENV_POSTGRES, PROFILES, Infra
 from local_infra.process import InfraError
@@ -169,6 +171,16 @@ async def mongo_database(
         await client.drop_database(name)
     finally:
         await client.close()
+
+
+@pytest.fixture
+async def database(
+    crm_servers: Servers, mongo_database: str
+) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    """This test's own MongoDB database (:func:`mongo_database`), through a client of its own."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
+    yield client[mongo_database]
+    await client.close()
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from crm_backbone.aggregate import TracedAggregate
 from crm_backbone.projection import Handler, Projection, ViewUpdate
 
 SOURCE = "/crm/customer"
+POISON_PHONE = "+00 0000 0000"
+"""The phone :class:`CustomerCards`' handler refuses (a handler bug), :class:`FixedCards` not."""
 T = TypeVar("T")
 
 
@@ -71,6 +73,7 @@ class CustomerCards(Projection):
 
     name: ClassVar[str] = "customer_cards"
     topics: ClassVar[tuple[str, ...]] = ("crm.customer.events",)
+    refused_phones: ClassVar[frozenset[str]] = frozenset({POISON_PHONE})
 
     def handlers(self) -> Mapping[str, Handler]:
         return {
@@ -93,13 +96,19 @@ class CustomerCards(Projection):
     def profile_updated(self, envelope: Envelope[EventPayload]) -> Iterable[ViewUpdate]:
         data = envelope.data
         assert isinstance(data, CustomerProfileUpdated)
-        if data.phone == "+00 0000 0000":
+        if data.phone in self.refused_phones:
             raise ValueError("this phone number cannot be projected")
         yield ViewUpdate(
             "cards",
             envelope.aggregateid,
             {"$set": {"phone": data.phone}, "$inc": {"changes": 1}},
         )
+
+
+class FixedCards(CustomerCards):
+    """The same view after its handler's fix: the phone it refused is now accepted."""
+
+    refused_phones: ClassVar[frozenset[str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,24 @@ class InMemoryRecord:
         record = to_kafka(envelope)
         topic = topic_for(envelope.type).name
         return cls(topic, 0, offset, record.key, record.value, record.headers)
+
+
+def customer_history(customer: str, changes: int) -> list[Envelope[EventPayload]]:
+    """The events of one customer: registered, then ``changes`` phone changes, the
+    ``n``-th (from 0) to ``+86 100 <n as 4 digits>``."""
+    payloads: list[EventPayload] = [
+        CustomerRegistered(
+            customer_type=CustomerType.INDIVIDUAL,
+            name=CustomerName(full_name="Test Customer"),
+            status=CustomerStatus.PROSPECT,
+            branch_id="BR-001",
+        ),
+        *(CustomerProfileUpdated(phone=f"+86 100 {n:04d}") for n in range(changes)),
+    ]
+    return [
+        Envelope.new(payload, customer, version, actor="rm-1", source=SOURCE)
+        for version, payload in enumerate(payloads, start=1)
+    ]
 
 
 class NoDeadLetters:
