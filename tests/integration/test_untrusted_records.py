@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from crm_backbone.kafka import KafkaDeadLetters, subscribe
+from crm_backbone.kafka import BatchProcessor, ConsumerHealth, KafkaDeadLetters, subscribe
 from crm_backbone.metrics import HANDLER_ERRORS, PARKED_RECORDS
 from crm_backbone.policy import Policy, PolicyConsumer, PolicyHandler
 from crm_backbone.projection import HandlerRetries, ProjectionEngine
@@ -72,6 +72,26 @@ async def committed_past_all(bootstrap: str, group: str, topic: str) -> bool:
     return bool(rows) and all(row.committed == row.end for row in rows)
 
 
+async def consume_all(
+    bootstrap: str,
+    topic: str,
+    processor: BatchProcessor,
+    *,
+    max_records: int = 1000,
+    within: float = 60,
+) -> ConsumerHealth:
+    """Run ``processor`` through the real subscriber until its group has committed past
+    every record now in ``topic``; its consumer's health."""
+    broker = KafkaBroker(bootstrap, logger=None)
+    health = subscribe(broker, processor, [topic], max_records=max_records)
+    async with broker:
+        await broker.start()
+        async with asyncio.timeout(within):
+            while not await committed_past_all(bootstrap, processor.consumer_group, topic):  # noqa: ASYNC110 - offsets live in Kafka
+                await asyncio.sleep(0.2)
+    return health
+
+
 async def test_a_header_that_is_not_utf8_is_dead_lettered_alone(
     crm_servers: Servers, kafka_topics: TopicFactory, database: AsyncDatabase[dict[str, Any]]
 ) -> None:
@@ -88,14 +108,8 @@ async def test_a_header_that_is_not_utf8_is_dead_lettered_alone(
     await producer.start()
     group = f"g-{uuid.uuid4()}.{CustomerCards.name}"  # as the services name groups
     engine = ProjectionEngine(CustomerCards(), database, KafkaDeadLetters(producer, dead), group)
-    broker = KafkaBroker(bootstrap, logger=None)
-    subscribe(broker, engine, [topic])
     try:
-        async with broker:
-            await broker.start()
-            async with asyncio.timeout(60):
-                while not await committed_past_all(bootstrap, group, topic):  # noqa: ASYNC110 - offsets live in Kafka
-                    await asyncio.sleep(0.2)
+        await consume_all(bootstrap, topic, engine)
     finally:
         await producer.stop()
     cards = {card["_id"]: card async for card in database.cards.find()}
@@ -262,13 +276,7 @@ async def test_generated_records_are_applied_or_dead_lettered_and_nothing_else_i
             )  # fmt: skip
             record.offset = metadata.offset
         expected = Expected.of(sent)
-        broker = KafkaBroker(bootstrap, logger=None)
-        subscribe(broker, engine, [topic], max_records=7)
-        async with broker:
-            await broker.start()
-            async with asyncio.timeout(120):
-                while not await committed_past_all(bootstrap, group, topic):  # noqa: ASYNC110 - offsets live in Kafka
-                    await asyncio.sleep(0.2)
+        await consume_all(bootstrap, topic, engine, max_records=7, within=120)
 
         letters = [letter async for letter in read_all(bootstrap, dead)]
         assert sorted(
@@ -345,13 +353,7 @@ async def test_a_redriven_event_applies_before_the_later_ones_it_held_back_and_p
     await engine.setup()
     errors_before = HANDLER_ERRORS.labels(group)._value.get()
     try:
-        broker = KafkaBroker(bootstrap, logger=None)
-        health = subscribe(broker, engine, [topic])
-        async with broker:
-            await broker.start()
-            async with asyncio.timeout(60):
-                while not await committed_past_all(bootstrap, group, topic):  # noqa: ASYNC110 - offsets live in Kafka
-                    await asyncio.sleep(0.2)
+        health = await consume_all(bootstrap, topic, engine)
         # The handler was tried 3 times, then its event dead-lettered; readiness says so.
         assert HANDLER_ERRORS.labels(group)._value.get() - errors_before == 3
         assert health.stalled() == (
@@ -376,13 +378,7 @@ async def test_a_redriven_event_applies_before_the_later_ones_it_held_back_and_p
         await redrive(bootstrap, [letters["handler_error"]])
         # C-2's v2 cannot be read, whoever reads it: purged, what it held back applies.
         await purge(mongo, [letters["malformed"]])
-        broker = KafkaBroker(bootstrap, logger=None)
-        subscribe(broker, fixed, [topic])
-        async with broker:
-            await broker.start()
-            async with asyncio.timeout(60):
-                while not await committed_past_all(bootstrap, group, topic):  # noqa: ASYNC110 - offsets live in Kafka
-                    await asyncio.sleep(0.2)
+        await consume_all(bootstrap, topic, fixed)
         await fixed.drain_released()  # the service's periodic tick
     finally:
         await producer.stop()
@@ -435,13 +431,7 @@ async def test_a_policy_dead_letter_holds_back_its_aggregate_until_purged(
     consumer = PolicyConsumer(policy, KafkaDeadLetters(producer, dead), group, database)
     await consumer.setup()
     try:
-        broker = KafkaBroker(bootstrap, logger=None)
-        subscribe(broker, consumer, [topic])
-        async with broker:
-            await broker.start()
-            async with asyncio.timeout(60):
-                while not await committed_past_all(bootstrap, group, topic):  # noqa: ASYNC110 - offsets live in Kafka
-                    await asyncio.sleep(0.2)
+        await consume_all(bootstrap, topic, consumer)
     finally:
         await producer.stop()
     # C-2 goes on; C-1's v4 waits behind its dead v3.
@@ -487,13 +477,7 @@ async def test_an_outage_in_a_policy_handler_redelivers_and_is_never_a_handler_e
     consumer = PolicyConsumer(policy, KafkaDeadLetters(producer, dead), group, database, retries)
     await consumer.setup()
     try:
-        broker = KafkaBroker(bootstrap, logger=None)
-        health = subscribe(broker, consumer, [topic])
-        async with broker:
-            await broker.start()
-            async with asyncio.timeout(60):
-                while not await committed_past_all(bootstrap, group, topic):  # noqa: ASYNC110 - offsets live in Kafka
-                    await asyncio.sleep(0.2)
+        health = await consume_all(bootstrap, topic, consumer)
     finally:
         await producer.stop()
     assert policy.outages == 0  # it did fail twice
