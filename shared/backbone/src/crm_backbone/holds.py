@@ -27,8 +27,9 @@ name, is dead-lettered without a hold: its key names no aggregate of its own.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import structlog
@@ -36,7 +37,7 @@ from crm_events.envelope import HEADERS
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from crm_backbone.parking import ParkingLot
+from crm_backbone.parking import ParkedRecord, ParkingLot, StillHeld
 from crm_backbone.records import Document, Record
 
 log = structlog.get_logger(__name__)
@@ -218,6 +219,30 @@ async def drain_after_batch(consumer: Drains, holds: Iterable[str]) -> None:
     except Exception as error:
         log.warning("draining released holds failed", group=consumer.consumer_group,
                     error=repr(error))  # fmt: skip
+
+
+async def release_unheld(
+    holds: DeadLetterHolds,
+    parking: ParkingLot,
+    hold_ids: Iterable[str],
+    apply: Callable[[ParkedRecord, str], Awaitable[object]],
+) -> int:
+    """Apply (``apply(record, hold)``), in arrival order, the records parked under
+    ``hold_ids`` that no unsettled dead letter holds back any more, and close each hold
+    left with nothing parked; how many were applied."""
+
+    async def unless_held(hold: str, parked: ParkedRecord) -> None:
+        version = header_version(parked.headers)
+        if version is None or must_wait((await holds.letters([hold])).get(hold, []), version):
+            raise StillHeld("a dead letter of its aggregate still holds it back")
+        await apply(parked, hold)
+
+    released = 0
+    for hold in hold_ids:
+        released += await parking.release(hold, partial(unless_held, hold))
+        if not await parking.held([hold]):
+            await holds.close(hold)
+    return released
 
 
 class HoldsPass:

@@ -37,7 +37,7 @@ from crm_backbone.holds import (
     HoldsPass,
     drain_after_batch,
     header_version,
-    must_wait,
+    release_unheld,
 )
 from crm_backbone.metrics import DEAD_LETTERS, POLICY_EVENTS
 from crm_backbone.parking import PARKING_COLLECTION, ParkedRecord, ParkingLot, StillHeld
@@ -133,17 +133,10 @@ class PolicyConsumer:
     async def drain_released(self, holds: Iterable[str] | None = None) -> int:
         """Apply the parked records of dead-letter ``holds`` (default: all) no unsettled
         letter holds back any more, in arrival order."""
-        drained = 0
-        for hold in await self.holds.all() if holds is None else holds:
-            drained += await self.parking.release(hold, partial(self._unhold, hold))
-            if not await self.parking.held([hold]):
-                await self.holds.close(hold)
-        return drained
+        to_drain = await self.holds.all() if holds is None else holds
+        return await release_unheld(self.holds, self.parking, to_drain, self._apply_released)
 
-    async def _unhold(self, hold: str, parked: ParkedRecord) -> None:
-        version = header_version(parked.headers)
-        if version is None or must_wait((await self.holds.letters([hold])).get(hold, []), version):
-            raise StillHeld("a dead letter of its aggregate still holds it back")
+    async def _apply_released(self, parked: ParkedRecord, hold: str) -> None:
         await self._pass([parked], releasing=hold)
 
     async def _pass(

@@ -87,7 +87,7 @@ from crm_backbone.holds import (
     HoldsPass,
     drain_after_batch,
     header_version,
-    must_wait,
+    release_unheld,
 )
 from crm_backbone.metrics import (
     CONSUMER_LAG,
@@ -97,7 +97,7 @@ from crm_backbone.metrics import (
     PROJECTION_EVENTS,
     PROJECTION_GAPS,
 )
-from crm_backbone.parking import ParkedRecord, ParkingLot, StillHeld
+from crm_backbone.parking import ParkedRecord, ParkingLot
 from crm_backbone.records import Document as Document  # re-exported
 from crm_backbone.records import Record as Record  # re-exported
 
@@ -547,19 +547,11 @@ class ProjectionEngine:
             return await self._drain(holds)
 
     async def _drain(self, holds: Iterable[str]) -> int:
-        drained = 0
-        for hold in holds:
-            drained += await self.parking.release(hold, partial(self._reapply, hold))
-            if not await self.parking.held([hold]):
-                await self.holds.close(hold)
+        drained = await release_unheld(self.holds, self.parking, holds, self._apply_released)
         await self.parking.observe()
         return drained
 
-    async def _reapply(self, hold: str, parked: ParkedRecord) -> None:
-        """Apply a parked record unless a dead letter still holds it (and those after it)."""
-        version = header_version(parked.headers)
-        if version is None or must_wait((await self.holds.letters([hold])).get(hold, []), version):
-            raise StillHeld("a dead letter of its aggregate still holds it back")
+    async def _apply_released(self, parked: ParkedRecord, hold: str) -> None:
         await self._apply([parked], releasing=hold)
 
     async def _apply(self, records: Sequence[Record], releasing: str | None = None) -> BatchResult:
