@@ -60,4 +60,7 @@ bench: infra-up  ## benchmarks against the genuine servers
 	@$(UV) run python bench/run.py $(BENCH_ARGS)
 
 clean: infra-down  ## remove local data (keeps downloaded caches)
+	@# A PostgreSQL cluster the postgres user could not keep in var/ lives where var/ points.
+	@for pointer in var/*/postgres/cluster; do \
+		if [ -f "$$pointer" ]; then rm -rf "$$(cat "$$pointer")"; fi; done
 	rm -rf var
