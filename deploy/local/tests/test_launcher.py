@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 from local_infra.infra import PROFILES, Infra, Profile, read_env_file
+from local_infra.kafka_server import KafkaServer
+from local_infra.postgres_server import PostgresServer
 from local_infra.process import InfraError, PidFile, cmdline_of
-from local_infra.servers import KafkaServer, PostgresServer, Server
+from local_infra.servers import Server
 
 
 class ShortLivedServer(Server):

@@ -7,8 +7,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from local_infra.kafka_server import KafkaServer
+from local_infra.mongo_server import MongoServer
 from local_infra.paths import PROJECT_ROOT
-from local_infra.servers import KafkaServer, MongoServer, PostgresServer, Server, ServerStatus
+from local_infra.postgres_server import PostgresServer
+from local_infra.servers import Server, ServerStatus
 
 ENV_KAFKA = "CRM_KAFKA_BOOTSTRAP"
 ENV_MONGO = "CRM_MONGO_URI"

@@ -1,0 +1,162 @@
+"""Genuine Apache Kafka in KRaft mode: one combined broker and controller."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from local_infra.paths import CACHE_DIR, KAFKA_POM
+from local_infra.process import InfraError, port_is_free
+from local_infra.servers import Server, _require
+
+
+class KafkaServer(Server):
+    """Apache Kafka, one combined broker+controller in KRaft mode."""
+
+    name = "kafka"
+
+    def __init__(self, state_dir: Path, port: int, controller_port: int) -> None:
+        super().__init__(state_dir, port)
+        self.controller_port = controller_port
+        self.kafka_version = kafka_version()
+        self.libs = CACHE_DIR / f"kafka-{self.kafka_version}" / "libs"
+        self.config = self.home / "server.properties"
+        self.log4j_config = self.home / "log4j2.properties"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def version(self) -> str:
+        return f"Apache Kafka {self.kafka_version}"
+
+    def prepare(self) -> None:
+        fetch_kafka_jars(self.libs)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(self._server_properties())
+        self.log4j_config.write_text(_LOG4J2)
+        if not (self.data_dir / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            self._java(
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.config),
+            )
+
+    def _launch(self) -> None:
+        if not port_is_free(self.controller_port):
+            raise InfraError(f"kafka: controller port 127.0.0.1:{self.controller_port} is taken")
+        process = self._spawn([*self._java_argv(), "kafka.Kafka", str(self.config)], cwd=self.home)
+        self.pid_file.write(process.pid)
+
+    def _answers(self) -> bool:
+        return not port_is_free(self.port) and asyncio.run(kafka_answers(self.address))
+
+    def _java_argv(self) -> list[str]:
+        heap = os.environ.get("CRM_KAFKA_HEAP", "512m")
+        return [
+            _require("java", "install a JDK 17+ (Debian: openjdk-17-jre-headless)"),
+            f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.log4j_config}",
+            f"-Dkafka.logs.dir={self.home}",
+            "-cp", f"{self.libs}/*",
+        ]  # fmt: skip
+
+    def _java(self, *args: str) -> None:
+        result = subprocess.run(
+            [*self._java_argv(), *args], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise InfraError(f"kafka: {' '.join(args[:2])} failed:\n{result.stdout}{result.stderr}")
+
+    def _server_properties(self) -> str:
+        cport = self.controller_port
+        return f"""\
+# Written by deploy/local on every start; edit local_infra/kafka_server.py instead.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:{cport}
+listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={self.data_dir}
+auto.create.topics.enable=false
+num.partitions=6
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=12
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=6
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+"""
+
+
+_LOG4J2 = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+def kafka_version() -> str:
+    match = re.search(r"<kafka.version>([^<]+)</kafka.version>", KAFKA_POM.read_text())
+    if match is None:
+        raise InfraError(f"no <kafka.version> in {KAFKA_POM}")
+    return match.group(1)
+
+
+def fetch_kafka_jars(libs: Path) -> None:
+    """Resolve the broker's runtime jars from Maven Central once; later runs reuse them."""
+    done = libs / ".complete"
+    if done.exists():
+        return
+    mvn = _require("mvn", "install Maven (Debian: maven) to fetch Kafka's jars")
+    result = subprocess.run(
+        [
+            mvn, "-q", "-B", "-f", str(KAFKA_POM),
+            f"-Dmaven.repo.local={CACHE_DIR / 'maven'}",
+            "dependency:copy-dependencies", "-DincludeScope=runtime",
+            f"-DoutputDirectory={libs}",
+        ],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise InfraError(f"fetching Kafka jars failed:\n{result.stdout[-3000:]}{result.stderr}")
+    done.write_text("ok\n")
+
+
+async def kafka_answers(bootstrap: str) -> bool:
+    """True when the broker answers a metadata request and has a controller."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    try:
+        await asyncio.wait_for(admin.start(), timeout=5)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout=5)
+        return bool(cluster.get("brokers")) and cluster.get("controller_id", -1) >= 0
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    finally:
+        await admin.close()
