@@ -25,7 +25,7 @@ from crm_backbone.rebuild import CONTROL as PAUSE_CONTROL
 from crm_customer.views import CustomerViews
 from crm_events.topics import CUSTOMER_EVENTS
 from crm_ops.deadletters import read_all, redrive
-from crm_simulator.feed import Poison
+from crm_simulator.poison import Poison
 from local_infra.infra import Infra
 from local_infra.servers import Server
 from pymongo import AsyncMongoClient

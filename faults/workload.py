@@ -32,7 +32,8 @@ from crm_events.customer import CustomerStatus
 from crm_events.envelope import Envelope, to_kafka
 from crm_events.registry import EventPayload
 from crm_events.topics import CONTACTLOG_EVENTS, Service
-from crm_simulator.feed import Poison, UpstreamRecord, feed
+from crm_simulator.feed import feed
+from crm_simulator.poison import Poison, UpstreamRecord
 from crm_simulator.population import SimulatedCustomer, branch_managers, population
 from pymongo.asynchronous.database import AsyncDatabase
 

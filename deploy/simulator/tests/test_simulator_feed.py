@@ -24,11 +24,11 @@ from crm_simulator.feed import (
     MATURING,
     SOURCE,
     FeedEvent,
-    Poison,
     Route,
     contract_topic,
     feed,
 )
+from crm_simulator.poison import Poison
 from crm_simulator.population import SimulatedCustomer, population
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
