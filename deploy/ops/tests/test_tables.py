@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from crm_ops import cli
+from crm_ops import console
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
@@ -19,11 +19,11 @@ identifiers = st.text(
 def test_off_a_terminal_every_group_and_topic_name_is_printed_whole(
     rows: list[tuple[str, str]],
 ) -> None:
-    table = cli._table("consumer group", "topic", "lag")
+    table = console.folding_table("consumer group", "topic", "lag")
     for group, topic in rows:
         table.add_row(group, topic, "0")
     output = io.StringIO()
-    Console(file=output, width=cli.OFF_TERMINAL_WIDTH).print(table)
+    Console(file=output, width=console.OFF_TERMINAL_WIDTH).print(table)
     lines = output.getvalue().splitlines()
     for group, topic in rows:
         assert any(group in line and topic in line for line in lines), (group, topic)
@@ -31,7 +31,7 @@ def test_off_a_terminal_every_group_and_topic_name_is_printed_whole(
 
 @given(identifiers, st.integers(min_value=8, max_value=60))
 def test_on_a_narrow_terminal_a_long_name_folds_in_its_cell(name: str, width: int) -> None:
-    table = cli._table("topic", box=None, show_header=False, pad_edge=False)
+    table = console.folding_table("topic", box=None, show_header=False, pad_edge=False)
     table.add_row(name)
     output = io.StringIO()
     Console(file=output, width=width, force_terminal=True, color_system=None).print(table)
@@ -39,4 +39,4 @@ def test_on_a_narrow_terminal_a_long_name_folds_in_its_cell(name: str, width: in
 
 
 def test_the_command_line_is_wide_when_its_output_is_not_a_terminal() -> None:
-    assert cli._console_for(io.StringIO()).width == cli.OFF_TERMINAL_WIDTH
+    assert console.console_for(io.StringIO()).width == console.OFF_TERMINAL_WIDTH

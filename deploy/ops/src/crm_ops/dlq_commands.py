@@ -1,0 +1,157 @@
+"""``crm-ops dlq``: dead letters listed with their reasons, shown, redriven or purged."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from typing import Annotated, Any
+
+import typer
+from pymongo import AsyncMongoClient
+
+from crm_ops.console import console, folding_table, run
+from crm_ops.deadletters import (
+    DeadLetter,
+    DeadLetterLedger,
+    Holding,
+    holding,
+    purge,
+    read_all,
+    redrive,
+)
+from crm_ops.options import DEFAULT_KAFKA, DEFAULT_MONGO, Bootstrap, MongoUri
+
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: inspect, redrive, purge.")
+Actor = Annotated[str, typer.Option(help="Who is acting (recorded)")]
+Reason = Annotated[str, typer.Option(help="Why (recorded)")]
+USER = getpass.getuser()
+
+
+def _ledger(mongo_uri: str) -> tuple[AsyncMongoClient[dict[str, Any]], DeadLetterLedger]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_uri, serverSelectionTimeoutMS=5000
+    )
+    return client, DeadLetterLedger(client["crm_ops"]["dead_letter_actions"])
+
+
+async def _letters(
+    bootstrap: str, mongo_uri: str, pending_only: bool
+) -> tuple[list[DeadLetter], dict[str, dict[str, Any]]]:
+    client, ledger = _ledger(mongo_uri)
+    try:
+        done = await ledger.done()
+    finally:
+        await client.close()
+    letters = [
+        letter async for letter in read_all(bootstrap) if not (pending_only and letter.id in done)
+    ]
+    return letters, done
+
+
+async def holding_at(mongo_uri: str) -> Holding:
+    """What the dead letters hold back, read from the consumers' databases."""
+    client, _ = _ledger(mongo_uri)
+    try:
+        return await holding(client)
+    finally:
+        await client.close()
+
+
+@dlq_app.command("list")
+def dlq_list(
+    bootstrap: Bootstrap = DEFAULT_KAFKA,
+    mongo_uri: MongoUri = DEFAULT_MONGO,
+    all_letters: Annotated[bool, typer.Option("--all", help="Include redriven and purged")] = False,
+    consumer: Annotated[str | None, typer.Option(help="Only this consumer group")] = None,
+) -> None:
+    """Dead letters with their reasons (pending ones unless --all)."""
+    letters, done = run(lambda: _letters(bootstrap, mongo_uri, not all_letters), bootstrap)
+    held = run(lambda: holding_at(mongo_uri), mongo_uri)
+    table = folding_table("id", "code", "reason", "from", "consumer", "time", "state", "holds back")
+    for letter in letters:
+        if consumer and letter.header("dlq_consumer") != consumer:
+            continue
+        action = done.get(letter.id)
+        behind = held.held_by(letter)
+        table.add_row(
+            letter.id, letter.header("dlq_code"), letter.header("dlq_reason")[:80],
+            f"{letter.header('dlq_topic')}[{letter.header('dlq_partition')}]@"
+            f"{letter.header('dlq_offset')}",
+            letter.header("dlq_consumer"), letter.header("dlq_time")[:19],
+            f"{action['action']} by {action['actor']}" if action else "pending",
+            "-" if behind is None else f"its aggregate, {behind} parked",
+        )  # fmt: skip
+    console.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    letter_id: Annotated[str, typer.Argument(help="partition:offset in the dead-letter topic")],
+    bootstrap: Bootstrap = DEFAULT_KAFKA,
+    mongo_uri: MongoUri = DEFAULT_MONGO,
+) -> None:
+    """One dead letter: every header and its body."""
+    letters, done = run(lambda: _letters(bootstrap, mongo_uri, False), bootstrap)
+    letter = next((item for item in letters if item.id == letter_id), None)
+    if letter is None:
+        console.print(f"[red]no dead letter {letter_id}[/red]")
+        raise typer.Exit(1)
+    console.print(f"key: {letter.key!r}")
+    for name, value in letter.headers:
+        console.print(f"{name}: {value.decode(errors='replace')}")
+    try:
+        console.print_json(json.dumps(json.loads(letter.value or b"")))
+    except ValueError:
+        console.print(f"body (not JSON): {letter.value!r}")
+    if letter.id in done:
+        console.print(f"state: {done[letter.id]}")
+
+
+def _act(
+    ids: list[str], bootstrap: str, mongo_uri: str, actor: str, reason: str, send: bool
+) -> None:
+    async def work() -> int:
+        letters, _ = await _letters(bootstrap, mongo_uri, True)
+        chosen = [letter for letter in letters if letter.id in ids]
+        missing = set(ids) - {letter.id for letter in chosen}
+        if missing:
+            console.print(f"[red]not pending (unknown, redriven or purged): {sorted(missing)}")
+            raise typer.Exit(1)
+        if send:
+            await redrive(bootstrap, chosen)
+        client, ledger = _ledger(mongo_uri)
+        try:
+            if not send:
+                await purge(client, chosen)
+            for letter in chosen:
+                await ledger.record(letter, "redriven" if send else "purged", actor, reason)
+        finally:
+            await client.close()
+        return len(chosen)
+
+    count = run(work, bootstrap)
+    console.print(f"{'redriven' if send else 'purged'}: {count} dead letter(s), by {actor}")
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    ids: Annotated[list[str], typer.Argument(help="partition:offset of each letter")],
+    reason: Reason,
+    bootstrap: Bootstrap = DEFAULT_KAFKA,
+    mongo_uri: MongoUri = DEFAULT_MONGO,
+    actor: Actor = USER,
+) -> None:
+    """Send dead letters back to their topics (after the fix), recording who did it."""
+    _act(ids, bootstrap, mongo_uri, actor, reason, send=True)
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    ids: Annotated[list[str], typer.Argument(help="partition:offset of each letter")],
+    reason: Reason,
+    bootstrap: Bootstrap = DEFAULT_KAFKA,
+    mongo_uri: MongoUri = DEFAULT_MONGO,
+    actor: Actor = USER,
+) -> None:
+    """Drop dead letters for good, recording who did it and why."""
+    _act(ids, bootstrap, mongo_uri, actor, reason, send=False)
