@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -14,13 +15,42 @@ from crm_backbone.eventstore import SnapshotStore
 
 log = structlog.get_logger(__name__)
 
+Clock = Callable[[], datetime]
+"""Returns the current moment (timezone-aware); injected so tests control time."""
+
+IdMaker = Callable[[str], str]
+"""Makes a fresh id with the given prefix (``"OPP"`` -> ``"OPP-5F3A..."``)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def random_id(prefix: str) -> str:
+    """``<prefix>-`` and 16 random hexadecimal digits: unique without coordination."""
+    return f"{prefix}-{uuid.uuid4().hex[:16].upper()}"
+
 
 class ServiceApplication(Application[uuid.UUID]):
-    """An application that calls ``on_saved`` after each save: the relay uses it to
-    publish at once instead of waiting for its next poll."""
+    """The service layer: one method per use case, each loading, deciding and saving.
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    Every service's application takes the same two collaborators, so that the API
+    passes only what the caller said: ``clock`` for the moment of a command and
+    ``new_id`` for the id of an aggregate the caller did not name. It calls
+    ``on_saved`` after each save: the relay uses it to publish at once instead of
+    waiting for its next poll.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        clock: Clock = utc_now,
+        new_id: IdMaker = random_id,
+    ) -> None:
         super().__init__(env)
+        self.clock = clock
+        self.new_id = new_id
         self.on_saved: Callable[[], None] = lambda: None
 
     def _notify(self, recordings: list[Recording[uuid.UUID]]) -> None:
