@@ -167,12 +167,12 @@ def create_app(service: CampaignService, *, run_workers: bool = True) -> FastAPI
     """The API; with ``run_workers`` its process also runs the relay and the consumers."""
 
     app = service_api(
+        service,
         service=SERVICE,
         title="Campaign service",
         summary="Marketing campaigns, target lists, responses and response tracking",
-        runtime=service.runtime,
-        close=service.close,
         domain_errors=DOMAIN_ERRORS,
+        routers=[],
         run_workers=run_workers,
     )
     commands = service.application

@@ -159,12 +159,12 @@ def create_app(service: ContactLogService, *, run_workers: bool = True) -> FastA
     """The API; with ``run_workers`` its process also runs the relay and the consumers."""
 
     app = service_api(
+        service,
         service=SERVICE,
         title="Contact-log service",
         summary="Contacts, activities and tasks; contact timelines and manager task lists",
-        runtime=service.runtime,
-        close=service.close,
         domain_errors=DOMAIN_ERRORS,
+        routers=[],
         run_workers=run_workers,
     )
     commands = service.application

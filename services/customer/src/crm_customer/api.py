@@ -232,12 +232,12 @@ DOMAIN_ERRORS = {
 def create_app(service: CustomerService, *, run_workers: bool = True) -> FastAPI:
     """The API; with ``run_workers`` its process also runs the relay and the consumers."""
     app = service_api(
+        service,
         service=SERVICE,
         title="Customer service",
         summary="Customers, their single customer view, search, households and groups",
-        runtime=service.runtime,
-        close=service.close,
         domain_errors=DOMAIN_ERRORS,
+        routers=[],
         run_workers=run_workers,
     )
     commands = service.application

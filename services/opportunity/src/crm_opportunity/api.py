@@ -276,12 +276,12 @@ def create_app(service: OpportunityService, *, run_workers: bool = True) -> Fast
     """The API; with ``run_workers`` its process also runs the relay and the consumers."""
 
     app = service_api(
+        service,
         service=SERVICE,
         title="Opportunity service",
         summary="Leads, opportunities through the sales funnel, needs and complaints",
-        runtime=service.runtime,
-        close=service.close,
         domain_errors=DOMAIN_ERRORS,
+        routers=[],
         run_workers=run_workers,
     )
     commands = service.application

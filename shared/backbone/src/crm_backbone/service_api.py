@@ -1,21 +1,22 @@
 """The skeleton every service's HTTP API shares: lifespan, problems, ops routes, commands.
 
-A service's ``api.py`` builds its app with :func:`service_api`, derives its request bodies
-from :class:`RequestBody` (its command bodies from :class:`Command`), and answers
-read-your-writes requests with :func:`read_your_writes`.
+A service's ``api.py`` builds its app with :func:`service_api` from its handle and one
+router per resource; route functions reach the handle with :func:`handle_of`, derive
+their request bodies from :class:`RequestBody` (command bodies from :class:`Command`),
+and answer read-your-writes requests with :func:`read_your_writes`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from crm_events.generate import asyncapi_document
 from crm_events.topics import Service
-from fastapi import Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -40,7 +41,9 @@ from crm_backbone.http import (
     ops_router,
     problem_responses,
 )
-from crm_backbone.runtime import ServiceRuntime
+from crm_backbone.runtime import ServiceHandle
+
+H = TypeVar("H", bound=ServiceHandle)
 
 Who = Annotated[Caller, Depends(caller)]
 """The caller of a command (``X-Actor``, ``X-Correlation-Id``)."""
@@ -155,31 +158,42 @@ def _stale_version(error: Exception) -> Problem:
 
 
 def service_api(
+    handle: ServiceHandle,
     *,
     service: Service,
     title: str,
     summary: str,
-    runtime: ServiceRuntime,
-    close: Callable[[], Awaitable[None]],
     domain_errors: Mapping[type[Exception], ProblemMapper],
+    routers: Sequence[APIRouter],
     run_workers: bool,
 ) -> FastAPI:
-    """A FastAPI app with the service's lifespan (its workers, when ``run_workers``),
-    problem+json errors and ``/healthz``, ``/readyz``, ``/metrics``, ``/asyncapi.json``."""
+    """A FastAPI app with the service's routers and lifespan (its workers, when
+    ``run_workers``), problem+json errors and ``/healthz``, ``/readyz``, ``/metrics``,
+    ``/asyncapi.json``. Routes reach ``handle`` through :func:`handle_of`."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if run_workers:
-            await runtime.start()
+            await handle.runtime.start()
         try:
             yield
         finally:
-            await close()
+            await handle.close()
 
     app = FastAPI(
-        title=title, version="1.0", summary=summary, lifespan=lifespan,
-        responses=PROBLEM_RESPONSES,
-    )  # fmt: skip
+        title=title, version="1.0", summary=summary, lifespan=lifespan, responses=PROBLEM_RESPONSES
+    )
+    app.state.service = handle
     install_problem_handlers(app, {StaleVersion: _stale_version, **domain_errors})
-    app.include_router(ops_router(runtime.readiness_checks, asyncapi_document(service)))
+    app.include_router(ops_router(handle.runtime.readiness_checks, asyncapi_document(service)))
+    for router in routers:
+        app.include_router(router)
     return app
+
+
+def handle_of(request: Request, kind: type[H]) -> H:
+    """The service handle the app was built with; a service's routes wrap it in a dependency:
+    ``Service = Annotated[CustomerService, Depends(lambda r: handle_of(r, CustomerService))]``."""
+    handle = request.app.state.service
+    assert isinstance(handle, kind)
+    return handle
