@@ -1,6 +1,7 @@
 """The contact-log service layer: each command loads its aggregate, decides, and saves.
 
-Commands return the aggregate's new version, which a caller may pass back as
+Commands return the aggregate's new version (those creating one, its id too: the caller's
+or one made here with the injected ``new_id``), which a caller may pass back as
 ``expected_version`` (optimistic concurrency) or to a read to see its own write.
 
 Contacts and activities share one id space: their ids are the subjects of the events on
@@ -11,22 +12,14 @@ other, never both.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import NamedTuple
 
 from crm_backbone.aggregate import TracedAggregate, uuid_for
 from crm_backbone.application import ServiceApplication, StaleVersion
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from crm_contactlog.domain import (
-    Activity,
-    Clock,
-    Conflict,
-    Contact,
-    ContactLogError,
-    JsonDict,
-    utc_now,
-)
+from crm_contactlog.domain import Activity, Conflict, Contact, ContactLogError, JsonDict
 
 
 class ContactNotFound(ContactLogError):
@@ -41,12 +34,15 @@ class ActivityNotFound(ContactLogError):
         self.activity_id = activity_id
 
 
+class Created(NamedTuple):
+    """A new contact or activity: its id (the caller's, or one made here) and version."""
+
+    id: str
+    version: int
+
+
 class ContactLogApplication(ServiceApplication):
     """Logs contacts and runs every command on activities."""
-
-    def __init__(self, env: dict[str, str] | None = None, clock: Clock = utc_now) -> None:
-        super().__init__(env)
-        self.clock = clock
 
     # Queries of the write side ----------------------------------------------------------
 
@@ -66,20 +62,34 @@ class ContactLogApplication(ServiceApplication):
 
     # Commands ---------------------------------------------------------------------------
 
-    def log_contact(self, contact_id: str, fields: JsonDict) -> int:
+    def log_contact(self, contact_id: str | None, fields: JsonDict) -> Created:
+        """Log a contact, under ``contact_id`` or a new ``CT-`` id."""
+        contact_id = contact_id or self.new_id("CT")
         self._ensure_new(contact_id)
         contact = Contact.log(contact_id, fields, self.clock())
         self._save(contact, contact_id)
-        return contact.version
+        return Created(contact_id, contact.version)
 
-    def schedule_activity(self, activity_id: str, fields: JsonDict) -> int:
+    def schedule_activity(self, activity_id: str | None, fields: JsonDict) -> Created:
+        """Schedule an activity, under ``activity_id`` or a new ``ACT-`` id."""
+        activity_id = activity_id or self.new_id("ACT")
         self._ensure_new(activity_id)
         activity = Activity.schedule(activity_id, fields)
         self._save(activity, activity_id)
-        return activity.version
+        return Created(activity_id, activity.version)
 
-    def reschedule_activity(self, activity_id: str, expected: int | None, **command: Any) -> int:
-        return self._command(activity_id, expected, lambda a: a.reschedule(**command))
+    def reschedule_activity(
+        self,
+        activity_id: str,
+        expected: int | None,
+        due_at: str,
+        started_at: str | None,
+        ended_at: str | None,
+        reason: str | None,
+    ) -> int:
+        return self._command(
+            activity_id, expected, lambda a: a.reschedule(due_at, started_at, ended_at, reason)
+        )
 
     def complete_activity(
         self,
@@ -89,10 +99,10 @@ class ContactLogApplication(ServiceApplication):
         remarks: str | None,
         cost: JsonDict | None,
     ) -> int:
-        """Complete the activity, by default now."""
         now = self.clock()
-        when = completed_at or now.isoformat()
-        return self._command(activity_id, expected, lambda a: a.complete(when, remarks, cost, now))
+        return self._command(
+            activity_id, expected, lambda a: a.complete(completed_at, remarks, cost, now)
+        )
 
     def cancel_activity(self, activity_id: str, expected: int | None, reason: str) -> int:
         return self._command(activity_id, expected, lambda a: a.cancel(reason))

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from crm_backbone.application import Clock, utc_now
 from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
 
 from crm_contactlog.application import ContactLogApplication
-from crm_contactlog.domain import Clock, utc_now
 from crm_contactlog.policies import TaskPolicies, TaskRules
 from crm_contactlog.publication import translate
 from crm_contactlog.queries import ContactLogQueries

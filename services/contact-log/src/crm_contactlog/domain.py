@@ -152,7 +152,8 @@ class Activity(TracedAggregate):
 
     @classmethod
     def schedule(cls, activity_id: str, fields: JsonDict) -> Activity:
-        """A new activity; it falls due no earlier than it starts."""
+        """A new activity; it falls due no earlier than it starts, by default when it starts."""
+        fields = fields | {"started_at": fields.get("started_at") or fields["due_at"]}
         started = moment(fields["started_at"])
         ended = moment(fields["ended_at"]) if fields.get("ended_at") else None
         _check_period(started, ended)
@@ -201,10 +202,12 @@ class Activity(TracedAggregate):
         )
 
     def complete(
-        self, completed_at: str, remarks: str | None, cost: JsonDict | None, now: datetime
+        self, completed_at: str | None, remarks: str | None, cost: JsonDict | None, now: datetime
     ) -> None:
-        """Mark the activity done, with what it cost; it cannot be done in the future."""
+        """Mark the activity done (by default ``now``), with what it cost; it cannot be done
+        in the future."""
         self._ensure_open()
+        completed_at = completed_at or now.isoformat()
         if moment(completed_at) > now + CLOCK_SKEW:
             raise RuleViolation("completed_at is in the future")
         _check_money(cost, "cost")

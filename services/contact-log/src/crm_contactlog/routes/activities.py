@@ -1,0 +1,152 @@
+"""``/activities``: schedule, reschedule, complete and cancel an activity; read one back."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from crm_backbone.http import location
+from crm_backbone.service_api import (
+    VIEW_BEHIND,
+    Command,
+    MinVersion,
+    RequestBody,
+    WaitMs,
+    Who,
+    read_your_writes,
+)
+from crm_events.common import Id, Money, Name
+from crm_events.contact_log import ActivityCategory, Priority
+from fastapi import APIRouter, Path, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from crm_contactlog.application import ActivityNotFound
+from crm_contactlog.domain import Activity
+from crm_contactlog.queries import ActivityView
+from crm_contactlog.routes.dependencies import Commands, Queries
+
+router = APIRouter(tags=["activities"])
+
+ActivityId = Annotated[Id, Path(description="Activity id", examples=["ACT-19c2"])]
+
+
+class ActivityAccepted(BaseModel):
+    activity_id: str
+    version: int = Field(description="The activity's version after the command")
+
+
+class ActivityPlan(RequestBody):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "C00012345",
+                    "category": "visit",
+                    "description": "Review the wealth plan at the customer's office",
+                    "priority": "high",
+                    "started_at": "2026-11-25T14:00:00+08:00",
+                    "ended_at": "2026-11-25T15:00:00+08:00",
+                    "due_at": "2026-11-25T15:00:00+08:00",
+                    "estimated_cost": {"amount": "120.00", "currency": "CNY"},
+                    "assignee_id": "RM-0042",
+                }
+            ]
+        },
+    )
+    activity_id: Id | None = Field(None, description="Chosen by the caller; generated if absent")
+    customer_id: Id | None = None
+    category: ActivityCategory
+    description: Name
+    remarks: str | None = None
+    priority: Priority = Priority.NORMAL
+    due_at: AwareDatetime
+    started_at: AwareDatetime | None = Field(None, description="Planned start; default due_at")
+    ended_at: AwareDatetime | None = None
+    estimated_cost: Money | None = None
+    assignee_id: Id
+    participant_ids: list[Id] = []
+    origin_event_id: Id | None = Field(
+        None, description="The derived task (its task_id) or event this activity answers"
+    )
+
+
+class Reschedule(Command):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"due_at": "2026-11-27T17:00:00+08:00", "reason": "customer travelling"}]
+        }
+    )
+    due_at: AwareDatetime
+    started_at: AwareDatetime | None = Field(None, description="Default: the current start")
+    ended_at: AwareDatetime | None = Field(None, description="Default: keeps the duration")
+    reason: str | None = None
+
+
+class Completion(Command):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"remarks": "signed", "cost": {"amount": "86.50", "currency": "CNY"}}]
+        }
+    )
+    completed_at: AwareDatetime | None = Field(None, description="Default: now")
+    remarks: str | None = None
+    cost: Money | None = None
+
+
+class Cancellation(Command):
+    reason: Name
+
+
+@router.post("/activities", status_code=201, summary="Schedule an activity")
+async def schedule(
+    body: ActivityPlan, who: Who, commands: Commands, response: Response
+) -> ActivityAccepted:
+    fields = body.model_dump(mode="json", exclude={"activity_id"})
+    created = await who.run(commands.schedule_activity, body.activity_id, fields)
+    response.headers["Location"] = location("activities", created.id)
+    return ActivityAccepted(activity_id=created.id, version=created.version)
+
+
+@router.post("/activities/{activity_id}/reschedule", summary="Move an activity")
+async def reschedule(
+    activity_id: ActivityId, body: Reschedule, who: Who, commands: Commands
+) -> ActivityAccepted:
+    plan = body.model_dump(mode="json", exclude={"expected_version"})
+    version = await who.run(
+        commands.reschedule_activity, activity_id, body.expected_version, **plan
+    )
+    return ActivityAccepted(activity_id=activity_id, version=version)
+
+
+@router.post("/activities/{activity_id}/complete", summary="Complete an activity")
+async def complete(
+    activity_id: ActivityId, body: Completion, who: Who, commands: Commands
+) -> ActivityAccepted:
+    done = body.model_dump(mode="json", exclude={"expected_version"})
+    version = await who.run(commands.complete_activity, activity_id, body.expected_version, **done)
+    return ActivityAccepted(activity_id=activity_id, version=version)
+
+
+@router.post("/activities/{activity_id}/cancel", summary="Cancel an activity")
+async def cancel(
+    activity_id: ActivityId, body: Cancellation, who: Who, commands: Commands
+) -> ActivityAccepted:
+    version = await who.run(
+        commands.cancel_activity, activity_id, body.expected_version, body.reason
+    )
+    return ActivityAccepted(activity_id=activity_id, version=version)
+
+
+@router.get("/activities/{activity_id}", summary="An activity (read side)", responses=VIEW_BEHIND)
+async def activity(
+    activity_id: ActivityId,
+    commands: Commands,
+    queries: Queries,
+    min_version: MinVersion = None,
+    wait_ms: WaitMs = 2_000,
+) -> ActivityView:
+    await read_your_writes(queries.wait_for, commands, Activity, activity_id, min_version, wait_ms)
+    found = await queries.activity(activity_id)
+    if found is None:
+        raise ActivityNotFound(activity_id)
+    return found

@@ -1,0 +1,90 @@
+"""``/contacts``: log a contact, read one back."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from crm_backbone.http import location
+from crm_backbone.service_api import (
+    VIEW_BEHIND,
+    MinVersion,
+    RequestBody,
+    WaitMs,
+    Who,
+    read_your_writes,
+)
+from crm_events.common import Id, Name
+from crm_events.contact_log import ContactCategory, ContactOutcome
+from fastapi import APIRouter, Path, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from crm_contactlog.application import ContactNotFound
+from crm_contactlog.domain import Contact
+from crm_contactlog.queries import ContactView
+from crm_contactlog.routes.dependencies import Commands, Queries
+
+router = APIRouter(tags=["contacts"])
+
+ContactId = Annotated[Id, Path(description="Contact id", examples=["CT-7f3a"])]
+
+
+class ContactAccepted(BaseModel):
+    contact_id: str
+    version: int = Field(description="The contact's version after the command")
+
+
+class ContactLog(RequestBody):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "C00012345",
+                    "category": "phone",
+                    "summary": "Time deposit maturing: discussed rollover",
+                    "called": True,
+                    "outcome": "interested",
+                    "manager_id": "RM-0042",
+                    "started_at": "2026-11-23T10:00:00+08:00",
+                    "ended_at": "2026-11-23T10:12:00+08:00",
+                }
+            ]
+        },
+    )
+    contact_id: Id | None = Field(None, description="Chosen by the caller; generated if absent")
+    customer_id: Id
+    category: ContactCategory
+    summary: Name
+    content: str | None = None
+    called: bool
+    outcome: ContactOutcome
+    manager_id: Id
+    opportunity_id: Id | None = None
+    campaign_id: Id | None = None
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+
+
+@router.post("/contacts", status_code=201, summary="Log a contact")
+async def log_contact(
+    body: ContactLog, who: Who, commands: Commands, response: Response
+) -> ContactAccepted:
+    fields = body.model_dump(mode="json", exclude={"contact_id"})
+    created = await who.run(commands.log_contact, body.contact_id, fields)
+    response.headers["Location"] = location("contacts", created.id)
+    return ContactAccepted(contact_id=created.id, version=created.version)
+
+
+@router.get("/contacts/{contact_id}", summary="A contact (read side)", responses=VIEW_BEHIND)
+async def contact(
+    contact_id: ContactId,
+    commands: Commands,
+    queries: Queries,
+    min_version: MinVersion = None,
+    wait_ms: WaitMs = 2_000,
+) -> ContactView:
+    await read_your_writes(queries.wait_for, commands, Contact, contact_id, min_version, wait_ms)
+    found = await queries.contact(contact_id)
+    if found is None:
+        raise ContactNotFound(contact_id)
+    return found

@@ -1,0 +1,29 @@
+"""``/customers/{customer_id}/timeline``: a customer's contacts, newest first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from crm_backbone.http import Problem
+from crm_events.common import Id
+from fastapi import APIRouter, Path, Query
+
+from crm_contactlog.queries import TimelinePage
+from crm_contactlog.routes.dependencies import Queries
+
+router = APIRouter(tags=["views"])
+
+CustomerId = Annotated[Id, Path(description="Unified customer number", examples=["C00012345"])]
+
+
+@router.get("/customers/{customer_id}/timeline", summary="The customer's contacts, newest first")
+async def timeline(
+    customer_id: CustomerId,
+    queries: Queries,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> TimelinePage:
+    try:
+        return await queries.timeline(customer_id, limit=limit, cursor=cursor)
+    except ValueError as error:
+        raise Problem(400, "invalid-cursor", "Bad request", str(error)) from None
