@@ -80,7 +80,7 @@ def app() -> CampaignApplication:
 def running(app: CampaignApplication, campaign_id: str = "CMP-1", **overrides: Any) -> str:
     app.create(campaign_id, draft(**overrides))
     app.schedule(campaign_id, None, T0, T0 + timedelta(days=30))
-    app.start(campaign_id, None, Selection(TARGETS, {"opted_out": 2}))
+    app.start_with(campaign_id, None, Selection(TARGETS, {"opted_out": 2}))
     return campaign_id
 
 
@@ -193,7 +193,7 @@ def test_the_start_freezes_the_list_and_hands_call_lists_to_managers(
 def test_the_start_refuses_bad_target_lists(app: CampaignApplication) -> None:
     app.create("CMP-1", draft(channels=["sms"]))
     with pytest.raises(InvalidTransition):
-        app.start("CMP-1", None, Selection(TARGETS, {}))
+        app.start_with("CMP-1", None, Selection(TARGETS, {}))
     app.schedule("CMP-1", None, T0, T0 + timedelta(days=1))
     for targets, why in (
         ([], "no customer"),
@@ -201,10 +201,10 @@ def test_the_start_refuses_bad_target_lists(app: CampaignApplication) -> None:
         ([target("C1", "email")], "not the campaign's"),
     ):
         with pytest.raises(RuleViolation, match=why):
-            app.start("CMP-1", None, Selection(targets, {}))
+            app.start_with("CMP-1", None, Selection(targets, {}))
     huge = [target(f"C{n:09d}", manager_id=f"RM-{n:05d}") for n in range(9_000)]
     with pytest.raises(TargetListTooLarge) as too_large:
-        app.start("CMP-1", None, Selection(huge, {}))
+        app.start_with("CMP-1", None, Selection(huge, {}))
     assert too_large.value.size > MAX_TARGET_LIST_BYTES
     assert app.get("CMP-1").status is CampaignStatus.SCHEDULED
 
@@ -217,18 +217,27 @@ def test_each_target_reaches_each_stage_once(app: CampaignApplication) -> None:
     assert sent(app, "C1", ResponseStage.DELIVERED, "M1")
     version = app.get("CMP-1").version
     recorded, same = app.record_response(
-        "CMP-1", None, customer_id="C1", channel=Channel.SMS, stage=ResponseStage.DELIVERED,
+        "CMP-1",
+        None,
+        customer_id="C1",
+        channel=Channel.SMS,
+        stage=ResponseStage.DELIVERED,
         occurred_at=T0,
-    )  # fmt: skip
+    )
     assert (recorded, same) == (False, version)
     assert app.get("CMP-1").reached == {"C1": ["sent", "delivered"]}
     with pytest.raises(NotTargeted):
         app.record_gateway_response("CMP-1", "C9", Channel.SMS, ResponseStage.SENT, T0, "M9")
     with pytest.raises(RuleViolation, match="conversion only"):
         app.record_response(
-            "CMP-1", None, customer_id="C1", channel=Channel.SMS, stage=ResponseStage.RESPONDED,
-            occurred_at=T0, revenue=MONEY,
-        )  # fmt: skip
+            "CMP-1",
+            None,
+            customer_id="C1",
+            channel=Channel.SMS,
+            stage=ResponseStage.RESPONDED,
+            occurred_at=T0,
+            revenue=MONEY,
+        )
 
 
 def test_responses_need_a_started_campaign_and_outlive_its_end(app: CampaignApplication) -> None:
@@ -236,7 +245,7 @@ def test_responses_need_a_started_campaign_and_outlive_its_end(app: CampaignAppl
     app.schedule("CMP-1", None, T0, T0 + timedelta(days=1))
     with pytest.raises(NotStarted):
         app.record_gateway_response("CMP-1", "C1", Channel.SMS, ResponseStage.SENT, T0, "M1")
-    app.start("CMP-1", None, Selection(TARGETS, {}))
+    app.start_with("CMP-1", None, Selection(TARGETS, {}))
     app.complete("CMP-1", None)
     assert sent(app, "C1", ResponseStage.OPENED, "M1")
 
@@ -246,9 +255,13 @@ def test_an_opt_out_asks_for_consent_once_per_channel(app: CampaignApplication) 
     assert sent(app, "C1", ResponseStage.OPTED_OUT, "M1")
     assert not sent(app, "C1", ResponseStage.OPTED_OUT, "M1")
     app.record_response(
-        "CMP-1", None, customer_id="C1", channel=Channel.EMAIL, stage=ResponseStage.OPTED_OUT,
+        "CMP-1",
+        None,
+        customer_id="C1",
+        channel=Channel.EMAIL,
+        stage=ResponseStage.OPTED_OUT,
         occurred_at=T0,
-    )  # fmt: skip
+    )
     campaign = app.get("CMP-1")
     assert campaign.reached["C1"] == ["opted_out"]
     assert campaign.opted_out == {"C1": ["sms", "email"]}

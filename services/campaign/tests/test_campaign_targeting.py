@@ -94,11 +94,14 @@ def test_asset_bands_count_open_asset_accounts_in_the_band_currency() -> None:
         person("C1", holdings=(account("S", "savings", "30000"), account("T", "fund", "20000"))),
         person("C2", holdings=(account("SAV", "savings", "49999.99"),)),
         person("C3", holdings=(loan, savings)),
-        person("C4", holdings=(
-            Holding("SAV", "savings", open=True, balance=Decimal("90000"), currency="USD"),
-        )),
+        person(
+            "C4",
+            holdings=(
+                Holding("SAV", "savings", open=True, balance=Decimal("90000"), currency="USD"),
+            ),
+        ),
         person("C5", holdings=(account("SAV", "savings", "100000"),)),
-    ]  # fmt: skip
+    ]
     band = {"currency": "CNY", "min": "50000", "max": "100000"}
     assert ids(profiles, Criteria.model_validate({"assets": band})) == ["C1"]
     assert ids(profiles, Criteria.model_validate({"assets": {"max": "50000"}})) == [
@@ -133,8 +136,11 @@ def test_the_preferred_channel_wins_when_usable() -> None:
     channels = [Channel.SMS, Channel.EMAIL, Channel.APP]
     selection = select_targets([HIGH], Criteria(), channels, profiles)
     assert {t["customer_id"]: t["channel"] for t in selection.targets} == {
-        "C1": "email", "C2": "sms", "C3": "app", "C4": "sms",
-    }  # fmt: skip
+        "C1": "email",
+        "C2": "sms",
+        "C3": "app",
+        "C4": "sms",
+    }
     no_details = person("C5", contacts=frozenset())
     assert ids([no_details], channels=[Channel.SMS, Channel.APP]) == ["C5"]
 

@@ -14,22 +14,25 @@ from policies retry after such a lost race; commands from the API answer 409.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from crm_backbone.aggregate import uuid_for
 from crm_backbone.application import ServiceApplication, StaleVersion
-from crm_events.campaign import ResponseStage
+from crm_events.campaign import ResponseStage, Segment
 from crm_events.common import Channel
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from crm_campaign.audience import Audience
 from crm_campaign.domain import Campaign, CampaignError, Conflict, JsonDict
-from crm_campaign.targeting import Selection
+from crm_campaign.targeting import Criteria, Selection, select_targets
 
 T = TypeVar("T")
 RETRIES = 5
@@ -45,6 +48,29 @@ class ConcurrentChange(Conflict):
     """Another writer saved the campaign while this command ran."""
 
 
+class Outcome(NamedTuple, Generic[T]):
+    """What a command decided, and the campaign's version after it."""
+
+    value: T
+    version: int
+
+
+class Created(NamedTuple):
+    campaign_id: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Started:
+    """A started campaign: its frozen target list's size, exclusions and call lists."""
+
+    version: int
+    targeted: int
+    excluded: dict[str, int]
+    call_lists: dict[str, int]
+    """Manager -> customers to phone or visit."""
+
+
 class CampaignApplication(ServiceApplication):
     """Creates campaigns and runs every command on them."""
 
@@ -54,13 +80,9 @@ class CampaignApplication(ServiceApplication):
     }
     snapshotting_intervals = {Campaign: 500}
 
-    def __init__(
-        self,
-        env: dict[str, str] | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        super().__init__(env)
-        self.clock = clock
+    def __init__(self, env: dict[str, str] | None = None, **collaborators: Any) -> None:
+        """``collaborators``: the base class's ``clock`` and ``new_id``."""
+        super().__init__(env, **collaborators)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -76,36 +98,57 @@ class CampaignApplication(ServiceApplication):
 
     # Commands ---------------------------------------------------------------------------
 
-    def create(self, campaign_id: str, fields: JsonDict) -> int:
+    def create(self, campaign_id: str | None, fields: JsonDict) -> Created:
+        """A draft campaign; ``fields`` are its ``Created`` event's attributes (JSON)."""
+        campaign_id = campaign_id or self.new_id("CMP")
         with self._locked(campaign_id):
             if self.exists(campaign_id):
                 raise Conflict(f"campaign {campaign_id} already exists")
             campaign = Campaign.create(campaign_id, fields)
             self._save(campaign)
-            return campaign.version
+            return Created(campaign_id, campaign.version)
 
     def schedule(
         self, campaign_id: str, expected: int | None, starts_at: datetime, ends_at: datetime
     ) -> int:
-        return self._command(campaign_id, expected, lambda c: c.schedule(starts_at, ends_at))[1]
+        decided = self._command(campaign_id, expected, lambda c: c.schedule(starts_at, ends_at))
+        return decided.version
 
-    def start(self, campaign_id: str, expected: int | None, selection: Selection) -> int:
-        """Start with the target list selected from the audience view."""
+    async def start(self, campaign_id: str, expected: int | None, audience: Audience) -> Started:
+        """Select the target list from ``audience`` by the campaign's targeting and start.
+
+        Segments, criteria and channels are fixed when the campaign is created, so the
+        selection made before the command still holds when it runs.
+        """
+        campaign = await asyncio.to_thread(self.get, campaign_id)
+        segments = [Segment.model_validate(s) for s in campaign.target_segments]
+        criteria = Criteria.model_validate(campaign.criteria)
+        channels = [Channel(c) for c in campaign.channels]
+        profiles = await audience.profiles(segments, criteria)
+        # Selecting over the whole audience is CPU work: off the event loop.
+        selection = await asyncio.to_thread(select_targets, segments, criteria, channels, profiles)
+        return await asyncio.to_thread(self.start_with, campaign_id, expected, selection)
+
+    def start_with(self, campaign_id: str, expected: int | None, selection: Selection) -> Started:
+        """Start with a selected target list: freeze it and hand out the call lists."""
         now = self.clock()
-        return self._command(
-            campaign_id, expected, lambda c: c.start(selection.targets, selection.excluded, now)
-        )[1]
+
+        def start(c: Campaign) -> Started:
+            c.start(selection.targets, selection.excluded, now)
+            return Started(c.version, len(c.targets), dict(c.excluded), dict(c.call_lists))
+
+        return self._command(campaign_id, expected, start).value
 
     def complete(self, campaign_id: str, expected: int | None) -> int:
         now = self.clock()
-        return self._command(campaign_id, expected, lambda c: c.complete(now))[1]
+        return self._command(campaign_id, expected, lambda c: c.complete(now)).version
 
     def cancel(self, campaign_id: str, expected: int | None, reason: str) -> int:
-        return self._command(campaign_id, expected, lambda c: c.cancel(reason))[1]
+        return self._command(campaign_id, expected, lambda c: c.cancel(reason)).version
 
     def record_response(
         self, campaign_id: str, expected: int | None, **response: Any
-    ) -> tuple[bool, int]:
+    ) -> Outcome[bool]:
         """A response reported through the API; whether it was new, and the version."""
         return self._command(campaign_id, expected, lambda c: c.record_response(**response))
 
@@ -135,12 +178,12 @@ class CampaignApplication(ServiceApplication):
     def _retrying(self, campaign_id: str, decide: Callable[[Campaign], T]) -> T:
         for _ in range(RETRIES - 1):
             with contextlib.suppress(ConcurrentChange):
-                return self._command(campaign_id, None, decide)[0]
-        return self._command(campaign_id, None, decide)[0]
+                return self._command(campaign_id, None, decide).value
+        return self._command(campaign_id, None, decide).value
 
     def _command(
         self, campaign_id: str, expected: int | None, decide: Callable[[Campaign], T]
-    ) -> tuple[T, int]:
+    ) -> Outcome[T]:
         with self._locked(campaign_id):
             campaign = self._get(campaign_id)
             if expected is not None and expected != campaign.version:
@@ -154,7 +197,7 @@ class CampaignApplication(ServiceApplication):
                 if campaign.version != loaded:  # the cached campaign holds unsaved events
                     self._forget(campaign_id)
                 raise
-            return outcome, campaign.version
+            return Outcome(outcome, campaign.version)
 
     def _get(self, campaign_id: str) -> Campaign:
         try:

@@ -1,0 +1,1 @@
+"""The campaign service's HTTP routes, one module per resource."""
