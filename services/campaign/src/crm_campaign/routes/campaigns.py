@@ -24,7 +24,7 @@ from crm_campaign.routes.dependencies import Commands, TargetAudience
 from crm_campaign.routes.models import Accepted, CampaignId
 from crm_campaign.targeting import Criteria
 
-router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+router = APIRouter(tags=["campaigns"])
 
 
 class Draft(RequestBody):
@@ -89,7 +89,7 @@ class Started(Accepted):
     call_lists: dict[str, int] = Field(description="Manager -> customers to phone or visit")
 
 
-@router.post("", status_code=201, summary="Create a draft campaign")
+@router.post("/campaigns", status_code=201, summary="Create a draft campaign")
 async def create(body: Draft, who: Who, commands: Commands, response: Response) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"campaign_id"})
     created = await who.run(commands.create, body.campaign_id, fields)
@@ -97,7 +97,7 @@ async def create(body: Draft, who: Who, commands: Commands, response: Response) 
     return Accepted(campaign_id=created.campaign_id, version=created.version)
 
 
-@router.post("/{campaign_id}/schedule", summary="Schedule (or reschedule)")
+@router.post("/campaigns/{campaign_id}/schedule", summary="Schedule (or reschedule)")
 async def schedule(
     campaign_id: CampaignId, body: Schedule, who: Who, commands: Commands
 ) -> Accepted:
@@ -108,7 +108,7 @@ async def schedule(
 
 
 @router.post(
-    "/{campaign_id}/start",
+    "/campaigns/{campaign_id}/start",
     summary="Freeze the target list and start",
     description=(
         "Selects the targets from the service's audience view (segments and criteria, "
@@ -132,7 +132,7 @@ async def start(
     )
 
 
-@router.post("/{campaign_id}/complete", summary="Complete")
+@router.post("/campaigns/{campaign_id}/complete", summary="Complete")
 async def complete(
     campaign_id: CampaignId, body: Command, who: Who, commands: Commands
 ) -> Accepted:
@@ -140,7 +140,7 @@ async def complete(
     return Accepted(campaign_id=campaign_id, version=version)
 
 
-@router.post("/{campaign_id}/cancel", summary="Cancel")
+@router.post("/campaigns/{campaign_id}/cancel", summary="Cancel")
 async def cancel(
     campaign_id: CampaignId, body: Cancellation, who: Who, commands: Commands
 ) -> Accepted:
@@ -148,7 +148,7 @@ async def cancel(
     return Accepted(campaign_id=campaign_id, version=version)
 
 
-@router.get("/{campaign_id}", summary="The campaign as its events say now (write side)")
+@router.get("/campaigns/{campaign_id}", summary="The campaign as its events say now (write side)")
 async def current(campaign_id: CampaignId, commands: Commands) -> dict[str, Any]:
     return _as_document(await asyncio.to_thread(commands.get, campaign_id))
 

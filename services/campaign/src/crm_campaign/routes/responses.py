@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, ConfigDict, Field
 from crm_campaign.routes.dependencies import Commands
 from crm_campaign.routes.models import Accepted, CampaignId
 
-router = APIRouter(prefix="/campaigns", tags=["responses"])
+router = APIRouter(tags=["responses"])
 
 
 class ResponseReport(Command):
@@ -42,7 +42,7 @@ class ResponseAccepted(Accepted):
 
 
 @router.post(
-    "/{campaign_id}/responses",
+    "/campaigns/{campaign_id}/responses",
     summary="Record a target's response",
     description="Each target reaches each stage once; a repeat answers `recorded: false`.",
 )

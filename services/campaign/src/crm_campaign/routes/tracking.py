@@ -19,10 +19,10 @@ from crm_campaign.queries import CampaignPage, Daily, Funnel
 from crm_campaign.routes.dependencies import Commands, Queries, Service
 from crm_campaign.routes.models import CampaignId
 
-router = APIRouter(prefix="/campaigns", tags=["tracking"])
+router = APIRouter(tags=["tracking"])
 
 
-@router.get("", summary="Campaigns with their headline figures")
+@router.get("/campaigns", summary="Campaigns with their headline figures")
 async def campaigns(
     queries: Queries,
     status: CampaignStatus | None = None,
@@ -44,7 +44,7 @@ async def campaigns(
 
 
 @router.get(
-    "/{campaign_id}/funnel",
+    "/campaigns/{campaign_id}/funnel",
     summary="Response funnel per channel and segment",
     responses=VIEW_BEHIND,
 )
@@ -63,7 +63,7 @@ async def funnel(
 
 
 @router.get(
-    "/{campaign_id}/daily",
+    "/campaigns/{campaign_id}/daily",
     summary="Targets reaching each stage, per day",
     responses=VIEW_BEHIND,
 )
