@@ -128,14 +128,23 @@ def install_problem_handlers(
         app.add_exception_handler(error_type, on_domain(mapper))
 
 
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(request: Request) -> list[str]:
-    """The methods of every route of the request's path (a 405 answer's ``Allow``)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    """The methods some route answers on the request's path (a 405 answer's ``Allow``).
+
+    Each method is tried against the app's routes as the router would match it, so the
+    routes of an included router (a route of its own that holds them) count too.
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
 
 
 def location(*segments: str) -> str:
