@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from itertools import islice
 
 from crm_backbone.context import command_context
-from crm_backbone.projection import guard_key
+from crm_backbone.readmodel import guard_key
 from crm_customer.application import CustomerApplication
 from crm_customer.domain import Customer
 from crm_events.customer import CustomerStatus

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from crm_backbone.kafka import reliable_producer
-from crm_backbone.projection import guard_key
+from crm_backbone.readmodel import guard_key
 from crm_customer.views import CustomerViews
 from crm_simulator.day import registration
 from crm_simulator.feed import FeedEvent

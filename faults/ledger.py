@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import ClassVar
 
-from crm_backbone.projection import Handler, Projection, ViewUpdate, guard_key
+from crm_backbone.projection import Handler, Projection, ViewUpdate
+from crm_backbone.readmodel import guard_key
 from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload, registry
 

@@ -22,9 +22,10 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from crm_backbone.context import command_context
-from crm_backbone.projection import Document, guard_key
+from crm_backbone.projection import Document
+from crm_backbone.readmodel import guard_key
 from crm_customer.application import CustomerApplication
-from crm_customer.domain import Conflict
+from crm_customer.rules import Conflict
 from crm_events import contact_log as cl
 from crm_events import core_banking as cb
 from crm_events.common import ValueBand

@@ -15,13 +15,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import pytest
-from crm_backbone.projection import (
-    Handler,
-    Projection,
-    ProjectionEngine,
-    ViewUpdate,
-    guard_key,
-)
+from crm_backbone.projection import Handler, Projection, ProjectionEngine, ViewUpdate
+from crm_backbone.readmodel import guard_key
 from crm_backbone.testing import SOURCE, NoDeadLetters
 from crm_events.customer import CustomerProfileUpdated
 from crm_events.envelope import Envelope, to_kafka

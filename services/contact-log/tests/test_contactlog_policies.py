@@ -25,7 +25,6 @@ from crm_contactlog.policies import (
     TaskPolicies,
     TaskRules,
     derived_task_id,
-    next_birthday,
 )
 from crm_contactlog.queries import TaskList, activity_task, group_tasks
 from crm_contactlog.views import ACTIVITIES, ContactLogViews
@@ -257,12 +256,6 @@ def test_a_birthday_within_the_window_is_a_task_until_it_passes() -> None:
     assert bank.kinds(at=T0 + days(4)) == [("this_week", "birthday", "C2")]
     bank.emit(Service.CUSTOMER, "C2", cu.CustomerMergedInto(survivor_customer_id="C1", reason="x"))
     assert bank.kinds(at=T0 + days(4)) == []
-
-
-def test_a_29_february_birthday_is_kept_on_1_march_in_common_years() -> None:
-    assert next_birthday(date(1988, 2, 29), date(2027, 2, 20)) == date(2027, 3, 1)
-    assert next_birthday(date(1988, 2, 29), date(2028, 2, 20)) == date(2028, 2, 29)
-    assert next_birthday(date(1988, 11, 1), date(2026, 11, 23)) == date(2027, 11, 1)
 
 
 # Idle opportunities ------------------------------------------------------------------------

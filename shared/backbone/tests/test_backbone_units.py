@@ -10,7 +10,8 @@ from typing import Any
 from crm_backbone.context import command_context, current_context
 from crm_backbone.eventstore import EventStoreConfig
 from crm_backbone.kafka import subscribe
-from crm_backbone.projection import BatchResult, Record, guard_key
+from crm_backbone.projection import BatchResult, Record
+from crm_backbone.readmodel import guard_key
 from crm_backbone.relay import integration_envelope
 from crm_backbone.testing import SOURCE, CustomerCards, Customers, translate
 from crm_events.envelope import from_kafka, to_kafka

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
 from crm_backbone.projection import Document, Handler, Projection, ViewUpdate
+from crm_backbone.readmodel import field_key
 from crm_events import core_banking as cb
 from crm_events import customer as cu
 from crm_events.campaign import Segment
@@ -30,11 +31,6 @@ from crm_campaign.targeting import Criteria, Holding, Profile
 
 AUDIENCE = "audience"
 Event = Envelope[EventPayload]
-
-
-def field_key(identifier: str) -> str:
-    """An id usable as a MongoDB field name (no dots, no leading dollar)."""
-    return identifier.replace(".", "_").replace("$", "_")
 
 
 class AudienceView(Projection):

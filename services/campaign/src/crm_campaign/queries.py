@@ -17,9 +17,6 @@ responses arrived.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections import Counter, defaultdict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -27,6 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from crm_backbone.cursor import decode_cursor, encode_cursor
 from crm_backbone.projection import Document
 from crm_backbone.readmodel import applied_version, wait_until_applied
 from crm_events.campaign import ResponseStage
@@ -359,7 +357,7 @@ class CampaignQueries:
             if value:
                 query[name] = value
         if cursor:
-            created_at, last_id = _decode_cursor(cursor)
+            created_at, last_id = decode_cursor(cursor, datetime.fromisoformat)
             query["$or"] = [
                 {"created_at": {"$lt": created_at}},
                 {"created_at": created_at, "_id": {"$gt": last_id}},
@@ -377,7 +375,7 @@ class CampaignQueries:
         }
         items = [_summary(doc, tallies.get(doc["_id"], Tally())) for doc in documents]
         last = documents[-1] if documents else None
-        next_cursor = _encode_cursor(last["created_at"], last["_id"]) if more and last else None
+        next_cursor = encode_cursor(last["created_at"], last["_id"]) if more and last else None
         return CampaignPage(items=items, next_cursor=next_cursor)
 
 
@@ -400,16 +398,3 @@ def _summary(doc: Document, tally: Tally) -> CampaignSummary:
         call_lists=sorted(doc.get("call_lists", {}).values(), key=lambda c: c["manager_id"]),
         headline=pricing.row(tally),
     )
-
-
-def _encode_cursor(created_at: datetime, campaign_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), campaign_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created_at, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), str(last_id)
-    except (ValueError, TypeError, binascii.Error):
-        raise ValueError("cursor is not one this API returned") from None

@@ -30,21 +30,9 @@ from typing import Any
 
 from crm_events.campaign import ExclusionReason, Segment
 from crm_events.common import Channel, CorporateTier, CurrencyCode, DecimalString, Id
-from crm_events.core_banking import ProductType
+from crm_events.core_banking import ASSET_TYPES
 from crm_events.customer import CustomerStatus
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-ASSET_TYPES = frozenset(
-    {
-        ProductType.CURRENT,
-        ProductType.SAVINGS,
-        ProductType.TIME_DEPOSIT,
-        ProductType.WEALTH_MANAGEMENT,
-        ProductType.FUND,
-        ProductType.INSURANCE,
-    }
-)
-"""Product types counted in assets under management; loans and cards are liabilities."""
 
 CONTACT_NEEDED: dict[Channel, str] = {
     Channel.SMS: "phone",

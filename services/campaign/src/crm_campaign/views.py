@@ -18,14 +18,13 @@ from typing import Any, ClassVar
 
 from bson.decimal128 import Decimal128
 from crm_backbone.projection import Document, Handler, Projection, ViewUpdate
+from crm_backbone.readmodel import field_key
 from crm_events import campaign as cmp
 from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload
 from crm_events.topics import CAMPAIGN_EVENTS
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-
-from crm_campaign.audience import field_key
 
 CAMPAIGNS = "campaigns"
 TARGETS = "campaign_targets"

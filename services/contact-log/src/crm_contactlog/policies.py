@@ -52,6 +52,7 @@ from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from crm_backbone.projection import Document, Handler, Projection, ViewUpdate
+from crm_backbone.readmodel import field_key
 from crm_events import campaign as cmp
 from crm_events import contact_log as cl
 from crm_events import core_banking as cb
@@ -98,11 +99,6 @@ class TaskKind(StrEnum):
 def derived_task_id(kind: TaskKind, *trigger: str) -> str:
     """The id of the task ``kind`` derived from ``trigger`` (aggregate ids, ...): stable."""
     return str(uuid.uuid5(_TASK_NAMESPACE, "|".join([kind.value, *trigger])))
-
-
-def field_key(identifier: str) -> str:
-    """An id usable as a MongoDB field name (no dots, no leading dollar)."""
-    return identifier.replace(".", "_").replace("$", "_")
 
 
 class Task(BaseModel):
@@ -304,7 +300,7 @@ class TaskRules:
             customer = customers[customer_id]
             if not customer.get("birth_date") or customer.get("merged_into"):
                 continue
-            birthday = next_birthday(date.fromisoformat(customer["birth_date"]), today)
+            birthday = cu.next_birthday(date.fromisoformat(customer["birth_date"]), today)
             if birthday <= last:
                 task_id = derived_task_id(TaskKind.BIRTHDAY, customer_id, str(birthday.year))
                 yield customer, birthday, task_id
@@ -323,18 +319,6 @@ class TaskRules:
             due_on=birthday,
             details={"birth_date": customer["birth_date"]},
         )
-
-
-def next_birthday(born: date, today: date) -> date:
-    """The first birthday on or after ``today`` (29 February: 1 March in common years)."""
-    for year in (today.year, today.year + 1):
-        try:
-            candidate = born.replace(year=year)
-        except ValueError:
-            candidate = date(year, 3, 1)
-        if candidate >= today:
-            return candidate
-    raise AssertionError("a birthday falls within a year")
 
 
 def _taken(doc: Document, since: str) -> bool:

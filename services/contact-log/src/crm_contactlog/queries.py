@@ -13,15 +13,14 @@ zone; tasks are grouped by when they fall due:
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from crm_backbone.projection import Document, guard_key
-from crm_backbone.readmodel import wait_until_applied
+from crm_backbone.cursor import decode_cursor, encode_cursor
+from crm_backbone.projection import Document
+from crm_backbone.readmodel import document_version, wait_until_applied
 from crm_events.contact_log import ActivityCategory, Priority
 from crm_events.topics import Service
 from pydantic import BaseModel, Field
@@ -145,7 +144,7 @@ class ContactLogQueries:
         """The customer's contacts, newest first; ties broken by id (a stable order)."""
         query: Document = {"customer_id": customer_id}
         if cursor:
-            started, last_id = decode_cursor(cursor)
+            started, last_id = decode_cursor(cursor, datetime.fromisoformat)
             query["$or"] = [
                 {"started_at": {"$lt": started}},
                 {"started_at": started, "_id": {"$lt": last_id}},
@@ -260,19 +259,4 @@ def _order(task: Task) -> tuple[date, int, float, str]:
 
 
 def _with_version(doc: Document) -> dict[str, Any]:
-    applied = doc.get("_applied", {}).get(guard_key(SOURCE, doc["_id"]), 0)
-    return doc | {"version": int(applied)}
-
-
-def encode_cursor(started_at: datetime, item_id: str) -> str:
-    payload = json.dumps([started_at.isoformat(), item_id])
-    return base64.urlsafe_b64encode(payload.encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (started_at, id) a page ended with; ValueError for a cursor not made here."""
-    try:
-        started, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(started), str(last_id)
-    except (ValueError, TypeError):
-        raise ValueError("cursor is not one this API returned") from None
+    return doc | {"version": document_version(doc, SOURCE, doc["_id"])}

@@ -7,8 +7,6 @@ the duplicates merged into it, and asking for a duplicate's id answers with its 
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -16,24 +14,17 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from crm_backbone.projection import Document, guard_key
-from crm_backbone.readmodel import wait_until_applied
-from crm_events.core_banking import ProductType
+from crm_backbone.cursor import decode_cursor, encode_cursor
+from crm_backbone.projection import Document
+from crm_backbone.readmodel import APPLIED, document_version, wait_until_applied
+from crm_events.core_banking import ASSET_TYPES
+from crm_events.customer import next_birthday
 from crm_events.topics import Service
 from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_customer.views import CUSTOMERS, GROUPS, LAST_CONTACTS, CustomerViews, normalise_phone
 
-ASSETS = {
-    ProductType.CURRENT,
-    ProductType.SAVINGS,
-    ProductType.TIME_DEPOSIT,
-    ProductType.WEALTH_MANAGEMENT,
-    ProductType.FUND,
-    ProductType.INSURANCE,
-}
-"""Product types counted in assets under management; loans and cards are liabilities."""
 MAX_MERGE_DEPTH = 8
 SOURCE = Service.CUSTOMER.source
 
@@ -166,7 +157,7 @@ class CustomerQueries:
             if value:
                 query[field] = value
         if cursor:
-            key, last_id = _decode_cursor(cursor)
+            key, last_id = decode_cursor(cursor, str)
             query["$or"] = [
                 {"search.name_key": {"$gt": key}},
                 {"search.name_key": key, "_id": {"$gt": last_id}},
@@ -180,7 +171,7 @@ class CustomerQueries:
         more = len(items) > limit
         items = items[:limit]
         next_cursor = (
-            _encode_cursor(items[-1]["search"]["name_key"], items[-1]["_id"]) if more else None
+            encode_cursor(items[-1]["search"]["name_key"], items[-1]["_id"]) if more else None
         )
         for item in items:
             item["customer_id"] = item.pop("_id")
@@ -188,7 +179,7 @@ class CustomerQueries:
         return SearchPage(items=items, next_cursor=next_cursor)
 
     async def group(self, group_id: str) -> dict[str, Any] | None:
-        doc = await self.groups.find_one({"_id": group_id}, {"_applied": 0})
+        doc = await self.groups.find_one({"_id": group_id}, {APPLIED: 0})
         if doc is None:
             return None
         members = doc.pop("members", {})
@@ -260,9 +251,10 @@ class CustomerQueries:
             for a in accounts if a.get("maturity_date") and a.get("status") == "open"
         ]  # fmt: skip
         profile = main.get("profile", {})
+        birth_date = profile.get("birth_date")
         last_contact = _latest(d.get("last_contact_at") for d in documents)
         last_transaction = _latest(d.get("last_transaction_at") for d in documents)
-        version = main.get("_applied", {}).get(guard_key(SOURCE, main["_id"]), 0)
+        version = document_version(main, SOURCE, main["_id"])
         return CustomerView(
             customer_id=main["_id"],
             resolved_from=resolved_from,
@@ -290,8 +282,12 @@ class CustomerQueries:
             next_tasks=tasks,
             campaigns=[c for d in documents for c in d.get("campaigns", {}).values()],
             key_dates=KeyDates(
-                birth_date=profile.get("birth_date"),
-                next_birthday=_next_birthday(profile.get("birth_date"), today),
+                birth_date=birth_date,
+                next_birthday=(
+                    next_birthday(date.fromisoformat(birth_date), today).isoformat()
+                    if birth_date
+                    else None
+                ),
                 next_maturity=min(
                     (m for m in maturities if m["maturity_date"] >= today.isoformat()),
                     key=lambda m: m["maturity_date"],
@@ -341,7 +337,7 @@ def _holdings(accounts: list[dict[str, Any]]) -> Holdings:
             continue
         amount, currency = Decimal(balance["amount"]), balance["currency"]
         by_type[account["product_type"]][currency] += amount
-        (assets if account["product_type"] in ASSETS else liabilities)[currency] += amount
+        (assets if account["product_type"] in ASSET_TYPES else liabilities)[currency] += amount
     return Holdings(
         by_product_type={t: _text(v) for t, v in sorted(by_type.items())},
         assets_under_management=_text(assets),
@@ -373,29 +369,3 @@ def _text(amounts: dict[str, Decimal]) -> Amounts:
 def _latest(moments: Iterable[datetime | None]) -> datetime | None:
     present = [m for m in moments if m is not None]
     return max(present) if present else None
-
-
-def _next_birthday(birth_date: str | None, today: date) -> str | None:
-    if not birth_date:
-        return None
-    born = date.fromisoformat(birth_date)
-    for year in (today.year, today.year + 1):
-        try:
-            candidate = born.replace(year=year)
-        except ValueError:  # 29 February in a common year
-            candidate = date(year, 3, 1)
-        if candidate >= today:
-            return candidate.isoformat()
-    return None
-
-
-def _encode_cursor(name_key: str, customer_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([name_key, customer_id]).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        key, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError):
-        raise ValueError("cursor is not one this API returned") from None
-    return str(key), str(last_id)

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from crm_backbone.projection import Document, Handler, Projection, ViewUpdate
+from crm_backbone.readmodel import field_key
 from crm_events import campaign as cmp
 from crm_events import contact_log as cl
 from crm_events import core_banking as cb
@@ -44,11 +45,6 @@ LAST_CONTACTS = 10
 CLOSED_STAGES = (op.OpportunityStage.CLOSED_WON, op.OpportunityStage.CLOSED_LOST)
 
 Event = Envelope[EventPayload]
-
-
-def field_key(identifier: str) -> str:
-    """An id usable as a MongoDB field name (no dots, no leading dollar)."""
-    return identifier.replace(".", "_").replace("$", "_")
 
 
 def plain(value: Any) -> Any:

@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from bson.decimal128 import Decimal128
-from crm_backbone.projection import Document, guard_key
-from crm_backbone.readmodel import wait_until_applied
+from crm_backbone.projection import Document
+from crm_backbone.readmodel import document_version, wait_until_applied
 from crm_events.opportunity import NeedKind
 from crm_events.topics import Service
 from pydantic import BaseModel, Field
@@ -176,7 +176,7 @@ class OpportunityQueries:
         return OpportunityView.model_validate(
             fields
             | {
-                "version": doc["_applied"][guard_key(SOURCE, opportunity_id)],
+                "version": document_version(doc, SOURCE, opportunity_id),
                 "expected_value": {"amount": _text(value), "currency": currency},
                 "weighted_value": {
                     "amount": _text(_weighted(value, doc["probability"])),

@@ -49,11 +49,6 @@ PROJECTION_GAPS = Counter(
     "Events whose aggregate version skipped past the next expected one",
     ["projection"],
 )
-PROJECTION_ERRORS = Counter(
-    "crm_projection_batch_errors_total",
-    "Batches that failed and will be redelivered",
-    ["projection"],
-)
 CONSUMER_LAG = Gauge(
     "crm_consumer_lag", "Records behind the partition's end", ["group", "topic", "partition"]
 )

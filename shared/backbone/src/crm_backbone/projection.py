@@ -90,7 +90,6 @@ from crm_backbone.holds import (
     release_unheld,
 )
 from crm_backbone.metrics import (
-    CONSUMER_LAG,
     DEAD_LETTERS,
     HANDLER_ERRORS,
     PROJECTION_BATCH_SIZE,
@@ -98,6 +97,7 @@ from crm_backbone.metrics import (
     PROJECTION_GAPS,
 )
 from crm_backbone.parking import ParkedRecord, ParkingLot
+from crm_backbone.readmodel import APPLIED, guard_key
 from crm_backbone.records import Document as Document  # re-exported
 from crm_backbone.records import Record as Record  # re-exported
 
@@ -225,11 +225,6 @@ class _Outcome:
 
     letters: list[tuple[Record, str, str]] = field(default_factory=list)
     parks: list[tuple[str, Record, str]] = field(default_factory=list)
-
-
-def guard_key(source: str, aggregate_id: str) -> str:
-    """A MongoDB-safe field name for one aggregate of one producer."""
-    return f"{source}|{aggregate_id}".replace(".", "_").replace("$", "_")
 
 
 # --- Composing updates -------------------------------------------------------------------
@@ -609,7 +604,7 @@ class ProjectionEngine:
                     outcome.letters.append((record, "handler_error", gave_up.reason))
                     holds.dead_lettered(record, version, last)
                     continue
-            guard = f"_applied.{key}"
+            guard = f"{APPLIED}.{key}"
             for update, value in zip(updates, _guards(updates, version), strict=True):
                 slot = (update.collection, update.document_id, key)
                 groups = slots.get(slot)
@@ -639,20 +634,6 @@ class ProjectionEngine:
         PROJECTION_EVENTS.labels(name, "duplicate").inc(result.duplicates)
         PROJECTION_EVENTS.labels(name, "parked").inc(result.parked)
         return result
-
-    def observe_lag(
-        self, records: Sequence[Record], highwater: Callable[[str, int], int | None]
-    ) -> None:
-        """Set the consumer-lag gauge from the last record of each partition in the batch."""
-        last: dict[tuple[str, int], int] = {}
-        for record in records:
-            last[(record.topic, record.partition)] = record.offset
-        for (topic, partition), offset in last.items():
-            end = highwater(topic, partition)
-            if end is not None:
-                CONSUMER_LAG.labels(self.consumer_group, topic, str(partition)).set(
-                    max(end - offset - 1, 0)
-                )
 
     async def _dead_letter(
         self, record: Record, code: str, reason: str, result: BatchResult

@@ -1,18 +1,41 @@
-"""Read-your-writes: wait, with a bound, until a view has applied an aggregate's version."""
+"""How a view records what it has applied, and read-your-writes on top of it.
+
+A view document names other aggregates in its field paths (``accounts.<id>``) and keeps,
+per producing aggregate, the last version it applied under ``_applied.<guard key>``;
+each view's positions collection keeps the same per aggregate, keyed by the guard key.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from crm_backbone.projection import guard_key
+APPLIED = "_applied"
+"""The field of a view document holding, per guard key, the last version applied."""
+
+
+def field_key(identifier: str) -> str:
+    """An id usable as a MongoDB field name (no dots, no leading dollar)."""
+    return identifier.replace(".", "_").replace("$", "_")
+
+
+def guard_key(source: str, aggregate_id: str) -> str:
+    """A MongoDB-safe field name for one aggregate of one producer."""
+    return field_key(f"{source}|{aggregate_id}")
+
+
+def document_version(document: Mapping[str, Any], source: str, aggregate_id: str) -> int:
+    """The last version of the aggregate that ``document`` holds; 0 if none."""
+    return int(document.get(APPLIED, {}).get(guard_key(source, aggregate_id), 0))
 
 
 async def applied_version(
     positions: AsyncCollection[dict[str, Any]], source: str, aggregate_id: str
 ) -> int:
+    """The last version of the aggregate the view has applied, from its positions; 0 if none."""
     doc = await positions.find_one({"_id": guard_key(source, aggregate_id)}, {"version": 1})
     return int(doc["version"]) if doc else 0
 

@@ -24,6 +24,19 @@ class ProductType(StrEnum):
     INSURANCE = "insurance"
 
 
+ASSET_TYPES = frozenset(
+    {
+        ProductType.CURRENT,
+        ProductType.SAVINGS,
+        ProductType.TIME_DEPOSIT,
+        ProductType.WEALTH_MANAGEMENT,
+        ProductType.FUND,
+        ProductType.INSURANCE,
+    }
+)
+"""Product types counted in assets under management; loans and cards are liabilities."""
+
+
 class KycStatus(StrEnum):
     PENDING = "pending"
     VERIFIED = "verified"

@@ -81,6 +81,18 @@ _PAIRS = [
 _INVERSE = {a: b for a, b in _PAIRS} | {b: a for a, b in _PAIRS}
 
 
+def next_birthday(birth_date: date, today: date) -> date:
+    """The first birthday on or after ``today`` (29 February: 1 March in common years)."""
+    for year in (today.year, today.year + 1):
+        try:
+            candidate = birth_date.replace(year=year)
+        except ValueError:  # 29 February in a common year
+            candidate = date(year, 3, 1)
+        if candidate >= today:
+            return candidate
+    raise AssertionError("a birthday falls within a year")
+
+
 @event("crm.customer.registered", version=1)
 class CustomerRegisteredV1(EventPayload):
     """Historical v1 (single ``name`` string, ``branch``): frozen, read by upcasting."""
