@@ -25,7 +25,7 @@ from crm_backbone.context import command_context
 from crm_backbone.projection import Document
 from crm_backbone.readmodel import guard_key
 from crm_customer.application import CustomerApplication
-from crm_customer.domain import Conflict
+from crm_customer.rules import Conflict
 from crm_events import contact_log as cl
 from crm_events import core_banking as cb
 from crm_events.common import ValueBand

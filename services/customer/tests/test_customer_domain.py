@@ -8,16 +8,19 @@ import pytest
 from crm_backbone.application import StaleVersion
 from crm_backbone.context import command_context
 from crm_customer.application import CustomerApplication, CustomerNotFound
-from crm_customer.domain import (
+from crm_customer.domain import Customer
+from crm_customer.publication import translate
+from crm_customer.rules import (
+    CORE_OWNED_FIELDS,
+    PROFILE_FIELDS,
     STATUS_TRANSITIONS,
     Conflict,
     CoreOwnedField,
-    Customer,
     CustomerRetired,
     InvalidTransition,
     RuleViolation,
+    UnknownProfileFields,
 )
-from crm_customer.publication import translate
 from crm_events.customer import CustomerStatus, GroupRole, GroupType, RelationshipType
 from hypothesis import given
 from hypothesis import strategies as st
@@ -120,6 +123,30 @@ def test_core_owned_fields_cannot_change_through_a_command(app: CustomerApplicat
     with pytest.raises(CoreOwnedField) as refused:
         app.update_profile("C1", None, {"name": {"full_name": "X"}, "email": "a@b.cn"})
     assert refused.value.owner == "core-banking"
+    assert app.get("C1").version == 1
+
+
+@given(
+    fields=st.sets(
+        st.sampled_from([*PROFILE_FIELDS, *CORE_OWNED_FIELDS]) | st.text(max_size=12), max_size=6
+    ),
+    customer_id=st.sampled_from(["C1", "C404"]),
+)
+def test_a_profile_change_naming_a_field_the_crm_does_not_own_is_refused_first(
+    fields: set[str], customer_id: str
+) -> None:
+    """Core-owned fields are refused naming them, then unknown ones; before the customer is
+    read, so an unknown customer's answer is the same."""
+    app = CustomerApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    registered(app)
+    core = sorted(fields & set(CORE_OWNED_FIELDS))
+    unknown = sorted(fields - set(PROFILE_FIELDS) - set(CORE_OWNED_FIELDS))
+    if not core and not unknown:
+        return
+    with pytest.raises((CoreOwnedField, UnknownProfileFields)) as refused:
+        app.update_profile(customer_id, None, dict.fromkeys(fields))
+    assert isinstance(refused.value, CoreOwnedField if core else UnknownProfileFields)
+    assert refused.value.fields == (core or unknown)
     assert app.get("C1").version == 1
 
 

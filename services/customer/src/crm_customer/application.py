@@ -7,15 +7,21 @@ Commands return the customer's new version, which a caller may pass back as
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from crm_backbone.aggregate import uuid_for
 from crm_backbone.application import ServiceApplication, StaleVersion
-from crm_events.customer import GroupRole, GroupType, RelationshipType
+from crm_events.customer import CustomerStatus, GroupRole, GroupType, RelationshipType
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from crm_customer.domain import Conflict, Customer, CustomerError, CustomerRetired, JsonDict
+from crm_customer.domain import Customer
+from crm_customer.rules import (
+    Conflict,
+    CustomerError,
+    CustomerRetired,
+    JsonDict,
+    check_profile_change,
+)
 
 
 class CustomerNotFound(CustomerError):
@@ -58,19 +64,54 @@ class CustomerApplication(ServiceApplication):
         return customer.version
 
     def update_profile(self, customer_id: str, expected: int | None, changes: JsonDict) -> int:
+        """Change CRM-owned profile fields; a change naming any other field is refused
+        before the customer is read, as a malformed request is."""
+        check_profile_change(changes)
         return self._command(customer_id, expected, lambda c: c.update_profile(changes))
 
-    def change_status(self, customer_id: str, expected: int | None, **command: Any) -> int:
-        return self._command(customer_id, expected, lambda c: c.change_status(**command))
+    def change_status(
+        self, customer_id: str, expected: int | None, *, status: CustomerStatus, reason: str
+    ) -> int:
+        return self._command(customer_id, expected, lambda c: c.change_status(status, reason))
 
-    def change_segment(self, customer_id: str, expected: int | None, **command: Any) -> int:
-        return self._command(customer_id, expected, lambda c: c.change_segment(**command))
+    def change_segment(
+        self,
+        customer_id: str,
+        expected: int | None,
+        *,
+        value_band: str,
+        corporate_tier: str | None,
+        reason: str,
+    ) -> int:
+        return self._command(
+            customer_id, expected, lambda c: c.change_segment(value_band, corporate_tier, reason)
+        )
 
-    def assign_manager(self, customer_id: str, expected: int | None, **command: Any) -> int:
-        return self._command(customer_id, expected, lambda c: c.assign_manager(**command))
+    def assign_manager(
+        self,
+        customer_id: str,
+        expected: int | None,
+        *,
+        manager_id: str,
+        branch_id: str,
+        reason: str | None,
+    ) -> int:
+        return self._command(
+            customer_id, expected, lambda c: c.assign_manager(manager_id, branch_id, reason)
+        )
 
-    def set_consent(self, customer_id: str, expected: int | None, **command: Any) -> int:
-        return self._command(customer_id, expected, lambda c: c.set_consent(**command))
+    def set_consent(
+        self,
+        customer_id: str,
+        expected: int | None,
+        *,
+        channel: str,
+        opted_in: bool,
+        reason: str | None,
+    ) -> int:
+        return self._command(
+            customer_id, expected, lambda c: c.set_consent(channel, opted_in, reason)
+        )
 
     def join_group(
         self,
@@ -88,8 +129,18 @@ class CustomerApplication(ServiceApplication):
             lambda c: c.join_group(group_id, group_type, group_name, role, joined_on),
         )
 
-    def leave_group(self, customer_id: str, expected: int | None, **command: Any) -> int:
-        return self._command(customer_id, expected, lambda c: c.leave_group(**command))
+    def leave_group(
+        self,
+        customer_id: str,
+        expected: int | None,
+        *,
+        group_id: str,
+        left_on: str,
+        reason: str | None,
+    ) -> int:
+        return self._command(
+            customer_id, expected, lambda c: c.leave_group(group_id, left_on, reason)
+        )
 
     def relate(
         self,

@@ -1,4 +1,4 @@
-"""The customer aggregate and the rules a bank applies to it.
+"""The customer aggregate: the rules of ``rules.py`` applied to one customer's state.
 
 Command methods check the rules and then trigger one event each (the ``@event``-decorated
 private methods, whose bodies are how the event changes the state). Event attributes are
@@ -8,81 +8,21 @@ plain JSON values named as in the published contract (``crm_events.customer``), 
 
 from __future__ import annotations
 
-from typing import Any
-
 from crm_backbone.aggregate import TracedAggregate
 from crm_events.customer import CustomerStatus, GroupRole, GroupType, RelationshipType
 from eventsourcing.domain import event
 
-JsonDict = dict[str, Any]
-
-STATUS_TRANSITIONS: dict[CustomerStatus, frozenset[CustomerStatus]] = {
-    CustomerStatus.PROSPECT: frozenset({CustomerStatus.ACTIVE}),
-    CustomerStatus.ACTIVE: frozenset({CustomerStatus.DORMANT, CustomerStatus.CHURNED}),
-    CustomerStatus.DORMANT: frozenset({CustomerStatus.ACTIVE, CustomerStatus.CHURNED}),
-    CustomerStatus.CHURNED: frozenset({CustomerStatus.ACTIVE}),
-}
-"""Lifecycle moves a bank allows; dormant or churned back to active is a reactivation."""
-
-CORE_OWNED_FIELDS: dict[str, str] = {
-    "name": "legal name",
-    "id_documents": "identity documents",
-    "birth_date": "birth date",
-    "accounts": "accounts and holdings",
-}
-"""Fields mastered by core banking: they change only through its events, never the API."""
-CORE_OWNER = "core-banking"
-
-PROFILE_FIELDS = ("phone", "email", "address", "occupation", "industry", "preferred_channel")
-"""Profile fields the CRM owns and its users may change."""
-
-GROUP_ROLES: dict[GroupType, frozenset[GroupRole]] = {
-    GroupType.HOUSEHOLD: frozenset({GroupRole.HEAD, GroupRole.MEMBER}),
-    GroupType.CORPORATE_GROUP: frozenset(
-        {GroupRole.PARENT_COMPANY, GroupRole.SUBSIDIARY, GroupRole.MEMBER}
-    ),
-}
-
-
-class CustomerError(Exception):
-    """A command the customer's rules refuse."""
-
-
-class RuleViolation(CustomerError):
-    """The command breaks a rule of the domain (HTTP 422)."""
-
-
-class InvalidTransition(RuleViolation):
-    def __init__(self, current: CustomerStatus, wanted: CustomerStatus) -> None:
-        allowed = ", ".join(sorted(STATUS_TRANSITIONS[current])) or "none"
-        super().__init__(f"a {current} customer cannot become {wanted} (allowed: {allowed})")
-        self.current = current
-        self.wanted = wanted
-
-
-class Conflict(CustomerError):
-    """The command contradicts the customer's current state (HTTP 409)."""
-
-
-class CoreOwnedField(CustomerError):
-    """The API tried to change a field core banking owns."""
-
-    def __init__(self, fields: list[str]) -> None:
-        names = ", ".join(f"{field} ({CORE_OWNED_FIELDS[field]})" for field in fields)
-        super().__init__(
-            f"{names} owned by {CORE_OWNER}: it changes only through core banking's events"
-        )
-        self.fields = fields
-        self.owner = CORE_OWNER
-
-
-class CustomerRetired(CustomerError):
-    """The customer was merged into another; commands go to the survivor."""
-
-    def __init__(self, customer_id: str, survivor_id: str) -> None:
-        super().__init__(f"customer {customer_id} was merged into {survivor_id}")
-        self.customer_id = customer_id
-        self.survivor_id = survivor_id
+from crm_customer.rules import (
+    GROUP_ROLES,
+    PROFILE_FIELDS,
+    STATUS_TRANSITIONS,
+    Conflict,
+    CustomerRetired,
+    InvalidTransition,
+    JsonDict,
+    RuleViolation,
+    check_type_fields,
+)
 
 
 class Customer(TracedAggregate):
@@ -138,25 +78,18 @@ class Customer(TracedAggregate):
         status = CustomerStatus(fields["status"])
         if status not in (CustomerStatus.PROSPECT, CustomerStatus.ACTIVE):
             raise RuleViolation(f"a customer is registered as prospect or active, not {status}")
-        _check_type_fields(
-            fields["customer_type"], fields.get("industry"), fields.get("birth_date")
-        )
+        check_type_fields(fields["customer_type"], fields.get("industry"), fields.get("birth_date"))
         return cls(customer_id=customer_id, **fields)
 
     # Commands ---------------------------------------------------------------------------
 
     def update_profile(self, changes: JsonDict) -> None:
-        """Change CRM-owned profile fields; unchanged values trigger nothing."""
+        """Change CRM-owned profile fields (``rules.check_profile_change`` refuses any
+        other); values that are None or unchanged trigger nothing."""
         self._ensure_not_retired()
-        core = sorted(field for field in changes if field in CORE_OWNED_FIELDS)
-        if core:
-            raise CoreOwnedField(core)
-        unknown = sorted(set(changes) - set(PROFILE_FIELDS))
-        if unknown:
-            raise RuleViolation(f"not profile fields: {', '.join(unknown)}")
         changed = {k: v for k, v in changes.items() if v is not None and self.profile.get(k) != v}
         if "industry" in changed:
-            _check_type_fields(self.customer_type, changed["industry"], None)
+            check_type_fields(self.customer_type, changed["industry"], None)
         if changed:
             self._profile_updated(**{field: changed.get(field) for field in PROFILE_FIELDS})
 
@@ -452,10 +385,3 @@ _CORE_DATA_FIELDS = ("name", "id_documents", "birth_date", "phone", "email", "ad
 
 def _relationship_key(related_id: str, kind: RelationshipType) -> str:
     return f"{related_id}|{kind.value}"
-
-
-def _check_type_fields(customer_type: str, industry: str | None, birth_date: str | None) -> None:
-    if customer_type == "individual" and industry is not None:
-        raise RuleViolation("industry describes corporate and institution customers")
-    if customer_type != "individual" and birth_date is not None:
-        raise RuleViolation("only individual customers have a birth date")

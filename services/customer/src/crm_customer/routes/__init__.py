@@ -1,0 +1,1 @@
+"""The customer service's HTTP routes, one router per resource (``api.py`` includes them)."""

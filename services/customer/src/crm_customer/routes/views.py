@@ -1,0 +1,65 @@
+"""``/customers/{id}/view`` and ``/customers?...``: the single customer view and search."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from crm_backbone.http import Problem
+from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_your_writes
+from crm_events.common import ValueBand
+from crm_events.customer import CustomerStatus
+from fastapi import APIRouter, Query
+
+from crm_customer.application import CustomerNotFound
+from crm_customer.domain import Customer
+from crm_customer.queries import CustomerView, SearchPage
+from crm_customer.routes.dependencies import Commands, Queries
+from crm_customer.routes.models import CustomerId
+
+router = APIRouter(tags=["views"])
+
+
+@router.get(
+    "/customers/{customer_id}/view", summary="The single customer view", responses=VIEW_BEHIND
+)
+async def view(
+    customer_id: CustomerId,
+    commands: Commands,
+    queries: Queries,
+    min_version: MinVersion = None,
+    wait_ms: WaitMs = 2_000,
+) -> CustomerView:
+    await read_your_writes(queries.wait_for, commands, Customer, customer_id, min_version, wait_ms)
+    found = await queries.view(customer_id)
+    if found is None:
+        raise CustomerNotFound(customer_id)
+    return found
+
+
+@router.get("/customers", summary="Search customers")
+async def search(
+    queries: Queries,
+    name: Annotated[str | None, Query(description="Name prefix, any case")] = None,
+    phone: str | None = None,
+    id_number: str | None = None,
+    manager_id: str | None = None,
+    branch_id: str | None = None,
+    segment: ValueBand | None = None,
+    status: CustomerStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    cursor: str | None = None,
+) -> SearchPage:
+    try:
+        return await queries.search(
+            name=name,
+            phone=phone,
+            id_number=id_number,
+            manager_id=manager_id,
+            branch_id=branch_id,
+            segment=segment.value if segment else None,
+            status=status.value if status else None,
+            limit=limit,
+            cursor=cursor,
+        )
+    except ValueError as error:
+        raise Problem(400, "invalid-cursor", "Bad request", str(error)) from None
