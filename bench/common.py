@@ -18,6 +18,7 @@ import psutil
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from crm_backbone.projection import Document
+from crm_backbone.topic_names import TopicNames
 from local_infra.infra import ENV_KAFKA, ENV_MONGO, ENV_POSTGRES, PROFILES, Infra, read_env_file
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -66,13 +67,16 @@ class Names:
         """Of every topic of the run."""
         return f"bench.{self.run}."
 
-    def topic(self, name: str) -> str:
-        return f"{self.prefix}{name}"
+    @property
+    def topics(self) -> TopicNames:
+        """The run's own topics, for the phases that drive the pipeline's parts directly."""
+        return TopicNames(self.prefix)
 
     @property
-    def service_prefix(self) -> str:
-        """Of the contract topics as the customer service process names them."""
-        return f"{self.prefix}service."
+    def service_topics(self) -> TopicNames:
+        """The contract topics as the customer service processes name them (their
+        ``CRM_TOPIC_PREFIX``)."""
+        return TopicNames(f"{self.prefix}service.")
 
     @property
     def namespace(self) -> str:

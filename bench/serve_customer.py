@@ -1,13 +1,8 @@
 """``crm-customer`` as the benchmark runs it (``serve --no-workers`` and ``work``, as
-``make run`` does): the same CLI, app and workers, with every
-contract topic renamed ``$BENCH_TOPIC_PREFIX<name>``, and its full garbage collections
-logged to ``$BENCH_GC_LOG``.
-
-The service reads and writes the contract's topics by name; renaming them for the
-process keeps a benchmark run out of the topics ``make run``'s services consume (and
-their history out of the benchmark), and lets the run delete its topics afterwards.
-The names are changed before anything reads them: the views' and policies' subscriptions,
-the relay's routes and the dead-letter topic all take the new ones.
+``make run`` does): the same CLI, app and workers, configured by the environment the
+benchmark gives it (its own ``CRM_TOPIC_PREFIX`` keeps the run out of the topics
+``make run``'s services consume, and lets it delete its topics afterwards), with its full
+garbage collections logged to ``$BENCH_GC_LOG``.
 
 A full (generation 2) collection stops the process while it traverses every object; the
 log (``<monotonic end time> <pause ms>`` lines) lets the benchmark tell such pauses from
@@ -20,8 +15,6 @@ import gc
 import os
 import time
 from typing import Any
-
-from crm_events.topics import TOPICS
 
 
 def _log_full_collections(path: str) -> None:
@@ -41,9 +34,6 @@ def _log_full_collections(path: str) -> None:
 
 
 def main() -> None:
-    prefix = os.environ["BENCH_TOPIC_PREFIX"]
-    for topic in TOPICS:
-        object.__setattr__(topic, "name", prefix + topic.name)
     _log_full_collections(os.environ["BENCH_GC_LOG"])
     from crm_customer.main import cli
 

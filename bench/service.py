@@ -84,15 +84,18 @@ async def customer_process(
         "CRM_MONGO_URI": found.mongo,
         "CRM_DATA_DIR": str(data_dir),
         "CRM_NAMESPACE": names.namespace,
-        "BENCH_TOPIC_PREFIX": names.service_prefix,
+        "CRM_TOPIC_PREFIX": names.service_topics.prefix,
         "BENCH_GC_LOG": str(gc_log),
     }
     command = ["serve", "--no-workers"] if role == "api" else ["work"]
     with log.open("ab") as out:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.serve_customer", *command, "--port", str(port),
-            cwd=ROOT, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
+            *[sys.executable, "-m", "bench.serve_customer", *command, "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
     service = ServiceProcess(process, f"http://127.0.0.1:{port}", log, gc_log)
     sampler: asyncio.Task[None] | None = None
     try:

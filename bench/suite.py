@@ -30,7 +30,6 @@ from crm_customer.application import CustomerApplication
 from crm_customer.bootstrap import CustomerSettings
 from crm_customer.views import CUSTOMERS
 from crm_events.topics import COREBANKING_ACCOUNTS, COREBANKING_CUSTOMERS, CUSTOMER_EVENTS
-from crm_simulator.feed import contract_topic
 from crm_simulator.population import population
 from pymongo import AsyncMongoClient
 
@@ -185,8 +184,8 @@ async def _pipeline(
 ) -> dict[str, Any]:  # fmt: skip
     """Limits, relay, projection, baseline and rebuild; the run's settings."""
     kafka = found.kafka
-    topics = [names.topic(t) for t in VIEW_TOPICS]
-    await create(kafka, [*topics, names.topic(RELAY_POSTGRES), names.topic(DEAD_LETTERS)])
+    topics = names.topics.of(VIEW_TOPICS)
+    await create(kafka, [*topics, names.topics(RELAY_POSTGRES), names.topics(DEAD_LETTERS)])
     async with phases("population", f"making {args.customers:,} customers"):
         customers = population(args.seed, args.customers)
     expected = Expected()
@@ -208,7 +207,7 @@ async def _pipeline(
     try:
         async with phases("relay_postgres", f"relay, PostgreSQL store ({crm_events:,} events)"):
             figures.relay_postgres = await pipeline.relay_rate(
-                app, kafka, names.topic(RELAY_POSTGRES), dsn
+                app, kafka, names.topics(RELAY_POSTGRES), dsn
             )
     finally:
         app.close()
@@ -217,10 +216,7 @@ async def _pipeline(
     if core <= 0:
         raise SystemExit(f"--events must exceed the {crm_events:,} CRM events")
 
-    def route(event_type: str) -> str:
-        return names.topic(contract_topic(event_type))
-
-    chunks = upstream(customers, args.seed, core, route, expected)
+    chunks = upstream(customers, args.seed, core, names.topics.of_event, expected)
     async with phases("produce", f"Kafka produce, bare ({core:,} core-banking events)"):
         figures.produce = await limits.produce_rate(kafka, chunks)
     total = expected.events
@@ -233,7 +229,7 @@ async def _pipeline(
     await mongo.drop_database(raw.name)
 
     view: Database = mongo[names.database("view")]
-    group, dlq = names.group("customer_view"), names.topic(DEAD_LETTERS)
+    group, dlq = names.group("customer_view"), names.topics(DEAD_LETTERS)
     sample = min(args.baseline_events, total)
     async with phases("projection", "projection into the single customer view", events=total):
         figures.projection, figures.projection_early = await pipeline.projection_rate(
@@ -286,16 +282,19 @@ async def _http(
         expected = Expected()
         expected.positions = {guard_key(CRM_SOURCE, c): v for c, v in versions.items()}
         db: Database = mongo[CustomerSettings(namespace=names.namespace).mongo_database("customer")]
-        core = names.service_prefix + COREBANKING_ACCOUNTS.name
-
-        def route(event_type: str) -> str:
-            return names.service_prefix + contract_topic(event_type)
+        core = names.service_topics(COREBANKING_ACCOUNTS.name)
 
         # The first chunk catches the view up; the rest flows during the reads.
         count = len(customers) * ACCOUNT_EVENTS_PER_HTTP_CUSTOMER
         flowing = round(args.flow_rate * (args.read_seconds + 10))
         chunks = upstream(
-            customers, args.seed, count + flowing, route, expected, only=core, chunk=count
+            customers,
+            args.seed,
+            count + flowing,
+            names.service_topics.of_event,
+            expected,
+            only=core,
+            chunk=count,
         )
         async with customer_process(found, names, data, role="worker", log=log) as worker:
             label = "service catching up (relay, accounts, projection)"

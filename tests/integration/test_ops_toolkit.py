@@ -145,6 +145,29 @@ def test_the_command_line_creates_and_verifies_topics_and_lists_dead_letters(
     assert listed.exit_code == 0, listed.output
 
 
+def test_the_command_line_works_on_a_deployments_own_topic_names(
+    crm_servers: Servers, topic_prefix: str
+) -> None:
+    runner = CliRunner()
+    env = {
+        "CRM_KAFKA_BOOTSTRAP": crm_servers.kafka_bootstrap,
+        "CRM_MONGO_URI": crm_servers.mongo_uri,
+        "CRM_TOPIC_PREFIX": topic_prefix,
+    }
+    missing = runner.invoke(app, ["topics", "verify"], env=env)
+    assert missing.exit_code == 1, missing.output
+    created = runner.invoke(app, ["topics", "create"], env=env)
+    assert created.exit_code == 0, created.output
+    assert f"{topic_prefix}crm.deadletter" in created.output.replace("\n", "")
+    verified = runner.invoke(app, ["topics", "verify"], env=env)
+    assert verified.exit_code == 0, verified.output
+    listed = runner.invoke(app, ["dlq", "list", "--all"], env=env)
+    assert listed.exit_code == 0, listed.output
+    refused = runner.invoke(app, ["topics", "verify", "--topic-prefix", "no spaces"], env=env)
+    assert refused.exit_code == 2
+    assert "'no spaces'" in refused.output
+
+
 def test_a_server_that_is_down_is_a_clear_error() -> None:
     down = CliRunner().invoke(app, ["topics", "verify", "--bootstrap", "127.0.0.1:9"])
     assert down.exit_code == 2

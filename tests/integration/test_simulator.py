@@ -9,39 +9,37 @@ import shlex
 import signal
 import sys
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from crm_backbone.kafka import reliable_producer
-from crm_events import from_kafka, topic_for
+from crm_backbone.kafka import ensure_topics, reliable_producer
+from crm_backbone.topic_names import TopicNames
+from crm_events import from_kafka
 from crm_events.topics import Service, produced_by
-from crm_simulator.feed import FeedEvent, Route, feed
+from crm_simulator.feed import FeedEvent, feed
 from crm_simulator.population import population
 from crm_simulator.publisher import publish
 from local_infra.pytest_plugin import Servers
 
 pytestmark = pytest.mark.integration
 
-TopicFactory = Callable[..., Awaitable[str]]
 Row = tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...]]
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+CORE_TOPICS = [topic.name for topic in produced_by(Service.CORE_BANKING)]
+
+
 @pytest.fixture
-async def sandbox(kafka_topics: TopicFactory) -> dict[str, str]:
-    """This test's own topic for each core-banking topic, partitioned like it."""
-    return {
-        topic.name: await kafka_topics(topic.name.rpartition(".")[2], topic.partitions)
-        for topic in produced_by(Service.CORE_BANKING)
-    }
-
-
-def routed(sandbox: dict[str, str]) -> Route:
-    return lambda event_type: sandbox[topic_for(event_type).name]
+async def sandbox(crm_servers: Servers, topic_prefix: str) -> TopicNames:
+    """This test's own core-banking topics, as the contract makes them, under its prefix."""
+    names = TopicNames(topic_prefix)
+    await ensure_topics(crm_servers.kafka_bootstrap, names.specs(CORE_TOPICS))
+    return names
 
 
 def _order(row: Row) -> tuple[str, bool, bytes, bytes, tuple[tuple[str, bytes], ...]]:
@@ -80,10 +78,10 @@ async def read_all(
 
 
 async def test_published_feed_reads_back_intact_and_in_order(
-    crm_servers: Servers, sandbox: dict[str, str]
+    crm_servers: Servers, sandbox: TopicNames
 ) -> None:
     customers = population(seed=11, size=100)
-    stream = feed(customers, seed=11, start=START, poison_rate=0.02, route=routed(sandbox))
+    stream = feed(customers, seed=11, start=START, poison_rate=0.02, route=sandbox.of_event)
     events = list(islice(stream, 3000))
     producer = reliable_producer(crm_servers.kafka_bootstrap)
     await producer.start()
@@ -95,7 +93,7 @@ async def test_published_feed_reads_back_intact_and_in_order(
     assert (progress.sent, progress.delivered, progress.poison) == (len(events),) * 2 + (poison,)
     assert poison > 20
 
-    records = await read_all(crm_servers.kafka_bootstrap, sandbox.values(), len(events))
+    records = await read_all(crm_servers.kafka_bootstrap, sandbox.of(CORE_TOPICS), len(events))
     assert read_rows(records) == expected_rows(events)
 
     def ids_by_key(
@@ -121,9 +119,9 @@ async def test_published_feed_reads_back_intact_and_in_order(
 
 
 async def test_publish_keeps_to_its_rate_and_stops_when_told(
-    crm_servers: Servers, sandbox: dict[str, str]
+    crm_servers: Servers, sandbox: TopicNames
 ) -> None:
-    stream = feed(population(seed=3, size=20), seed=3, start=START, route=routed(sandbox))
+    stream = feed(population(seed=3, size=20), seed=3, start=START, route=sandbox.of_event)
     stop = asyncio.Event()
     asyncio.get_running_loop().call_later(1.5, stop.set)
     producer = reliable_producer(crm_servers.kafka_bootstrap)
@@ -135,19 +133,18 @@ async def test_publish_keeps_to_its_rate_and_stops_when_told(
     assert 200 <= progress.sent <= 1 + 200 * progress.elapsed
     assert progress.delivered == progress.sent
 
-    records = await read_all(crm_servers.kafka_bootstrap, sandbox.values(), progress.sent)
-    again = feed(population(seed=3, size=20), seed=3, start=START, route=routed(sandbox))
+    records = await read_all(crm_servers.kafka_bootstrap, sandbox.of(CORE_TOPICS), progress.sent)
+    again = feed(population(seed=3, size=20), seed=3, start=START, route=sandbox.of_event)
     assert read_rows(records) == expected_rows(islice(again, progress.sent))
 
 
 async def test_cli_publishes_until_interrupted_then_flushes_and_exits_0(
-    crm_servers: Servers, sandbox: dict[str, str]
+    crm_servers: Servers, sandbox: TopicNames
 ) -> None:
     script = Path(sys.executable).with_name("crm-simulate")
-    routes = [f"--topic={contract}={actual}" for contract, actual in sandbox.items()]
     process = await asyncio.create_subprocess_exec(
         *[str(script), "feed", "--seed=5", "--customers=50", "--rate=300", "--poison-rate=0.05"],
-        *[*routes, "--create-topics"],
+        *[f"--topic-prefix={sandbox.prefix}", "--create-topics"],
         env=os.environ | {"CRM_KAFKA_BOOTSTRAP": crm_servers.kafka_bootstrap},
         stderr=asyncio.subprocess.PIPE,
     )
@@ -168,8 +165,8 @@ async def test_cli_publishes_until_interrupted_then_flushes_and_exits_0(
     sent = int(summary["sent"])
     assert sent == int(summary["delivered"]) > 100
 
-    records = await read_all(crm_servers.kafka_bootstrap, sandbox.values(), sent)
+    records = await read_all(crm_servers.kafka_bootstrap, sandbox.of(CORE_TOPICS), sent)
     again = feed(
-        population(seed=5, size=50), seed=5, start=START, poison_rate=0.05, route=routed(sandbox)
+        population(seed=5, size=50), seed=5, start=START, poison_rate=0.05, route=sandbox.of_event
     )
     assert read_rows(records) == expected_rows(islice(again, sent))

@@ -1,7 +1,8 @@
 """`crm-customer work` in a process of its own beside an API without workers, on an SQLite
 event store: the worker finds the API process's new events without any nudge (it polls),
 publishes them, its consumers fill the view, and its own endpoint answers health,
-readiness and metrics."""
+readiness and metrics. It runs under topic names of the test's own (``CRM_TOPIC_PREFIX``),
+and creates exactly those."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from crm_backbone.topic_names import TopicNames
 from crm_customer.api import create_app
 from crm_customer.bootstrap import CustomerSettings, bootstrap
 from local_infra.harness import serving
@@ -47,8 +50,17 @@ async def wait_ready(url: str, worker: asyncio.subprocess.Process, within: float
     pytest.fail(f"the worker was not ready within {within:g} s")
 
 
+async def topics_named(bootstrap: str, prefix: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return {topic for topic in await admin.list_topics() if topic.startswith(prefix)}
+    finally:
+        await admin.close()
+
+
 async def test_the_worker_process_publishes_and_projects_what_the_api_process_writes(
-    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str]
+    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str], topic_prefix: str
 ) -> None:
     namespace = unique_name("wk")[:30]
     env = os.environ | {
@@ -57,19 +69,25 @@ async def test_the_worker_process_publishes_and_projects_what_the_api_process_wr
         "CRM_EVENT_STORE": "sqlite",
         "CRM_DATA_DIR": str(tmp_path),
         "CRM_NAMESPACE": namespace,
+        "CRM_TOPIC_PREFIX": topic_prefix,
         "CRM_LOG_FORMAT": "console",
     }
     port = free_port()
     worker_url = f"http://127.0.0.1:{port}"
     script = Path(sys.executable).parent / "crm-customer"
     worker = await asyncio.create_subprocess_exec(
-        str(script), "work", "--port", str(port), env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        *[str(script), "work", "--port", str(port)],
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     settings = CustomerSettings(
-        kafka_bootstrap=crm_servers.kafka_bootstrap, mongo_uri=crm_servers.mongo_uri,
-        data_dir=tmp_path, namespace=namespace,
-    )  # fmt: skip
+        kafka_bootstrap=crm_servers.kafka_bootstrap,
+        mongo_uri=crm_servers.mongo_uri,
+        data_dir=tmp_path,
+        namespace=namespace,
+        topic_prefix=topic_prefix,
+    )
     customer_id = f"C-{namespace[-8:]}"
     try:
         await wait_ready(worker_url, worker)
@@ -78,9 +96,15 @@ async def test_the_worker_process_publishes_and_projects_what_the_api_process_wr
             serving(api_app) as api_url,
             httpx.AsyncClient(base_url=api_url, headers={"X-Actor": "rm-1"}, timeout=30) as api,
         ):
-            created = await api.post("/customers", json={
-                "customer_id": customer_id, "customer_type": "individual",
-                "name": {"full_name": "Worker Test"}, "branch_id": "BR-001"})  # fmt: skip
+            created = await api.post(
+                "/customers",
+                json={
+                    "customer_id": customer_id,
+                    "customer_type": "individual",
+                    "name": {"full_name": "Worker Test"},
+                    "branch_id": "BR-001",
+                },
+            )
             assert created.status_code == 201, created.text
             view = await api.get(
                 f"/customers/{customer_id}/view",
@@ -92,6 +116,7 @@ async def test_the_worker_process_publishes_and_projects_what_the_api_process_wr
             assert (await client.get("/healthz")).status_code == 200
             worker_checks = (await client.get("/readyz")).json()["checks"]
             metrics = (await client.get("/metrics")).text
+        topics = await topics_named(crm_servers.kafka_bootstrap, topic_prefix)
     finally:
         worker.send_signal(signal.SIGTERM)
         _, errors = await asyncio.wait_for(worker.communicate(), 30)
@@ -103,6 +128,7 @@ async def test_the_worker_process_publishes_and_projects_what_the_api_process_wr
     assert set(worker_checks) >= {"event_store", "mongodb", "kafka", "relay", "consumers"}
     assert "crm_relay_last_success_timestamp_seconds" in metrics
     assert 'outcome="applied"' in metrics
+    assert topics == {spec.name for spec in TopicNames(topic_prefix).specs()}
     # Stopped gracefully (uvicorn re-raises the SIGTERM it handled once it has shut down).
     assert worker.returncode in (0, -signal.SIGTERM)
     assert b"Traceback" not in errors, errors.decode(errors="replace")[-3000:]

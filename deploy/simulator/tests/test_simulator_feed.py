@@ -8,6 +8,7 @@ from decimal import Decimal
 from itertools import islice
 
 import pytest
+from crm_backbone.topic_names import CONTRACT_NAMES, TopicNames
 from crm_events import ContractError, from_kafka, topic_for
 from crm_events.core_banking import (
     AccountClosed,
@@ -25,7 +26,6 @@ from crm_simulator.feed import (
     SOURCE,
     FeedEvent,
     Route,
-    contract_topic,
     feed,
 )
 from crm_simulator.poison import Poison
@@ -36,7 +36,7 @@ CUSTOMERS = population(seed=7, size=150)
 
 
 def take(
-    count: int, seed: int = 7, poison_rate: float = 0.0, route: Route = contract_topic
+    count: int, seed: int = 7, poison_rate: float = 0.0, route: Route = CONTRACT_NAMES.of_event
 ) -> list[FeedEvent]:
     stream = feed(CUSTOMERS, seed=seed, start=START, poison_rate=poison_rate, route=route)
     return list(islice(stream, count))
@@ -191,7 +191,7 @@ def test_poison_records_break_the_contract_the_way_they_say() -> None:
 
 
 def test_a_route_renames_topics() -> None:
-    events = take(200, route=lambda event_type: f"sandbox.{topic_for(event_type).name}")
+    events = take(200, route=TopicNames("sandbox.").of_event)
     assert {event.topic for event in events} == {
         "sandbox.bank.corebanking.accounts",
         "sandbox.bank.corebanking.customers",

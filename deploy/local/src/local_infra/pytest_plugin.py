@@ -160,6 +160,24 @@ async def kafka_topics(
 
 
 @pytest.fixture
+async def topic_prefix(
+    crm_servers: Servers, unique_name: Callable[[str], str]
+) -> AsyncIterator[str]:
+    """A topic-name prefix of this test's own (a deployment's ``CRM_TOPIC_PREFIX``): every
+    topic whose name starts with it is deleted after the test."""
+    prefix = unique_name("tp") + "."
+    yield prefix
+    admin = AIOKafkaAdminClient(bootstrap_servers=crm_servers.kafka_bootstrap)
+    await admin.start()
+    try:
+        ours = [topic for topic in await admin.list_topics() if topic.startswith(prefix)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
 async def mongo_database(
     crm_servers: Servers, unique_name: Callable[[str], str]
 ) -> AsyncIterator[str]:

@@ -10,12 +10,13 @@ from typing import Annotated, Any
 
 import typer
 from crm_backbone.kafka import ensure_topics
+from crm_backbone.topic_names import TopicNames
 
 from crm_ops.console import console, folding_table, run
 from crm_ops.deadletters import DeadLetter, read_all
 from crm_ops.dlq_commands import dlq_app, holding_at
 from crm_ops.kafka_state import group_lag, verify_topics
-from crm_ops.options import DEFAULT_KAFKA, DEFAULT_MONGO, Bootstrap, MongoUri
+from crm_ops.options import DEFAULT_KAFKA, DEFAULT_MONGO, Bootstrap, MongoUri, TopicPrefix
 from crm_ops.relay_commands import relay_app
 from crm_ops.views_commands import rebuild_view, replay_view
 
@@ -29,9 +30,10 @@ app.add_typer(relay_app, name="relay")
 
 
 @topics_app.command("verify")
-def topics_verify(bootstrap: Bootstrap = DEFAULT_KAFKA) -> None:
+def topics_verify(bootstrap: Bootstrap = DEFAULT_KAFKA, topic_prefix: TopicPrefix = "") -> None:
     """Check every contract topic exists with its partitions and settings (exit 1 if not)."""
-    checks = run(lambda: verify_topics(bootstrap), bootstrap)
+    specs = TopicNames(topic_prefix).specs()
+    checks = run(lambda: verify_topics(bootstrap, specs), bootstrap)
     table = folding_table("topic", "state")
     for check in checks:
         table.add_row(
@@ -43,9 +45,10 @@ def topics_verify(bootstrap: Bootstrap = DEFAULT_KAFKA) -> None:
 
 
 @topics_app.command("create")
-def topics_create(bootstrap: Bootstrap = DEFAULT_KAFKA) -> None:
+def topics_create(bootstrap: Bootstrap = DEFAULT_KAFKA, topic_prefix: TopicPrefix = "") -> None:
     """Create the contract's missing topics."""
-    created = run(lambda: ensure_topics(bootstrap), bootstrap)
+    specs = TopicNames(topic_prefix).specs()
+    created = run(lambda: ensure_topics(bootstrap, specs), bootstrap)
     console.print(f"created: {', '.join(created) or 'none (all present)'}")
 
 
@@ -57,13 +60,15 @@ def projections(
     bootstrap: Bootstrap = DEFAULT_KAFKA,
     mongo_uri: MongoUri = DEFAULT_MONGO,
     namespace: Annotated[str, typer.Option(help="Consumer groups' prefix")] = "crm",
+    topic_prefix: TopicPrefix = "",
 ) -> None:
     """Each consumer group: position and lag per partition, and its last dead letter."""
+    dead_letters = TopicNames(topic_prefix).dead_letter
 
     async def gather() -> tuple[list[Any], dict[str, DeadLetter]]:
         lags = await group_lag(bootstrap, f"{namespace}.")
         last: dict[str, DeadLetter] = {}
-        async for letter in read_all(bootstrap):
+        async for letter in read_all(bootstrap, dead_letters):
             last[letter.header("dlq_consumer")] = letter
         return lags, last
 

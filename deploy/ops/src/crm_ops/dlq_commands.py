@@ -7,6 +7,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+from crm_backbone.topic_names import TopicNames
 from pymongo import AsyncMongoClient
 
 from crm_ops.console import console, folding_table, run
@@ -19,7 +20,7 @@ from crm_ops.deadletters import (
     read_all,
     redrive,
 )
-from crm_ops.options import DEFAULT_KAFKA, DEFAULT_MONGO, Bootstrap, MongoUri
+from crm_ops.options import DEFAULT_KAFKA, DEFAULT_MONGO, Bootstrap, MongoUri, TopicPrefix
 
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: inspect, redrive, purge.")
 Actor = Annotated[str, typer.Option(help="Who is acting (recorded)")]
@@ -35,7 +36,7 @@ def _ledger(mongo_uri: str) -> tuple[AsyncMongoClient[dict[str, Any]], DeadLette
 
 
 async def _letters(
-    bootstrap: str, mongo_uri: str, pending_only: bool
+    bootstrap: str, mongo_uri: str, pending_only: bool, topic_prefix: str
 ) -> tuple[list[DeadLetter], dict[str, dict[str, Any]]]:
     client, ledger = _ledger(mongo_uri)
     try:
@@ -43,7 +44,9 @@ async def _letters(
     finally:
         await client.close()
     letters = [
-        letter async for letter in read_all(bootstrap) if not (pending_only and letter.id in done)
+        letter
+        async for letter in read_all(bootstrap, TopicNames(topic_prefix).dead_letter)
+        if not (pending_only and letter.id in done)
     ]
     return letters, done
 
@@ -63,9 +66,12 @@ def dlq_list(
     mongo_uri: MongoUri = DEFAULT_MONGO,
     all_letters: Annotated[bool, typer.Option("--all", help="Include redriven and purged")] = False,
     consumer: Annotated[str | None, typer.Option(help="Only this consumer group")] = None,
+    topic_prefix: TopicPrefix = "",
 ) -> None:
     """Dead letters with their reasons (pending ones unless --all)."""
-    letters, done = run(lambda: _letters(bootstrap, mongo_uri, not all_letters), bootstrap)
+    letters, done = run(
+        lambda: _letters(bootstrap, mongo_uri, not all_letters, topic_prefix), bootstrap
+    )
     held = run(lambda: holding_at(mongo_uri), mongo_uri)
     table = folding_table("id", "code", "reason", "from", "consumer", "time", "state", "holds back")
     for letter in letters:
@@ -89,9 +95,10 @@ def dlq_show(
     letter_id: Annotated[str, typer.Argument(help="partition:offset in the dead-letter topic")],
     bootstrap: Bootstrap = DEFAULT_KAFKA,
     mongo_uri: MongoUri = DEFAULT_MONGO,
+    topic_prefix: TopicPrefix = "",
 ) -> None:
     """One dead letter: every header and its body."""
-    letters, done = run(lambda: _letters(bootstrap, mongo_uri, False), bootstrap)
+    letters, done = run(lambda: _letters(bootstrap, mongo_uri, False, topic_prefix), bootstrap)
     letter = next((item for item in letters if item.id == letter_id), None)
     if letter is None:
         console.print(f"[red]no dead letter {letter_id}[/red]")
@@ -108,10 +115,17 @@ def dlq_show(
 
 
 def _act(
-    ids: list[str], bootstrap: str, mongo_uri: str, actor: str, reason: str, send: bool
+    ids: list[str],
+    bootstrap: str,
+    mongo_uri: str,
+    topic_prefix: str,
+    *,
+    actor: str,
+    reason: str,
+    send: bool,
 ) -> None:
     async def work() -> int:
-        letters, _ = await _letters(bootstrap, mongo_uri, True)
+        letters, _ = await _letters(bootstrap, mongo_uri, True, topic_prefix)
         chosen = [letter for letter in letters if letter.id in ids]
         missing = set(ids) - {letter.id for letter in chosen}
         if missing:
@@ -140,9 +154,10 @@ def dlq_redrive(
     bootstrap: Bootstrap = DEFAULT_KAFKA,
     mongo_uri: MongoUri = DEFAULT_MONGO,
     actor: Actor = USER,
+    topic_prefix: TopicPrefix = "",
 ) -> None:
     """Send dead letters back to their topics (after the fix), recording who did it."""
-    _act(ids, bootstrap, mongo_uri, actor, reason, send=True)
+    _act(ids, bootstrap, mongo_uri, topic_prefix, actor=actor, reason=reason, send=True)
 
 
 @dlq_app.command("purge")
@@ -152,6 +167,7 @@ def dlq_purge(
     bootstrap: Bootstrap = DEFAULT_KAFKA,
     mongo_uri: MongoUri = DEFAULT_MONGO,
     actor: Actor = USER,
+    topic_prefix: TopicPrefix = "",
 ) -> None:
     """Drop dead letters for good, recording who did it and why."""
-    _act(ids, bootstrap, mongo_uri, actor, reason, send=False)
+    _act(ids, bootstrap, mongo_uri, topic_prefix, actor=actor, reason=reason, send=False)

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from rich.progress import Progress as ProgressBar
 
 from crm_ops.console import console, run
-from crm_ops.options import DEFAULT_KAFKA, DEFAULT_MONGO, Bootstrap, MongoUri
+from crm_ops.options import DEFAULT_KAFKA, DEFAULT_MONGO, Bootstrap, MongoUri, TopicPrefix
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,13 @@ def _view(name: str) -> tuple[View, Projection]:
 
 def _progress_bar() -> tuple[ProgressBar, Callable[[Progress], None]]:
     bar = ProgressBar(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:,.0f} events/s"), TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:,.0f} events/s"),
+        TimeRemainingColumn(),
         console=console,
-    )  # fmt: skip
+    )
     task = bar.add_task("applying", total=None, rate=0.0)
 
     def report(progress: Progress) -> None:
@@ -71,6 +74,7 @@ def rebuild_view(
     bootstrap: Bootstrap = DEFAULT_KAFKA,
     mongo_uri: MongoUri = DEFAULT_MONGO,
     namespace: Namespace = "crm",
+    topic_prefix: TopicPrefix = "",
     keep_old: Annotated[bool, typer.Option(help="Keep the old collections")] = False,
     abort: Annotated[
         bool,
@@ -82,7 +86,7 @@ def rebuild_view(
 ) -> None:
     """Rebuild a view from the beginning of its streams; switch once caught up."""
     view, projection = _view(view_name)
-    settings = ServiceSettings(namespace=namespace)
+    settings = ServiceSettings(namespace=namespace, topic_prefix=topic_prefix)
     live_group = f"{namespace}.{view.service}.{projection.name}"
     if abort:
         _abort_rebuild(view_name, mongo_uri, settings.mongo_database(view.service), live_group)
@@ -94,9 +98,14 @@ def rebuild_view(
         try:
             with bar:
                 return await rebuild(
-                    projection, client[settings.mongo_database(view.service)],
-                    bootstrap=bootstrap, live_group=live_group, keep_old=keep_old, report=report,
-                )  # fmt: skip
+                    projection,
+                    client[settings.mongo_database(view.service)],
+                    bootstrap=bootstrap,
+                    live_group=live_group,
+                    topics=settings.topic_names().of(projection.topics),
+                    keep_old=keep_old,
+                    report=report,
+                )
         finally:
             await client.close()
 
@@ -130,10 +139,11 @@ def replay_view(
     bootstrap: Bootstrap = DEFAULT_KAFKA,
     mongo_uri: MongoUri = DEFAULT_MONGO,
     namespace: Namespace = "crm",
+    topic_prefix: TopicPrefix = "",
 ) -> None:
     """Reapply a view's streams from a time or an offset (safe: the view is idempotent)."""
     view, projection = _view(view_name)
-    settings = ServiceSettings(namespace=namespace)
+    settings = ServiceSettings(namespace=namespace, topic_prefix=topic_prefix)
     since_ms, offset = None, None
     if start.isdigit():
         offset = int(start)
@@ -146,11 +156,15 @@ def replay_view(
         try:
             with bar:
                 return await replay(
-                    projection, client[settings.mongo_database(view.service)],
+                    projection,
+                    client[settings.mongo_database(view.service)],
                     bootstrap=bootstrap,
                     consumer_group=f"{namespace}.{view.service}.{projection.name}",
-                    since_ms=since_ms, from_offset=offset, report=report,
-                )  # fmt: skip
+                    topics=settings.topic_names().of(projection.topics),
+                    since_ms=since_ms,
+                    from_offset=offset,
+                    report=report,
+                )
         finally:
             await client.close()
 

@@ -14,7 +14,8 @@ import structlog
 import typer
 from aiokafka.errors import KafkaError
 from crm_backbone.kafka import ensure_topics, reliable_producer
-from crm_events.topics import Service, produced_by, topic_for, topic_specs
+from crm_backbone.topic_names import TopicNames
+from crm_events.topics import Service, produced_by
 
 from crm_simulator.day import scripted_day
 from crm_simulator.feed import FeedEvent, feed
@@ -45,17 +46,11 @@ def _start(value: str) -> datetime:
     return start
 
 
-def _routes(values: list[str]) -> dict[str, str]:
-    routes: dict[str, str] = {}
-    for value in values:
-        contract, _, actual = value.partition("=")
-        if contract not in _CORE_TOPICS or not actual:
-            raise typer.BadParameter(
-                f"expected TOPIC=NAME with TOPIC one of {', '.join(_CORE_TOPICS)}: {value!r}",
-                param_hint="--topic",
-            )
-        routes[contract] = actual
-    return routes
+def _topic_names(prefix: str) -> TopicNames:
+    try:
+        return TopicNames(prefix)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--topic-prefix") from None
 
 
 @app.command("feed")
@@ -78,10 +73,13 @@ def feed_command(
     create_topics: Annotated[
         bool, typer.Option(help="Create the core-banking topics first if missing")
     ] = False,
-    topic: Annotated[
-        list[str] | None,
-        typer.Option(help="TOPIC=NAME: publish TOPIC's events to NAME instead (sandboxes)"),
-    ] = None,
+    topic_prefix: Annotated[
+        str,
+        typer.Option(
+            envvar="CRM_TOPIC_PREFIX",
+            help="Prefix of the deployment's topic names (its services' CRM_TOPIC_PREFIX)",
+        ),
+    ] = "",
 ) -> None:
     """Publish core-banking events about a simulated population until stopped."""
     structlog.configure(
@@ -92,20 +90,19 @@ def feed_command(
         ],
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
-    routes = _routes(topic or [])
+    names = _topic_names(topic_prefix)
     begin = _start(start)
-
-    def route(event_type: str) -> str:
-        name = topic_for(event_type).name
-        return routes.get(name, name)
-
     stream: Iterable[FeedEvent] = feed(
-        population(seed, customers), seed=seed, start=begin, poison_rate=poison_rate, route=route
+        population(seed, customers),
+        seed=seed,
+        start=begin,
+        poison_rate=poison_rate,
+        route=names.of_event,
     )
     if events is not None:
         stream = islice(stream, events)
     try:
-        asyncio.run(_run(bootstrap, stream, rate, create_topics, routes))
+        asyncio.run(_run(bootstrap, stream, rate, create_topics, names))
     except (KafkaError, OSError) as error:
         log.error("failed", error=repr(error))
         raise typer.Exit(1) from None
@@ -116,18 +113,14 @@ async def _run(
     events: Iterable[FeedEvent],
     rate: float,
     create_topics: bool,
-    routes: dict[str, str],
+    names: TopicNames,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     if create_topics:
-        specs = [
-            spec._replace(name=routes.get(spec.name, spec.name))
-            for spec in topic_specs()
-            if spec.name in _CORE_TOPICS
-        ]
+        specs = names.specs(_CORE_TOPICS)
         log.info("topics", created=",".join(await ensure_topics(bootstrap, specs)) or "none")
     producer = reliable_producer(bootstrap, linger_ms=5)
     try:

@@ -24,7 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
 
-from crm_events import Envelope, EventPayload, Service, to_kafka, topic_for
+from crm_backbone.topic_names import CONTRACT_NAMES
+from crm_events import Envelope, EventPayload, Service, to_kafka
 from crm_events.common import Address, Money, ValueBand
 from crm_events.core_banking import (
     AccountClosed,
@@ -56,11 +57,6 @@ EVENTS_PER_CUSTOMER_DAY = 4
 
 Route = Callable[[str], str]
 """Name of the topic that carries an event type."""
-
-
-def contract_topic(event_type: str) -> str:
-    """The contract's topic for ``event_type`` (the default route)."""
-    return topic_for(event_type).name
 
 
 @dataclass(frozen=True)
@@ -133,7 +129,7 @@ def feed(
     seed: int,
     start: datetime,
     poison_rate: float = 0.0,
-    route: Route = contract_topic,
+    route: Route = CONTRACT_NAMES.of_event,
 ) -> Iterator[FeedEvent]:
     """Core-banking events about ``customers``, endlessly, from ``start`` (tz-aware) on.
 

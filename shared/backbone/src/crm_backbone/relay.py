@@ -36,7 +36,6 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from crm_events.envelope import Envelope, to_kafka
 from crm_events.registry import EventPayload
-from crm_events.topics import topic_for
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
@@ -53,6 +52,7 @@ from crm_backbone.metrics import (
     RELAY_PUBLISHED,
     RELAY_STOPPED,
 )
+from crm_backbone.topic_names import CONTRACT_NAMES
 
 log = structlog.get_logger(__name__)
 
@@ -141,7 +141,7 @@ class OutboxRelay:
         poll_interval: float = 0.2,
         head_interval: float = 1.0,
         backoff: tuple[float, float] = (0.5, 10.0),
-        route: Callable[[str], str] = lambda event_type: topic_for(event_type).name,
+        route: Callable[[str], str] = CONTRACT_NAMES.of_event,
     ) -> None:
         self.app = app
         self.translate = translate

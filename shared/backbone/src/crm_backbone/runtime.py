@@ -38,6 +38,7 @@ from crm_backbone.projection import Document, Projection, ProjectionEngine
 from crm_backbone.rebuild import PauseGate
 from crm_backbone.relay import OutboxRelay, Translate
 from crm_backbone.settings import ServiceSettings
+from crm_backbone.topic_names import TopicNames
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +64,7 @@ class ServiceRuntime:
     postgres_dsn: str | None = None
     sqlite_path: Path | None = None
     namespace: str = "crm"
+    topics: TopicNames = field(default_factory=TopicNames)
     max_records: int = 1000
     relay: OutboxRelay = field(init=False)
     health: list[ConsumerHealth] = field(init=False, default_factory=list)
@@ -79,6 +81,7 @@ class ServiceRuntime:
             bootstrap_servers=self.kafka_bootstrap,
             postgres_dsn=self.postgres_dsn,
             sqlite_path=self.sqlite_path,
+            route=self.topics.of_event,
         )
 
     def group(self, name: str) -> str:
@@ -86,12 +89,13 @@ class ServiceRuntime:
         return f"{self.namespace}.{self.components.service.value}.{name}"
 
     async def start(self) -> None:
-        """Create missing topics, then run the relay and every consumer."""
+        """Create missing topics, then run the relay and every consumer (under the
+        deployment's topic names)."""
         c = self.components
-        await ensure_topics(self.kafka_bootstrap)
+        await ensure_topics(self.kafka_bootstrap, self.topics.specs())
         producer = reliable_producer(self.kafka_bootstrap)
         await producer.start()
-        dead_letters = KafkaDeadLetters(producer)
+        dead_letters = KafkaDeadLetters(producer, self.topics.dead_letter)
         broker = KafkaBroker(self.kafka_bootstrap, logger=None)
         engines: list[ProjectionEngine | PolicyConsumer] = []  # each drains its holds
         for projection in c.projections:
@@ -104,7 +108,7 @@ class ServiceRuntime:
                 subscribe(
                     broker,
                     engine,
-                    projection.topics,
+                    self.topics.of(projection.topics),
                     max_records=self.max_records,
                     gate=PauseGate(c.database, engine.consumer_group),
                 )
@@ -114,7 +118,9 @@ class ServiceRuntime:
             await consumer.setup()
             engines.append(consumer)
             self.health.append(
-                subscribe(broker, consumer, policy.topics, max_records=self.max_records)
+                subscribe(
+                    broker, consumer, self.topics.of(policy.topics), max_records=self.max_records
+                )
             )
         await broker.start()
         self._broker = broker
@@ -213,6 +219,7 @@ class Infrastructure:
             postgres_dsn=self.store.postgres_dsn,
             sqlite_path=self.store.sqlite_path,
             namespace=self.settings.namespace,
+            topics=self.settings.topic_names(),
         )
         application.on_saved = runtime.relay.nudge
         return runtime

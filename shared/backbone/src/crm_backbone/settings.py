@@ -10,9 +10,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import structlog
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm_backbone.eventstore import EventStoreConfig
+from crm_backbone.topic_names import TopicNames
 
 
 class ServiceSettings(BaseSettings):
@@ -31,8 +33,20 @@ class ServiceSettings(BaseSettings):
     data_dir: Path = Path("var/services")
     namespace: str = "crm"
     """Prefix of MongoDB databases and consumer groups (tests use one of their own)."""
+    topic_prefix: str = ""
+    """Prefix of every Kafka topic name (see ``crm_backbone.topic_names``); none by default."""
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _kafka_accepts(cls, prefix: str) -> str:
+        TopicNames(prefix)  # raises ValueError, reported as a settings error
+        return prefix
+
+    def topic_names(self) -> TopicNames:
+        """The deployment's topic names."""
+        return TopicNames(self.topic_prefix)
 
     def mongo_database(self, service: str) -> str:
         """Each service reads and writes only its own MongoDB database."""
