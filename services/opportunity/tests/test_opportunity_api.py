@@ -45,9 +45,13 @@ async def test_a_lead_is_captured_qualified_assigned_and_converted(
 ) -> None:
     captured = await client.post(
         "/leads",
-        json={"contact_name": "Zhao Min", "phone": "+86 139 5555 0101", "source": "walk_in",
-              "branch_id": "BR-001"},
-    )  # fmt: skip
+        json={
+            "contact_name": "Zhao Min",
+            "phone": "+86 139 5555 0101",
+            "source": "walk_in",
+            "branch_id": "BR-001",
+        },
+    )
     assert captured.status_code == 201, captured.text
     lead_id = captured.json()["id"]
     assert lead_id.startswith("L-")
@@ -58,10 +62,14 @@ async def test_a_lead_is_captured_qualified_assigned_and_converted(
 
     converted = await client.post(
         f"/leads/{lead_id}/convert",
-        json={"expected_version": 3, "title": "Mortgage", "products": ["ML-30"],
-              "expected_value": {"amount": "900000", "currency": "CNY"},
-              "expected_close_date": "2099-01-31"},
-    )  # fmt: skip
+        json={
+            "expected_version": 3,
+            "title": "Mortgage",
+            "products": ["ML-30"],
+            "expected_value": {"amount": "900000", "currency": "CNY"},
+            "expected_close_date": "2099-01-31",
+        },
+    )
     assert converted.status_code == 201, converted.text
     body = converted.json()
     assert body["version"] == 4
@@ -129,22 +137,35 @@ async def test_bad_requests_are_problem_documents(client: httpx.AsyncClient) -> 
 
     no_sla = await client.post(
         "/needs",
-        json={"customer_id": "C1", "kind": "complaint", "summary": "Fee twice",
-              "content": "Charged twice", "severity": "low", "urgency": "normal",
-              "channel": "phone"},
-    )  # fmt: skip
+        json={
+            "customer_id": "C1",
+            "kind": "complaint",
+            "summary": "Fee twice",
+            "content": "Charged twice",
+            "severity": "low",
+            "urgency": "normal",
+            "channel": "phone",
+        },
+    )
     assert "SLA" in assert_problem(no_sla, 422, "rule-violation")["detail"]
 
 
 async def test_a_complaint_through_its_life(client: httpx.AsyncClient) -> None:
     logged = await client.post(
         "/needs",
-        json={"need_id": "N-1", "customer_id": "C1", "kind": "complaint",
-              "summary": "Fee twice", "content": "Charged twice", "severity": "high",
-              "urgency": "immediate", "channel": "branch",
-              "started_at": "2026-11-23T09:00:00+08:00",
-              "sla_due_at": "2026-11-24T09:00:00+08:00"},
-    )  # fmt: skip
+        json={
+            "need_id": "N-1",
+            "customer_id": "C1",
+            "kind": "complaint",
+            "summary": "Fee twice",
+            "content": "Charged twice",
+            "severity": "high",
+            "urgency": "immediate",
+            "channel": "branch",
+            "started_at": "2026-11-23T09:00:00+08:00",
+            "sla_due_at": "2026-11-24T09:00:00+08:00",
+        },
+    )
     assert logged.status_code == 201, logged.text
     await client.put("/needs/N-1/owner", json={"manager_id": "RM-7"})
     await client.post(

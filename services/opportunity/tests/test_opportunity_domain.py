@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -9,6 +10,8 @@ from crm_backbone.application import StaleVersion
 from crm_backbone.context import command_context
 from crm_events.opportunity import NeedStatus, OpportunityStage
 from crm_opportunity.application import (
+    Conversion,
+    Created,
     NotFound,
     OpportunityApplication,
     campaign_lead_id,
@@ -47,15 +50,19 @@ def deal(**overrides: Any) -> dict[str, Any]:
 
 
 def opportunity_fields(**overrides: Any) -> dict[str, Any]:
-    return deal() | {
-        "customer_id": "C1",
-        "stage": "opportunity_created",
-        "manager_id": "RM-7",
-        "branch_id": "BR-001",
-        "source": "relationship_manager",
-        "lead_id": None,
-        "campaign_id": None,
-    } | overrides  # fmt: skip
+    return (
+        deal()
+        | {
+            "customer_id": "C1",
+            "stage": "opportunity_created",
+            "manager_id": "RM-7",
+            "branch_id": "BR-001",
+            "source": "relationship_manager",
+            "lead_id": None,
+            "campaign_id": None,
+        }
+        | overrides
+    )
 
 
 def lead_fields(**overrides: Any) -> dict[str, Any]:
@@ -84,6 +91,10 @@ def need_fields(**overrides: Any) -> dict[str, Any]:
         "started_at": "2026-11-23T09:00:00+00:00",
         "sla_due_at": "2026-11-24T09:00:00+00:00",
     } | overrides
+
+
+def at(moment: str) -> datetime:
+    return datetime.fromisoformat(moment)
 
 
 @pytest.fixture
@@ -200,7 +211,7 @@ def test_a_lead_converts_into_an_opportunity_in_one_save(app: OpportunityApplica
     app.assign_lead("L1", None, "RM-7", None)
     head = app.recorder.max_notification_id()
 
-    assert app.convert_lead("L1", 3, "O1", deal()) == 4
+    assert app.convert_lead("L1", 3, "O1", deal()) == Conversion(4, Created("O1", 1))
 
     lead, opportunity = app.lead("L1"), app.opportunity("O1")
     assert (lead.status, lead.opportunity_id) == (LeadStatus.CONVERTED, "O1")
@@ -237,9 +248,14 @@ def test_a_campaign_response_captures_one_lead_assigned_to_the_manager(
     app: OpportunityApplication,
 ) -> None:
     args: dict[str, Any] = {
-        "campaign_id": "CMP-1", "customer_id": "C1", "contact_name": "Wang Fang",
-        "branch_id": "BR-002", "products": ["WM-1"], "manager_id": "RM-7", "notes": "responded",
-    }  # fmt: skip
+        "campaign_id": "CMP-1",
+        "customer_id": "C1",
+        "contact_name": "Wang Fang",
+        "branch_id": "BR-002",
+        "products": ["WM-1"],
+        "manager_id": "RM-7",
+        "notes": "responded",
+    }
     assert app.capture_campaign_lead(**args)
     assert not app.capture_campaign_lead(**args)
     lead = app.lead(campaign_lead_id("CMP-1", "C1"))
@@ -276,18 +292,18 @@ def test_complaint_rules(app: OpportunityApplication) -> None:
         app.work_on_need("N1", None, NeedStatus.RESOLVED, None)
     app.work_on_need("N1", None, NeedStatus.IN_PROGRESS, "refund asked")
     with pytest.raises(Conflict, match="not resolved"):
-        app.confirm_need("N1", None, True, None, "2026-11-23T12:00:00+00:00")
+        app.confirm_need("N1", None, True, None, at("2026-11-23T12:00:00+00:00"))
     with pytest.raises(RuleViolation, match="before the need started"):
-        app.resolve_need("N1", None, "refunded", "2026-11-22T12:00:00+00:00")
-    app.resolve_need("N1", None, "refunded", "2026-11-23T11:00:00+00:00")
+        app.resolve_need("N1", None, "refunded", at("2026-11-22T12:00:00+00:00"))
+    app.resolve_need("N1", None, "refunded", at("2026-11-23T11:00:00+00:00"))
     with pytest.raises(Conflict, match="is resolved"):
         app.work_on_need("N1", None, NeedStatus.IN_PROGRESS, None)
 
     app.reopen_need("N1", None, "refund not received")  # the customer rejects the resolution
     need = app.need("N1")
     assert (need.status, need.sub_status) == (NeedStatus.REOPENED, "refund not received")
-    app.resolve_need("N1", None, "refunded again", "2026-11-23T15:00:00+00:00")
-    app.confirm_need("N1", None, False, "took too long", "2026-11-24T10:00:00+00:00")
+    app.resolve_need("N1", None, "refunded again", at("2026-11-23T15:00:00+00:00"))
+    app.confirm_need("N1", None, False, "took too long", at("2026-11-24T10:00:00+00:00"))
     need = app.need("N1")
     assert (need.status, need.satisfied) == (NeedStatus.CONFIRMED, False)  # ended anyway
     with pytest.raises(Conflict, match="ended"):
@@ -312,6 +328,31 @@ def test_a_stale_expected_version_is_refused_and_nothing_is_written(
         app.move_opportunity("O404", None, Stage.PROPOSAL, None)
 
 
+def test_ids_and_moments_left_out_come_from_the_injected_id_maker_and_clock() -> None:
+    now = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+    app = OpportunityApplication(
+        env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
+        clock=lambda: now,
+        new_id=lambda prefix: f"{prefix}-NEW",
+    )
+    assert app.capture_lead(None, lead_fields(customer_id="C1")) == Created("L-NEW", 1)
+    app.qualify_lead("L-NEW", None, None, None)
+    app.assign_lead("L-NEW", None, "RM-7", None)
+    undated = deal(start_date=None, expected_close_date="2026-12-31")
+    assert app.convert_lead("L-NEW", None, None, undated) == Conversion(4, Created("OPP-NEW", 1))
+    assert app.opportunity("OPP-NEW").start_date == "2026-11-24"
+    assert app.log_need(None, need_fields(kind="need", started_at=None, sla_due_at=None)) == (
+        Created("N-NEW", 1)
+    )
+    app.assign_need("N-NEW", None, "RM-7", None)
+    app.resolve_need("N-NEW", None, "done", None)
+    app.confirm_need("N-NEW", None, True, None, None)
+    need = app.need("N-NEW")
+    assert need.started_at == need.resolved_at == need.ended_at == now.isoformat()
+    with pytest.raises(Conflict, match="taken"):
+        app.open_opportunity(None, opportunity_fields())  # the id maker made OPP-NEW again
+
+
 def test_every_event_translates_to_a_valid_payload_carrying_the_actor(
     app: OpportunityApplication,
 ) -> None:
@@ -328,18 +369,28 @@ def test_every_event_translates_to_a_valid_payload_carrying_the_actor(
         app.reassign_opportunity("O1", None, "RM-8", None)
         app.log_need("N1", need_fields())
         app.assign_need("N1", None, "RM-7", None)
-        app.resolve_need("N1", None, "done", "2026-11-23T10:00:00+00:00")
-        app.confirm_need("N1", None, True, None, "2026-11-23T11:00:00+00:00")
+        app.resolve_need("N1", None, "done", at("2026-11-23T10:00:00+00:00"))
+        app.confirm_need("N1", None, True, None, at("2026-11-23T11:00:00+00:00"))
     notifications = app.recorder.select_notifications(None, 100)
     events: list[Any] = [app.mapper.to_domain_event(n) for n in notifications]
     payloads = [translate(e) for e in events]
     assert all(p is not None for p in payloads)
     assert {p.event_type for p in payloads if p} == {
-        "crm.lead.captured", "crm.lead.qualified", "crm.lead.assigned", "crm.lead.converted",
-        "crm.lead.disqualified", "crm.opportunity.created", "crm.opportunity.stage_changed",
-        "crm.opportunity.probability_overridden", "crm.opportunity.expected_value_changed",
-        "crm.opportunity.reassigned", "crm.need.logged", "crm.need.assigned",
-        "crm.need.status_changed", "crm.need.resolved", "crm.need.resolution_confirmed",
-    }  # fmt: skip
+        "crm.lead.captured",
+        "crm.lead.qualified",
+        "crm.lead.assigned",
+        "crm.lead.converted",
+        "crm.lead.disqualified",
+        "crm.opportunity.created",
+        "crm.opportunity.stage_changed",
+        "crm.opportunity.probability_overridden",
+        "crm.opportunity.expected_value_changed",
+        "crm.opportunity.reassigned",
+        "crm.need.logged",
+        "crm.need.assigned",
+        "crm.need.status_changed",
+        "crm.need.resolved",
+        "crm.need.resolution_confirmed",
+    }
     assert {e.actor for e in events} == {"rm-0042"}
     assert {e.subject for e in events} == {"L1", "L2", "O1", "N1"}

@@ -1,14 +1,17 @@
 """The opportunity service layer: each command loads an aggregate, decides, and saves atomically.
 
-Commands return the aggregate's new version, which a caller may pass back as
-``expected_version`` (optimistic concurrency) or to the view to read its own write.
+Commands return the aggregate's new version (with its id, when the command made it:
+the caller's, or one made here with the injected ``new_id``), which a caller may pass
+back as ``expected_version`` (optimistic concurrency) or to the view to read its own
+write. Moments and dates the caller leaves out are the injected ``clock``'s.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, NamedTuple, TypeVar
 
 from crm_backbone.application import ServiceApplication, StaleVersion
 from crm_events.opportunity import LeadSource, NeedStatus, OpportunityStage
@@ -37,9 +40,18 @@ class NotFound(DomainError):
         self.key = key
 
 
-def new_id(prefix: str) -> str:
-    """A fresh id for a lead (``L``), opportunity (``OPP``) or need (``N``)."""
-    return f"{prefix}-{uuid.uuid4().hex[:16].upper()}"
+class Created(NamedTuple):
+    """A new lead, opportunity or need: its id (the caller's, or one made here) and version."""
+
+    id: str
+    version: int
+
+
+class Conversion(NamedTuple):
+    """A converted lead's new version, and the opportunity it became."""
+
+    lead_version: int
+    opportunity: Created
 
 
 def campaign_lead_id(campaign_id: str, customer_id: str) -> str:
@@ -54,9 +66,6 @@ class OpportunityApplication(ServiceApplication):
     """Captures leads, runs opportunities through the funnel, and handles needs."""
 
     snapshotting_intervals = {Lead: 50, Opportunity: 50, Need: 50}
-
-    def __init__(self, env: dict[str, str] | None = None) -> None:
-        super().__init__(env)
 
     # Queries of the write side ----------------------------------------------------------
 
@@ -75,11 +84,13 @@ class OpportunityApplication(ServiceApplication):
 
     # Leads ------------------------------------------------------------------------------
 
-    def capture_lead(self, lead_id: str, fields: JsonDict) -> int:
+    def capture_lead(self, lead_id: str | None, fields: JsonDict) -> Created:
+        """Capture a lead under ``lead_id`` or a new ``L-`` id."""
+        lead_id = lead_id or self.new_id("L")
         self._ensure_free(lead_id)
         lead = Lead.capture(lead_id, fields)
         self._save(lead)
-        return lead.version
+        return Created(lead_id, lead.version)
 
     def capture_campaign_lead(
         self,
@@ -136,22 +147,26 @@ class OpportunityApplication(ServiceApplication):
         return self._command(self.lead, lead_id, expected, lambda lead: lead.disqualify(reason))
 
     def convert_lead(
-        self, lead_id: str, expected: int | None, opportunity_id: str, fields: JsonDict
-    ) -> int:
-        """Convert the lead into a new opportunity: both saved in one atomic save."""
+        self, lead_id: str, expected: int | None, opportunity_id: str | None, deal: JsonDict
+    ) -> Conversion:
+        """Convert the lead into a new opportunity (``opportunity_id`` or a new ``OPP-`` id)
+        about ``deal``: both saved in one atomic save."""
         lead = self._load(self.lead, lead_id, expected)
+        opportunity_id = opportunity_id or self.new_id("OPP")
         self._ensure_free(opportunity_id)
-        opportunity = lead.convert(opportunity_id, fields)
+        opportunity = lead.convert(opportunity_id, self._started(deal))
         self._save(lead, opportunity)
-        return lead.version
+        return Conversion(lead.version, Created(opportunity_id, opportunity.version))
 
     # Opportunities ----------------------------------------------------------------------
 
-    def open_opportunity(self, opportunity_id: str, fields: JsonDict) -> int:
+    def open_opportunity(self, opportunity_id: str | None, fields: JsonDict) -> Created:
+        """Open an opportunity, from no lead, under ``opportunity_id`` or a new ``OPP-`` id."""
+        opportunity_id = opportunity_id or self.new_id("OPP")
         self._ensure_free(opportunity_id)
-        opportunity = Opportunity.open(opportunity_id, fields)
+        opportunity = Opportunity.open(opportunity_id, self._started(fields) | {"lead_id": None})
         self._save(opportunity)
-        return opportunity.version
+        return Created(opportunity_id, opportunity.version)
 
     def move_opportunity(
         self,
@@ -197,11 +212,15 @@ class OpportunityApplication(ServiceApplication):
 
     # Needs ------------------------------------------------------------------------------
 
-    def log_need(self, need_id: str, fields: JsonDict) -> int:
+    def log_need(self, need_id: str | None, fields: JsonDict) -> Created:
+        """Log a need under ``need_id`` or a new ``N-`` id; it started now unless the
+        fields say when."""
+        need_id = need_id or self.new_id("N")
         self._ensure_free(need_id)
-        need = Need.log(need_id, fields)
+        started_at = fields.get("started_at") or self._moment(None)
+        need = Need.log(need_id, fields | {"started_at": started_at})
         self._save(need)
-        return need.version
+        return Created(need_id, need.version)
 
     def assign_need(
         self, need_id: str, expected: int | None, manager_id: str, reason: str | None
@@ -214,11 +233,11 @@ class OpportunityApplication(ServiceApplication):
         return self._command(self.need, need_id, expected, lambda n: n.work(status, sub_status))
 
     def resolve_need(
-        self, need_id: str, expected: int | None, resolution: str, resolved_at: str
+        self, need_id: str, expected: int | None, resolution: str, resolved_at: datetime | None
     ) -> int:
-        return self._command(
-            self.need, need_id, expected, lambda n: n.resolve(resolution, resolved_at)
-        )
+        """Resolve the need, now unless ``resolved_at`` says when."""
+        moment = self._moment(resolved_at)
+        return self._command(self.need, need_id, expected, lambda n: n.resolve(resolution, moment))
 
     def reopen_need(self, need_id: str, expected: int | None, reason: str) -> int:
         return self._command(self.need, need_id, expected, lambda n: n.reopen(reason))
@@ -229,13 +248,23 @@ class OpportunityApplication(ServiceApplication):
         expected: int | None,
         satisfied: bool,
         feedback: str | None,
-        ended_at: str,
+        ended_at: datetime | None,
     ) -> int:
+        """The customer's answer, which ends the need now unless ``ended_at`` says when."""
+        moment = self._moment(ended_at)
         return self._command(
-            self.need, need_id, expected, lambda n: n.confirm(satisfied, feedback, ended_at)
+            self.need, need_id, expected, lambda n: n.confirm(satisfied, feedback, moment)
         )
 
     # Helpers ----------------------------------------------------------------------------
+
+    def _started(self, deal: JsonDict) -> JsonDict:
+        """``deal`` starting on its ``start_date``, or today when it names none."""
+        return deal | {"start_date": deal.get("start_date") or self.clock().date().isoformat()}
+
+    def _moment(self, given: datetime | None) -> str:
+        """``given``, or now, as the ISO 8601 text events carry."""
+        return (given or self.clock()).isoformat()
 
     def _get(self, kind: type[A], name: str, key: str) -> A:
         try:

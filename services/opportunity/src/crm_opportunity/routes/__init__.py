@@ -1,0 +1,1 @@
+"""The opportunity service's HTTP routes, one router per resource (``api.py`` includes them)."""

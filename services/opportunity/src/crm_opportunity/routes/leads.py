@@ -1,0 +1,149 @@
+"""``/leads``: capture, qualify, assign, convert and disqualify a lead; read one back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from crm_backbone.http import location
+from crm_backbone.service_api import Command, RequestBody, Who
+from crm_events.common import Email, Id, Name, Phone
+from crm_events.opportunity import LeadSource
+from fastapi import APIRouter, Path, Response
+from pydantic import ConfigDict, Field
+
+from crm_opportunity.routes.dependencies import Commands
+from crm_opportunity.routes.models import DEAL_EXAMPLE, Accepted, Assignment, Deal
+
+router = APIRouter(tags=["leads"])
+
+LeadId = Annotated[Id, Path(description="Lead id", examples=["L-0001"])]
+
+
+class Converted(Accepted):
+    opportunity_id: str
+    opportunity_version: int
+
+
+class LeadCapture(RequestBody):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "contact_name": "Zhao Min",
+                    "phone": "+86 139 5555 0101",
+                    "source": "walk_in",
+                    "products_of_interest": ["MORTGAGE-30Y"],
+                    "branch_id": "BR-001",
+                    "notes": "asked about mortgages at the counter",
+                }
+            ]
+        },
+    )
+    lead_id: Id | None = Field(None, description="Generated when not given")
+    customer_id: Id | None = Field(None, description="When the lead is an existing customer")
+    contact_name: Name
+    phone: Phone | None = None
+    email: Email | None = None
+    source: LeadSource
+    campaign_id: Id | None = Field(None, description="Required for, and only for, source campaign")
+    products_of_interest: list[Id] = []
+    branch_id: Id
+    notes: str | None = None
+
+
+class Qualification(Command):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"customer_id": "C00012345", "notes": "budget confirmed"}]}
+    )
+    customer_id: Id | None = Field(None, description="Needed unless the lead names its customer")
+    notes: str | None = None
+
+
+class Disqualification(Command):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "already a client of another bank"}]}
+    )
+    reason: Name
+
+
+class Conversion(Deal, Command):
+    model_config = ConfigDict(json_schema_extra={"examples": [DEAL_EXAMPLE]})
+
+
+@router.post("/leads", status_code=201, summary="Capture a lead")
+async def capture_lead(
+    body: LeadCapture, commands: Commands, who: Who, response: Response
+) -> Accepted:
+    fields = body.model_dump(mode="json", exclude={"lead_id"})
+    created = await who.run(commands.capture_lead, body.lead_id, fields)
+    response.headers["Location"] = location("leads", created.id)
+    return Accepted.of(created)
+
+
+@router.post("/leads/{lead_id}/qualify", summary="Qualify (upgrade) a lead")
+async def qualify_lead(
+    lead_id: LeadId, body: Qualification, commands: Commands, who: Who
+) -> Accepted:
+    version = await who.run(
+        commands.qualify_lead, lead_id, body.expected_version, body.customer_id, body.notes
+    )
+    return Accepted(id=lead_id, version=version)
+
+
+@router.put("/leads/{lead_id}/manager", summary="Assign a lead to a manager")
+async def assign_lead(lead_id: LeadId, body: Assignment, commands: Commands, who: Who) -> Accepted:
+    version = await who.run(
+        commands.assign_lead, lead_id, body.expected_version, body.manager_id, body.reason
+    )
+    return Accepted(id=lead_id, version=version)
+
+
+@router.post(
+    "/leads/{lead_id}/convert",
+    status_code=201,
+    summary="Convert a qualified, assigned lead into an opportunity",
+)
+async def convert_lead(
+    lead_id: LeadId, body: Conversion, commands: Commands, who: Who, response: Response
+) -> Converted:
+    deal = body.model_dump(mode="json", exclude={"opportunity_id", "expected_version"})
+    converted = await who.run(
+        commands.convert_lead, lead_id, body.expected_version, body.opportunity_id, deal
+    )
+    opportunity = converted.opportunity
+    response.headers["Location"] = location("opportunities", opportunity.id)
+    return Converted(
+        id=lead_id,
+        version=converted.lead_version,
+        opportunity_id=opportunity.id,
+        opportunity_version=opportunity.version,
+    )
+
+
+@router.post("/leads/{lead_id}/disqualify", summary="Disqualify a lead")
+async def disqualify_lead(
+    lead_id: LeadId, body: Disqualification, commands: Commands, who: Who
+) -> Accepted:
+    version = await who.run(commands.disqualify_lead, lead_id, body.expected_version, body.reason)
+    return Accepted(id=lead_id, version=version)
+
+
+@router.get("/leads/{lead_id}", summary="The lead as its events say now")
+async def lead(lead_id: LeadId, commands: Commands) -> dict[str, Any]:
+    found = await asyncio.to_thread(commands.lead, lead_id)
+    return {
+        "lead_id": found.lead_id,
+        "version": found.version,
+        "status": found.status.value,
+        "customer_id": found.customer_id,
+        "contact_name": found.contact_name,
+        "source": found.source.value,
+        "campaign_id": found.campaign_id,
+        "products_of_interest": found.products_of_interest,
+        "branch_id": found.branch_id,
+        "manager_id": found.manager_id,
+        "opportunity_id": found.opportunity_id,
+        "disqualified_reason": found.disqualified_reason,
+    }

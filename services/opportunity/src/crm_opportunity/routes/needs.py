@@ -1,0 +1,162 @@
+"""``/needs``: log a need or a complaint, assign, work on, resolve, reopen and confirm it;
+read one back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from crm_backbone.http import location
+from crm_backbone.service_api import Command, RequestBody, Who
+from crm_events.common import Channel, Id, Name
+from crm_events.opportunity import NeedKind, NeedStatus, Severity, Urgency
+from fastapi import APIRouter, Path, Response
+from pydantic import AwareDatetime, ConfigDict, Field
+
+from crm_opportunity.routes.dependencies import Commands
+from crm_opportunity.routes.models import Accepted, Assignment
+
+router = APIRouter(tags=["needs"])
+
+NeedId = Annotated[Id, Path(description="Need or complaint id", examples=["N-0001"])]
+
+
+class NeedLog(RequestBody):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "C00012345",
+                    "kind": "complaint",
+                    "summary": "Card fee charged twice",
+                    "content": "The annual fee appears twice on the November statement.",
+                    "severity": "medium",
+                    "urgency": "high",
+                    "channel": "phone",
+                    "sla_due_at": "2026-11-25T18:00:00+08:00",
+                }
+            ]
+        },
+    )
+    need_id: Id | None = Field(None, description="Generated when not given")
+    customer_id: Id
+    kind: NeedKind
+    summary: Name
+    content: str
+    severity: Severity
+    urgency: Urgency
+    channel: Channel
+    started_at: AwareDatetime | None = Field(None, description="Default: now")
+    sla_due_at: AwareDatetime | None = Field(None, description="Required for a complaint")
+
+
+class NeedWork(Command):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "in_progress", "sub_status": "refund asked"}]}
+    )
+    status: NeedStatus = Field(description="in_progress or pending_customer")
+    sub_status: str | None = None
+
+
+class Resolution(Command):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"resolution": "duplicate fee refunded"}]}
+    )
+    resolution: Name
+    resolved_at: AwareDatetime | None = Field(None, description="Default: now")
+
+
+class Reopening(Command):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "refund not received"}]})
+    reason: Name
+
+
+class Confirmation(Command):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"satisfied": True, "feedback": "quick and polite"}]}
+    )
+    satisfied: bool
+    feedback: str | None = None
+    ended_at: AwareDatetime | None = Field(None, description="Default: now")
+
+
+@router.post("/needs", status_code=201, summary="Log a need or a complaint")
+async def log_need(body: NeedLog, commands: Commands, who: Who, response: Response) -> Accepted:
+    fields = body.model_dump(mode="json", exclude={"need_id"})
+    created = await who.run(commands.log_need, body.need_id, fields)
+    response.headers["Location"] = location("needs", created.id)
+    return Accepted.of(created)
+
+
+@router.put("/needs/{need_id}/owner", summary="Assign the need to its owner")
+async def assign_need(need_id: NeedId, body: Assignment, commands: Commands, who: Who) -> Accepted:
+    version = await who.run(
+        commands.assign_need, need_id, body.expected_version, body.manager_id, body.reason
+    )
+    return Accepted(id=need_id, version=version)
+
+
+@router.post("/needs/{need_id}/status", summary="Set the working status")
+async def work_on_need(need_id: NeedId, body: NeedWork, commands: Commands, who: Who) -> Accepted:
+    version = await who.run(
+        commands.work_on_need, need_id, body.expected_version, body.status, body.sub_status
+    )
+    return Accepted(id=need_id, version=version)
+
+
+@router.post("/needs/{need_id}/resolve", summary="Resolve the need")
+async def resolve_need(need_id: NeedId, body: Resolution, commands: Commands, who: Who) -> Accepted:
+    version = await who.run(
+        commands.resolve_need, need_id, body.expected_version, body.resolution, body.resolved_at
+    )
+    return Accepted(id=need_id, version=version)
+
+
+@router.post(
+    "/needs/{need_id}/reopen", summary="The customer rejects the resolution: work on it again"
+)
+async def reopen_need(need_id: NeedId, body: Reopening, commands: Commands, who: Who) -> Accepted:
+    version = await who.run(commands.reopen_need, need_id, body.expected_version, body.reason)
+    return Accepted(id=need_id, version=version)
+
+
+@router.post(
+    "/needs/{need_id}/confirm", summary="The customer's answer to the resolution; ends the need"
+)
+async def confirm_need(
+    need_id: NeedId, body: Confirmation, commands: Commands, who: Who
+) -> Accepted:
+    version = await who.run(
+        commands.confirm_need,
+        need_id,
+        body.expected_version,
+        body.satisfied,
+        body.feedback,
+        body.ended_at,
+    )
+    return Accepted(id=need_id, version=version)
+
+
+@router.get("/needs/{need_id}", summary="The need as its events say now")
+async def need(need_id: NeedId, commands: Commands) -> dict[str, Any]:
+    found = await asyncio.to_thread(commands.need, need_id)
+    return {
+        "need_id": found.need_id,
+        "version": found.version,
+        "customer_id": found.customer_id,
+        "kind": found.kind.value,
+        "summary": found.summary,
+        "content": found.content,
+        "severity": found.severity,
+        "urgency": found.urgency,
+        "status": found.status.value,
+        "sub_status": found.sub_status,
+        "owner_id": found.owner_id,
+        "started_at": found.started_at,
+        "sla_due_at": found.sla_due_at,
+        "resolution": found.resolution,
+        "resolved_at": found.resolved_at,
+        "satisfied": found.satisfied,
+        "ended_at": found.ended_at,
+    }

@@ -1,0 +1,66 @@
+"""The read views: a branch's lead queue, an opportunity, the pipeline, the complaints' SLA
+board (the projections' documents, kept by ``crm_opportunity.views``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_your_writes
+from fastapi import APIRouter, Query
+
+from crm_opportunity.application import NotFound
+from crm_opportunity.domain import PipelineAggregate
+from crm_opportunity.queries import LeadQueue, OpportunityView, Pipeline, SlaBoard
+from crm_opportunity.routes.dependencies import Commands, Queries
+from crm_opportunity.routes.opportunities import OpportunityId
+
+router = APIRouter(tags=["views"])
+
+
+@router.get("/leads", summary="A branch's queue of open leads, oldest first")
+async def lead_queue(
+    queries: Queries,
+    branch_id: Annotated[str, Query(description="The branch")],
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> LeadQueue:
+    return await queries.lead_queue(branch_id, limit)
+
+
+@router.get(
+    "/opportunities/{opportunity_id}", summary="The opportunity's view", responses=VIEW_BEHIND
+)
+async def opportunity(
+    opportunity_id: OpportunityId,
+    commands: Commands,
+    queries: Queries,
+    min_version: MinVersion = None,
+    wait_ms: WaitMs = 2_000,
+) -> OpportunityView:
+    await read_your_writes(
+        queries.wait_for, commands, PipelineAggregate, opportunity_id, min_version, wait_ms
+    )
+    found = await queries.opportunity(opportunity_id)
+    if found is None:
+        raise NotFound("opportunity", opportunity_id)
+    return found
+
+
+@router.get("/pipeline", summary="The weighted sales pipeline and conversion")
+async def pipeline(
+    queries: Queries,
+    manager_id: str | None = None,
+    branch_id: str | None = None,
+    product: str | None = None,
+) -> Pipeline:
+    return await queries.pipeline(manager_id=manager_id, branch_id=branch_id, product=product)
+
+
+@router.get("/complaints/sla", summary="Open complaints by SLA state")
+async def sla_board(
+    queries: Queries,
+    branch_id: Annotated[str | None, Query(description="The customers' branch")] = None,
+    due_soon_hours: Annotated[
+        int | None, Query(ge=1, le=720, description="Default: the service's setting")
+    ] = None,
+) -> SlaBoard:
+    return await queries.sla_board(branch_id, due_soon_hours)
