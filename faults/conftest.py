@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the child processes run `python -m faults.<module>` from ROOT
     sys.path.insert(0, str(ROOT))
 
-from faults.system import PREFIX, Result  # noqa: E402
+from faults.scenario import Result  # noqa: E402
+from faults.system import PREFIX  # noqa: E402
 
 RESULTS = pytest.StashKey[list[Result]]()
 LOCK_WAIT = 900.0

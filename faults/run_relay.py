@@ -1,7 +1,7 @@
 """The customer service's outbox relay, publishing to the suite's topics.
 
 ``python -m faults.run_relay CONFIG``; CONFIG is JSON with ``kafka``, ``postgres`` (the
-event store's DSN), ``topics`` (contract topic name -> the suite's), optionally ``name``
+event store's DSN), ``topic_prefix`` (of the suite's topic names), optionally ``name``
 (a relay of another name keeps its own position: ``"replay"`` republishes everything from
 the start), ``die``: once armed (SIGUSR1), the relay kills itself after Kafka
 acknowledged a batch and before it records its new position, and ``reject`` =
@@ -18,10 +18,11 @@ from typing import Any
 
 from crm_backbone.eventstore import EventStoreConfig
 from crm_backbone.relay import OutboxRelay, Translate
+from crm_backbone.topic_names import TopicNames
 from crm_customer.application import CustomerApplication
 from crm_customer.publication import translate
 from crm_events.registry import EventPayload
-from crm_events.topics import Service, topic_for
+from crm_events.topics import Service
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Tracking
 
@@ -59,7 +60,6 @@ async def main() -> None:
     switch = KillSwitch()
     store = EventStoreConfig(postgres_dsn=config["postgres"])
     app = CustomerApplication(env=store.environment())
-    topics: dict[str, str] = config["topics"]
     reject: dict[str, str] | None = config.get("reject")
     relay = OutboxRelay(
         app,
@@ -69,7 +69,7 @@ async def main() -> None:
         source=Service.CUSTOMER.source,
         bootstrap_servers=config["kafka"],
         postgres_dsn=store.postgres_dsn,
-        route=lambda event_type: topics[topic_for(event_type).name],
+        route=TopicNames(config["topic_prefix"]).of_event,
     )
     if config.get("name"):
         relay.name = f"{relay.name}-{config['name']}"

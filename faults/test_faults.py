@@ -30,9 +30,14 @@ from local_infra.infra import Infra
 from local_infra.servers import Server
 from pymongo import AsyncMongoClient
 
+from faults.driver import Driver
 from faults.ledger import LEDGER, Ledger
-from faults.system import PREFIX, Driver, Fault, Result, System, restart, run_scenario, until
-from faults.workload import Truth, compare, make_plan
+from faults.outages import restart
+from faults.plan import make_plan
+from faults.scenario import Fault, Result, run_scenario
+from faults.system import PREFIX, System
+from faults.truth import Truth, compare
+from faults.waiting import until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
