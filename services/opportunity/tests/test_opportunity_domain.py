@@ -16,18 +16,18 @@ from crm_opportunity.application import (
     OpportunityApplication,
     campaign_lead_id,
 )
-from crm_opportunity.domain import (
+from crm_opportunity.domain.base import Conflict, RuleViolation
+from crm_opportunity.domain.lead import LeadStatus
+from crm_opportunity.domain.opportunity import (
     CLOSED,
     DEFAULT_PROBABILITY,
     FUNNEL,
-    Conflict,
     InvalidStageMove,
-    LeadStatus,
     Opportunity,
-    RuleViolation,
     stages_passed,
 )
-from crm_opportunity.publication import translate
+from crm_opportunity.publication import PAYLOADS, translate
+from eventsourcing.utils import resolve_topic
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -394,3 +394,13 @@ def test_every_event_translates_to_a_valid_payload_carrying_the_actor(
     }
     assert {e.actor for e in events} == {"rm-0042"}
     assert {e.subject for e in events} == {"L1", "L2", "O1", "N1"}
+
+
+@pytest.mark.parametrize("qualname", [*PAYLOADS, "LeadStatus"])
+def test_topics_stored_before_the_domain_was_split_resolve_to_the_moved_classes(
+    qualname: str,
+) -> None:
+    """Stored events and snapshots name their classes (and a lead's status) by topic."""
+    moved = resolve_topic(f"crm_opportunity.domain:{qualname}")
+    assert moved.__qualname__ == qualname
+    assert moved.__module__.startswith("crm_opportunity.domain.")

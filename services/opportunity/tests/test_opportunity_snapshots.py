@@ -8,7 +8,9 @@ from typing import Any
 from crm_backbone.snapshot_check import Command, check_snapshots
 from crm_events.opportunity import LeadSource, NeedStatus, OpportunityStage
 from crm_opportunity.application import OpportunityApplication
-from crm_opportunity.domain import Lead, Need, Opportunity
+from crm_opportunity.domain.lead import Lead
+from crm_opportunity.domain.need import Need
+from crm_opportunity.domain.opportunity import Opportunity
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 
 from crm_opportunity.application import NotFound
 from crm_opportunity.bootstrap import SERVICE, OpportunityService
-from crm_opportunity.domain import Conflict, InvalidStageMove, RuleViolation
+from crm_opportunity.domain.base import Conflict, RuleViolation
+from crm_opportunity.domain.opportunity import InvalidStageMove
 from crm_opportunity.routes import leads, needs, opportunities, views
 
 DOMAIN_ERRORS = {

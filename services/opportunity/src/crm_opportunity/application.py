@@ -18,16 +18,16 @@ from crm_events.opportunity import LeadSource, NeedStatus, OpportunityStage
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from crm_opportunity.domain import (
+from crm_opportunity.domain.base import (
     Conflict,
     DomainError,
     JsonDict,
-    Lead,
-    Need,
-    Opportunity,
     PipelineAggregate,
     store_id,
 )
+from crm_opportunity.domain.lead import Lead
+from crm_opportunity.domain.need import Need
+from crm_opportunity.domain.opportunity import Opportunity
 
 A = TypeVar("A", bound=PipelineAggregate)
 MAX_ID = 128

@@ -22,7 +22,7 @@ from crm_events.topics import Service
 from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
 
-from crm_opportunity.domain import FUNNEL
+from crm_opportunity.domain.opportunity import FUNNEL
 from crm_opportunity.policies import KNOWN_CUSTOMERS
 from crm_opportunity.views import LEAD_QUEUE_ORDER, LEADS, NEEDS, OPPORTUNITIES, OpportunityViews
 

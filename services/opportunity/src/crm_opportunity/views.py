@@ -31,7 +31,9 @@ from crm_events.topics import OPPORTUNITY_EVENTS
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from crm_opportunity.domain import ACTIVE_NEEDS, CLOSED, LeadStatus, stages_passed
+from crm_opportunity.domain.lead import LeadStatus
+from crm_opportunity.domain.need import ACTIVE_NEEDS
+from crm_opportunity.domain.opportunity import CLOSED, stages_passed
 
 OPPORTUNITIES = "opportunities"
 LEADS = "leads"

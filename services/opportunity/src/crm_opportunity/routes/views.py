@@ -9,7 +9,7 @@ from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_your_
 from fastapi import APIRouter, Query
 
 from crm_opportunity.application import NotFound
-from crm_opportunity.domain import PipelineAggregate
+from crm_opportunity.domain.base import PipelineAggregate
 from crm_opportunity.queries import LeadQueue, OpportunityView, Pipeline, SlaBoard
 from crm_opportunity.routes.dependencies import Commands, Queries
 from crm_opportunity.routes.opportunities import OpportunityId
