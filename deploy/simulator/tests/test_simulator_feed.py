@@ -22,7 +22,6 @@ from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload
 from crm_simulator.feed import (
     ACTOR,
-    MATURING,
     SOURCE,
     FeedEvent,
     Route,
@@ -30,6 +29,7 @@ from crm_simulator.feed import (
 )
 from crm_simulator.poison import Poison
 from crm_simulator.population import SimulatedCustomer, population
+from crm_simulator.products import MATURING
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 CUSTOMERS = population(seed=7, size=150)

@@ -9,14 +9,13 @@ from dataclasses import asdict
 import pytest
 from crm_events.common import CustomerType, IdDocumentKind
 from crm_events.customer import CustomerRegistered, CustomerStatus
+from crm_simulator.check_characters import credit_code_check, national_id_check
 from crm_simulator.population import (
     AS_OF,
     BRANCH_IDS,
     SimulatedCustomer,
     branch_city,
     branch_managers,
-    credit_code_check,
-    national_id_check,
     population,
 )
 

@@ -25,6 +25,30 @@ from crm_events.common import (
     ValueBand,
 )
 
+from crm_simulator.check_characters import (
+    credit_code_check,
+    national_id_check,
+    organisation_code_check,
+    registration_number_check,
+)
+from crm_simulator.word_lists import (
+    BRANDS,
+    CN_FAMILY,
+    CN_GIVEN,
+    CN_MAIL,
+    FOREIGN,
+    INDUSTRIES,
+    INSTITUTIONS,
+    MOBILE_PREFIXES,
+    OCCUPATIONS,
+    ORG_MAILBOXES,
+    STREETS,
+    TOWERS,
+    WESTERN_FAMILY,
+    WESTERN_GIVEN,
+    WESTERN_MAIL,
+)
+
 AS_OF = date(2026, 1, 1)
 """The day the book describes: ages and document expiries are relative to it."""
 
@@ -99,104 +123,6 @@ def branch_managers(branch_id: str) -> tuple[str, ...]:
     return tuple(f"RM-{n:04d}" for n in range(first, first + MANAGERS_PER_BRANCH))
 
 
-_CN_FAMILY = (
-    "Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou", "Xu",
-    "Sun", "Ma", "Zhu", "Hu", "Guo", "He", "Lin", "Gao", "Luo", "Zheng", "Liang",
-)  # fmt: skip
-_CN_GIVEN = (
-    "Wei", "Fang", "Na", "Xiuying", "Min", "Jing", "Qiang", "Lei", "Jun", "Yang", "Yong",
-    "Yan", "Jie", "Juan", "Tao", "Ming", "Chao", "Xiulan", "Xia", "Ping", "Gang", "Hui",
-    "Haoran", "Zihan", "Yuxuan", "Xinyi", "Jiahao", "Shuang", "Lina", "Jianguo", "Guiying",
-)  # fmt: skip
-_WESTERN_GIVEN = (
-    "James", "Emily", "Michael", "Sophie", "David", "Anna", "Thomas", "Laura", "Daniel",
-    "Sarah", "Lukas", "Marie", "Oliver", "Charlotte", "Peter", "Julia",
-)  # fmt: skip
-_WESTERN_FAMILY = (
-    "Smith", "Johnson", "Brown", "Taylor", "Miller", "Wilson", "Martin", "Schmidt",
-    "Dubois", "Anderson", "Clarke", "Walker", "Fischer", "Moreau", "Thompson", "White",
-)  # fmt: skip
-_FOREIGN: dict[str, tuple[str, str]] = {
-    # country: (passport number template, mobile template); '#' a digit, '@' a letter
-    "GB": ("#########", "+44 7### ######"),
-    "US": ("@########", "+1 2## 555-0###"),
-    "DE": ("C@#######", "+49 15# ########"),
-    "FR": ("##@@#####", "+33 6 ## ## ## ##"),
-    "AU": ("@#######", "+61 4## ### ###"),
-    "CA": ("@@######", "+1 4## 555-0###"),
-}
-_MOBILE_PREFIXES = (
-    "130", "131", "132", "135", "136", "137", "138", "139", "150", "151", "152", "158",
-    "159", "176", "177", "180", "182", "186", "187", "188", "189", "198", "199",
-)  # fmt: skip
-_CN_MAIL = ("163.com", "126.com", "qq.com", "sina.com", "foxmail.com", "139.com")
-_WESTERN_MAIL = ("gmail.com", "outlook.com", "hotmail.com", "yahoo.com", "icloud.com")
-_ORG_MAILBOXES = ("finance", "treasury", "accounts", "info", "office", "contact")
-_STREETS = (
-    "Renmin Road", "Zhongshan Road", "Jiefang Road", "Jianguo Road", "Century Avenue",
-    "Binjiang Avenue", "Xinhua Road", "Heping Road", "Chang'an Street", "Tianfu Avenue",
-    "Huaihai Middle Road", "Nanjing West Road", "Yan'an East Road", "Wenhua Road",
-)  # fmt: skip
-_TOWERS = ("Fortune Tower", "International Trade Centre", "Financial Plaza", "Science Park")
-_OCCUPATIONS = (
-    "software engineer", "teacher", "physician", "nurse", "civil servant", "accountant",
-    "sales manager", "business owner", "lawyer", "factory worker", "driver", "architect",
-    "researcher", "shop owner", "financial analyst", "chef", "consultant", "farmer",
-)  # fmt: skip
-_BRANDS = (
-    "Huaxin", "Jinlong", "Hengtai", "Tianrui", "Zhongcheng", "Xinyuan", "Hongda",
-    "Baolong", "Ruifeng", "Anda", "Yongsheng", "Kaiyuan", "Dingsheng", "Guangming",
-)  # fmt: skip
-_INDUSTRIES = (
-    # (industry, what the company name says it does)
-    ("manufacturing", "Precision Machinery"),
-    ("information technology", "Software Technology"),
-    ("wholesale and retail", "Trading"),
-    ("real estate", "Property Development"),
-    ("construction", "Construction Engineering"),
-    ("logistics", "Logistics"),
-    ("food processing", "Food"),
-    ("pharmaceuticals", "Pharmaceutical"),
-    ("textiles", "Textile"),
-    ("electronics", "Electronics"),
-    ("energy", "New Energy"),
-    ("hospitality", "Hotel Management"),
-)
-_INSTITUTIONS = (
-    # (industry, name template, e-mail domain suffix)
-    ("education", "{city} No. {n} Middle School", "edu.cn"),
-    ("higher education", "{city} University of Finance and Economics", "edu.cn"),
-    ("healthcare", "{city} No. {n} People's Hospital", "org.cn"),
-    ("public administration", "{city} Housing Provident Fund Management Centre", "gov.cn"),
-    ("non-profit", "{city} {brand} Charity Foundation", "org.cn"),
-)
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CREDIT_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_CREDIT_WEIGHTS = tuple(3**i % 31 for i in range(17))
-_ORG_CODE_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
-
-
-def national_id_check(body: str) -> str:
-    """Check character of the first 17 digits of a PRC resident identity card number."""
-    total = sum(int(digit) * weight for digit, weight in zip(body, _ID_WEIGHTS, strict=True))
-    return "10X98765432"[total % 11]
-
-
-def credit_code_check(body: str) -> str:
-    """Check character of the first 17 characters of a unified social credit code."""
-    pairs = zip(body, _CREDIT_WEIGHTS, strict=True)
-    total = sum(_CREDIT_CHARS.index(char) * weight for char, weight in pairs)
-    return _CREDIT_CHARS[-total % 31]
-
-
-def registration_number_check(body: str) -> str:
-    """Check digit (ISO 7064 MOD 11,10) of the first 14 digits of a business licence number."""
-    product = 10
-    for digit in body:
-        product = ((product % 11 + int(digit)) % 10 or 10) * 2
-    return str((11 - product % 11) % 10)
-
-
 def _fill(rng: random.Random, template: str) -> str:
     """``template`` with each ``#`` a random digit and each ``@`` a random capital letter."""
     return "".join(
@@ -218,33 +144,33 @@ def new_phone(rng: random.Random, customer: SimulatedCustomer) -> str:
     if customer.is_organisation:
         city = branch_city(customer.branch_id)
         return _fill(rng, f"+86 {city.area_code} {rng.randrange(2, 9)}### ####")
-    if customer.nationality in _FOREIGN and rng.random() < 0.4:
-        return _fill(rng, _FOREIGN[customer.nationality][1])
-    return _fill(rng, f"+86 {rng.choice(_MOBILE_PREFIXES)} #### ####")
+    if customer.nationality in FOREIGN and rng.random() < 0.4:
+        return _fill(rng, FOREIGN[customer.nationality][1])
+    return _fill(rng, f"+86 {rng.choice(MOBILE_PREFIXES)} #### ####")
 
 
 def new_email(rng: random.Random, customer: SimulatedCustomer) -> str:
     """An e-mail address: an organisation keeps its domain, a person may change provider."""
     if customer.is_organisation:
         domain = customer.email.partition("@")[2]
-        return f"{rng.choice(_ORG_MAILBOXES)}{rng.randrange(1, 100)}@{domain}"
+        return f"{rng.choice(ORG_MAILBOXES)}{rng.randrange(1, 100)}@{domain}"
     given, family = customer.name.given_name or "", customer.name.family_name or ""
     local = rng.choice((f"{given}.{family}", f"{family}{given}", f"{given[:1]}{family}"))
     if rng.random() < 0.7:
         local += f"{rng.randrange(100):02d}"
-    mail = _CN_MAIL if customer.nationality == "CN" else _WESTERN_MAIL
+    mail = CN_MAIL if customer.nationality == "CN" else WESTERN_MAIL
     return f"{local.lower()}@{rng.choice(mail)}"
 
 
 def new_address(rng: random.Random, city: City, organisation: bool = False) -> Address:
     """A street address in ``city``: an office floor or a flat."""
     if organisation:
-        line2 = f"Floor {rng.randrange(2, 40)}, {rng.choice(_TOWERS)}"
+        line2 = f"Floor {rng.randrange(2, 40)}, {rng.choice(TOWERS)}"
     else:
         building, floor, flat = rng.randrange(1, 20), rng.randrange(1, 33), rng.randrange(1, 9)
         line2 = f"Building {building}, Room {floor}{flat:02d}"
     return Address(
-        line1=f"{rng.randrange(1, 2000)} {rng.choice(_STREETS)}",
+        line1=f"{rng.randrange(1, 2000)} {rng.choice(STREETS)}",
         line2=line2,
         city=city.name,
         province=city.province,
@@ -292,7 +218,7 @@ class _Book:
         chinese = rng.random() < 0.9
         if chinese:
             nationality = "CN"
-            family, given = rng.choice(_CN_FAMILY), rng.choice(_CN_GIVEN)
+            family, given = rng.choice(CN_FAMILY), rng.choice(CN_GIVEN)
             full_name = f"{family} {given}"
             home = city if rng.random() < 0.7 else rng.choice(CITIES)
             validity = 10 if age < 26 else 20 if age < 46 else None
@@ -303,10 +229,10 @@ class _Book:
                 expires_on=None if validity is None else self.expiry(validity),
             )
         else:
-            nationality = rng.choice(list(_FOREIGN))
-            family, given = rng.choice(_WESTERN_FAMILY), rng.choice(_WESTERN_GIVEN)
+            nationality = rng.choice(list(FOREIGN))
+            family, given = rng.choice(WESTERN_FAMILY), rng.choice(WESTERN_GIVEN)
             full_name = f"{given} {family}"
-            passport = _FOREIGN[nationality][0]
+            passport = FOREIGN[nationality][0]
             document = IdDocument(
                 kind=IdDocumentKind.PASSPORT,
                 number=self.unique(lambda: _fill(rng, passport)),
@@ -318,7 +244,7 @@ class _Book:
         elif age >= 62 and rng.random() < 0.7:
             occupation = "retired"
         else:
-            occupation = rng.choice(_OCCUPATIONS)
+            occupation = rng.choice(OCCUPATIONS)
         draft = SimulatedCustomer(
             customer_id=customer_id,
             customer_type=CustomerType.INDIVIDUAL,
@@ -347,16 +273,16 @@ class _Book:
     ) -> SimulatedCustomer:
         rng = self.rng
         city = branch_city(branch_id)
-        brand = rng.choice(_BRANDS)
+        brand = rng.choice(BRANDS)
         if kind is CustomerType.CORPORATE:
-            industry, business = rng.choice(_INDUSTRIES)
+            industry, business = rng.choice(INDUSTRIES)
             suffix = rng.choice(("Co., Ltd.", "Group Co., Ltd.", "Holdings Co., Ltd."))
             full_name = f"{city.name} {brand} {business} {suffix}"
             domain = f"{_slug(f'{city.name} {brand} {business}')}.com.cn"
             registration = "91"  # industry and commerce: enterprise
             band = rng.choices(list(ValueBand), weights=(30, 45, 25))[0]
         else:
-            industry, template, suffix = rng.choice(_INSTITUTIONS)
+            industry, template, suffix = rng.choice(INSTITUTIONS)
             full_name = template.format(city=city.name, n=rng.randrange(1, 20), brand=brand)
             domain = f"{_slug(full_name)}.{suffix}"
             registration = "12"  # institution registration: public institution
@@ -427,9 +353,7 @@ class _Book:
 
     def credit_code(self, registration: str, region_code: str) -> str:
         organisation = _fill(self.rng, "########")
-        weighted = sum(int(d) * w for d, w in zip(organisation, _ORG_CODE_WEIGHTS, strict=True))
-        check = 11 - weighted % 11
-        organisation += {10: "X", 11: "0"}.get(check, str(check))
+        organisation += organisation_code_check(organisation)
         body = f"{registration}{region_code}{organisation}"
         return body + credit_code_check(body)
 
