@@ -13,7 +13,14 @@ from fastapi import APIRouter, Path, Response
 from pydantic import ConfigDict, Field
 
 from crm_opportunity.routes.dependencies import Commands
-from crm_opportunity.routes.models import DEAL_EXAMPLE, Accepted, Assignment, Deal
+from crm_opportunity.routes.models import (
+    DEAL_EXAMPLE,
+    Accepted,
+    Assignment,
+    Deal,
+    accepted,
+    created,
+)
 
 router = APIRouter(tags=["leads"])
 
@@ -77,27 +84,24 @@ async def capture_lead(
     body: LeadCapture, commands: Commands, who: Who, response: Response
 ) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"lead_id"})
-    created = await who.run(commands.capture_lead, body.lead_id, fields)
-    response.headers["Location"] = location("leads", created.id)
-    return Accepted.of(created)
+    new = await who.run(commands.capture_lead, body.lead_id, fields)
+    return created(response, "leads", new)
 
 
 @router.post("/leads/{lead_id}/qualify", summary="Qualify (upgrade) a lead")
 async def qualify_lead(
     lead_id: LeadId, body: Qualification, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
-        commands.qualify_lead, lead_id, body.expected_version, body.customer_id, body.notes
+    return await accepted(
+        who, commands.qualify_lead, lead_id, body.expected_version, body.customer_id, body.notes
     )
-    return Accepted(id=lead_id, version=version)
 
 
 @router.put("/leads/{lead_id}/manager", summary="Assign a lead to a manager")
 async def assign_lead(lead_id: LeadId, body: Assignment, commands: Commands, who: Who) -> Accepted:
-    version = await who.run(
-        commands.assign_lead, lead_id, body.expected_version, body.manager_id, body.reason
+    return await accepted(
+        who, commands.assign_lead, lead_id, body.expected_version, body.manager_id, body.reason
     )
-    return Accepted(id=lead_id, version=version)
 
 
 @router.post(
@@ -126,8 +130,9 @@ async def convert_lead(
 async def disqualify_lead(
     lead_id: LeadId, body: Disqualification, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(commands.disqualify_lead, lead_id, body.expected_version, body.reason)
-    return Accepted(id=lead_id, version=version)
+    return await accepted(
+        who, commands.disqualify_lead, lead_id, body.expected_version, body.reason
+    )
 
 
 @router.get("/leads/{lead_id}", summary="The lead as its events say now")

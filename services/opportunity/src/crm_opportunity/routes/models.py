@@ -1,24 +1,45 @@
-"""Request and response bodies more than one resource's routes share."""
+"""What more than one resource's routes share: bodies, and the answers to commands."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
+from crm_backbone.http import Caller, location
 from crm_backbone.service_api import Command, RequestBody
 from crm_events.common import Id, Money, Name
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm_opportunity.application import Created
+
+P = ParamSpec("P")
 
 
 class Accepted(BaseModel):
     id: str = Field(description="The lead, opportunity or need")
     version: int = Field(description="Its version after the command")
 
-    @classmethod
-    def of(cls, created: Created) -> Accepted:
-        return cls(id=created.id, version=created.version)
+
+async def accepted(
+    who: Caller,
+    command: Callable[Concatenate[str, int | None, P], int],
+    key: str,
+    expected: int | None,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> Accepted:
+    """Run ``command`` on the lead, opportunity or need ``key`` as ``who``, conditional on
+    its ``expected`` version: the answer names it and its new version."""
+    version = await who.run(command, key, expected, *args, **kwargs)
+    return Accepted(id=key, version=version)
+
+
+def created(response: Response, collection: str, new: Created) -> Accepted:
+    """The answer to a command that created ``new`` in ``collection``, located there."""
+    response.headers["Location"] = location(collection, new.id)
+    return Accepted(id=new.id, version=new.version)
 
 
 class Assignment(Command):

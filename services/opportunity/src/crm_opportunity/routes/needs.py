@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from crm_backbone.http import location
 from crm_backbone.service_api import Command, RequestBody, Who
 from crm_events.common import Channel, Id, Name
 from crm_events.opportunity import NeedKind, NeedStatus, Severity, Urgency
@@ -14,7 +13,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from crm_opportunity.routes.dependencies import Commands
-from crm_opportunity.routes.models import Accepted, Assignment
+from crm_opportunity.routes.models import Accepted, Assignment, accepted, created
 
 router = APIRouter(tags=["needs"])
 
@@ -84,41 +83,41 @@ class Confirmation(Command):
 @router.post("/needs", status_code=201, summary="Log a need or a complaint")
 async def log_need(body: NeedLog, commands: Commands, who: Who, response: Response) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"need_id"})
-    created = await who.run(commands.log_need, body.need_id, fields)
-    response.headers["Location"] = location("needs", created.id)
-    return Accepted.of(created)
+    new = await who.run(commands.log_need, body.need_id, fields)
+    return created(response, "needs", new)
 
 
 @router.put("/needs/{need_id}/owner", summary="Assign the need to its owner")
 async def assign_need(need_id: NeedId, body: Assignment, commands: Commands, who: Who) -> Accepted:
-    version = await who.run(
-        commands.assign_need, need_id, body.expected_version, body.manager_id, body.reason
+    return await accepted(
+        who, commands.assign_need, need_id, body.expected_version, body.manager_id, body.reason
     )
-    return Accepted(id=need_id, version=version)
 
 
 @router.post("/needs/{need_id}/status", summary="Set the working status")
 async def work_on_need(need_id: NeedId, body: NeedWork, commands: Commands, who: Who) -> Accepted:
-    version = await who.run(
-        commands.work_on_need, need_id, body.expected_version, body.status, body.sub_status
+    return await accepted(
+        who, commands.work_on_need, need_id, body.expected_version, body.status, body.sub_status
     )
-    return Accepted(id=need_id, version=version)
 
 
 @router.post("/needs/{need_id}/resolve", summary="Resolve the need")
 async def resolve_need(need_id: NeedId, body: Resolution, commands: Commands, who: Who) -> Accepted:
-    version = await who.run(
-        commands.resolve_need, need_id, body.expected_version, body.resolution, body.resolved_at
+    return await accepted(
+        who,
+        commands.resolve_need,
+        need_id,
+        body.expected_version,
+        body.resolution,
+        body.resolved_at,
     )
-    return Accepted(id=need_id, version=version)
 
 
 @router.post(
     "/needs/{need_id}/reopen", summary="The customer rejects the resolution: work on it again"
 )
 async def reopen_need(need_id: NeedId, body: Reopening, commands: Commands, who: Who) -> Accepted:
-    version = await who.run(commands.reopen_need, need_id, body.expected_version, body.reason)
-    return Accepted(id=need_id, version=version)
+    return await accepted(who, commands.reopen_need, need_id, body.expected_version, body.reason)
 
 
 @router.post(
@@ -127,7 +126,8 @@ async def reopen_need(need_id: NeedId, body: Reopening, commands: Commands, who:
 async def confirm_need(
     need_id: NeedId, body: Confirmation, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
+    return await accepted(
+        who,
         commands.confirm_need,
         need_id,
         body.expected_version,
@@ -135,7 +135,6 @@ async def confirm_need(
         body.feedback,
         body.ended_at,
     )
-    return Accepted(id=need_id, version=version)
 
 
 @router.get("/needs/{need_id}", summary="The need as its events say now")

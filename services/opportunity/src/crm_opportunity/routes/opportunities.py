@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from crm_backbone.http import location
 from crm_backbone.service_api import Command, Who
 from crm_events.common import Id, Money, Name, Percent
 from crm_events.opportunity import LeadSource, OpportunityStage
@@ -13,7 +12,14 @@ from fastapi import APIRouter, Path, Response
 from pydantic import ConfigDict, Field
 
 from crm_opportunity.routes.dependencies import Commands
-from crm_opportunity.routes.models import DEAL_EXAMPLE, Accepted, Assignment, Deal
+from crm_opportunity.routes.models import (
+    DEAL_EXAMPLE,
+    Accepted,
+    Assignment,
+    Deal,
+    accepted,
+    created,
+)
 
 router = APIRouter(tags=["opportunities"])
 
@@ -80,9 +86,8 @@ async def open_opportunity(
     body: NewOpportunity, commands: Commands, who: Who, response: Response
 ) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"opportunity_id"})
-    created = await who.run(commands.open_opportunity, body.opportunity_id, fields)
-    response.headers["Location"] = location("opportunities", created.id)
-    return Accepted.of(created)
+    new = await who.run(commands.open_opportunity, body.opportunity_id, fields)
+    return created(response, "opportunities", new)
 
 
 @router.post(
@@ -92,14 +97,14 @@ async def open_opportunity(
 async def move(
     opportunity_id: OpportunityId, body: StageMove, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
+    return await accepted(
+        who,
         commands.move_opportunity,
         opportunity_id,
         body.expected_version,
         body.stage,
         body.lost_reason,
     )
-    return Accepted(id=opportunity_id, version=version)
 
 
 @router.put(
@@ -109,39 +114,39 @@ async def move(
 async def override_probability(
     opportunity_id: OpportunityId, body: ProbabilityOverride, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
+    return await accepted(
+        who,
         commands.override_probability,
         opportunity_id,
         body.expected_version,
         body.probability,
         body.reason,
     )
-    return Accepted(id=opportunity_id, version=version)
 
 
 @router.put("/opportunities/{opportunity_id}/expected-value", summary="Change the expected value")
 async def change_expected_value(
     opportunity_id: OpportunityId, body: ValueChange, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
+    return await accepted(
+        who,
         commands.change_expected_value,
         opportunity_id,
         body.expected_version,
         body.expected_value.model_dump(mode="json"),
         body.reason,
     )
-    return Accepted(id=opportunity_id, version=version)
 
 
 @router.put("/opportunities/{opportunity_id}/manager", summary="Reassign to another manager")
 async def reassign(
     opportunity_id: OpportunityId, body: Assignment, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
+    return await accepted(
+        who,
         commands.reassign_opportunity,
         opportunity_id,
         body.expected_version,
         body.manager_id,
         body.reason,
     )
-    return Accepted(id=opportunity_id, version=version)
