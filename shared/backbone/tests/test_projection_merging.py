@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from crm_backbone.projection import ViewUpdate, _compose, _Group, _guards
+from crm_backbone.merging import Group, compose, guard_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -78,7 +78,7 @@ Update = dict[str, Any]
     ],
 )
 def test_updates_that_compose(first: Update, then: Update, merged: Update) -> None:
-    assert _compose(first, then) == merged
+    assert compose(first, then) == merged
 
 
 @pytest.mark.parametrize(
@@ -123,27 +123,26 @@ def test_updates_that_compose(first: Update, then: Update, merged: Update) -> No
     ],
 )
 def test_updates_that_do_not_compose(first: Update, then: Update) -> None:
-    assert _compose(first, then) is None
+    assert compose(first, then) is None
 
 
 def test_composing_leaves_the_handlers_updates_untouched() -> None:
     first, then = {"$set": {"l": [1]}}, {"$push": {"l": {"$each": [2]}}}
     before = copy.deepcopy((first, then))
-    assert _compose(first, then) == {"$set": {"l": [1, 2]}}
+    assert compose(first, then) == {"$set": {"l": [1, 2]}}
     assert (first, then) == before
 
 
 def test_guard_values_are_distinct_when_an_event_updates_a_document_twice() -> None:
-    one = ViewUpdate("c", "d1", {})
-    other = ViewUpdate("c", "d2", {})
-    assert _guards([], 4) == []
-    assert _guards([one], 4) == [4]
-    assert _guards([one, other], 4) == [4, 4]
-    assert _guards([one, other, one, one], 4) == [3 + 1 / 3, 4, 3 + 2 / 3, 4]
+    one, other = ("c", "d1"), ("c", "d2")
+    assert guard_values([], 4) == []
+    assert guard_values([one], 4) == [4]
+    assert guard_values([one, other], 4) == [4, 4]
+    assert guard_values([one, other, one, one], 4) == [3 + 1 / 3, 4, 3 + 2 / 3, 4]
 
 
 def test_a_group_is_one_upsert_guarded_from_its_first_version_to_its_last() -> None:
-    group = _Group("d1", "_applied.k", {"$set": {"a": 1}, "$inc": {"n": 1}}, 3)
+    group = Group("d1", "_applied.k", {"$set": {"a": 1}, "$inc": {"n": 1}}, 3)
     assert group.absorb({"$set": {"a": 2}, "$inc": {"n": 1}}, 4)
     assert group.absorb({"$inc": {"n": 1}}, 5)
     assert not group.absorb({"$set": {"n": {"deep": 1}}, "$unset": {"n.deep": ""}}, 6)
@@ -168,7 +167,7 @@ def test_a_group_is_one_upsert_guarded_from_its_first_version_to_its_last() -> N
 
 def test_an_update_that_cannot_merge_is_written_as_it_is() -> None:
     update = {"$rename": {"a": "b"}}
-    group = _Group("d1", "_applied.k", update, 2)
+    group = Group("d1", "_applied.k", update, 2)
     assert not group.absorb({"$set": {"c": 1}}, 3)
     assert group.write()[1] == {"$rename": {"a": "b"}, "$set": {"_applied.k": 2}}
     assert update == {"$rename": {"a": "b"}}
@@ -201,41 +200,55 @@ def apply(document: dict[str, Any] | None, update: Update) -> dict[str, Any]:
     inserting = document is None
     result: dict[str, Any] = {"_id": "d"} if document is None else copy.deepcopy(document)
     for operator, fields in update.items():
+        if operator == "$setOnInsert" and not inserting:
+            continue
         for path, operand in fields.items():
-            if operator == "$setOnInsert" and not inserting:
-                continue
             parent, leaf = _parent(result, path, create=operator != "$unset")
             if parent is None:
                 continue
-            present = leaf in parent
-            current: Any = parent.get(leaf)
-            if operator in ("$set", "$setOnInsert"):
-                parent[leaf] = copy.deepcopy(operand)
-            elif operator == "$unset":
+            if operator == "$unset":
                 parent.pop(leaf, None)
-            elif operator == "$inc":
-                parent[leaf] = current + operand if present else operand
-            elif operator == "$max":
-                parent[leaf] = operand if not present or operand > current else current
-            elif operator == "$min":
-                parent[leaf] = operand if not present or operand < current else current
-            elif operator == "$push":
-                items, modifiers = _each(operand)
-                pushed = [*(current if present else []), *items]
-                if "$slice" in modifiers:
-                    size = modifiers["$slice"]
-                    pushed = pushed[size:] if size < 0 else pushed[:size]
-                parent[leaf] = pushed
-            elif operator == "$addToSet":
-                items, _ = _each(operand)
-                added = list(current if present else [])
-                for item in items:
-                    if item not in added:
-                        added.append(item)
-                parent[leaf] = added
             else:
-                raise AssertionError(f"the interpreter has no {operator}")
+                parent[leaf] = _value_after(operator, operand, parent.get(leaf, _ABSENT))
     return result
+
+
+_ABSENT = object()
+
+
+def _value_after(operator: str, operand: Any, current: Any) -> Any:
+    """The value ``operator`` with ``operand`` leaves at a path holding ``current``."""
+    present = current is not _ABSENT
+    if operator in ("$set", "$setOnInsert"):
+        return copy.deepcopy(operand)
+    if operator == "$inc":
+        return current + operand if present else operand
+    if operator == "$max":
+        return operand if not present or operand > current else current
+    if operator == "$min":
+        return operand if not present or operand < current else current
+    if operator == "$push":
+        return _pushed(current if present else [], operand)
+    if operator == "$addToSet":
+        return _added(current if present else [], operand)
+    raise AssertionError(f"the interpreter has no {operator}")
+
+
+def _pushed(current: list[Any], operand: Any) -> list[Any]:
+    items, modifiers = _each(operand)
+    pushed = [*current, *items]
+    if "$slice" in modifiers:
+        size = modifiers["$slice"]
+        pushed = pushed[size:] if size < 0 else pushed[:size]
+    return pushed
+
+
+def _added(current: list[Any], operand: Any) -> list[Any]:
+    added = list(current)
+    for item in _each(operand)[0]:
+        if item not in added:
+            added.append(item)
+    return added
 
 
 NUMBERS = ("n", "k", "m.x", "m.y")  # hold a number, or are absent
@@ -308,10 +321,10 @@ def test_merged_groups_have_the_effect_of_their_updates_in_order(
     for update in sequence:
         expected = apply(expected, update)
 
-    groups: list[_Group] = []
+    groups: list[Group] = []
     for version, update in enumerate(sequence, start=1):
         if not groups or not groups[-1].absorb(update, version):
-            groups.append(_Group("d", "_applied.k", update, version))
+            groups.append(Group("d", "_applied.k", update, version))
     merged = document
     for group in groups:
         query, update = group.write()
@@ -322,7 +335,7 @@ def test_merged_groups_have_the_effect_of_their_updates_in_order(
 
 
 def test_the_customer_cards_batch_merges_into_one_group_per_customer() -> None:
-    group = _Group("c1", "_applied.k", {"$set": {"name": "Li"}, "$inc": {"changes": 1}}, 1)
+    group = Group("c1", "_applied.k", {"$set": {"name": "Li"}, "$inc": {"changes": 1}}, 1)
     for version in range(2, 11):
         assert group.absorb({"$set": {"phone": f"+86 {version}"}, "$inc": {"changes": 1}}, version)
     assert group.write()[1] == {

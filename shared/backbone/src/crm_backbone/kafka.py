@@ -21,7 +21,8 @@ from faststream.message import StreamMessage
 
 from crm_backbone.holds import Drains
 from crm_backbone.metrics import BATCHES_FAILED, CONSUMER_LAG
-from crm_backbone.projection import HandlerRetries, Record
+from crm_backbone.records import Record
+from crm_backbone.retries import HandlerRetries
 
 log = structlog.get_logger(__name__)
 

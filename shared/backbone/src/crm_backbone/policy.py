@@ -41,14 +41,8 @@ from crm_backbone.holds import (
 )
 from crm_backbone.metrics import DEAD_LETTERS, POLICY_EVENTS
 from crm_backbone.parking import PARKING_COLLECTION, ParkedRecord, ParkingLot, StillHeld
-from crm_backbone.projection import (
-    OUTAGES,
-    DeadLetters,
-    Document,
-    HandlerGaveUp,
-    HandlerRetries,
-    Record,
-)
+from crm_backbone.records import Document, Record
+from crm_backbone.retries import OUTAGES, DeadLetters, HandlerGaveUp, HandlerRetries
 
 log = structlog.get_logger(__name__)
 
