@@ -19,7 +19,7 @@ import pytest
 from crm_backbone.readmodel import wait_until_applied
 from crm_contactlog.api import create_app
 from crm_contactlog.bootstrap import SERVICE, ContactLogService, ContactLogSettings, bootstrap
-from crm_contactlog.policies import TaskPolicies
+from crm_contactlog.task_inputs import TaskInputs
 from local_infra.harness import cloudevent, produce_plain, serving
 from local_infra.pytest_plugin import Servers
 from pymongo import AsyncMongoClient
@@ -59,7 +59,7 @@ async def derived_caught_up(
 ) -> None:
     """Wait until the derived-task projection has applied each (source, aggregate, version)."""
     database = contact_log.mongo[contact_log.settings.mongo_database(SERVICE.value)]
-    positions = database[f"{TaskPolicies.name}__positions"]
+    positions = database[f"{TaskInputs.name}__positions"]
     for source, aggregate, version in applied:
         assert await wait_until_applied(positions, source, aggregate, version, within=60), (
             f"{source} {aggregate} v{version} not applied"

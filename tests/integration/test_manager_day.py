@@ -22,7 +22,7 @@ from crm_backbone.readmodel import wait_until_applied
 from crm_backbone.settings import ServiceSettings
 from crm_contactlog import api as contact_api
 from crm_contactlog import bootstrap as contact_boot
-from crm_contactlog.policies import TaskPolicies
+from crm_contactlog.task_inputs import TaskInputs
 from crm_customer import api as customer_api
 from crm_customer import bootstrap as customer_boot
 from crm_opportunity import api as opportunity_api
@@ -129,7 +129,7 @@ async def test_the_customer_view_shows_what_the_other_services_own(
     assert activity.status_code == 200, activity.text
     derived = contact_log.mongo[contact_log.settings.mongo_database("contact-log")]
     assert await wait_until_applied(
-        derived[f"{TaskPolicies.name}__positions"], "/crm/customer", customer_id, 2, within=30
+        derived[f"{TaskInputs.name}__positions"], "/crm/customer", customer_id, 2, within=30
     )
     tasks = (await contacts.get("/managers/RM-0007/tasks")).json()
 

@@ -1,4 +1,4 @@
-"""Wires the contact-log service: settings in, application, views, policies and runtime out.
+"""Wires the contact-log service: settings in, application, views, queries and runtime out.
 
 The one place that knows the concrete dependencies; tests pass their own settings (or a
 clock of their own) and get the same wiring.
@@ -15,9 +15,10 @@ from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
 
 from crm_contactlog.application import ContactLogApplication
-from crm_contactlog.policies import TaskPolicies, TaskRules
 from crm_contactlog.publication import translate
 from crm_contactlog.queries import ContactLogQueries
+from crm_contactlog.task_inputs import TaskInputs
+from crm_contactlog.task_rules import TaskRules
 from crm_contactlog.views import ContactLogViews
 
 SERVICE = Service.CONTACT_LOG
@@ -66,7 +67,7 @@ def bootstrap(
     settings = settings or ContactLogSettings()
     infra = Infrastructure.connect(settings, SERVICE)
     application = ContactLogApplication(env=infra.store.environment(), clock=clock)
-    runtime = infra.runtime(application, translate, projections=[ContactLogViews(), TaskPolicies()])
+    runtime = infra.runtime(application, translate, projections=[ContactLogViews(), TaskInputs()])
     queries = ContactLogQueries(
         infra.database, settings.task_rules(), clock=clock, upcoming_days=settings.upcoming_days
     )

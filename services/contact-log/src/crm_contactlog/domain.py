@@ -14,8 +14,7 @@ can map each event to its payload field by field.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -25,15 +24,9 @@ from crm_events.contact_log import ActivityCategory, ContactCategory, ContactOut
 from eventsourcing.domain import event
 
 JsonDict = dict[str, Any]
-Clock = Callable[[], datetime]
-"""Returns the current moment (timezone-aware); injected so tests control time."""
 
 CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future a moment that "has happened" may lie (clocks of devices differ)."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ActivityStatus(StrEnum):

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from crm_backbone.application import Clock, utc_now
 from crm_backbone.cursor import decode_cursor, encode_cursor
 from crm_backbone.projection import Document
 from crm_backbone.readmodel import document_version, wait_until_applied
@@ -27,15 +28,9 @@ from pydantic import BaseModel, Field
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from crm_contactlog.domain import ActivityStatus, Clock, utc_now
-from crm_contactlog.policies import (
-    CAMPAIGNS,
-    CUSTOMERS,
-    DERIVED,
-    Task,
-    TaskKind,
-    TaskRules,
-)
+from crm_contactlog.domain import ActivityStatus
+from crm_contactlog.task_inputs import CAMPAIGNS, CUSTOMERS, DERIVED
+from crm_contactlog.task_rules import Task, TaskKind, TaskRules
 from crm_contactlog.views import ACTIVITIES, CONTACTS, ContactLogViews
 
 SOURCE = Service.CONTACT_LOG.source

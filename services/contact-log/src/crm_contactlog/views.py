@@ -6,7 +6,8 @@ contact timeline (``queries.py`` pages through them with a keyset cursor).
 ``activities``: one document per activity with its current plan and status; the explicit
 entries of the managers' task lists, and what ``GET /activities/{id}`` answers.
 
-The derived tasks (maturities, birthdays, ...) are another projection: ``policies.py``.
+The inputs of the derived tasks (maturities, birthdays, ...) are another projection:
+``task_inputs.py``.
 """
 
 from __future__ import annotations
