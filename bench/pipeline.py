@@ -13,7 +13,8 @@ from crm_backbone.rebuild import rebuild
 from crm_backbone.relay import OutboxRelay
 from crm_customer.application import CustomerApplication
 from crm_customer.publication import translate
-from crm_customer.views import CUSTOMERS, CustomerViews
+from crm_customer.views import CustomerViews
+from crm_customer.views.documents import CUSTOMERS
 from crm_events.envelope import from_kafka
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage

@@ -28,7 +28,7 @@ from crm_backbone.readmodel import guard_key
 from crm_backbone.settings import ensure_database
 from crm_customer.application import CustomerApplication
 from crm_customer.bootstrap import CustomerSettings
-from crm_customer.views import CUSTOMERS
+from crm_customer.views.documents import CUSTOMERS
 from crm_events.topics import COREBANKING_ACCOUNTS, COREBANKING_CUSTOMERS, CUSTOMER_EVENTS
 from crm_simulator.population import population
 from pymongo import AsyncMongoClient

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Query
 
 from crm_customer.application import CustomerNotFound
 from crm_customer.domain import Customer
-from crm_customer.queries import CustomerView, SearchPage
+from crm_customer.queries import SearchPage
 from crm_customer.routes.dependencies import Commands, Queries
 from crm_customer.routes.models import CustomerId
+from crm_customer.single_view import CustomerView
 
 router = APIRouter(tags=["views"])
 
