@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from crm_backbone import rebuild as rebuilding
+from crm_backbone.pause import PauseGate
 from crm_backbone.projection import Document
 from crm_customer.views import CustomerViews
 from pymongo import AsyncMongoClient
@@ -31,7 +32,7 @@ async def main() -> None:
         scratch: AsyncDatabase[Document],
         live: AsyncDatabase[Document],
         keep: bool,
-        gate: rebuilding.PauseGate,
+        gate: PauseGate,
     ) -> None:
         switch.point("swap (live consumer paused under the lease, nothing swapped yet)")
         await _swap(scratch, live, keep, gate)

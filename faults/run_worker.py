@@ -26,6 +26,7 @@ from crm_backbone.kafka import (
     reliable_producer,
     subscribe,
 )
+from crm_backbone.pause import PauseGate
 from crm_backbone.projection import (
     BatchResult,
     Document,
@@ -34,7 +35,6 @@ from crm_backbone.projection import (
     Record,
     ViewUpdate,
 )
-from crm_backbone.rebuild import PauseGate
 from crm_customer.views import CustomerViews
 from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from crm_backbone.pause import CONTROL as PAUSE_CONTROL
 from crm_backbone.projection import Document
-from crm_backbone.rebuild import CONTROL as PAUSE_CONTROL
 from crm_customer.views import CustomerViews
 from crm_events.topics import CUSTOMER_EVENTS
 from crm_ops.deadletters import read_all, redrive

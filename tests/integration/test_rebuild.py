@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from crm_backbone.kafka import subscribe
+from crm_backbone.pause import PauseGate
 from crm_backbone.projection import Document, ProjectionEngine
-from crm_backbone.rebuild import CountOnly, PauseGate, committed_offsets, rebuild, replay
+from crm_backbone.rebuild import CountOnly, committed_offsets, rebuild, replay
 from crm_backbone.testing import SOURCE, CustomerCards
 from crm_events.common import CustomerName, CustomerType
 from crm_events.customer import CustomerProfileUpdated, CustomerRegistered, CustomerStatus

@@ -13,15 +13,9 @@ from dataclasses import dataclass
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from crm_backbone.kafka import subscribe
+from crm_backbone.pause import CONTROL, LeaseLost, PauseGate
 from crm_backbone.projection import Document, ProjectionEngine
-from crm_backbone.rebuild import (
-    CONTROL,
-    SCRATCH,
-    CountOnly,
-    LeaseLost,
-    PauseGate,
-    committed_offsets,
-)
+from crm_backbone.rebuild import SCRATCH, CountOnly, committed_offsets
 from crm_backbone.settings import ServiceSettings
 from crm_backbone.testing import CustomerCards, customer_history
 from crm_events.envelope import Envelope, to_kafka
@@ -42,7 +36,7 @@ CHANGES = 6
 HOLDER = f"""
 import asyncio, sys
 from pymongo import AsyncMongoClient
-from crm_backbone.rebuild import CONTROL, PauseGate
+from crm_backbone.pause import CONTROL, PauseGate
 
 async def main(uri, database, group, lease):
     client = AsyncMongoClient(uri)

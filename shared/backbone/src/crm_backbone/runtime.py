@@ -33,9 +33,9 @@ from crm_backbone.kafka import (
     reliable_producer,
     subscribe,
 )
+from crm_backbone.pause import PauseGate
 from crm_backbone.policy import Policy, PolicyConsumer
 from crm_backbone.projection import Document, Projection, ProjectionEngine
-from crm_backbone.rebuild import PauseGate
 from crm_backbone.relay import OutboxRelay, Translate
 from crm_backbone.settings import ServiceSettings
 from crm_backbone.topic_names import TopicNames
