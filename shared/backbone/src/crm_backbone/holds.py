@@ -217,8 +217,9 @@ async def drain_after_batch(consumer: Drains, holds: Iterable[str]) -> None:
     try:
         await consumer.drain_released(holds)
     except Exception as error:
-        log.warning("draining released holds failed", group=consumer.consumer_group,
-                    error=repr(error))  # fmt: skip
+        log.warning(
+            "draining released holds failed", group=consumer.consumer_group, error=repr(error)
+        )
 
 
 async def release_unheld(

@@ -209,9 +209,10 @@ def ops_router(
         named = checks()
         results = await asyncio.gather(*(_bounded(check) for check in named.values()))
         failing = {name: why for name, why in zip(named, results, strict=True) if why}
-        body = {"status": "not ready" if failing else "ready", "checks": {
-            name: failing.get(name, "ok") for name in named
-        }}  # fmt: skip
+        body = {
+            "status": "not ready" if failing else "ready",
+            "checks": {name: failing.get(name, "ok") for name in named},
+        }
         return JSONResponse(body, status_code=503 if failing else 200)
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

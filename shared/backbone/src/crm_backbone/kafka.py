@@ -170,8 +170,11 @@ def drain_released_holds(consumer: Drains, every: float = 2.0) -> asyncio.Task[N
             try:
                 await consumer.drain_released()
             except Exception as error:  # retried at the next tick; never ends silently
-                log.warning("draining released holds failed", group=consumer.consumer_group,
-                            error=repr(error))  # fmt: skip
+                log.warning(
+                    "draining released holds failed",
+                    group=consumer.consumer_group,
+                    error=repr(error),
+                )
             await asyncio.sleep(every)
 
     return asyncio.create_task(tick(), name=f"drain {consumer.consumer_group}")

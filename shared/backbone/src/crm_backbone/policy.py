@@ -212,9 +212,13 @@ class PolicyConsumer:
             hold, record, reason, ready=partial(self.policy.ready, hold), apply=self._reapply
         )
         log.info(
-            "event parked", policy=self.name, reason=reason,
-            topic=record.topic, partition=record.partition, offset=record.offset,
-        )  # fmt: skip
+            "event parked",
+            policy=self.name,
+            reason=reason,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
 
     async def _reapply(self, parked: ParkedRecord) -> None:
         """A parked record, through the same path; :class:`StillHeld` if it must wait on."""
@@ -230,17 +234,25 @@ class PolicyConsumer:
             raise StillHeld(parked.reason)
         POLICY_EVENTS.labels(self.name).inc()
         log.info(
-            "parked event applied", policy=self.name,
-            topic=parked.topic, partition=parked.partition, offset=parked.offset,
-        )  # fmt: skip
+            "parked event applied",
+            policy=self.name,
+            topic=parked.topic,
+            partition=parked.partition,
+            offset=parked.offset,
+        )
 
     async def _dead_letter(self, record: Record, code: str, reason: str) -> None:
         await self.dead_letters(record, code, reason, self.consumer_group)
         DEAD_LETTERS.labels(self.name, code).inc()
         log.warning(
-            "event dead-lettered", policy=self.name, code=code, reason=reason,
-            topic=record.topic, partition=record.partition, offset=record.offset,
-        )  # fmt: skip
+            "event dead-lettered",
+            policy=self.name,
+            code=code,
+            reason=reason,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
 
 
 def _dead_letter_reason(error: Rejected | HandlerGaveUp) -> tuple[str, str]:

@@ -283,9 +283,11 @@ class OutboxRelay:
                     delay = self._failed(error)
                     log.warning(
                         "relay failed; restarting from the recorded position",
-                        relay=self.name, error=self.last_error, retry_in=delay,
+                        relay=self.name,
+                        error=self.last_error,
+                        retry_in=delay,
                         failures_in_row=self.failures_in_row,
-                    )  # fmt: skip
+                    )
                     await self.stop()
                     await asyncio.sleep(delay)
         finally:

@@ -140,16 +140,20 @@ async def read_your_writes(
     current = await asyncio.to_thread(application.stored_version, uuid_for(kind, key))
     if min_version > current:
         raise Problem(
-            409, "version-unreachable", "Conflict",
+            409,
+            "version-unreachable",
+            "Conflict",
             f"{key} is at version {current}: version {min_version} does not exist",
             current_version=current,
-        )  # fmt: skip
+        )
     if not await wait(key, min_version, wait_ms / 1000):
         raise Problem(
-            503, "view-behind", "Service unavailable",
-            f"the view has not applied version {min_version} of {key} within {wait_ms} ms; "
-            "retry", retry_after_ms=wait_ms,
-        )  # fmt: skip
+            503,
+            "view-behind",
+            "Service unavailable",
+            f"the view has not applied version {min_version} of {key} within {wait_ms} ms; retry",
+            retry_after_ms=wait_ms,
+        )
 
 
 def _stale_version(error: Exception) -> Problem:
