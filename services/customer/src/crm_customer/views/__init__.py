@@ -17,9 +17,11 @@ it into the survivor (``queries.py``), so events still naming the duplicate are 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from crm_backbone.projection import Document, Handler, Projection
+from crm_events.registry import EventPayload
+from crm_events.topics import Topic
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -33,7 +35,15 @@ from crm_customer.views import (
 )
 from crm_customer.views.documents import CUSTOMERS
 
-STREAMS = (
+
+class Stream(Protocol):
+    """A module of this package: the handlers of the events on one topic."""
+
+    TOPIC: Topic
+    HANDLERS: dict[type[EventPayload], Handler]
+
+
+STREAMS: tuple[Stream, ...] = (
     customer_events,
     corebanking_accounts,
     corebanking_customers,
@@ -41,7 +51,7 @@ STREAMS = (
     contactlog_events,
     campaign_events,
 )
-"""Each source stream's module: its ``TOPIC`` and its ``HANDLERS``."""
+"""The views' source streams, in the order the projection subscribes to them."""
 
 SEARCH_FILTERS = ("manager_id", "branch_id", "segment.value_band", "status")
 """Fields a search filters on; each has an index with the stable sort after it."""
