@@ -51,5 +51,5 @@ def bootstrap(settings: CampaignSettings | None = None) -> CampaignService:
         infra.mongo,
         settings,
         AudienceReader(infra.database),
-        CampaignQueries(infra.database),
+        CampaignQueries(infra.database, settings.daily_timezone),
     )

@@ -3,23 +3,12 @@
 Figures are computed when read, by aggregations over ``campaign_targets`` (one document
 per campaign and target, holding the first moment it reached each stage), so each
 (customer, stage) counts once however often, however late and in whatever order the
-responses arrived.
-
-- Each stage column counts the targets that reached that stage; stages are not implied
-  (a phone target is ``contacted`` without being ``sent`` anything).
-  ``opened_or_contacted`` counts the targets that did either.
-- Response rate = responded / targeted; conversion rate = converted / targeted.
-- Cost: the contract carries a campaign's budget, not its spending, so the budget is the
-  cost; a row gets the share of its targets. Cost per response = cost / responded.
-  Revenue is per currency; ROI = (revenue in the budget's currency - cost) / cost.
-- Exclusions are per campaign and reason: ``crm.campaign.started`` carries only totals.
+responses arrived; ``figures.py`` holds how they are counted and priced. Exclusions are
+per campaign and reason: ``crm.campaign.started`` carries only totals.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Hashable
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -33,43 +22,20 @@ from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
+from crm_campaign.figures import (
+    Amounts,
+    FunnelRow,
+    Pricing,
+    SegmentKey,
+    Tally,
+    grouped,
+    tally_pipeline,
+)
 from crm_campaign.views import CAMPAIGNS, TARGETS, CampaignTracking
 
 SOURCE = Service.CAMPAIGN.source
-STAGES = tuple(stage.value for stage in ResponseStage)
-CENT = Decimal("0.01")
 UNKNOWN_TIME_ZONE = 40485
 """MongoDB's error code for a time zone it does not know."""
-
-Amounts = dict[str, str]
-"""Currency -> exact decimal amount as text."""
-
-
-class SegmentKey(BaseModel):
-    value_band: str | None
-    corporate_tier: str | None = None
-
-
-class FunnelRow(BaseModel):
-    """Response figures of a set of targets: one channel and segment, or a subtotal."""
-
-    channel: str | None = Field(None, description="None in totals and segment subtotals")
-    segment: SegmentKey | None = Field(None, description="None in totals and channel subtotals")
-    targeted: int
-    sent: int
-    delivered: int
-    opened: int
-    contacted: int
-    opened_or_contacted: int
-    responded: int
-    converted: int
-    opted_out: int
-    response_rate: float | None = Field(description="responded / targeted")
-    conversion_rate: float | None = Field(description="converted / targeted")
-    cost: str | None = Field(description="The row's share of the budget, in its currency")
-    cost_per_response: str | None
-    revenue: Amounts = Field(description="Revenue attributed on conversion, per currency")
-    roi: float | None = Field(description="(revenue - cost) / cost, in the budget's currency")
 
 
 class Funnel(BaseModel):
@@ -121,119 +87,12 @@ class CampaignPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
-@dataclass
-class Tally:
-    """Counts per stage (and ``targeted``, ``opened_or_contacted``) and revenue per currency."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    revenue: defaultdict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
-
-    @classmethod
-    def of(cls, group: Document) -> Tally:
-        tally = cls(Counter({name: group.get(name, 0) for name in _COUNTED}))
-        for item in group.get("revenue", []):
-            tally.revenue[item["currency"]] += item["amount"].to_decimal()
-        return tally
-
-    def __add__(self, other: Tally) -> Tally:
-        revenue = defaultdict(Decimal, self.revenue)
-        for currency, amount in other.revenue.items():
-            revenue[currency] += amount
-        return Tally(self.counts + other.counts, revenue)
-
-
-_COUNTED = ("targeted", *STAGES, "opened_or_contacted")
-
-
-def _reached(stage: str) -> Document:
-    return {"$ifNull": [f"$stages.{stage}", False]}
-
-
-def tally_pipeline(match: Document, group_by: Any) -> list[Document]:
-    """Tallies of the matching targets, one per value of ``group_by``."""
-    counts = {stage: {"$sum": {"$cond": [_reached(stage), 1, 0]}} for stage in STAGES}
-    return [
-        {"$match": match},
-        {
-            "$group": {
-                "_id": group_by,
-                "targeted": {"$sum": {"$cond": [{"$eq": ["$targeted", True]}, 1, 0]}},
-                **counts,
-                "opened_or_contacted": {
-                    "$sum": {"$cond": [{"$or": [_reached("opened"), _reached("contacted")]}, 1, 0]}
-                },
-                "revenue": {
-                    "$push": {
-                        "$cond": [
-                            {"$ifNull": ["$revenue", False]},
-                            {"currency": "$revenue_currency", "amount": "$revenue"},
-                            "$$REMOVE",
-                        ]
-                    }
-                },
-            }
-        },
-    ]
-
-
-@dataclass(frozen=True)
-class Pricing:
-    """Turns tallies into rows, giving each its targets' share of the budget."""
-
-    budget: dict[str, str] | None
-    targeted: int
-    """All the campaign's targets."""
-
-    def row(
-        self, tally: Tally, channel: str | None = None, segment: SegmentKey | None = None
-    ) -> FunnelRow:
-        c = tally.counts
-        cost = self._cost(c["targeted"])
-        cost_per_response = roi = None
-        if cost and c["responded"]:
-            cost_per_response = (cost / c["responded"]).quantize(CENT)
-        if cost and self.budget:
-            earned = tally.revenue.get(self.budget["currency"], Decimal(0))
-            roi = round(float((earned - cost) / cost), 4)
-        return FunnelRow(
-            channel=channel,
-            segment=segment,
-            **{name: c[name] for name in _COUNTED},
-            response_rate=_rate(c["responded"], c["targeted"]),
-            conversion_rate=_rate(c["converted"], c["targeted"]),
-            cost=None if cost is None else format(cost, "f"),
-            cost_per_response=None if cost_per_response is None else format(cost_per_response, "f"),
-            revenue={k: format(v, "f") for k, v in sorted(tally.revenue.items())},
-            roi=roi,
-        )
-
-    def _cost(self, targeted: int) -> Decimal | None:
-        if self.budget is None or not self.targeted:
-            return None
-        return (Decimal(self.budget["amount"]) * targeted / self.targeted).quantize(CENT)
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-def _grouped(tallies: dict[Any, Tally], pick: Any) -> list[tuple[Any, Tally]]:
-    groups: dict[Any, Tally] = defaultdict(Tally)
-    for key, tally in tallies.items():
-        groups[pick(key)] = groups[pick(key)] + tally
-    return sorted(groups.items(), key=lambda item: _sortable(item[0]))
-
-
-def _sortable(key: Hashable) -> Any:
-    if isinstance(key, tuple):
-        return tuple("" if part is None else str(part) for part in key)
-    return "" if key is None else str(key)
-
-
 class CampaignQueries:
     """Read side of the campaign service."""
 
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    def __init__(self, database: AsyncDatabase[Document], daily_timezone: str) -> None:
+        self.daily_timezone = daily_timezone
+        """Time zone of the calendar days of the daily series, unless a read names one."""
         self.campaigns = database[CAMPAIGNS]
         self.targets = database[TARGETS]
         self.positions = database[f"{CampaignTracking.name}__positions"]
@@ -269,73 +128,36 @@ class CampaignQueries:
             totals=pricing.row(total),
             by_channel=[
                 pricing.row(tally, channel=channel)
-                for channel, tally in _grouped(tallies, lambda key: key[0])
+                for channel, tally in grouped(tallies, lambda key: key[0])
             ],
             by_segment=[
                 pricing.row(tally, segment=segment(*key))
-                for key, tally in _grouped(tallies, lambda key: key[1:])
+                for key, tally in grouped(tallies, lambda key: key[1:])
             ],
             rows=[
                 pricing.row(tally, key[0], segment(*key[1:]))
-                for key, tally in _grouped(tallies, lambda key: key)
+                for key, tally in grouped(tallies, lambda key: key)
             ],
         )
 
-    async def daily(self, campaign_id: str, timezone: str) -> Daily | None:
-        """Per calendar day (in ``timezone``), the targets that first reached each stage."""
+    async def daily(self, campaign_id: str, timezone: str | None = None) -> Daily | None:
+        """Per calendar day (in ``timezone``, the service's by default), the targets that
+        first reached each stage."""
+        timezone = timezone or self.daily_timezone
         if await self.campaigns.count_documents({"_id": campaign_id}, limit=1) == 0:
             return None
-        pipeline: list[Document] = [
-            {"$match": {"campaign_id": campaign_id}},
-            {"$project": {
-                "stage": {"$objectToArray": "$stages"}, "revenue": 1, "revenue_currency": 1,
-            }},
-            {"$unwind": "$stage"},
-            {
-                "$group": {
-                    "_id": {
-                        "day": {
-                            "$dateToString": {
-                                "format": "%Y-%m-%d", "date": "$stage.v", "timezone": timezone
-                            }
-                        },
-                        "stage": "$stage.k",
-                    },
-                    "reached": {"$sum": 1},
-                    "revenue": {
-                        "$push": {
-                            "$cond": [
-                                {"$and": [
-                                    {"$eq": ["$stage.k", ResponseStage.CONVERTED.value]},
-                                    {"$ifNull": ["$revenue", False]},
-                                ]},
-                                {"currency": "$revenue_currency", "amount": "$revenue"},
-                                "$$REMOVE",
-                            ]
-                        }
-                    },
-                }
-            },
-        ]  # fmt: skip
         try:
-            groups = [group async for group in await self.targets.aggregate(pipeline)]
+            found = await self.targets.aggregate(_daily_pipeline(campaign_id, timezone))
+            groups = [group async for group in found]
         except OperationFailure as error:
             if error.code == UNKNOWN_TIME_ZONE:
                 raise ValueError(f"unknown time zone {timezone!r}") from None
             raise
-        days: dict[str, Day] = {}
-        for group in groups:
-            key = group["_id"]
-            day = days.setdefault(key["day"], Day(day=key["day"], reached={}, revenue={}))
-            day.reached[key["stage"]] = group["reached"]
-            for item in group["revenue"]:
-                before = Decimal(day.revenue.get(item["currency"], "0"))
-                day.revenue[item["currency"]] = format(before + item["amount"].to_decimal(), "f")
         return Daily(
             campaign_id=campaign_id,
             timezone=timezone,
             version=await applied_version(self.positions, SOURCE, campaign_id),
-            days=[days[day] for day in sorted(days)],
+            days=_days(groups),
         )
 
     async def campaigns_page(
@@ -398,3 +220,48 @@ def _summary(doc: Document, tally: Tally) -> CampaignSummary:
         call_lists=sorted(doc.get("call_lists", {}).values(), key=lambda c: c["manager_id"]),
         headline=pricing.row(tally),
     )
+
+
+def _daily_pipeline(campaign_id: str, timezone: str) -> list[Document]:
+    """Per day (in ``timezone``) and stage: the campaign's targets that first reached the
+    stage that day, and the revenue of the conversions among them."""
+    converted_with_revenue = {
+        "$and": [
+            {"$eq": ["$stage.k", ResponseStage.CONVERTED.value]},
+            {"$ifNull": ["$revenue", False]},
+        ]
+    }
+    day = {"$dateToString": {"format": "%Y-%m-%d", "date": "$stage.v", "timezone": timezone}}
+    return [
+        {"$match": {"campaign_id": campaign_id}},
+        {"$project": {"stage": {"$objectToArray": "$stages"}, "revenue": 1, "revenue_currency": 1}},
+        {"$unwind": "$stage"},
+        {
+            "$group": {
+                "_id": {"day": day, "stage": "$stage.k"},
+                "reached": {"$sum": 1},
+                "revenue": {
+                    "$push": {
+                        "$cond": [
+                            converted_with_revenue,
+                            {"currency": "$revenue_currency", "amount": "$revenue"},
+                            "$$REMOVE",
+                        ]
+                    }
+                },
+            }
+        },
+    ]
+
+
+def _days(groups: list[Document]) -> list[Day]:
+    """The groups of :func:`_daily_pipeline` as days, in order, revenue summed per currency."""
+    days: dict[str, Day] = {}
+    for group in groups:
+        key = group["_id"]
+        day = days.setdefault(key["day"], Day(day=key["day"], reached={}, revenue={}))
+        day.reached[key["stage"]] = group["reached"]
+        for item in group["revenue"]:
+            before = Decimal(day.revenue.get(item["currency"], "0"))
+            day.revenue[item["currency"]] = format(before + item["amount"].to_decimal(), "f")
+    return [days[day] for day in sorted(days)]

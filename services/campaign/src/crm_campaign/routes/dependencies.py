@@ -29,7 +29,6 @@ def _audience(request: Request) -> Audience:
     return _service(request).audience
 
 
-Service = Annotated[CampaignService, Depends(_service)]
 Commands = Annotated[CampaignApplication, Depends(_commands)]
 Queries = Annotated[CampaignQueries, Depends(_queries)]
 TargetAudience = Annotated[Audience, Depends(_audience)]

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query
 from crm_campaign.application import CampaignNotFound
 from crm_campaign.domain import Campaign, CampaignStatus
 from crm_campaign.queries import CampaignPage, Daily, Funnel
-from crm_campaign.routes.dependencies import Commands, Queries, Service
+from crm_campaign.routes.dependencies import Commands, Queries
 from crm_campaign.routes.models import CampaignId
 
 router = APIRouter(tags=["tracking"])
@@ -69,19 +69,17 @@ async def funnel(
 )
 async def daily(
     campaign_id: CampaignId,
-    service: Service,
+    commands: Commands,
+    queries: Queries,
     tz: Annotated[
         str | None, Query(description="IANA time zone of the days (default: the service's)")
     ] = None,
     min_version: MinVersion = None,
     wait_ms: WaitMs = 2_000,
 ) -> Daily:
-    queries = service.queries
-    await read_your_writes(
-        queries.wait_for, service.application, Campaign, campaign_id, min_version, wait_ms
-    )
+    await read_your_writes(queries.wait_for, commands, Campaign, campaign_id, min_version, wait_ms)
     try:
-        found = await queries.daily(campaign_id, tz or service.settings.daily_timezone)
+        found = await queries.daily(campaign_id, tz)
     except ValueError as error:
         raise Problem(400, "invalid-time-zone", "Bad request", str(error)) from None
     if found is None:
