@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,9 @@ from crm_campaign.domain import (
     TargetListTooLarge,
 )
 from crm_campaign.publication import translate
-from crm_campaign.targeting import Selection
-from crm_events.campaign import ResponseStage
-from crm_events.common import Channel
+from crm_campaign.targeting import Criteria, Profile, Selection, select_targets
+from crm_events.campaign import ResponseStage, Segment
+from crm_events.common import Channel, ValueBand
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -188,6 +189,64 @@ def test_the_start_freezes_the_list_and_hands_call_lists_to_managers(
     # Phone targets by manager; the one without a manager goes to the first owner.
     assert campaign.call_lists == {"RM-1": 1, "RM-2": 1, "RM-OWNER": 1}
     assert campaign.window() == (T0, T0 + timedelta(days=30))
+
+
+class FixedAudience:
+    def __init__(self, profiles: list[Profile]) -> None:
+        self.given = profiles
+
+    async def profiles(self, segments: Sequence[Segment], criteria: Criteria) -> list[Profile]:
+        return self.given
+
+
+audiences = st.lists(
+    st.builds(
+        Profile,
+        customer_id=st.sampled_from([f"C{n}" for n in range(12)]),
+        status=st.just("active"),
+        value_band=st.sampled_from(["high", "low"]),
+        corporate_tier=st.none(),
+        branch_id=st.just("BR-001"),
+        manager_id=st.none() | st.sampled_from(["RM-1", "RM-2"]),
+        preferred_channel=st.none() | st.sampled_from(["sms", "email", "phone"]),
+        contacts=st.frozensets(st.sampled_from(["phone", "email"])),
+    ),
+    unique_by=lambda profile: profile.customer_id,
+    max_size=12,
+)
+
+
+@given(audiences)
+def test_the_start_selects_by_the_campaigns_targeting_and_answers_what_it_holds(
+    profiles: list[Profile],
+) -> None:
+    app = CampaignApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: T0)
+    app.create("CMP-1", draft())
+    app.schedule("CMP-1", None, T0, T0 + timedelta(days=30))
+    channels = [Channel.SMS, Channel.EMAIL, Channel.PHONE]  # the draft's, in its order
+    expected = select_targets([Segment(value_band=ValueBand.HIGH)], Criteria(), channels, profiles)
+    start = app.start("CMP-1", None, FixedAudience(profiles))
+    if not expected.targets:
+        with pytest.raises(RuleViolation, match="no customer"):
+            asyncio.run(start)
+        assert app.get("CMP-1").status is CampaignStatus.SCHEDULED
+        return
+    started = asyncio.run(start)
+    campaign = app.get("CMP-1")
+    assert list(campaign.targets.values()) == expected.targets
+    assert (started.targeted, started.excluded) == (len(expected.targets), expected.excluded)
+    assert started.version == campaign.version
+    assert started.call_lists == campaign.call_lists
+    on_call_lists = [t for t in expected.targets if t["channel"] == "phone"]
+    assert sum(started.call_lists.values()) == len(on_call_lists)
+
+
+def test_a_campaign_the_caller_did_not_name_gets_an_id_from_the_application() -> None:
+    app = CampaignApplication(
+        env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, new_id=lambda prefix: f"{prefix}-7"
+    )
+    assert app.create(None, draft()) == ("CMP-7", 1)
+    assert app.get("CMP-7").name == "Spring wealth growth"
 
 
 def test_the_start_refuses_bad_target_lists(app: CampaignApplication) -> None:
