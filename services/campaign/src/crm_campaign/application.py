@@ -118,7 +118,8 @@ class CampaignApplication(ServiceApplication):
         """Select the target list from ``audience`` by the campaign's targeting and start.
 
         Segments, criteria and channels are fixed when the campaign is created, so the
-        selection made before the command still holds when it runs.
+        selection made before the command still holds when it runs. Its events record the
+        actor of the command context it is awaited in.
         """
         campaign = await asyncio.to_thread(self.get, campaign_id)
         segments = [Segment.model_validate(s) for s in campaign.target_segments]
