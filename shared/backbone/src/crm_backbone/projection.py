@@ -154,9 +154,6 @@ def _header_key(headers: Sequence[tuple[str, bytes]]) -> str | None:
         return None
 
 
-# --- The engine --------------------------------------------------------------------------
-
-
 class ProjectionEngine:
     """Applies batches of Kafka records to one projection's MongoDB collections."""
 
