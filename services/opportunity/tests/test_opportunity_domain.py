@@ -6,12 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from crm_backbone.application import StaleVersion
+from crm_backbone.application import Created, StaleVersion
 from crm_backbone.context import command_context
 from crm_events.opportunity import NeedStatus, OpportunityStage
 from crm_opportunity.application import (
     Conversion,
-    Created,
     NotFound,
     OpportunityApplication,
     campaign_lead_id,

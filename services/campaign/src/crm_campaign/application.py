@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from crm_backbone.aggregate import uuid_for
-from crm_backbone.application import ServiceApplication, StaleVersion
+from crm_backbone.application import Created, ServiceApplication, StaleVersion
 from crm_events.campaign import ResponseStage, Segment
 from crm_events.common import Channel
 from eventsourcing.application import AggregateNotFoundError
@@ -52,11 +52,6 @@ class Outcome(NamedTuple, Generic[T]):
     """What a command decided, and the campaign's version after it."""
 
     value: T
-    version: int
-
-
-class Created(NamedTuple):
-    campaign_id: str
     version: int
 
 

@@ -12,10 +12,9 @@ other, never both.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 from crm_backbone.aggregate import TracedAggregate, uuid_for
-from crm_backbone.application import ServiceApplication, StaleVersion
+from crm_backbone.application import Created, ServiceApplication, StaleVersion
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
@@ -32,13 +31,6 @@ class ActivityNotFound(ContactLogError):
     def __init__(self, activity_id: str) -> None:
         super().__init__(f"no activity {activity_id}")
         self.activity_id = activity_id
-
-
-class Created(NamedTuple):
-    """A new contact or activity: its id (the caller's, or one made here) and version."""
-
-    id: str
-    version: int
 
 
 class ContactLogApplication(ServiceApplication):

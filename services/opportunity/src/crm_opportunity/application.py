@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from crm_backbone.application import ServiceApplication, StaleVersion
+from crm_backbone.application import Created, ServiceApplication, StaleVersion
 from crm_events.opportunity import LeadSource, NeedStatus, OpportunityStage
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
@@ -38,13 +38,6 @@ class NotFound(DomainError):
         super().__init__(f"no {kind} {key}")
         self.kind = kind
         self.key = key
-
-
-class Created(NamedTuple):
-    """A new lead, opportunity or need: its id (the caller's, or one made here) and version."""
-
-    id: str
-    version: int
 
 
 class Conversion(NamedTuple):

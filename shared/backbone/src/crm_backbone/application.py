@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from eventsourcing.application import Application
@@ -20,6 +20,14 @@ Clock = Callable[[], datetime]
 
 IdMaker = Callable[[str], str]
 """Makes a fresh id with the given prefix (``"OPP"`` -> ``"OPP-5F3A..."``)."""
+
+
+class Created(NamedTuple):
+    """What a use case that creates an aggregate returns: its id (the caller's, or one
+    ``new_id`` made) and its version."""
+
+    id: str
+    version: int
 
 
 def utc_now() -> datetime:

@@ -93,8 +93,8 @@ class Started(Accepted):
 async def create(body: Draft, who: Who, commands: Commands, response: Response) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"campaign_id"})
     created = await who.run(commands.create, body.campaign_id, fields)
-    response.headers["Location"] = location("campaigns", created.campaign_id)
-    return Accepted(campaign_id=created.campaign_id, version=created.version)
+    response.headers["Location"] = location("campaigns", created.id)
+    return Accepted(campaign_id=created.id, version=created.version)
 
 
 @router.post("/campaigns/{campaign_id}/schedule", summary="Schedule (or reschedule)")

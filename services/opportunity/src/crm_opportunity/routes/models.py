@@ -6,13 +6,12 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any, Concatenate, ParamSpec
 
+from crm_backbone.application import Created
 from crm_backbone.http import Caller, location
 from crm_backbone.service_api import Command, RequestBody
 from crm_events.common import Id, Money, Name
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
-
-from crm_opportunity.application import Created
 
 P = ParamSpec("P")
 
