@@ -84,12 +84,22 @@ async def commands(
             tier = customer.corporate_tier.value if customer.corporate_tier else None
             for method, path, body in (
                 ("POST", "/customers", registration(customer)),
-                ("PUT", f"{base}/manager",
-                 {"manager_id": customer.manager_id, "branch_id": customer.branch_id}),
+                (
+                    "PUT",
+                    f"{base}/manager",
+                    {"manager_id": customer.manager_id, "branch_id": customer.branch_id},
+                ),
                 ("POST", f"{base}/status", {"status": "active", "reason": "accounts opened"}),
-                ("POST", f"{base}/segment", {"value_band": customer.value_band.value,
-                                            "corporate_tier": tier, "reason": "annual review"}),
-            ):  # fmt: skip
+                (
+                    "POST",
+                    f"{base}/segment",
+                    {
+                        "value_band": customer.value_band.value,
+                        "corporate_tier": tier,
+                        "reason": "annual review",
+                    },
+                ),
+            ):
                 began = time.perf_counter()
                 status, answer = await connection.request(method, path, body)
                 if latencies.add(began, status):
@@ -147,9 +157,13 @@ async def _watch(db: Database, seen: dict[str, list[tuple[float, int]]]) -> None
 
 
 async def steady(
-    url: str, db: Database, customer_ids: Sequence[str], rate: float, seconds: float,
+    url: str,
+    db: Database,
+    customer_ids: Sequence[str],
+    rate: float,
+    seconds: float,
     drain: float = 5.0,
-) -> Steady:  # fmt: skip
+) -> Steady:
     """``rate`` profile changes a second for ``seconds``, round robin over the customers."""
     seen: dict[str, list[tuple[float, int]]] = defaultdict(list)
     watcher = asyncio.create_task(_watch(db, seen))
@@ -209,9 +223,13 @@ def _reached(moves: list[tuple[float, int]], version: int) -> float | None:
 
 
 async def reads(
-    url: str, customer_ids: Sequence[str], concurrency: int, seconds: float, seed: int,
+    url: str,
+    customer_ids: Sequence[str],
+    concurrency: int,
+    seconds: float,
+    seed: int,
     warmup: float = 2.0,
-) -> Latencies:  # fmt: skip
+) -> Latencies:
     """``GET /customers/{id}/view`` of random customers, ``concurrency`` at a time."""
     rng = random.Random(f"reads/{seed}")
     latencies = Latencies()

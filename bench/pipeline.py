@@ -32,9 +32,13 @@ async def relay_rate(
 ) -> float:
     """Events/s the relay publishes from ``app``'s store (everything in it) to ``topic``."""
     relay = OutboxRelay(
-        app, translate, source=CRM_SOURCE, bootstrap_servers=bootstrap,
-        postgres_dsn=postgres_dsn, route=lambda _: topic,
-    )  # fmt: skip
+        app,
+        translate,
+        source=CRM_SOURCE,
+        bootstrap_servers=bootstrap,
+        postgres_dsn=postgres_dsn,
+        route=lambda _: topic,
+    )
     await relay.start()
     try:
         began = time.perf_counter()
@@ -78,9 +82,15 @@ class _Counting:
 
 
 async def projection_rate(
-    bootstrap: str, db: Database, topics: Sequence[str], group: str, dlq: str, total: int,
-    batch: int, early: int,
-) -> tuple[float, float]:  # fmt: skip
+    bootstrap: str,
+    db: Database,
+    topics: Sequence[str],
+    group: str,
+    dlq: str,
+    total: int,
+    batch: int,
+    early: int,
+) -> tuple[float, float]:
     """Records/s the customer service's projection consumes and applies, from the first
     batch to the last, and over the first ``early`` records only (those the baseline
     applies): the real subscriber (faststream, batches of ``batch``), engine and view."""
@@ -148,8 +158,9 @@ async def rebuild_rate(
     """Records rebuilt and their rate: ``crm_backbone.rebuild`` of the view from offset 0,
     beside the live one, swapped in at the end."""
     began = time.perf_counter()
-    progress = await rebuild(CustomerViews(), db, bootstrap=bootstrap, live_group=live_group,
-                             topics=list(topics))  # fmt: skip
+    progress = await rebuild(
+        CustomerViews(), db, bootstrap=bootstrap, live_group=live_group, topics=list(topics)
+    )
     return progress.done, progress.done / (time.perf_counter() - began)
 
 

@@ -89,15 +89,27 @@ def _over(value: float, target: float) -> str:
 def rows(f: Figures, settings: Mapping[str, Any]) -> list[Row]:
     """The table: limits and baseline first, then ours against them and the targets."""
     table = [
-        Row("Kafka produce, bare aiokafka (the relay's producer settings)",
-            reference=f"{_n(f.produce)} rec/s (limit)", phase="produce"),
-        Row("Kafka consume, bare aiokafka", reference=f"{_n(f.consume)} rec/s (limit)",
-            phase="consume"),
-        Row("MongoDB unordered bulk upsert, one per event",
-            reference=f"{_n(f.upsert)} docs/s (limit)", phase="upsert"),
-        Row("per-event find-and-update, faststream",
-            reference=f"{_n(f.baseline)} ev/s (baseline)", phase="baseline"),
-    ]  # fmt: skip
+        Row(
+            "Kafka produce, bare aiokafka (the relay's producer settings)",
+            reference=f"{_n(f.produce)} rec/s (limit)",
+            phase="produce",
+        ),
+        Row(
+            "Kafka consume, bare aiokafka",
+            reference=f"{_n(f.consume)} rec/s (limit)",
+            phase="consume",
+        ),
+        Row(
+            "MongoDB unordered bulk upsert, one per event",
+            reference=f"{_n(f.upsert)} docs/s (limit)",
+            phase="upsert",
+        ),
+        Row(
+            "per-event find-and-update, faststream",
+            reference=f"{_n(f.baseline)} ev/s (baseline)",
+            phase="baseline",
+        ),
+    ]
     relays = (("SQLite", "sqlite", f.relay_sqlite), ("PostgreSQL", "postgres", f.relay_postgres))
     for store, key, value in relays:
         table.append(

@@ -48,30 +48,43 @@ ACCOUNT_EVENTS_PER_HTTP_CUSTOMER = 5
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="bench/run.py", description=__doc__,
+        prog="bench/run.py",
+        description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )  # fmt: skip
+    )
     parser.add_argument("--customers", type=int, default=10_000, help="synthetic customers")
     parser.add_argument(
-        "--events", type=int, default=200_000,
+        "--events",
+        type=int,
+        default=200_000,
         help="events in all: each customer's CRM history (~4.4 each), the rest core banking's",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--large", action="store_true",
+        "--large",
+        action="store_true",
         help="1,000,000 events about 100,000 customers (rebuilds 1M for real; ~13 min)",
-    )  # fmt: skip
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--batch", type=int, default=1000, help="records per consumer batch")
-    parser.add_argument("--baseline-events", type=int, default=10_000,
-                        help="events the per-event baseline consumes")  # fmt: skip
-    parser.add_argument("--http-customers", type=int, default=2_000,
-                        help="customers registered through the HTTP API")  # fmt: skip
+    parser.add_argument(
+        "--baseline-events", type=int, default=10_000, help="events the per-event baseline consumes"
+    )
+    parser.add_argument(
+        "--http-customers",
+        type=int,
+        default=2_000,
+        help="customers registered through the HTTP API",
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="HTTP requests in flight")
     parser.add_argument("--steady-rate", type=float, default=200, help="commands/s")
     parser.add_argument("--steady-seconds", type=float, default=30)
     parser.add_argument("--read-seconds", type=float, default=20)
-    parser.add_argument("--flow-rate", type=float, default=200,
-                        help="core-banking events/s into the worker during the reads")  # fmt: skip
+    parser.add_argument(
+        "--flow-rate",
+        type=float,
+        default=200,
+        help="core-banking events/s into the worker during the reads",
+    )
     args = parser.parse_args()
     if args.large:
         args.customers, args.events = 100_000, 1_000_000
@@ -95,9 +108,13 @@ class Phases:
 
     @contextlib.asynccontextmanager
     async def __call__(
-        self, key: str, label: str, service: ServiceProcess | None = None, events: int = 0,
+        self,
+        key: str,
+        label: str,
+        service: ServiceProcess | None = None,
+        events: int = 0,
         worker: ServiceProcess | None = None,
-    ) -> AsyncIterator[None]:  # fmt: skip
+    ) -> AsyncIterator[None]:
         """Time a phase; ``service`` is the API's process (its GCs are counted), ``worker``
         the service's relay and consumers."""
         print(f"  {label} ...", end="", flush=True)
@@ -129,8 +146,10 @@ async def run(args: argparse.Namespace, found: Servers) -> None:
     names = Names()
     started = datetime.now(UTC)
     busy = await asyncio.to_thread(psutil.cpu_percent, 3)
-    print(f"bench run {names.run}: {found.kafka}, {found.mongo}, PostgreSQL; "
-          f"machine {busy:.0f}% busy before it")  # fmt: skip
+    print(
+        f"bench run {names.run}: {found.kafka}, {found.mongo}, PostgreSQL; "
+        f"machine {busy:.0f}% busy before it"
+    )
     if busy > 10:
         print("  other processes are running: they take cores from every figure")
     figures = report.Figures()
@@ -165,9 +184,11 @@ async def run(args: argparse.Namespace, found: Servers) -> None:
         ],
     }
     path = report.write(OUTPUT, figures=figures, table=table, settings=settings, context=context)
-    print(f"\n{settings['events']:,} events about {settings['customers']:,} customers, "
-          f"{info['cores']} cores ({info['cpu']}), {info['memory_gb']} GB, Python "
-          f"{info['python']}; {duration / 60:.1f} min\n")  # fmt: skip
+    print(
+        f"\n{settings['events']:,} events about {settings['customers']:,} customers, "
+        f"{info['cores']} cores ({info['cpu']}), {info['memory_gb']} GB, Python "
+        f"{info['python']}; {duration / 60:.1f} min\n"
+    )
     print(report.markdown(table))
     print("\ncores used per phase (the load generator is `bench`):\n")
     print(report.cpu_table(phases.cpu, phases.seconds, phases.pauses, phases.updated))
@@ -179,9 +200,14 @@ async def run(args: argparse.Namespace, found: Servers) -> None:
 
 
 async def _pipeline(
-    args: argparse.Namespace, found: Servers, names: Names, phases: Phases,
-    figures: report.Figures, mongo: AsyncMongoClient[dict[str, Any]], tmp: Path,
-) -> dict[str, Any]:  # fmt: skip
+    args: argparse.Namespace,
+    found: Servers,
+    names: Names,
+    phases: Phases,
+    figures: report.Figures,
+    mongo: AsyncMongoClient[dict[str, Any]],
+    tmp: Path,
+) -> dict[str, Any]:
     """Limits, relay, projection, baseline and rebuild; the run's settings."""
     kafka = found.kafka
     topics = names.topics.of(VIEW_TOPICS)
@@ -262,9 +288,14 @@ async def _pipeline(
 
 
 async def _http(
-    args: argparse.Namespace, found: Servers, names: Names, phases: Phases,
-    figures: report.Figures, mongo: AsyncMongoClient[dict[str, Any]], tmp: Path,
-) -> None:  # fmt: skip
+    args: argparse.Namespace,
+    found: Servers,
+    names: Names,
+    phases: Phases,
+    figures: report.Figures,
+    mongo: AsyncMongoClient[dict[str, Any]],
+    tmp: Path,
+) -> None:
     """The customer service as make run runs it, its API and its worker in processes of
     their own: commands, command → view, reads while events flow, RSS."""
     customers = population(args.seed, args.customers)[: args.http_customers]

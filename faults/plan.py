@@ -129,9 +129,13 @@ def _customer_commands(customer: SimulatedCustomer, rng: random.Random) -> list[
         command("register", fields=registration(customer)),
         command("assign_manager", manager_id=who, branch_id=customer.branch_id, reason=None),
         command("change_status", status=CustomerStatus.ACTIVE, reason="accounts opened"),
-        command("change_segment", value_band=customer.value_band.value, corporate_tier=None,
-                reason="annual segmentation"),
-    ]  # fmt: skip
+        command(
+            "change_segment",
+            value_band=customer.value_band.value,
+            corporate_tier=None,
+            reason="annual segmentation",
+        ),
+    ]
     status = CustomerStatus.ACTIVE
     for n in range(rng.randint(2, 6)):
         kind = rng.choice(("profile", "profile", "status", "segment", "manager", "consent"))
@@ -154,14 +158,22 @@ def _customer_commands(customer: SimulatedCustomer, rng: random.Random) -> list[
         elif kind == "manager":
             manager = rng.choice(managers)
             commands.append(
-                command("assign_manager", manager_id=manager, branch_id=customer.branch_id,
-                        reason="portfolio rebalanced")
-            )  # fmt: skip
+                command(
+                    "assign_manager",
+                    manager_id=manager,
+                    branch_id=customer.branch_id,
+                    reason="portfolio rebalanced",
+                )
+            )
         else:
             commands.append(
-                command("set_consent", channel=rng.choice(_CONSENT_CHANNELS),
-                        opted_in=rng.random() < 0.5, reason="asked at the branch")
-            )  # fmt: skip
+                command(
+                    "set_consent",
+                    channel=rng.choice(_CONSENT_CHANNELS),
+                    opted_in=rng.random() < 0.5,
+                    reason="asked at the branch",
+                )
+            )
     return commands
 
 

@@ -97,9 +97,14 @@ async def run_scenario(
 ) -> Result:
     """Run ``plan`` with ``inject``'s fault; measure recovery, losses and doubles."""
     async with System(
-        infra, scenario, logs=logs, workers=workers, worker_die=worker_die,
-        worker_bug=worker_bug, relay_die=relay_die,
-    ) as system:  # fmt: skip
+        infra,
+        scenario,
+        logs=logs,
+        workers=workers,
+        worker_die=worker_die,
+        worker_bug=worker_bug,
+        relay_die=relay_die,
+    ) as system:
         driver = Driver(system, plan, duration=duration, duplicate_from=duplicate_from)
         driver.start()
         try:

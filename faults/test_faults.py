@@ -126,9 +126,14 @@ async def test_projection_worker_killed_mid_batch(
         )
 
     result = await run_scenario(
-        fault_infra, "worker_killed", make_plan(2), inject, logs=fault_logs, duration=25,
+        fault_infra,
+        "worker_killed",
+        make_plan(2),
+        inject,
+        logs=fault_logs,
+        duration=25,
         worker_die={"engine": CustomerViews.name, "at": "positions"},
-    )  # fmt: skip
+    )
     record(result)
     check(result)
 
@@ -261,9 +266,13 @@ async def test_handler_bug_dead_lettered_then_fixed_and_redriven(
         )
 
     result = await run_scenario(
-        fault_infra, "handler_bug_redriven", make_plan(10), inject, logs=fault_logs,
+        fault_infra,
+        "handler_bug_redriven",
+        make_plan(10),
+        inject,
+        logs=fault_logs,
         worker_bug=bug,
-    )  # fmt: skip
+    )
     record(result)
     check(result)
     assert held > 0, "no later version was parked behind the handler_error dead letters"
@@ -316,9 +325,14 @@ async def test_events_delivered_twice_and_out_of_order_across_partitions(
         )
 
     result = await run_scenario(
-        fault_infra, "delivered_twice", make_plan(6), inject, logs=fault_logs, workers=2,
+        fault_infra,
+        "delivered_twice",
+        make_plan(6),
+        inject,
+        logs=fault_logs,
+        workers=2,
         duplicate_from=0.3,
-    )  # fmt: skip
+    )
     record(result)
     check(result)
 

@@ -180,9 +180,12 @@ async def test_batch_delivered_twice_leaves_the_view_unchanged(
     app = Customers()
     total = write_history(app, customers=5, changes=3)
     relay = OutboxRelay(
-        app, translate, source=SOURCE, bootstrap_servers=crm_servers.kafka_bootstrap,
+        app,
+        translate,
+        source=SOURCE,
+        bootstrap_servers=crm_servers.kafka_bootstrap,
         route=lambda _: topic,
-    )  # fmt: skip
+    )
     await relay.start()
     await relay.publish_pending()
     await relay.stop()
@@ -289,10 +292,14 @@ async def test_relay_on_postgres_wakes_on_notify_not_on_its_poll_interval(
     store = EventStoreConfig(postgres_dsn=postgres_database)
     app = Customers(env=store.environment())
     relay = OutboxRelay(
-        app, translate, source=SOURCE, bootstrap_servers=crm_servers.kafka_bootstrap,
-        postgres_dsn=postgres_database, route=lambda _: topic,
+        app,
+        translate,
+        source=SOURCE,
+        bootstrap_servers=crm_servers.kafka_bootstrap,
+        postgres_dsn=postgres_database,
+        route=lambda _: topic,
         poll_interval=3600,  # only a NOTIFY can wake it within the test's bound
-    )  # fmt: skip
+    )
     running = asyncio.create_task(relay.run())
     try:
         await asyncio.sleep(1.0)  # let it publish the (empty) backlog and LISTEN

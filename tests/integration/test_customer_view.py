@@ -56,9 +56,13 @@ class Streams:
     def event(self, service: Service, aggregate_id: str, payload: EventPayload) -> InMemoryRecord:
         version = self.versions[aggregate_id] = self.versions.get(aggregate_id, 0) + 1
         envelope = Envelope.new(
-            payload, aggregate_id, version, actor="test", source=service.source,
+            payload,
+            aggregate_id,
+            version,
+            actor="test",
+            source=service.source,
             time=T0 + timedelta(minutes=next(self.offsets)),
-        )  # fmt: skip
+        )
         return InMemoryRecord.of(envelope, version)
 
 
@@ -88,52 +92,132 @@ def bank_day(streams: Streams, customer: str) -> dict[str, list[InMemoryRecord]]
         "customer": [
             s.event(crm, customer, registration("Wang Fang", "+86 139 0000 0001", "110101A")),
             s.event(crm, customer, cu.CustomerSegmentChanged(value_band=ValueBand.HIGH, reason="")),
-            s.event(crm, customer, cu.RelationshipManagerAssigned(
-                manager_id="RM-7", branch_id="BR-002")),
+            s.event(
+                crm, customer, cu.RelationshipManagerAssigned(manager_id="RM-7", branch_id="BR-002")
+            ),
             s.event(crm, customer, cu.ConsentChanged(channel=Channel.SMS, opted_in=False)),
         ],
         "accounts": [
-            s.event(core, "ACC.1", cb.AccountOpened(
-                customer_id=customer, product_code="TD-1Y", product_name="1Y deposit",
-                product_type=cb.ProductType.TIME_DEPOSIT, currency="CNY", branch_id="BR-001",
-                opened_on=date(2026, 1, 5), maturity_date=date(2027, 1, 5))),
-            s.event(core, "ACC.1", cb.HoldingBalanceChanged(
-                customer_id=customer, product_type=cb.ProductType.TIME_DEPOSIT,
-                previous_balance=cny("0"), balance=cny("100000.00"), changed_at=T0)),
-            s.event(core, "LOAN-1", cb.AccountOpened(
-                customer_id=customer, product_code="ML", product_name="Mortgage",
-                product_type=cb.ProductType.LOAN, currency="CNY", branch_id="BR-001",
-                opened_on=date(2026, 2, 1))),
-            s.event(core, "LOAN-1", cb.HoldingBalanceChanged(
-                customer_id=customer, product_type=cb.ProductType.LOAN, previous_balance=cny("0"),
-                balance=cny("500000.50"), changed_at=T0 + timedelta(days=3))),
+            s.event(
+                core,
+                "ACC.1",
+                cb.AccountOpened(
+                    customer_id=customer,
+                    product_code="TD-1Y",
+                    product_name="1Y deposit",
+                    product_type=cb.ProductType.TIME_DEPOSIT,
+                    currency="CNY",
+                    branch_id="BR-001",
+                    opened_on=date(2026, 1, 5),
+                    maturity_date=date(2027, 1, 5),
+                ),
+            ),
+            s.event(
+                core,
+                "ACC.1",
+                cb.HoldingBalanceChanged(
+                    customer_id=customer,
+                    product_type=cb.ProductType.TIME_DEPOSIT,
+                    previous_balance=cny("0"),
+                    balance=cny("100000.00"),
+                    changed_at=T0,
+                ),
+            ),
+            s.event(
+                core,
+                "LOAN-1",
+                cb.AccountOpened(
+                    customer_id=customer,
+                    product_code="ML",
+                    product_name="Mortgage",
+                    product_type=cb.ProductType.LOAN,
+                    currency="CNY",
+                    branch_id="BR-001",
+                    opened_on=date(2026, 2, 1),
+                ),
+            ),
+            s.event(
+                core,
+                "LOAN-1",
+                cb.HoldingBalanceChanged(
+                    customer_id=customer,
+                    product_type=cb.ProductType.LOAN,
+                    previous_balance=cny("0"),
+                    balance=cny("500000.50"),
+                    changed_at=T0 + timedelta(days=3),
+                ),
+            ),
         ],
         "opportunities": [
-            s.event(Service.OPPORTUNITY, "OPP-1", op.OpportunityCreated(
-                customer_id=customer, title="Wealth plan", products=["WM-1"], probability=20,
-                expected_value=cny("200000"), start_date=date(2026, 11, 1),
-                expected_close_date=date(2026, 12, 31), manager_id="RM-7", branch_id="BR-002",
-                source=op.LeadSource.RELATIONSHIP_MANAGER)),
-            s.event(Service.OPPORTUNITY, "OPP-1", op.OpportunityStageChanged(
-                customer_id=customer, previous_stage=op.OpportunityStage.OPPORTUNITY_CREATED,
-                stage=op.OpportunityStage.PROPOSAL, probability=50)),
+            s.event(
+                Service.OPPORTUNITY,
+                "OPP-1",
+                op.OpportunityCreated(
+                    customer_id=customer,
+                    title="Wealth plan",
+                    products=["WM-1"],
+                    probability=20,
+                    expected_value=cny("200000"),
+                    start_date=date(2026, 11, 1),
+                    expected_close_date=date(2026, 12, 31),
+                    manager_id="RM-7",
+                    branch_id="BR-002",
+                    source=op.LeadSource.RELATIONSHIP_MANAGER,
+                ),
+            ),
+            s.event(
+                Service.OPPORTUNITY,
+                "OPP-1",
+                op.OpportunityStageChanged(
+                    customer_id=customer,
+                    previous_stage=op.OpportunityStage.OPPORTUNITY_CREATED,
+                    stage=op.OpportunityStage.PROPOSAL,
+                    probability=50,
+                ),
+            ),
         ],
         "contacts": [
-            s.event(Service.CONTACT_LOG, f"CT-{i}", cl.ContactLogged(
-                customer_id=customer, category=cl.ContactCategory.PHONE, summary=f"call {i}",
-                called=True, outcome=cl.ContactOutcome.REACHED, manager_id="RM-7",
-                started_at=T0 + timedelta(days=i)))
+            s.event(
+                Service.CONTACT_LOG,
+                f"CT-{i}",
+                cl.ContactLogged(
+                    customer_id=customer,
+                    category=cl.ContactCategory.PHONE,
+                    summary=f"call {i}",
+                    called=True,
+                    outcome=cl.ContactOutcome.REACHED,
+                    manager_id="RM-7",
+                    started_at=T0 + timedelta(days=i),
+                ),
+            )
             for i in range(12)
         ],
         "campaigns": [
-            s.event(Service.CAMPAIGN, "CMP-1", cmp.CampaignStarted(targets=[cmp.Target(
-                customer_id=customer, channel=Channel.EMAIL,
-                segment=cmp.Segment(value_band=ValueBand.HIGH))])),
-            s.event(Service.CAMPAIGN, "CMP-1", cmp.CampaignResponseRecorded(
-                customer_id=customer, channel=Channel.EMAIL, stage=cmp.ResponseStage.OPENED,
-                occurred_at=T0)),
+            s.event(
+                Service.CAMPAIGN,
+                "CMP-1",
+                cmp.CampaignStarted(
+                    targets=[
+                        cmp.Target(
+                            customer_id=customer,
+                            channel=Channel.EMAIL,
+                            segment=cmp.Segment(value_band=ValueBand.HIGH),
+                        )
+                    ]
+                ),
+            ),
+            s.event(
+                Service.CAMPAIGN,
+                "CMP-1",
+                cmp.CampaignResponseRecorded(
+                    customer_id=customer,
+                    channel=Channel.EMAIL,
+                    stage=cmp.ResponseStage.OPENED,
+                    occurred_at=T0,
+                ),
+            ),
         ],
-    }  # fmt: skip
+    }
 
 
 async def project(
@@ -205,22 +289,46 @@ async def test_a_merged_duplicate_resolves_to_its_survivor_everywhere(
     records = [
         s.event(crm, "A", registration("Li Lei", "+86 139 1111 1111", "AAA")),
         s.event(crm, "B", registration("Li Lei", "+86 139 2222 2222", "BBB")),
-        s.event(crm, "A", cu.CustomersMerged(
-            merged_customer_id="B", reason="same person",
-            merged_name=CustomerName(full_name="Li Lei"),
-            merged_id_documents=[IdDocument(
-                kind=IdDocumentKind.NATIONAL_ID, number="BBB", issuing_country="CN")],
-            merged_phone="+86 139 2222 2222")),
+        s.event(
+            crm,
+            "A",
+            cu.CustomersMerged(
+                merged_customer_id="B",
+                reason="same person",
+                merged_name=CustomerName(full_name="Li Lei"),
+                merged_id_documents=[
+                    IdDocument(kind=IdDocumentKind.NATIONAL_ID, number="BBB", issuing_country="CN")
+                ],
+                merged_phone="+86 139 2222 2222",
+            ),
+        ),
         s.event(crm, "B", cu.CustomerMergedInto(survivor_customer_id="A", reason="same person")),
         # Other systems still name the duplicate afterwards.
-        s.event(Service.CORE_BANKING, "ACC-B", cb.AccountOpened(
-            customer_id="B", product_code="SAV", product_name="Savings",
-            product_type=cb.ProductType.SAVINGS, currency="CNY", branch_id="BR-001",
-            opened_on=date(2026, 11, 2))),
-        s.event(Service.CORE_BANKING, "ACC-B", cb.HoldingBalanceChanged(
-            customer_id="B", product_type=cb.ProductType.SAVINGS, previous_balance=cny("0"),
-            balance=cny("42.00"), changed_at=T0)),
-    ]  # fmt: skip
+        s.event(
+            Service.CORE_BANKING,
+            "ACC-B",
+            cb.AccountOpened(
+                customer_id="B",
+                product_code="SAV",
+                product_name="Savings",
+                product_type=cb.ProductType.SAVINGS,
+                currency="CNY",
+                branch_id="BR-001",
+                opened_on=date(2026, 11, 2),
+            ),
+        ),
+        s.event(
+            Service.CORE_BANKING,
+            "ACC-B",
+            cb.HoldingBalanceChanged(
+                customer_id="B",
+                product_type=cb.ProductType.SAVINGS,
+                previous_balance=cny("0"),
+                balance=cny("42.00"),
+                changed_at=T0,
+            ),
+        ),
+    ]
     queries = await project(database, records, batch=2)
 
     by_survivor, by_duplicate = await queries.view("A"), await queries.view("B")

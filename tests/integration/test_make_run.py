@@ -41,8 +41,19 @@ def test_the_system_runs_fills_its_views_and_stops_cleanly(
         "CRM_NAMESPACE": unique_name("run")[:30],
     }
     crm_run = Path(sys.executable).parent / "crm-run"
-    argv = [str(crm_run), "--profile", "test", "--base-port", str(free_port()),
-            "--customers", "20", "--rate", "100", "--status-every", "1"]  # fmt: skip
+    argv = [
+        str(crm_run),
+        "--profile",
+        "test",
+        "--base-port",
+        str(free_port()),
+        "--customers",
+        "20",
+        "--rate",
+        "100",
+        "--status-every",
+        "1",
+    ]
     process = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )

@@ -38,9 +38,15 @@ T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 Stage = op.OpportunityStage
 FUNNEL = [
-    "lead", "opportunity_created", "proposal", "evaluation", "negotiation", "contract_signed",
-    "implementation", "closed_won",
-]  # fmt: skip
+    "lead",
+    "opportunity_created",
+    "proposal",
+    "evaluation",
+    "negotiation",
+    "contract_signed",
+    "implementation",
+    "closed_won",
+]
 PROBABILITY = dict(
     zip([*FUNNEL, "closed_lost"], [10, 20, 40, 60, 80, 95, 100, 100, 0], strict=True)
 )
@@ -56,9 +62,13 @@ class Stream:
 
     def add(self, payload: EventPayload) -> None:
         envelope = Envelope.new(
-            payload, self.aggregate_id, len(self.records) + 1, actor="rm-test",
-            source=Service.OPPORTUNITY.source, time=T0 + timedelta(minutes=next(self.clock)),
-        )  # fmt: skip
+            payload,
+            self.aggregate_id,
+            len(self.records) + 1,
+            actor="rm-test",
+            source=Service.OPPORTUNITY.source,
+            time=T0 + timedelta(minutes=next(self.clock)),
+        )
         self.records.append(InMemoryRecord.of(envelope, len(self.records)))
 
 
@@ -84,46 +94,89 @@ class Deal:
 
     def events(self, clock: Iterator[int]) -> Stream:
         stream, customer = Stream(self.opportunity_id, clock), "C1"
-        stream.add(op.OpportunityCreated(
-            customer_id=customer, title=f"Deal {self.opportunity_id}", products=self.products,
-            stage=Stage(self.start), probability=PROBABILITY[self.start],
-            expected_value=money(self.amount, self.currency), start_date=date(2026, 11, 1),
-            expected_close_date=date(2027, 3, 31), manager_id=self.manager_id,
-            branch_id=self.branch_id, source=op.LeadSource.RELATIONSHIP_MANAGER))  # fmt: skip
+        stream.add(
+            op.OpportunityCreated(
+                customer_id=customer,
+                title=f"Deal {self.opportunity_id}",
+                products=self.products,
+                stage=Stage(self.start),
+                probability=PROBABILITY[self.start],
+                expected_value=money(self.amount, self.currency),
+                start_date=date(2026, 11, 1),
+                expected_close_date=date(2027, 3, 31),
+                manager_id=self.manager_id,
+                branch_id=self.branch_id,
+                source=op.LeadSource.RELATIONSHIP_MANAGER,
+            )
+        )
         previous = self.start
         for stage in self.moves:
             lost = "price" if stage == "closed_lost" else None
-            stream.add(op.OpportunityStageChanged(
-                customer_id=customer, previous_stage=Stage(previous), stage=Stage(stage),
-                probability=PROBABILITY[stage], lost_reason=lost))  # fmt: skip
+            stream.add(
+                op.OpportunityStageChanged(
+                    customer_id=customer,
+                    previous_stage=Stage(previous),
+                    stage=Stage(stage),
+                    probability=PROBABILITY[stage],
+                    lost_reason=lost,
+                )
+            )
             previous = stage
         if self.new_amount is not None:
-            stream.add(op.OpportunityExpectedValueChanged(
-                customer_id=customer, previous_expected_value=money(self.amount, self.currency),
-                expected_value=money(self.new_amount, self.currency)))  # fmt: skip
+            stream.add(
+                op.OpportunityExpectedValueChanged(
+                    customer_id=customer,
+                    previous_expected_value=money(self.amount, self.currency),
+                    expected_value=money(self.new_amount, self.currency),
+                )
+            )
         if self.override is not None:
-            stream.add(op.OpportunityProbabilityOverridden(
-                customer_id=customer, previous_probability=PROBABILITY[self.stage],
-                probability=self.override, reason="manager's judgement"))  # fmt: skip
+            stream.add(
+                op.OpportunityProbabilityOverridden(
+                    customer_id=customer,
+                    previous_probability=PROBABILITY[self.stage],
+                    probability=self.override,
+                    reason="manager's judgement",
+                )
+            )
         if self.reassign_to is not None:
-            stream.add(op.OpportunityReassigned(
-                customer_id=customer, manager_id=self.reassign_to,
-                previous_manager_id=self.manager_id))  # fmt: skip
+            stream.add(
+                op.OpportunityReassigned(
+                    customer_id=customer,
+                    manager_id=self.reassign_to,
+                    previous_manager_id=self.manager_id,
+                )
+            )
         return stream
 
 
 DEALS = [
     Deal("O1", "RM-A", "BR-1", ["WM-1"], "200000.00", "CNY", ["proposal", "negotiation"]),
     Deal("O2", "RM-A", "BR-1", ["ML-30", "INS-1"], "1200000", "CNY", ["proposal"], override=55),
-    Deal("O3", "RM-B", "BR-1", ["WM-1"], "50000.50", "USD",
-         ["evaluation", "contract_signed", "closed_won"]),
+    Deal(
+        "O3",
+        "RM-B",
+        "BR-1",
+        ["WM-1"],
+        "50000.50",
+        "USD",
+        ["evaluation", "contract_signed", "closed_won"],
+    ),
     Deal("O4", "RM-B", "BR-2", ["ML-30"], "300000", "CNY", ["proposal", "closed_lost"]),
-    Deal("O5", "RM-C", "BR-2", ["FX-1"], "10000", "USD", new_amount="12500.25",
-         reassign_to="RM-A"),
+    Deal("O5", "RM-C", "BR-2", ["FX-1"], "10000", "USD", new_amount="12500.25", reassign_to="RM-A"),
     Deal("O6", "RM-C", "BR-2", ["WM-1"], "75000", "CNY", ["opportunity_created"], start="lead"),
-    Deal("O7", "RM-C", "BR-1", ["WM-1"], "99.99", "CNY", ["negotiation"], override=10,
-         new_amount="120.01"),
-]  # fmt: skip
+    Deal(
+        "O7",
+        "RM-C",
+        "BR-1",
+        ["WM-1"],
+        "99.99",
+        "CNY",
+        ["negotiation"],
+        override=10,
+        new_amount="120.01",
+    ),
+]
 
 
 def money(amount: str, currency: str) -> Money:
@@ -133,20 +186,33 @@ def money(amount: str, currency: str) -> Money:
 def leads_and_needs(clock: Iterator[int]) -> list[Stream]:
     def lead(lead_id: str, branch_id: str, *after: EventPayload) -> Stream:
         stream = Stream(lead_id, clock)
-        stream.add(op.LeadCaptured(
-            contact_name=f"Prospect {lead_id}", phone="+86 139 0000 0000",
-            source=op.LeadSource.WALK_IN, branch_id=branch_id))  # fmt: skip
+        stream.add(
+            op.LeadCaptured(
+                contact_name=f"Prospect {lead_id}",
+                phone="+86 139 0000 0000",
+                source=op.LeadSource.WALK_IN,
+                branch_id=branch_id,
+            )
+        )
         for payload in after:
             stream.add(payload)
         return stream
 
     def complaint(need_id: str, customer: str, due_in: timedelta, *after: EventPayload) -> Stream:
         stream = Stream(need_id, clock)
-        stream.add(op.NeedLogged(
-            customer_id=customer, kind=op.NeedKind.COMPLAINT, summary=f"Complaint {need_id}",
-            content="...", severity=op.Severity.HIGH, urgency=op.Urgency.HIGH,
-            channel=Channel.PHONE, started_at=NOW - timedelta(days=1),
-            sla_due_at=NOW + due_in))  # fmt: skip
+        stream.add(
+            op.NeedLogged(
+                customer_id=customer,
+                kind=op.NeedKind.COMPLAINT,
+                summary=f"Complaint {need_id}",
+                content="...",
+                severity=op.Severity.HIGH,
+                urgency=op.Urgency.HIGH,
+                channel=Channel.PHONE,
+                started_at=NOW - timedelta(days=1),
+                sla_due_at=NOW + due_in,
+            )
+        )
         for payload in after:
             stream.add(payload)
         return stream
@@ -155,19 +221,41 @@ def leads_and_needs(clock: Iterator[int]) -> list[Stream]:
         lead("L1", "BR-1"),
         lead("L2", "BR-1", op.LeadQualified(customer_id="C1"), op.LeadAssigned(manager_id="RM-A")),
         lead("L3", "BR-1", op.LeadDisqualified(reason="no budget")),
-        lead("L4", "BR-2", op.LeadQualified(customer_id="C2"), op.LeadAssigned(manager_id="RM-B"),
-             op.LeadConverted(opportunity_id="O9", customer_id="C2")),
-        complaint("N1", "C1", timedelta(hours=2), op.NeedAssigned(customer_id="C1",
-                  manager_id="RM-A")),
+        lead(
+            "L4",
+            "BR-2",
+            op.LeadQualified(customer_id="C2"),
+            op.LeadAssigned(manager_id="RM-B"),
+            op.LeadConverted(opportunity_id="O9", customer_id="C2"),
+        ),
+        complaint(
+            "N1", "C1", timedelta(hours=2), op.NeedAssigned(customer_id="C1", manager_id="RM-A")
+        ),
         complaint("N2", "C1", -timedelta(hours=1)),
         complaint("N3", "C2", timedelta(days=3)),
-        complaint("N4", "C1", timedelta(hours=1), op.NeedResolved(
-            customer_id="C1", resolution="refunded", resolved_at=NOW - timedelta(hours=2))),
-        complaint("N5", "C2", -timedelta(hours=5), op.NeedResolved(
-            customer_id="C2", resolution="refunded", resolved_at=NOW - timedelta(hours=6)),
-            op.NeedStatusChanged(customer_id="C2", previous_status=op.NeedStatus.RESOLVED,
-                                 status=op.NeedStatus.REOPENED, sub_status="not received")),
-    ]  # fmt: skip
+        complaint(
+            "N4",
+            "C1",
+            timedelta(hours=1),
+            op.NeedResolved(
+                customer_id="C1", resolution="refunded", resolved_at=NOW - timedelta(hours=2)
+            ),
+        ),
+        complaint(
+            "N5",
+            "C2",
+            -timedelta(hours=5),
+            op.NeedResolved(
+                customer_id="C2", resolution="refunded", resolved_at=NOW - timedelta(hours=6)
+            ),
+            op.NeedStatusChanged(
+                customer_id="C2",
+                previous_status=op.NeedStatus.RESOLVED,
+                status=op.NeedStatus.REOPENED,
+                sub_status="not received",
+            ),
+        ),
+    ]
 
 
 def streams() -> list[Stream]:
@@ -276,8 +364,12 @@ async def test_the_views_are_the_same_whatever_order_and_redelivery(
     expected = expected_pipeline()
     pipeline = result["pipeline"]
     assert_figures(pipeline["open"], expected["open"])
-    for name, key in [("stage", "by_stage"), ("manager", "by_manager"),
-                      ("branch", "by_branch"), ("product", "by_product")]:  # fmt: skip
+    for name, key in [
+        ("stage", "by_stage"),
+        ("manager", "by_manager"),
+        ("branch", "by_branch"),
+        ("product", "by_product"),
+    ]:
         assert set(pipeline[key]) == set(expected["by"][name]), key
         for group, figures in expected["by"][name].items():
             assert_figures(pipeline[key][group], figures)
@@ -290,8 +382,10 @@ async def test_the_views_are_the_same_whatever_order_and_redelivery(
     # O1 200000.00 x 80% + O2 1200000 x 55% + O6 75000 x 20% + O7 120.01 x 10%
     assert pipeline["open"]["weighted_value"]["CNY"] == "835012.0010"
     assert pipeline["by_stage"]["closed_won"]["weighted_value"] == {"USD": "50000.5000"}
-    assert pipeline["by_manager"]["RM-A"]["expected_value"] == {"CNY": "1400000.00",
-                                                                "USD": "12500.25"}  # fmt: skip
+    assert pipeline["by_manager"]["RM-A"]["expected_value"] == {
+        "CNY": "1400000.00",
+        "USD": "12500.25",
+    }
 
     manager_a = result["by_manager_a"]
     assert set(manager_a["by_manager"]) == {"RM-A"}

@@ -141,14 +141,22 @@ async def test_a_replay_from_an_offset_restores_what_the_view_lost(
     envelopes = history("C1", 9)
     await produce(bootstrap, topic, envelopes)
     progress = await replay(
-        CustomerCards(), live, bootstrap=bootstrap, consumer_group="g", from_offset=0,
+        CustomerCards(),
+        live,
+        bootstrap=bootstrap,
+        consumer_group="g",
+        from_offset=0,
         topics=[topic],
-    )  # fmt: skip
+    )
     assert progress.done == 10
     again = await replay(
-        CustomerCards(), live, bootstrap=bootstrap, consumer_group="g", from_offset=5,
+        CustomerCards(),
+        live,
+        bootstrap=bootstrap,
+        consumer_group="g",
+        from_offset=5,
         topics=[topic],
-    )  # fmt: skip
+    )
     assert again.done == 5
     (card,) = (await cards(live)).values()
     assert card["changes"] == 10  # replaying applied nothing twice

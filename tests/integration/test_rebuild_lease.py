@@ -134,9 +134,15 @@ async def a_rebuild_holding_the_pause(
     """A process that pauses the live consumer (which acknowledges once ``waiting``
     reaches it) and keeps renewing its lease of ``lease`` seconds until it is killed."""
     holder = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", HOLDER, crm_servers.mongo_uri, view.database.name, view.group,
-        str(lease), stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-c",
+        HOLDER,
+        crm_servers.mongo_uri,
+        view.database.name,
+        view.group,
+        str(lease),
+        stdout=asyncio.subprocess.PIPE,
+    )
     assert holder.stdout is not None
     async with asyncio.timeout(60):
         assert await holder.stdout.readline() == b"asked\n"
@@ -192,8 +198,15 @@ async def test_abort_resumes_the_consumer_at_once_and_drops_the_half_built_view(
     assert f"{live.database.name}{SCRATCH}" in await client.list_database_names()
 
     namespace = live.group.split(".")[0]
-    abort = ("rebuild", "customer_view", "--abort", "--namespace", namespace,
-             "--mongo-uri", crm_servers.mongo_uri)  # fmt: skip
+    abort = (
+        "rebuild",
+        "customer_view",
+        "--abort",
+        "--namespace",
+        namespace,
+        "--mongo-uri",
+        crm_servers.mongo_uri,
+    )
     aborted = await crm_ops(*abort)
     assert aborted.exit_code == 0, aborted.output
     assert "pause ended" in aborted.output

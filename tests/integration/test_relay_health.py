@@ -78,10 +78,15 @@ def relay_for(
     app: Customers, store: EventStoreConfig, bootstrap: str, topic: str, translator: Translate
 ) -> OutboxRelay:
     return OutboxRelay(
-        app, translator, source=SOURCE, bootstrap_servers=bootstrap,
-        postgres_dsn=store.postgres_dsn, route=lambda _: topic, batch_size=7,
+        app,
+        translator,
+        source=SOURCE,
+        bootstrap_servers=bootstrap,
+        postgres_dsn=store.postgres_dsn,
+        route=lambda _: topic,
+        batch_size=7,
         backoff=(0.05, 0.5),
-    )  # fmt: skip
+    )
 
 
 @contextlib.asynccontextmanager

@@ -14,9 +14,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crm-infra", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "env"])
     parser.add_argument(
-        "--profile", choices=sorted(PROFILES), default="run",
+        "--profile",
+        choices=sorted(PROFILES),
+        default="run",
         help="'run' for make run (default), 'test' for the test harness's servers",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     infra = Infra(PROFILES[args.profile])
     try:

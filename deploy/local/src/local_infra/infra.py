@@ -87,8 +87,9 @@ class Infra:
     def write_env_file(self) -> None:
         lines = [f"{key}={value}" for key, value in self.env().items()]
         self.env_file.parent.mkdir(parents=True, exist_ok=True)
-        self.env_file.write_text("# Written by `crm-infra up`; read by services and tests.\n"
-                                 + "\n".join(lines) + "\n")  # fmt: skip
+        self.env_file.write_text(
+            "# Written by `crm-infra up`; read by services and tests.\n" + "\n".join(lines) + "\n"
+        )
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -68,11 +68,15 @@ class KafkaServer(Server):
         heap = os.environ.get("CRM_KAFKA_HEAP", "512m")
         return [
             _require("java", "install a JDK 17+ (Debian: openjdk-17-jre-headless)"),
-            f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Xmx{heap}",
+            f"-Xms{heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.log4j_config}",
             f"-Dkafka.logs.dir={self.home}",
-            "-cp", f"{self.libs}/*",
-        ]  # fmt: skip
+            "-cp",
+            f"{self.libs}/*",
+        ]
 
     def _java(self, *args: str) -> None:
         result = subprocess.run(
@@ -137,13 +141,20 @@ def fetch_kafka_jars(libs: Path) -> None:
     mvn = _require("mvn", "install Maven (Debian: maven) to fetch Kafka's jars")
     result = subprocess.run(
         [
-            mvn, "-q", "-B", "-f", str(KAFKA_POM),
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(KAFKA_POM),
             f"-Dmaven.repo.local={CACHE_DIR / 'maven'}",
-            "dependency:copy-dependencies", "-DincludeScope=runtime",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
             f"-DoutputDirectory={libs}",
         ],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise InfraError(f"fetching Kafka jars failed:\n{result.stdout[-3000:]}{result.stderr}")
     done.write_text("ok\n")

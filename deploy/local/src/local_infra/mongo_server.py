@@ -32,15 +32,28 @@ class MongoServer(Server):
 
     def _launch(self) -> None:
         argv = [
-            mongod_binary(), "--dbpath", str(self.data_dir),
-            "--bind_ip", "127.0.0.1", "--port", str(self.port),
-            "--replSet", self.replica_set,
-            "--wiredTigerCacheSizeGB", os.environ.get("CRM_MONGO_CACHE_GB", "0.25"),
-            "--setParameter", "diagnosticDataCollectionEnabled=false",
-            "--wiredTigerEngineConfigString", "log=(prealloc=false,file_max=20MB)",
-            "--logpath", str(self.log), "--logappend",
-            "--pidfilepath", str(self.pid_file.path), "--fork",
-        ]  # fmt: skip
+            mongod_binary(),
+            "--dbpath",
+            str(self.data_dir),
+            "--bind_ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--replSet",
+            self.replica_set,
+            "--wiredTigerCacheSizeGB",
+            os.environ.get("CRM_MONGO_CACHE_GB", "0.25"),
+            "--setParameter",
+            "diagnosticDataCollectionEnabled=false",
+            "--wiredTigerEngineConfigString",
+            "log=(prealloc=false,file_max=20MB)",
+            "--logpath",
+            str(self.log),
+            "--logappend",
+            "--pidfilepath",
+            str(self.pid_file.path),
+            "--fork",
+        ]
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise InfraError(f"mongod failed to start:\n{result.stdout}\n{log_tail(self.log)}")
@@ -75,9 +88,11 @@ class MongoServer(Server):
                     raise
             wait_until(
                 lambda: bool(client.admin.command("hello").get("isWritablePrimary")),
-                timeout=60, alive=lambda: self.pid() is not None,
-                what="mongod becoming replica-set primary", log=self.log,
-            )  # fmt: skip
+                timeout=60,
+                alive=lambda: self.pid() is not None,
+                what="mongod becoming replica-set primary",
+                log=self.log,
+            )
 
 
 def mongod_binary() -> str:

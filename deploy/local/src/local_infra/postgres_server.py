@@ -63,13 +63,25 @@ class PostgresServer(Server):
         self._own(password_file)
         result = subprocess.run(
             [
-                str(postgres_bindir() / "initdb"), "-D", str(self.data_dir),
-                "-U", self.user, "--auth-local=trust", "--auth-host=scram-sha-256",
-                f"--pwfile={password_file}", "-E", "UTF8", "--no-instructions",
+                str(postgres_bindir() / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={password_file}",
+                "-E",
+                "UTF8",
+                "--no-instructions",
             ],
-            capture_output=True, text=True, check=False, cwd=self.cluster_home,
-            user=self._run_as(), group=self._run_as(),
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=self.cluster_home,
+            user=self._run_as(),
+            group=self._run_as(),
+        )
         password_file.unlink()
         if result.returncode != 0:
             raise InfraError(f"initdb failed:\n{result.stdout}{result.stderr}")
@@ -77,14 +89,21 @@ class PostgresServer(Server):
     def _launch(self) -> None:
         process = self._spawn(
             [
-                str(postgres_bindir() / "postgres"), "-D", str(self.data_dir),
-                "-c", "listen_addresses=127.0.0.1", "-p", str(self.port),
-                "-c", f"unix_socket_directories={self.cluster_home}",
-                "-c", "max_connections=200",
+                str(postgres_bindir() / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-p",
+                str(self.port),
+                "-c",
+                f"unix_socket_directories={self.cluster_home}",
+                "-c",
+                "max_connections=200",
             ],
             cwd=self.cluster_home,
             user=self._run_as(),
-        )  # fmt: skip
+        )
         self.pid_file.write(process.pid)
 
     def _answers(self) -> bool:

@@ -51,11 +51,19 @@ class ServiceSpec:
         script = str(bin_dir / self.script)
         worker_port = str(self.port + WORKER_PORT_OFFSET)
         return [
-            Child(f"{self.name} API", [script, "serve", "--no-workers", "--port", str(self.port)],
-                  logs / f"{self.name}.log", env),
-            Child(f"{self.name} worker", [script, "work", "--port", worker_port],
-                  logs / f"{self.name}-worker.log", env),
-        ]  # fmt: skip
+            Child(
+                f"{self.name} API",
+                [script, "serve", "--no-workers", "--port", str(self.port)],
+                logs / f"{self.name}.log",
+                env,
+            ),
+            Child(
+                f"{self.name} worker",
+                [script, "work", "--port", worker_port],
+                logs / f"{self.name}-worker.log",
+                env,
+            ),
+        ]
 
 
 SERVICES = (
@@ -86,9 +94,12 @@ class Child:
             self._log.close()
         self._log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            *self.argv, stdout=self._log, stderr=asyncio.subprocess.STDOUT, env=self.env,
+            *self.argv,
+            stdout=self._log,
+            stderr=asyncio.subprocess.STDOUT,
+            env=self.env,
             start_new_session=True,
-        )  # fmt: skip
+        )
         self.started_at = time.monotonic()
 
     async def supervise(self) -> None:
@@ -215,31 +226,56 @@ async def run_system(
         async with httpx.AsyncClient(timeout=5) as client:
             for spec in services:
                 ready = await _wait_ready(client, spec.url)
-                _say(f"{spec.name:<12} {'ready' if ready else 'NOT READY'}  API {spec.url}/docs  "
-                     f"AsyncAPI {spec.url}/asyncapi.json  metrics {spec.url}/metrics")  # fmt: skip
+                _say(
+                    f"{spec.name:<12} {'ready' if ready else 'NOT READY'}  API {spec.url}/docs  "
+                    f"AsyncAPI {spec.url}/asyncapi.json  metrics {spec.url}/metrics"
+                )
                 worker = spec.worker_url
                 ready = await _wait_ready(client, worker)
-                _say(f"{spec.name + ' worker':<19} {'ready' if ready else 'NOT READY'}  relay and "
-                     f"consumers: {worker}/readyz  metrics {worker}/metrics")  # fmt: skip
+                _say(
+                    f"{spec.name + ' worker':<19} {'ready' if ready else 'NOT READY'}  relay and "
+                    f"consumers: {worker}/readyz  metrics {worker}/metrics"
+                )
             simulator = [str(bin_dir / "crm-simulate")]
             feed = Child(
                 "core-banking feed",
-                [*simulator, "feed", "--seed", str(seed), "--customers", str(customers),
-                 "--rate", str(rate), "--create-topics"],
-                logs / "core-banking-feed.log", env,
-            )  # fmt: skip
+                [
+                    *simulator,
+                    "feed",
+                    "--seed",
+                    str(seed),
+                    "--customers",
+                    str(customers),
+                    "--rate",
+                    str(rate),
+                    "--create-topics",
+                ],
+                logs / "core-banking-feed.log",
+                env,
+            )
             day = Child(
                 "scripted day",
-                [*simulator, "day", "--seed", str(seed), "--customers", str(customers),
-                 *(f"--service={s.name}={s.url}" for s in services)],
-                logs / "scripted-day.log", env, restart=False,
-            )  # fmt: skip
+                [
+                    *simulator,
+                    "day",
+                    "--seed",
+                    str(seed),
+                    "--customers",
+                    str(customers),
+                    *(f"--service={s.name}={s.url}" for s in services),
+                ],
+                logs / "scripted-day.log",
+                env,
+                restart=False,
+            )
             for child in (feed, day):
                 await child.start()
                 children.append(child)
                 supervisors.append(asyncio.create_task(child.supervise()))
-            _say(f"simulated bank: {customers} customers, seed {seed}, {rate:g} events/s; "
-                 f"logs in {logs}. Ctrl-C stops everything.")  # fmt: skip
+            _say(
+                f"simulated bank: {customers} customers, seed {seed}, {rate:g} events/s; "
+                f"logs in {logs}. Ctrl-C stops everything."
+            )
             last: dict[str, float] = {}
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):

@@ -82,8 +82,15 @@ def projections(
         waiting = parked.parked_for(row.group)
         parked_column = "" if row.group in shown else f"[yellow]{waiting}" if waiting else "0"
         shown.add(row.group)
-        table.add_row(row.group, row.topic, str(row.partition), str(row.committed), str(row.end),
-                      f"[yellow]{row.lag}" if row.lag else "0", parked_column)  # fmt: skip
+        table.add_row(
+            row.group,
+            row.topic,
+            str(row.partition),
+            str(row.committed),
+            str(row.end),
+            f"[yellow]{row.lag}" if row.lag else "0",
+            parked_column,
+        )
     console.print(table)
     for group in sorted({row.group for row in lags}):
         letter = last_errors.get(group)

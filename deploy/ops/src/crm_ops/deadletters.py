@@ -113,10 +113,18 @@ class DeadLetterLedger:
     async def record(self, letter: DeadLetter, action: str, actor: str, reason: str) -> None:
         await self.actions.update_one(
             {"_id": letter.id},
-            {"$set": {"action": action, "actor": actor, "reason": reason, "at": datetime.now(UTC),
-                      "topic": letter.header("dlq_topic"), "code": letter.header("dlq_code")}},
+            {
+                "$set": {
+                    "action": action,
+                    "actor": actor,
+                    "reason": reason,
+                    "at": datetime.now(UTC),
+                    "topic": letter.header("dlq_topic"),
+                    "code": letter.header("dlq_code"),
+                }
+            },
             upsert=True,
-        )  # fmt: skip
+        )
 
 
 async def redrive(bootstrap: str, letters: list[DeadLetter]) -> int:

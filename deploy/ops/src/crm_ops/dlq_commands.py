@@ -80,13 +80,16 @@ def dlq_list(
         action = done.get(letter.id)
         behind = held.held_by(letter)
         table.add_row(
-            letter.id, letter.header("dlq_code"), letter.header("dlq_reason")[:80],
+            letter.id,
+            letter.header("dlq_code"),
+            letter.header("dlq_reason")[:80],
             f"{letter.header('dlq_topic')}[{letter.header('dlq_partition')}]@"
             f"{letter.header('dlq_offset')}",
-            letter.header("dlq_consumer"), letter.header("dlq_time")[:19],
+            letter.header("dlq_consumer"),
+            letter.header("dlq_time")[:19],
             f"{action['action']} by {action['actor']}" if action else "pending",
             "-" if behind is None else f"its aggregate, {behind} parked",
-        )  # fmt: skip
+        )
     console.print(table)
 
 

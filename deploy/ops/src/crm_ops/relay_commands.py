@@ -33,8 +33,16 @@ def relay_status(
     """Each service's relay: position against its store's head, when it last published,
     and why it cannot (exit code 1 when one cannot, 2 when a process does not answer)."""
     urls = dict(value.split("=", 1) for value in service) if service else WORKERS
-    table = folding_table("service", "position", "head", "pending", "last success", "errors",
-                          "state", box=box.SIMPLE_HEAD)  # fmt: skip
+    table = folding_table(
+        "service",
+        "position",
+        "head",
+        "pending",
+        "last success",
+        "errors",
+        "state",
+        box=box.SIMPLE_HEAD,
+    )
     down = False
     problems: list[str] = []
     for name, url in urls.items():
@@ -60,9 +68,15 @@ def relay_status(
             state = "ok" if why == "ok" else "[red]FAILING"
             if why != "ok":
                 problems.append(f"{name} ({relay}): {why}")
-            table.add_row(name, f"{position:.0f}", f"{head:.0f}",
-                          f"{max(head - position, 0):.0f}", age, f"{errors.get(relay, 0):.0f}",
-                          state)  # fmt: skip
+            table.add_row(
+                name,
+                f"{position:.0f}",
+                f"{head:.0f}",
+                f"{max(head - position, 0):.0f}",
+                age,
+                f"{errors.get(relay, 0):.0f}",
+                state,
+            )
     console.print(table)
     for problem in problems:
         console.print(problem, soft_wrap=True, markup=False)

@@ -54,20 +54,32 @@ async def customer_day(
             continue  # a previous run registered it: resume
         base = f"/customers/{customer.customer_id}"
         for method, path, body in (
-            ("PUT", "/manager", {
-                "manager_id": customer.manager_id, "branch_id": customer.branch_id}),
+            (
+                "PUT",
+                "/manager",
+                {"manager_id": customer.manager_id, "branch_id": customer.branch_id},
+            ),
             ("POST", "/status", {"status": "active", "reason": "accounts opened in core banking"}),
-            ("POST", "/segment", {
-                "value_band": customer.value_band.value,
-                "corporate_tier": getattr(customer.corporate_tier, "value", None),
-                "reason": "annual segmentation"}),
-        ):  # fmt: skip
+            (
+                "POST",
+                "/segment",
+                {
+                    "value_band": customer.value_band.value,
+                    "corporate_tier": getattr(customer.corporate_tier, "value", None),
+                    "reason": "annual segmentation",
+                },
+            ),
+        ):
             report.count(await client.request(method, base + path, json=body, headers=who))
         if rng.random() < 0.1:
             channel = rng.choice(["sms", "email", "phone"])
-            report.count(await client.put(
-                f"{base}/consent/{channel}", json={"opted_in": False, "reason": "asked at branch"},
-                headers=who))  # fmt: skip
+            report.count(
+                await client.put(
+                    f"{base}/consent/{channel}",
+                    json={"opted_in": False, "reason": "asked at branch"},
+                    headers=who,
+                )
+            )
     if customers:
         report.count(await _merge_a_duplicate(client, customers[0]))
     return report
@@ -84,10 +96,13 @@ async def _merge_a_duplicate(
         return created
     return await client.post(
         f"/customers/{original.customer_id}/merge",
-        json={"duplicate_customer_id": duplicate["customer_id"], "reason": "same ID document",
-              "merged_on": "2026-01-01"},
+        json={
+            "duplicate_customer_id": duplicate["customer_id"],
+            "reason": "same ID document",
+            "merged_on": "2026-01-01",
+        },
         headers=who,
-    )  # fmt: skip
+    )
 
 
 def registration(customer: SimulatedCustomer) -> dict[str, object]:
@@ -123,14 +138,26 @@ async def opportunity_day(
     for n, customer in enumerate(customers[:WORKED]):
         who = {"X-Actor": customer.manager_id}
         opportunity_id = f"OPP-{seed}-{customer.customer_id}"
-        opened = await client.post("/opportunities", headers=who, json={
-            "opportunity_id": opportunity_id, "customer_id": customer.customer_id,
-            "title": rng.choice(["Time deposit rollover", "Wealth plan", "Mortgage", "Payroll"]),
-            "products": [rng.choice(["TD-1Y", "WM-GROWTH", "MORTGAGE-30Y", "PAYROLL"])],
-            "expected_value": {"amount": f"{rng.randrange(10, 500) * 1000}.00", "currency": "CNY"},
-            "expected_close_date": (today + timedelta(days=rng.randrange(14, 120))).isoformat(),
-            "manager_id": customer.manager_id, "branch_id": customer.branch_id,
-            "source": "relationship_manager"})  # fmt: skip
+        opened = await client.post(
+            "/opportunities",
+            headers=who,
+            json={
+                "opportunity_id": opportunity_id,
+                "customer_id": customer.customer_id,
+                "title": rng.choice(
+                    ["Time deposit rollover", "Wealth plan", "Mortgage", "Payroll"]
+                ),
+                "products": [rng.choice(["TD-1Y", "WM-GROWTH", "MORTGAGE-30Y", "PAYROLL"])],
+                "expected_value": {
+                    "amount": f"{rng.randrange(10, 500) * 1000}.00",
+                    "currency": "CNY",
+                },
+                "expected_close_date": (today + timedelta(days=rng.randrange(14, 120))).isoformat(),
+                "manager_id": customer.manager_id,
+                "branch_id": customer.branch_id,
+                "source": "relationship_manager",
+            },
+        )
         report.count(opened)
         if opened.status_code == 409:
             continue
@@ -143,13 +170,24 @@ async def opportunity_day(
             path = f"/opportunities/{opportunity_id}/stage"
             report.count(await client.post(path, headers=who, json=move))
         if n % 8 == 0:
-            report.count(await client.post("/needs", headers=who, json={
-                "need_id": f"CMPL-{seed}-{customer.customer_id}",
-                "customer_id": customer.customer_id, "kind": "complaint",
-                "summary": "Card fee charged twice", "content": "Annual fee debited twice",
-                "severity": "medium", "urgency": "high", "channel": "phone",
-                "started_at": datetime.now(UTC).isoformat(),
-                "sla_due_at": (datetime.now(UTC) + timedelta(hours=36)).isoformat()}))  # fmt: skip
+            report.count(
+                await client.post(
+                    "/needs",
+                    headers=who,
+                    json={
+                        "need_id": f"CMPL-{seed}-{customer.customer_id}",
+                        "customer_id": customer.customer_id,
+                        "kind": "complaint",
+                        "summary": "Card fee charged twice",
+                        "content": "Annual fee debited twice",
+                        "severity": "medium",
+                        "urgency": "high",
+                        "channel": "phone",
+                        "started_at": datetime.now(UTC).isoformat(),
+                        "sla_due_at": (datetime.now(UTC) + timedelta(hours=36)).isoformat(),
+                    },
+                )
+            )
     return report
 
 
@@ -163,29 +201,50 @@ async def contact_day(
     for n, customer in enumerate(customers[:WORKED]):
         who = {"X-Actor": customer.manager_id}
         started = now - timedelta(minutes=10 * (WORKED - n))
-        logged = await client.post("/contacts", headers=who, json={
-            "contact_id": f"CT-{seed}-{customer.customer_id}",
-            "customer_id": customer.customer_id,
-            "category": rng.choice(["phone", "visit", "meeting"]),
-            "summary": "Reviewed holdings and upcoming maturities", "called": True,
-            "outcome": rng.choice(["reached", "interested", "follow_up_needed"]),
-            "manager_id": customer.manager_id,
-            "opportunity_id": f"OPP-{seed}-{customer.customer_id}",
-            "started_at": started.isoformat(),
-            "ended_at": (started + timedelta(minutes=8)).isoformat()})  # fmt: skip
+        logged = await client.post(
+            "/contacts",
+            headers=who,
+            json={
+                "contact_id": f"CT-{seed}-{customer.customer_id}",
+                "customer_id": customer.customer_id,
+                "category": rng.choice(["phone", "visit", "meeting"]),
+                "summary": "Reviewed holdings and upcoming maturities",
+                "called": True,
+                "outcome": rng.choice(["reached", "interested", "follow_up_needed"]),
+                "manager_id": customer.manager_id,
+                "opportunity_id": f"OPP-{seed}-{customer.customer_id}",
+                "started_at": started.isoformat(),
+                "ended_at": (started + timedelta(minutes=8)).isoformat(),
+            },
+        )
         report.count(logged)
         if logged.status_code == 409:
             continue
         activity_id = f"ACT-{seed}-{customer.customer_id}"
-        report.count(await client.post("/activities", headers=who, json={
-            "activity_id": activity_id, "customer_id": customer.customer_id,
-            "category": "follow_up", "description": "Send the proposal", "priority": "normal",
-            "started_at": now.isoformat(), "due_at": (now + timedelta(days=n % 5)).isoformat(),
-            "assignee_id": customer.manager_id}))  # fmt: skip
+        report.count(
+            await client.post(
+                "/activities",
+                headers=who,
+                json={
+                    "activity_id": activity_id,
+                    "customer_id": customer.customer_id,
+                    "category": "follow_up",
+                    "description": "Send the proposal",
+                    "priority": "normal",
+                    "started_at": now.isoformat(),
+                    "due_at": (now + timedelta(days=n % 5)).isoformat(),
+                    "assignee_id": customer.manager_id,
+                },
+            )
+        )
         if n % 3 == 0:
-            report.count(await client.post(
-                f"/activities/{activity_id}/complete", headers=who,
-                json={"completed_at": now.isoformat(), "remarks": "sent by e-mail"}))  # fmt: skip
+            report.count(
+                await client.post(
+                    f"/activities/{activity_id}/complete",
+                    headers=who,
+                    json={"completed_at": now.isoformat(), "remarks": "sent by e-mail"},
+                )
+            )
     return report
 
 
@@ -197,21 +256,36 @@ async def campaign_day(
     campaign_id = f"CMP-DAY-{seed}"
     owner = {"X-Actor": customers[0].manager_id}
     today = datetime.now(UTC).date()
-    created = await client.post("/campaigns", headers=owner, json={
-        "campaign_id": campaign_id, "name": "Wealth growth week", "kind": "sms",
-        "products": ["WM-GROWTH"], "channels": ["sms", "email", "phone"],
-        "target_segments": [{"value_band": "high"}, {"value_band": "medium"}],
-        "owner_manager_ids": [customers[0].manager_id],
-        "budget": {"amount": "20000.00", "currency": "CNY"},
-        "planned_start": today.isoformat(),
-        "planned_end": (today + timedelta(days=30)).isoformat()})  # fmt: skip
+    created = await client.post(
+        "/campaigns",
+        headers=owner,
+        json={
+            "campaign_id": campaign_id,
+            "name": "Wealth growth week",
+            "kind": "sms",
+            "products": ["WM-GROWTH"],
+            "channels": ["sms", "email", "phone"],
+            "target_segments": [{"value_band": "high"}, {"value_band": "medium"}],
+            "owner_manager_ids": [customers[0].manager_id],
+            "budget": {"amount": "20000.00", "currency": "CNY"},
+            "planned_start": today.isoformat(),
+            "planned_end": (today + timedelta(days=30)).isoformat(),
+        },
+    )
     report.count(created)
     now = datetime.now(UTC)
     status = (await client.get(f"/campaigns/{campaign_id}")).json().get("status")
     if status == "draft":
-        report.count(await client.post(f"/campaigns/{campaign_id}/schedule", headers=owner, json={
-            "starts_at": now.isoformat(),
-            "ends_at": (now + timedelta(days=30)).isoformat()}))  # fmt: skip
+        report.count(
+            await client.post(
+                f"/campaigns/{campaign_id}/schedule",
+                headers=owner,
+                json={
+                    "starts_at": now.isoformat(),
+                    "ends_at": (now + timedelta(days=30)).isoformat(),
+                },
+            )
+        )
         status = "scheduled"
     if status == "scheduled":
         # The campaign service targets from its own view of the customers, which may still
@@ -228,9 +302,18 @@ async def campaign_day(
     targets = [c.customer_id for c in customers if c.value_band.value in wanted][:WORKED]
     for n, customer_id in enumerate(targets):
         for stage in ("contacted", "responded")[: 1 + n % 2]:
-            report.count(await client.post(f"/campaigns/{campaign_id}/responses", headers=owner,
-                json={"customer_id": customer_id, "channel": "phone", "stage": stage,
-                      "occurred_at": now.isoformat()}))  # fmt: skip
+            report.count(
+                await client.post(
+                    f"/campaigns/{campaign_id}/responses",
+                    headers=owner,
+                    json={
+                        "customer_id": customer_id,
+                        "channel": "phone",
+                        "stage": stage,
+                        "occurred_at": now.isoformat(),
+                    },
+                )
+            )
     return report
 
 
