@@ -264,9 +264,14 @@ class OpportunityQueries:
             stages.append({"$match": {"branch_id": branch_id}})
         stages.append({"$sort": {"sla_due_at": 1, "_id": 1}})
         board = SlaBoard(
-            as_of=now, branch_id=branch_id, due_soon_hours=hours, open=0,
-            breached=[], due_soon=[], on_track=[],
-        )  # fmt: skip
+            as_of=now,
+            branch_id=branch_id,
+            due_soon_hours=hours,
+            open=0,
+            breached=[],
+            due_soon=[],
+            on_track=[],
+        )
         async for doc in await self.needs.aggregate(stages):
             due: datetime = doc["sla_due_at"]
             item = ComplaintItem.model_validate(
@@ -316,9 +321,15 @@ def _conversion(reached: dict[str, int]) -> list[StageConversion]:
         count = reached.get(stage, 0)
         following = reached.get(after, 0) if after else None
         rate = round(following / count, 4) if following is not None and count else None
-        funnel.append(StageConversion(
-            stage=stage, reached=count, next_stage=after, reached_next=following, rate=rate,
-        ))  # fmt: skip
+        funnel.append(
+            StageConversion(
+                stage=stage,
+                reached=count,
+                next_stage=after,
+                reached_next=following,
+                rate=rate,
+            )
+        )
     return funnel
 
 
