@@ -18,13 +18,7 @@ from crm_events.opportunity import LeadSource, NeedStatus, OpportunityStage
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from crm_opportunity.domain.base import (
-    Conflict,
-    DomainError,
-    JsonDict,
-    PipelineAggregate,
-    store_id,
-)
+from crm_opportunity.domain.base import Conflict, DomainError, JsonDict, PipelineAggregate, store_id
 from crm_opportunity.domain.lead import Lead
 from crm_opportunity.domain.need import Need
 from crm_opportunity.domain.opportunity import Opportunity
