@@ -28,20 +28,25 @@ pytestmark = pytest.mark.integration
 
 ACTOR = {"X-Actor": "rm-0042"}
 CUSTOMER, CORE, OPPORTUNITY, CAMPAIGN, CONTACT_LOG = (
-    "/crm/customer", "/bank/core-banking", "/crm/opportunity", "/crm/campaign", "/crm/contact-log",
-)  # fmt: skip
+    "/crm/customer",
+    "/bank/core-banking",
+    "/crm/opportunity",
+    "/crm/campaign",
+    "/crm/contact-log",
+)
 Record = tuple[str, tuple[bytes, bytes, list[tuple[str, bytes]]]]
 
 
 @pytest.fixture
 async def service(
-    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str]
+    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str], topic_prefix: str
 ) -> AsyncIterator[tuple[ContactLogService, httpx.AsyncClient]]:
     settings = ContactLogSettings(
         kafka_bootstrap=crm_servers.kafka_bootstrap,
         mongo_uri=crm_servers.mongo_uri,
         data_dir=tmp_path,
         namespace=unique_name("ns")[:40],
+        topic_prefix=topic_prefix,
     )
     contact_log = bootstrap(settings)
     async with (
@@ -89,99 +94,240 @@ async def test_a_manager_s_task_list_from_every_stream(
     )
 
     def registered(customer: str, born: date | None) -> Record:
-        return ("crm.customer.events", cloudevent("crm.customer.registered", customer, 1, {
-            "customer_type": "individual", "name": {"full_name": f"Customer {customer}"},
-            "status": "active", "branch_id": "BR-001",
-            "birth_date": born.isoformat() if born else None},
-            source=CUSTOMER, schema_version=2))  # fmt: skip
+        return (
+            "crm.customer.events",
+            cloudevent(
+                "crm.customer.registered",
+                customer,
+                1,
+                {
+                    "customer_type": "individual",
+                    "name": {"full_name": f"Customer {customer}"},
+                    "status": "active",
+                    "branch_id": "BR-001",
+                    "birth_date": born.isoformat() if born else None,
+                },
+                source=CUSTOMER,
+                schema_version=2,
+            ),
+        )
 
     def assigned(customer: str) -> Record:
-        return ("crm.customer.events", cloudevent(
-            "crm.customer.manager_assigned", customer, 2,
-            {"manager_id": manager, "branch_id": "BR-001"}, source=CUSTOMER))  # fmt: skip
+        return (
+            "crm.customer.events",
+            cloudevent(
+                "crm.customer.manager_assigned",
+                customer,
+                2,
+                {"manager_id": manager, "branch_id": "BR-001"},
+                source=CUSTOMER,
+            ),
+        )
 
     def maturity(account: str, version: int, matures: date) -> Record:
-        return ("bank.corebanking.accounts", cloudevent(
-            "bank.corebanking.account.maturity_scheduled", account, version, {
-                "customer_id": c1, "product_code": "TD-1Y", "product_type": "time_deposit",
-                "maturity_date": matures.isoformat(),
-                "amount_at_maturity": {"amount": "100000.00", "currency": "CNY"}}))  # fmt: skip
+        return (
+            "bank.corebanking.accounts",
+            cloudevent(
+                "bank.corebanking.account.maturity_scheduled",
+                account,
+                version,
+                {
+                    "customer_id": c1,
+                    "product_code": "TD-1Y",
+                    "product_type": "time_deposit",
+                    "maturity_date": matures.isoformat(),
+                    "amount_at_maturity": {"amount": "100000.00", "currency": "CNY"},
+                },
+            ),
+        )
 
     def opportunity(opportunity_id: str) -> Record:
-        return ("crm.opportunity.events", cloudevent(
-            "crm.opportunity.created", opportunity_id, 1, {
-                "customer_id": c1, "title": "Pension plan", "products": ["PEN-1"],
-                "probability": 40, "expected_value": {"amount": "50000", "currency": "CNY"},
-                "start_date": today.isoformat(), "expected_close_date": "2030-01-31",
-                "manager_id": manager, "branch_id": "BR-001",
-                "source": "relationship_manager"}, source=OPPORTUNITY))  # fmt: skip
+        return (
+            "crm.opportunity.events",
+            cloudevent(
+                "crm.opportunity.created",
+                opportunity_id,
+                1,
+                {
+                    "customer_id": c1,
+                    "title": "Pension plan",
+                    "products": ["PEN-1"],
+                    "probability": 40,
+                    "expected_value": {"amount": "50000", "currency": "CNY"},
+                    "start_date": today.isoformat(),
+                    "expected_close_date": "2030-01-31",
+                    "manager_id": manager,
+                    "branch_id": "BR-001",
+                    "source": "relationship_manager",
+                },
+                source=OPPORTUNITY,
+            ),
+        )
 
     def complaint(need: str) -> Record:
-        return ("crm.opportunity.events", cloudevent("crm.need.logged", need, 1, {
-            "customer_id": c1, "kind": "complaint", "summary": "Card blocked abroad",
-            "content": "...", "severity": "high", "urgency": "high", "channel": "phone",
-            "started_at": now.isoformat(), "sla_due_at": (now + timedelta(hours=10)).isoformat()},
-            source=OPPORTUNITY))  # fmt: skip
+        return (
+            "crm.opportunity.events",
+            cloudevent(
+                "crm.need.logged",
+                need,
+                1,
+                {
+                    "customer_id": c1,
+                    "kind": "complaint",
+                    "summary": "Card blocked abroad",
+                    "content": "...",
+                    "severity": "high",
+                    "urgency": "high",
+                    "channel": "phone",
+                    "started_at": now.isoformat(),
+                    "sla_due_at": (now + timedelta(hours=10)).isoformat(),
+                },
+                source=OPPORTUNITY,
+            ),
+        )
 
     def resolved(need: str) -> Record:
-        return ("crm.opportunity.events", cloudevent("crm.need.resolved", need, 2, {
-            "customer_id": c1, "resolution": "unblocked",
-            "resolved_at": now.isoformat()}, source=OPPORTUNITY))  # fmt: skip
+        return (
+            "crm.opportunity.events",
+            cloudevent(
+                "crm.need.resolved",
+                need,
+                2,
+                {"customer_id": c1, "resolution": "unblocked", "resolved_at": now.isoformat()},
+                source=OPPORTUNITY,
+            ),
+        )
 
-    call_list = ("crm.campaign.events", cloudevent(
-        "crm.campaign.call_list_assigned", campaign, 2,
-        {"manager_id": manager, "customer_ids": [c1, c2],
-         "due_on": (today + timedelta(days=1)).isoformat()}, source=CAMPAIGN))  # fmt: skip
-    await produce_plain(crm_servers.kafka_bootstrap, [
-        registered(c1, (today + timedelta(days=3)).replace(year=1980)),
-        assigned(c1),
-        registered(c2, None),
-        assigned(c2),
-        maturity(acc1, 1, today + timedelta(days=5)),
-        maturity(acc2, 1, today + timedelta(days=5)),
-        maturity(acc2, 2, today + timedelta(days=90)),  # rescheduled beyond the window
-        opportunity(opp1),
-        opportunity(opp2),
-        ("crm.opportunity.events", cloudevent("crm.opportunity.stage_changed", opp2, 2, {
-            "customer_id": c1, "previous_stage": "opportunity_created", "stage": "closed_won",
-            "probability": 100}, source=OPPORTUNITY)),
-        complaint(need1),
-        complaint(need2),
-        resolved(need2),
-        ("crm.campaign.events", cloudevent("crm.campaign.created", campaign, 1, {
-            "name": "Year-end deposits", "kind": "telemarketing", "channels": ["phone"],
-            "target_segments": [{"value_band": "high"}], "owner_manager_ids": [manager],
-            "budget": {"amount": "10000", "currency": "CNY"},
-            "planned_start": today.isoformat(), "planned_end": "2030-01-31"},
-            source=CAMPAIGN)),
-        call_list,
-        call_list,  # redelivered as is
-        ("crm.campaign.events", cloudevent(  # assigned once more
-            "crm.campaign.call_list_assigned", campaign, 3,
-            {"manager_id": manager, "customer_ids": [c1, c2],
-             "due_on": (today + timedelta(days=1)).isoformat()}, source=CAMPAIGN)),
-    ])  # fmt: skip
+    call_list = (
+        "crm.campaign.events",
+        cloudevent(
+            "crm.campaign.call_list_assigned",
+            campaign,
+            2,
+            {
+                "manager_id": manager,
+                "customer_ids": [c1, c2],
+                "due_on": (today + timedelta(days=1)).isoformat(),
+            },
+            source=CAMPAIGN,
+        ),
+    )
+    await produce_plain(
+        crm_servers.kafka_bootstrap,
+        [
+            registered(c1, (today + timedelta(days=3)).replace(year=1980)),
+            assigned(c1),
+            registered(c2, None),
+            assigned(c2),
+            maturity(acc1, 1, today + timedelta(days=5)),
+            maturity(acc2, 1, today + timedelta(days=5)),
+            maturity(acc2, 2, today + timedelta(days=90)),  # rescheduled beyond the window
+            opportunity(opp1),
+            opportunity(opp2),
+            (
+                "crm.opportunity.events",
+                cloudevent(
+                    "crm.opportunity.stage_changed",
+                    opp2,
+                    2,
+                    {
+                        "customer_id": c1,
+                        "previous_stage": "opportunity_created",
+                        "stage": "closed_won",
+                        "probability": 100,
+                    },
+                    source=OPPORTUNITY,
+                ),
+            ),
+            complaint(need1),
+            complaint(need2),
+            resolved(need2),
+            (
+                "crm.campaign.events",
+                cloudevent(
+                    "crm.campaign.created",
+                    campaign,
+                    1,
+                    {
+                        "name": "Year-end deposits",
+                        "kind": "telemarketing",
+                        "channels": ["phone"],
+                        "target_segments": [{"value_band": "high"}],
+                        "owner_manager_ids": [manager],
+                        "budget": {"amount": "10000", "currency": "CNY"},
+                        "planned_start": today.isoformat(),
+                        "planned_end": "2030-01-31",
+                    },
+                    source=CAMPAIGN,
+                ),
+            ),
+            call_list,
+            call_list,  # redelivered as is
+            (
+                "crm.campaign.events",
+                cloudevent(  # assigned once more
+                    "crm.campaign.call_list_assigned",
+                    campaign,
+                    3,
+                    {
+                        "manager_id": manager,
+                        "customer_ids": [c1, c2],
+                        "due_on": (today + timedelta(days=1)).isoformat(),
+                    },
+                    source=CAMPAIGN,
+                ),
+            ),
+        ],
+        name=contact_log.settings.topic_names(),
+    )
 
     # The manager works: a planned call, and a campaign call that also introduces them to C1.
     due = now + timedelta(days=1)
-    scheduled = await client.post("/activities", json={
-        "activity_id": f"A-{suffix}", "customer_id": c1, "category": "call",
-        "description": "Discuss the pension plan", "priority": "high",
-        "due_at": due.isoformat(), "assignee_id": manager})  # fmt: skip
+    scheduled = await client.post(
+        "/activities",
+        json={
+            "activity_id": f"A-{suffix}",
+            "customer_id": c1,
+            "category": "call",
+            "description": "Discuss the pension plan",
+            "priority": "high",
+            "due_at": due.isoformat(),
+            "assignee_id": manager,
+        },
+    )
     assert scheduled.status_code == 201, scheduled.text
-    called = await client.post("/contacts", json={
-        "contact_id": f"CT-{suffix}", "customer_id": c1, "category": "phone",
-        "summary": "Year-end deposit offer", "called": True, "outcome": "interested",
-        "manager_id": manager, "campaign_id": campaign,
-        "started_at": datetime.now(UTC).isoformat()})  # fmt: skip
+    called = await client.post(
+        "/contacts",
+        json={
+            "contact_id": f"CT-{suffix}",
+            "customer_id": c1,
+            "category": "phone",
+            "summary": "Year-end deposit offer",
+            "called": True,
+            "outcome": "interested",
+            "manager_id": manager,
+            "campaign_id": campaign,
+            "started_at": datetime.now(UTC).isoformat(),
+        },
+    )
     assert called.status_code == 201, called.text
 
-    await derived_caught_up(contact_log, [
-        (CUSTOMER, c1, 2), (CUSTOMER, c2, 2), (CORE, acc1, 1), (CORE, acc2, 2),
-        (OPPORTUNITY, opp1, 1), (OPPORTUNITY, opp2, 2), (OPPORTUNITY, need1, 1),
-        (OPPORTUNITY, need2, 2), (CAMPAIGN, campaign, 3), (CONTACT_LOG, f"CT-{suffix}", 1),
-        (CONTACT_LOG, f"A-{suffix}", 1),
-    ])  # fmt: skip
+    await derived_caught_up(
+        contact_log,
+        [
+            (CUSTOMER, c1, 2),
+            (CUSTOMER, c2, 2),
+            (CORE, acc1, 1),
+            (CORE, acc2, 2),
+            (OPPORTUNITY, opp1, 1),
+            (OPPORTUNITY, opp2, 2),
+            (OPPORTUNITY, need1, 1),
+            (OPPORTUNITY, need2, 2),
+            (CAMPAIGN, campaign, 3),
+            (CONTACT_LOG, f"CT-{suffix}", 1),
+            (CONTACT_LOG, f"A-{suffix}", 1),
+        ],
+    )
     positions = contact_log.queries.positions
     assert await wait_until_applied(positions, CONTACT_LOG, f"A-{suffix}", 1, within=30)
 
@@ -189,14 +335,16 @@ async def test_a_manager_s_task_list_from_every_stream(
     groups = listed(tasks)
     assert groups["overdue"] == []
     assert groups["upcoming"] == []
-    assert sorted(groups["today"] + groups["this_week"]) == sorted([
-        ("activity", c1),
-        ("birthday", c1),
-        ("maturity", c1),  # acc1 only: acc2 matures beyond the window now
-        ("complaint_sla", c1),  # need2 was resolved
-        ("call_list", c2),  # once, however often assigned; c1 was called about it
-        ("introduction", c2),  # c1 had a contact from the manager
-    ])  # fmt: skip
+    assert sorted(groups["today"] + groups["this_week"]) == sorted(
+        [
+            ("activity", c1),
+            ("birthday", c1),
+            ("maturity", c1),  # acc1 only: acc2 matures beyond the window now
+            ("complaint_sla", c1),  # need2 was resolved
+            ("call_list", c2),  # once, however often assigned; c1 was called about it
+            ("introduction", c2),  # c1 had a contact from the manager
+        ]
+    )
     in_the_week = {(t["kind"], t["customer_id"]): t for t in tasks["this_week"]}
     assert in_the_week[("maturity", c1)]["due_on"] == (today + timedelta(days=5)).isoformat()
     assert in_the_week[("call_list", c2)]["title"] == "Call about campaign Year-end deposits"
@@ -212,19 +360,32 @@ async def test_a_manager_s_task_list_from_every_stream(
     ]
 
     # Causes resolved upstream: the account closes, the complaint is resolved.
-    await produce_plain(crm_servers.kafka_bootstrap, [
-        ("bank.corebanking.accounts", cloudevent("bank.corebanking.account.closed", acc1, 2, {
-            "customer_id": c1, "closed_on": today.isoformat()})),
-        resolved(need1),
-    ])  # fmt: skip
+    await produce_plain(
+        crm_servers.kafka_bootstrap,
+        [
+            (
+                "bank.corebanking.accounts",
+                cloudevent(
+                    "bank.corebanking.account.closed",
+                    acc1,
+                    2,
+                    {"customer_id": c1, "closed_on": today.isoformat()},
+                ),
+            ),
+            resolved(need1),
+        ],
+        name=contact_log.settings.topic_names(),
+    )
     await derived_caught_up(contact_log, [(CORE, acc1, 2), (OPPORTUNITY, need1, 2)])
     remaining = listed((await client.get(f"/managers/{manager}/tasks")).json())
     kinds = {kind for group in remaining.values() for kind, _ in group}
     assert kinds == {"activity", "birthday", "call_list", "introduction"}
 
     # Read-your-writes on an activity.
-    moved = await client.post(f"/activities/A-{suffix}/reschedule", json={
-        "due_at": (due + timedelta(days=2)).isoformat(), "expected_version": 1})  # fmt: skip
+    moved = await client.post(
+        f"/activities/A-{suffix}/reschedule",
+        json={"due_at": (due + timedelta(days=2)).isoformat(), "expected_version": 1},
+    )
     assert moved.json()["version"] == 2
     activity = await client.get(
         f"/activities/A-{suffix}", params={"min_version": 2, "wait_ms": 10_000}
@@ -242,15 +403,26 @@ async def test_a_customer_timeline_newest_first_in_stable_pages(
     customer, other = f"C-{suffix}", f"C-{suffix}-X"
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     moments = {  # two contacts at the same moment: the id breaks the tie
-        "CT-a": base, "CT-b": base + timedelta(hours=2), "CT-c": base + timedelta(hours=2),
-        "CT-d": base + timedelta(hours=5), "CT-e": base - timedelta(hours=3),
-    }  # fmt: skip
+        "CT-a": base,
+        "CT-b": base + timedelta(hours=2),
+        "CT-c": base + timedelta(hours=2),
+        "CT-d": base + timedelta(hours=5),
+        "CT-e": base - timedelta(hours=3),
+    }
     for name, started in [*moments.items(), ("CT-z", base)]:
-        logged = await client.post("/contacts", json={
-            "contact_id": f"{name}-{suffix}", "customer_id": other if name == "CT-z" else customer,
-            "category": "visit", "summary": f"visit {name}", "called": True,
-            "outcome": "reached", "manager_id": "RM-0042",
-            "started_at": started.isoformat()})  # fmt: skip
+        logged = await client.post(
+            "/contacts",
+            json={
+                "contact_id": f"{name}-{suffix}",
+                "customer_id": other if name == "CT-z" else customer,
+                "category": "visit",
+                "summary": f"visit {name}",
+                "called": True,
+                "outcome": "reached",
+                "manager_id": "RM-0042",
+                "started_at": started.isoformat(),
+            },
+        )
         assert logged.status_code == 201, logged.text
     for name in [*moments, "CT-z"]:
         read = await client.get(

@@ -75,9 +75,10 @@ Instances = tuple[CustomerService, SlowToPark]
 
 @pytest.fixture
 async def instances(
-    crm_servers: Servers, unique_name: Callable[[str], str]
+    crm_servers: Servers, unique_name: Callable[[str], str], topic_prefix: str
 ) -> AsyncIterator[Instances]:
     config = CustomerSettings(
+        topic_prefix=topic_prefix,
         kafka_bootstrap=crm_servers.kafka_bootstrap,
         mongo_uri=crm_servers.mongo_uri,
         event_store="postgres",
@@ -93,13 +94,13 @@ async def instances(
     policy = SlowToPark(second, f"PK-{uuid.uuid4().hex[:8]}-")
     consumer = PolicyConsumer(
         policy,
-        KafkaDeadLetters(producer),
+        KafkaDeadLetters(producer, config.topic_names().dead_letter),
         first.runtime.group(policy.name),
         mongo[config.mongo_database("customer")],
     )
     await consumer.setup()
     broker = KafkaBroker(crm_servers.kafka_bootstrap, logger=None)
-    subscribe(broker, consumer, [COREBANKING_CUSTOMERS.name])
+    subscribe(broker, consumer, [config.topic_names()(COREBANKING_CUSTOMERS.name)])
     await broker.start()
     try:
         yield first, policy
@@ -183,8 +184,13 @@ async def test_two_instances_leave_nothing_parked(
         steps = [(customer_id, version) for version in range(1, versions + 1)]
         steps.insert(min(before, versions), (customer_id, 0))  # 0: the registration
         streams.append(steps)
-    registrar = dict(zip(ids, (slow.application if on_second else first.application
-                               for _, _, on_second in customers), strict=True))  # fmt: skip
+    registrar = dict(
+        zip(
+            ids,
+            (slow.application if on_second else first.application for _, _, on_second in customers),
+            strict=True,
+        )
+    )
     registered: set[str] = set()
     sent: Counter[str] = Counter()
 
@@ -205,7 +211,10 @@ async def test_two_instances_leave_nothing_parked(
                     data_changed(customer_id, version),
                 )
                 await producer.send_and_wait(
-                    "bank.corebanking.customers", value, key, headers=headers
+                    first.settings.topic_names()(COREBANKING_CUSTOMERS.name),
+                    value,
+                    key,
+                    headers=headers,
                 )
                 sent[customer_id] += 1
                 if customer_id not in registered:  # register it while its change is parking

@@ -31,13 +31,14 @@ CORE = "/bank/core-banking"
 
 @pytest.fixture
 async def service(
-    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str]
+    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str], topic_prefix: str
 ) -> AsyncIterator[tuple[CustomerService, httpx.AsyncClient]]:
     settings = CustomerSettings(
         kafka_bootstrap=crm_servers.kafka_bootstrap,
         mongo_uri=crm_servers.mongo_uri,
         data_dir=tmp_path,
         namespace=unique_name("ns")[:40],
+        topic_prefix=topic_prefix,
     )
     customer_service = bootstrap(settings)
     async with (
@@ -75,42 +76,102 @@ async def test_a_customer_composed_from_every_stream(
     assert created.status_code == 201, created.text
 
     def account_opened(number: str, product_type: str) -> Any:
-        return cloudevent("bank.corebanking.account.opened", number, 1, {
-            "customer_id": customer, "product_code": "P-" + product_type,
-            "product_name": product_type, "product_type": product_type, "currency": "CNY",
-            "branch_id": "BR-001", "opened_on": "2026-03-01"})  # fmt: skip
+        return cloudevent(
+            "bank.corebanking.account.opened",
+            number,
+            1,
+            {
+                "customer_id": customer,
+                "product_code": "P-" + product_type,
+                "product_name": product_type,
+                "product_type": product_type,
+                "currency": "CNY",
+                "branch_id": "BR-001",
+                "opened_on": "2026-03-01",
+            },
+        )
 
     def balance(number: str, product_type: str, amount: str) -> Any:
-        return cloudevent("bank.corebanking.account.balance_changed", number, 2, {
-            "customer_id": customer, "product_type": product_type,
-            "previous_balance": {"amount": "0", "currency": "CNY"},
-            "balance": {"amount": amount, "currency": "CNY"},
-            "changed_at": "2026-11-20T10:00:00+00:00"})  # fmt: skip
+        return cloudevent(
+            "bank.corebanking.account.balance_changed",
+            number,
+            2,
+            {
+                "customer_id": customer,
+                "product_type": product_type,
+                "previous_balance": {"amount": "0", "currency": "CNY"},
+                "balance": {"amount": amount, "currency": "CNY"},
+                "changed_at": "2026-11-20T10:00:00+00:00",
+            },
+        )
 
     poison = cloudevent("bank.corebanking.account.opened", f"BAD-{suffix}", 1, {"customer_id": 7})
-    await produce_plain(crm_servers.kafka_bootstrap, [
-        ("bank.corebanking.accounts", account_opened(account, "savings")),
-        ("bank.corebanking.accounts", balance(account, "savings", "250000.00")),
-        ("bank.corebanking.accounts", account_opened(loan, "loan")),
-        ("bank.corebanking.accounts", balance(loan, "loan", "90000.00")),
-        ("bank.corebanking.accounts", poison),
-        ("bank.corebanking.customers", cloudevent(
-            "bank.corebanking.customer.data_changed", customer, 1,
-            {"phone": "+86 138 0000 1234", "name": {"full_name": "Zhou Xun (legal)"}})),
-        # Core banking knows this customer before the CRM does: the change is parked.
-        ("bank.corebanking.customers", cloudevent(
-            "bank.corebanking.customer.data_changed", stranger, 1, {"email": "x@bank.cn"})),
-        ("crm.opportunity.events", cloudevent("crm.opportunity.created", opportunity, 1, {
-            "customer_id": customer, "title": "Pension plan", "products": ["PEN-1"],
-            "probability": 40, "expected_value": {"amount": "50000", "currency": "CNY"},
-            "start_date": "2026-11-01", "expected_close_date": "2027-01-31",
-            "manager_id": "RM-0042", "branch_id": "BR-001", "source": "relationship_manager"},
-            source="/crm/opportunity")),
-        ("crm.contactlog.events", cloudevent("crm.contact.logged", contact, 1, {
-            "customer_id": customer, "category": "visit", "summary": "Annual review",
-            "called": False, "outcome": "interested", "manager_id": "RM-0042",
-            "started_at": "2026-11-21T09:00:00+00:00"}, source="/crm/contact-log")),
-    ])  # fmt: skip
+    await produce_plain(
+        crm_servers.kafka_bootstrap,
+        [
+            ("bank.corebanking.accounts", account_opened(account, "savings")),
+            ("bank.corebanking.accounts", balance(account, "savings", "250000.00")),
+            ("bank.corebanking.accounts", account_opened(loan, "loan")),
+            ("bank.corebanking.accounts", balance(loan, "loan", "90000.00")),
+            ("bank.corebanking.accounts", poison),
+            (
+                "bank.corebanking.customers",
+                cloudevent(
+                    "bank.corebanking.customer.data_changed",
+                    customer,
+                    1,
+                    {"phone": "+86 138 0000 1234", "name": {"full_name": "Zhou Xun (legal)"}},
+                ),
+            ),
+            # Core banking knows this customer before the CRM does: the change is parked.
+            (
+                "bank.corebanking.customers",
+                cloudevent(
+                    "bank.corebanking.customer.data_changed", stranger, 1, {"email": "x@bank.cn"}
+                ),
+            ),
+            (
+                "crm.opportunity.events",
+                cloudevent(
+                    "crm.opportunity.created",
+                    opportunity,
+                    1,
+                    {
+                        "customer_id": customer,
+                        "title": "Pension plan",
+                        "products": ["PEN-1"],
+                        "probability": 40,
+                        "expected_value": {"amount": "50000", "currency": "CNY"},
+                        "start_date": "2026-11-01",
+                        "expected_close_date": "2027-01-31",
+                        "manager_id": "RM-0042",
+                        "branch_id": "BR-001",
+                        "source": "relationship_manager",
+                    },
+                    source="/crm/opportunity",
+                ),
+            ),
+            (
+                "crm.contactlog.events",
+                cloudevent(
+                    "crm.contact.logged",
+                    contact,
+                    1,
+                    {
+                        "customer_id": customer,
+                        "category": "visit",
+                        "summary": "Annual review",
+                        "called": False,
+                        "outcome": "interested",
+                        "manager_id": "RM-0042",
+                        "started_at": "2026-11-21T09:00:00+00:00",
+                    },
+                    source="/crm/contact-log",
+                ),
+            ),
+        ],
+        name=customer_service.settings.topic_names(),
+    )
 
     # Core banking's data applied (2) by the service's own policy, then read over HTTP at
     # that version (a version not yet stored would be refused at once: 409).
@@ -119,9 +180,11 @@ async def test_a_customer_composed_from_every_stream(
     composed = await read_own_write(client, customer, 2)
     assert composed.status_code == 200, composed.text
     for source, aggregate, version in [
-        (CORE, account, 2), (CORE, loan, 2), ("/crm/opportunity", opportunity, 1),
+        (CORE, account, 2),
+        (CORE, loan, 2),
+        ("/crm/opportunity", opportunity, 1),
         ("/crm/contact-log", contact, 1),
-    ]:  # fmt: skip
+    ]:
         assert await wait_until_applied(positions, source, aggregate, version, within=60)
     view = (await client.get(f"/customers/{customer}/view")).json()
 
@@ -148,7 +211,11 @@ async def test_a_customer_composed_from_every_stream(
 
     letters = [  # other tests' services, running meanwhile, read the same topics
         letter
-        for letter in await dead_letters_for(crm_servers.kafka_bootstrap, f"BAD-{suffix}".encode())
+        for letter in await dead_letters_for(
+            crm_servers.kafka_bootstrap,
+            customer_service.settings.topic_names().dead_letter,
+            f"BAD-{suffix}".encode(),
+        )
         if letter["dlq_consumer"].startswith(customer_service.settings.namespace)
     ]
     assert len(letters) == 1
@@ -171,12 +238,17 @@ async def read_own_write(client: httpx.AsyncClient, customer: str, version: int)
     return response
 
 
-async def dead_letters_for(bootstrap: str, key: bytes, within: float = 60) -> list[dict[str, str]]:
-    """Headers of the dead letters with ``key``, once there is one and the topic is read."""
+async def dead_letters_for(
+    bootstrap: str, topic: str, key: bytes, within: float = 60
+) -> list[dict[str, str]]:
+    """Headers of the dead letters with ``key`` in ``topic``, once there is one and the topic
+    is read."""
     consumer = AIOKafkaConsumer(
-        "crm.deadletter", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
-    )  # fmt: skip
+    )
     await consumer.start()
     found: list[dict[str, str]] = []
     try:

@@ -39,14 +39,16 @@ Clients = dict[str, httpx.AsyncClient]
 
 @pytest.fixture
 async def services(
-    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str]
+    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str], topic_prefix: str
 ) -> AsyncIterator[tuple[Clients, Any]]:
+    """The three services on topics of the test's own: they read no other test's records."""
     namespace = unique_name("day")[:30]
     common: dict[str, Any] = {
         "kafka_bootstrap": crm_servers.kafka_bootstrap,
         "mongo_uri": crm_servers.mongo_uri,
         "data_dir": tmp_path,
         "namespace": namespace,
+        "topic_prefix": topic_prefix,
     }
     customer = customer_boot.bootstrap(customer_boot.CustomerSettings(**common))
     contact_log = contact_boot.bootstrap(contact_boot.ContactLogSettings(**common))
@@ -76,9 +78,16 @@ async def test_the_customer_view_shows_what_the_other_services_own(
 ) -> None:
     clients, (customer_service, contact_log) = services
     customer_id = f"C-{unique_name('')[-8:]}"
-    created = await clients["customer"].post("/customers", json={
-        "customer_id": customer_id, "customer_type": "individual",
-        "name": {"full_name": "Sun Li"}, "status": "active", "branch_id": "BR-003"})  # fmt: skip
+    created = await clients["customer"].post(
+        "/customers",
+        json={
+            "customer_id": customer_id,
+            "customer_type": "individual",
+            "name": {"full_name": "Sun Li"},
+            "status": "active",
+            "branch_id": "BR-003",
+        },
+    )
     assert created.status_code == 201, created.text
     await clients["customer"].put(
         f"/customers/{customer_id}/manager", json={"manager_id": "RM-0007", "branch_id": "BR-003"}
@@ -87,12 +96,20 @@ async def test_the_customer_view_shows_what_the_other_services_own(
     opportunity = clients["opportunity"]
     deals = {"OPP-A": "300000.00", "OPP-B": "80000.00", "OPP-C": "50000.00"}
     for suffix, value in deals.items():
-        opened = await opportunity.post("/opportunities", json={
-            "opportunity_id": f"{suffix}-{customer_id}", "customer_id": customer_id,
-            "title": f"Deal {suffix}", "products": ["WM-GROWTH"],
-            "expected_value": {"amount": value, "currency": "CNY"},
-            "expected_close_date": "2027-02-28", "manager_id": "RM-0007",
-            "branch_id": "BR-003", "source": "relationship_manager"})  # fmt: skip
+        opened = await opportunity.post(
+            "/opportunities",
+            json={
+                "opportunity_id": f"{suffix}-{customer_id}",
+                "customer_id": customer_id,
+                "title": f"Deal {suffix}",
+                "products": ["WM-GROWTH"],
+                "expected_value": {"amount": value, "currency": "CNY"},
+                "expected_close_date": "2027-02-28",
+                "manager_id": "RM-0007",
+                "branch_id": "BR-003",
+                "source": "relationship_manager",
+            },
+        )
         assert opened.status_code == 201, opened.text
     moved = await opportunity.post(
         f"/opportunities/OPP-A-{customer_id}/stage", json={"stage": "negotiation"}
@@ -105,21 +122,40 @@ async def test_the_customer_view_shows_what_the_other_services_own(
 
     now = datetime.now(UTC)
     contacts = clients["contact-log"]
-    logged = await contacts.post("/contacts", json={
-        "contact_id": f"CT-{customer_id}", "customer_id": customer_id, "category": "visit",
-        "summary": "Reviewed the wealth plan", "called": False, "outcome": "interested",
-        "manager_id": "RM-0007", "opportunity_id": f"OPP-A-{customer_id}",
-        "started_at": (now - timedelta(hours=1)).isoformat()})  # fmt: skip
-    planned = await contacts.post("/activities", json={
-        "activity_id": f"ACT-{customer_id}", "customer_id": customer_id,
-        "category": "follow_up", "description": "Send the term sheet", "priority": "high",
-        "started_at": now.isoformat(), "due_at": (now + timedelta(days=2)).isoformat(),
-        "assignee_id": "RM-0007"})  # fmt: skip
+    logged = await contacts.post(
+        "/contacts",
+        json={
+            "contact_id": f"CT-{customer_id}",
+            "customer_id": customer_id,
+            "category": "visit",
+            "summary": "Reviewed the wealth plan",
+            "called": False,
+            "outcome": "interested",
+            "manager_id": "RM-0007",
+            "opportunity_id": f"OPP-A-{customer_id}",
+            "started_at": (now - timedelta(hours=1)).isoformat(),
+        },
+    )
+    planned = await contacts.post(
+        "/activities",
+        json={
+            "activity_id": f"ACT-{customer_id}",
+            "customer_id": customer_id,
+            "category": "follow_up",
+            "description": "Send the term sheet",
+            "priority": "high",
+            "started_at": now.isoformat(),
+            "due_at": (now + timedelta(days=2)).isoformat(),
+            "assignee_id": "RM-0007",
+        },
+    )
     assert logged.status_code == planned.status_code == 201, (logged.text, planned.text)
 
     # Read-your-writes in the owning services.
-    for path, version in [(f"/opportunities/OPP-A-{customer_id}", 2),
-                          (f"/opportunities/OPP-C-{customer_id}", 2)]:  # fmt: skip
+    for path, version in [
+        (f"/opportunities/OPP-A-{customer_id}", 2),
+        (f"/opportunities/OPP-C-{customer_id}", 2),
+    ]:
         read = await opportunity.get(path, params={"min_version": version, "wait_ms": 10_000})
         assert read.status_code == 200, read.text
     pipeline = (await opportunity.get("/pipeline", params={"manager_id": "RM-0007"})).json()

@@ -40,9 +40,12 @@ pytestmark = pytest.mark.integration
 async def consume(bootstrap: str, topic: str, group: str, engine: ProjectionEngine) -> None:
     """Apply everything now in ``topic`` with ``engine``, committing as the service would."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
-    )  # fmt: skip
+    )
     await consumer.start()
     try:
         while not consumer.assignment():
@@ -202,24 +205,34 @@ def test_the_command_line_rebuilds_and_replays_a_view(
 
 
 async def test_projections_and_relay_status_of_a_running_service(
-    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str]
+    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str], topic_prefix: str
 ) -> None:
     namespace = unique_name("st")[:30]
     settings = CustomerSettings(
-        kafka_bootstrap=crm_servers.kafka_bootstrap, mongo_uri=crm_servers.mongo_uri,
-        data_dir=tmp_path, namespace=namespace,
-    )  # fmt: skip
+        kafka_bootstrap=crm_servers.kafka_bootstrap,
+        mongo_uri=crm_servers.mongo_uri,
+        data_dir=tmp_path,
+        namespace=namespace,
+        topic_prefix=topic_prefix,
+    )
     service = bootstrap(settings)
     env = {
         "CRM_KAFKA_BOOTSTRAP": crm_servers.kafka_bootstrap,
         "CRM_MONGO_URI": crm_servers.mongo_uri,
+        "CRM_TOPIC_PREFIX": topic_prefix,
     }
     runner = CliRunner()
     async with serving(create_app(service)) as url:
         async with httpx.AsyncClient(base_url=url, headers={"X-Actor": "ops-test"}) as client:
-            created = await client.post("/customers", json={
-                "customer_id": f"C-{namespace[-6:]}", "customer_type": "individual",
-                "name": {"full_name": "Ops Test"}, "branch_id": "BR-001"})  # fmt: skip
+            created = await client.post(
+                "/customers",
+                json={
+                    "customer_id": f"C-{namespace[-6:]}",
+                    "customer_type": "individual",
+                    "name": {"full_name": "Ops Test"},
+                    "branch_id": "BR-001",
+                },
+            )
             assert created.status_code == 201
             view = await client.get(
                 f"/customers/C-{namespace[-6:]}/view", params={"min_version": 1, "wait_ms": 10_000}

@@ -73,14 +73,20 @@ def cloudevent(
 
 
 async def produce_plain(
-    bootstrap: str, records: list[tuple[str, tuple[bytes, bytes, list[tuple[str, bytes]]]]]
+    bootstrap: str,
+    records: list[tuple[str, tuple[bytes, bytes, list[tuple[str, bytes]]]]],
+    *,
+    name: Callable[[str], str] | None = None,
 ) -> None:
-    """Send ``(topic, (key, value, headers))`` records with a bare aiokafka producer."""
+    """Send ``(topic, (key, value, headers))`` records with a bare aiokafka producer;
+    ``name`` gives the deployment's name of each contract topic (a test's own prefix)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for topic, (key, value, headers) in records:
-            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+            await producer.send_and_wait(
+                topic if name is None else name(topic), value=value, key=key, headers=headers
+            )
     finally:
         await producer.stop()
 
