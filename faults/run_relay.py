@@ -70,9 +70,8 @@ async def main() -> None:
         bootstrap_servers=config["kafka"],
         postgres_dsn=store.postgres_dsn,
         route=TopicNames(config["topic_prefix"]).of_event,
+        name=f"{app.name}->kafka-{config['name']}" if config.get("name") else None,
     )
-    if config.get("name"):
-        relay.name = f"{relay.name}-{config['name']}"
     if config.get("die"):
         relay.tracking = _DyingTracking(relay.tracking, switch)  # type: ignore[assignment]
     running = asyncio.create_task(relay.run())

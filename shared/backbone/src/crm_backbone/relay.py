@@ -142,11 +142,13 @@ class OutboxRelay:
         head_interval: float = 1.0,
         backoff: tuple[float, float] = (0.5, 10.0),
         route: Callable[[str], str] = CONTRACT_NAMES.of_event,
+        name: str | None = None,
     ) -> None:
         self.app = app
         self.translate = translate
         self.source = source
-        self.name = f"{app.name}->kafka"
+        self.name = name or f"{app.name}->kafka"
+        """What its position is recorded under: a relay of another name keeps its own."""
         self.bootstrap_servers = bootstrap_servers
         self.postgres_dsn = postgres_dsn
         self.sqlite_path = sqlite_path
