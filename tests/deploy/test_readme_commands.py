@@ -10,8 +10,11 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-READMES = [ROOT / "README.md", *sorted(ROOT.glob("services/*/README.md")),
-           *sorted(ROOT.glob("deploy/*/README.md"))]  # fmt: skip
+READMES = [
+    ROOT / "README.md",
+    *sorted(ROOT.glob("services/*/README.md")),
+    *sorted(ROOT.glob("deploy/*/README.md")),
+]
 SHELL_BLOCKS = {"sh", "bash", "shell", "console"}
 ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
 
