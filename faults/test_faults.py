@@ -1,9 +1,9 @@
 """Faults injected into the customer pipeline on genuine servers; nothing lost, nothing twice.
 
 Each scenario plays a stream of relationship managers' commands and upstream events
-(``workload.make_plan``, poison records included), injects its fault mid-stream, lets the
+(``plan.make_plan``, poison records included), injects its fault mid-stream, lets the
 system recover, and compares every read model with the ground truth recomputed from the
-event store and the upstream records (``workload.ground_truth``). The ledger projection
+event store and the upstream records (``truth.ground_truth``). The ledger projection
 (``ledger.py``) counts each event's applications: lost and applied twice are exact counts.
 """
 
