@@ -24,7 +24,15 @@ from datetime import datetime
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from crm_backbone.aggregate import uuid_for
-from crm_backbone.application import Created, ServiceApplication, StaleVersion
+from crm_backbone.application import (
+    Clock,
+    Created,
+    IdMaker,
+    ServiceApplication,
+    StaleVersion,
+    random_id,
+    utc_now,
+)
 from crm_events.campaign import ResponseStage, Segment
 from crm_events.common import Channel
 from eventsourcing.application import AggregateNotFoundError
@@ -75,9 +83,14 @@ class CampaignApplication(ServiceApplication):
     }
     snapshotting_intervals = {Campaign: 500}
 
-    def __init__(self, env: dict[str, str] | None = None, **collaborators: Any) -> None:
-        """``collaborators``: the base class's ``clock`` and ``new_id``."""
-        super().__init__(env, **collaborators)
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        clock: Clock = utc_now,
+        new_id: IdMaker = random_id,
+    ) -> None:
+        super().__init__(env, clock=clock, new_id=new_id)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 

@@ -168,6 +168,14 @@ class Caller:
 
         return await asyncio.to_thread(as_caller)
 
+    async def run_async(
+        self, command: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Await an application command that reads before it decides, as this caller (the
+        blocking steps it runs in threads inherit the caller)."""
+        with command_context(self.actor, self.correlation_id):
+            return await command(*args, **kwargs)
+
 
 def caller(
     x_actor: Annotated[

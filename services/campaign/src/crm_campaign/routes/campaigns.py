@@ -11,7 +11,6 @@ import asyncio
 from datetime import date
 from typing import Any
 
-from crm_backbone.context import command_context
 from crm_backbone.http import location
 from crm_backbone.service_api import Command, RequestBody, Who
 from crm_events.campaign import CampaignKind, Segment
@@ -121,8 +120,7 @@ async def schedule(
 async def start(
     campaign_id: CampaignId, body: Command, who: Who, commands: Commands, audience: TargetAudience
 ) -> Started:
-    with command_context(who.actor, who.correlation_id):
-        started = await commands.start(campaign_id, body.expected_version, audience)
+    started = await who.run_async(commands.start, campaign_id, body.expected_version, audience)
     return Started(
         campaign_id=campaign_id,
         version=started.version,
