@@ -117,6 +117,7 @@ def test_asyncapi_operations_follow_the_subscriptions() -> None:
         "receive.crm.opportunity.events",
         "receive.crm.contactlog.events",
         "receive.crm.campaign.events",
+        "receive.bank.hr.organisation",
     }
 
 

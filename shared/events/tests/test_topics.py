@@ -57,6 +57,7 @@ def test_services() -> None:
         "/crm/contact-log",
         "/bank/core-banking",
         "/bank/channel-gateway",
+        "/bank/hr",
     ]
     for service in Service:
         assert produced_by(service), f"{service} produces nothing"

@@ -3,7 +3,15 @@
 Importing the package registers every payload model.
 """
 
-from crm_events import campaign, channel_gateway, contact_log, core_banking, customer, opportunity
+from crm_events import (
+    campaign,
+    channel_gateway,
+    contact_log,
+    core_banking,
+    customer,
+    opportunity,
+    organisation,
+)
 from crm_events.envelope import Envelope, KafkaRecord, from_kafka, to_kafka
 from crm_events.errors import (
     ContractError,
@@ -36,6 +44,7 @@ __all__ = [
     "customer",
     "from_kafka",
     "opportunity",
+    "organisation",
     "registry",
     "to_kafka",
     "topic_for",

@@ -22,11 +22,12 @@ class Service(StrEnum):
     CONTACT_LOG = "contact-log"
     CORE_BANKING = "core-banking"
     CHANNEL_GATEWAY = "channel-gateway"
+    HR = "hr"
 
     @property
     def source(self) -> str:
         """CloudEvents ``source`` of the events this service produces."""
-        upstream = self in (Service.CORE_BANKING, Service.CHANNEL_GATEWAY)
+        upstream = self in (Service.CORE_BANKING, Service.CHANNEL_GATEWAY, Service.HR)
         return f"/{'bank' if upstream else 'crm'}/{self.value}"
 
 
@@ -90,6 +91,13 @@ CHANNEL_GATEWAY_RESPONSES = Topic(
     "Upstream: delivery and response of campaign messages; recorded as campaign responses.",
     retention_ms=30 * DAY_MS,
 )
+HR_ORGANISATION = Topic(
+    "bank.hr.organisation",
+    Service.HR,
+    ("bank.hr.",),
+    "Upstream: regions, branches and staff positions (who manages whom); kept for ever, "
+    "never compacted, so an organisation view replays from the start.",
+)
 DEAD_LETTER = Topic(
     "crm.deadletter",
     None,
@@ -106,20 +114,34 @@ TOPICS: tuple[Topic, ...] = (
     COREBANKING_ACCOUNTS,
     COREBANKING_CUSTOMERS,
     CHANNEL_GATEWAY_RESPONSES,
+    HR_ORGANISATION,
     DEAD_LETTER,
 )
 
 _COREBANKING = (COREBANKING_ACCOUNTS, COREBANKING_CUSTOMERS)
 SUBSCRIPTIONS: dict[Service, tuple[Topic, ...]] = {
-    Service.CUSTOMER: (*_COREBANKING, OPPORTUNITY_EVENTS, CONTACTLOG_EVENTS, CAMPAIGN_EVENTS),
-    Service.OPPORTUNITY: (CAMPAIGN_EVENTS, *_COREBANKING, CUSTOMER_EVENTS),
+    Service.CUSTOMER: (
+        *_COREBANKING,
+        OPPORTUNITY_EVENTS,
+        CONTACTLOG_EVENTS,
+        CAMPAIGN_EVENTS,
+        HR_ORGANISATION,
+    ),
+    Service.OPPORTUNITY: (CAMPAIGN_EVENTS, *_COREBANKING, CUSTOMER_EVENTS, HR_ORGANISATION),
     Service.CAMPAIGN: (
         CUSTOMER_EVENTS,
         OPPORTUNITY_EVENTS,
         *_COREBANKING,
         CHANNEL_GATEWAY_RESPONSES,
+        HR_ORGANISATION,
     ),
-    Service.CONTACT_LOG: (*_COREBANKING, CUSTOMER_EVENTS, OPPORTUNITY_EVENTS, CAMPAIGN_EVENTS),
+    Service.CONTACT_LOG: (
+        *_COREBANKING,
+        CUSTOMER_EVENTS,
+        OPPORTUNITY_EVENTS,
+        CAMPAIGN_EVENTS,
+        HR_ORGANISATION,
+    ),
 }
 """Topics each service consumes; upstream systems consume none."""
 
