@@ -13,6 +13,7 @@ import typer
 from crm_backbone.projection import Projection
 from crm_backbone.rebuild import Progress, abort_rebuild, rebuild, replay
 from crm_backbone.settings import ServiceSettings
+from crm_events.topics import HR_ORGANISATION, SUBSCRIPTIONS
 from pymongo import AsyncMongoClient
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as ProgressBar
@@ -37,8 +38,16 @@ VIEWS = {
     "opportunity_view": View("opportunity", "crm_opportunity.views:OpportunityViews"),
     "campaign_tracking": View("campaign", "crm_campaign.views:CampaignTracking"),
     "contact_log_view": View("contact-log", "crm_contactlog.views:ContactLogViews"),
+    **{
+        f"organisation_view@{service.value}": View(
+            service.value, "crm_backbone.organisation:OrganisationView"
+        )
+        for service, topics in SUBSCRIPTIONS.items()
+        if HR_ORGANISATION in topics
+    },
 }
-"""Every read model ops can rebuild, by its projection's name."""
+"""Every read model ops can rebuild, by its projection's name (``@service`` for a view
+every service keeps in its own database)."""
 
 ViewName = Annotated[str, typer.Argument(help=f"One of: {', '.join(VIEWS)}")]
 Namespace = Annotated[str, typer.Option(help="Namespace of databases and consumer groups")]

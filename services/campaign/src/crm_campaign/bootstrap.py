@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crm_backbone.organisation import OrganisationView
 from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
@@ -42,7 +43,7 @@ def bootstrap(settings: CampaignSettings | None = None) -> CampaignService:
     runtime = infra.runtime(
         application,
         translate,
-        projections=[AudienceView(), CampaignTracking()],
+        projections=[AudienceView(), CampaignTracking(), OrganisationView()],
         policies=[CampaignPolicies(application, infra.database)],
     )
     return CampaignService(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from crm_backbone.application import Clock, utc_now
+from crm_backbone.organisation import OrganisationView
 from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
@@ -67,7 +68,9 @@ def bootstrap(
     settings = settings or ContactLogSettings()
     infra = Infrastructure.connect(settings, SERVICE)
     application = ContactLogApplication(env=infra.store.environment(), clock=clock)
-    runtime = infra.runtime(application, translate, projections=[ContactLogViews(), TaskInputs()])
+    runtime = infra.runtime(
+        application, translate, projections=[ContactLogViews(), TaskInputs(), OrganisationView()]
+    )
     queries = ContactLogQueries(
         infra.database, settings.task_rules(), clock=clock, upcoming_days=settings.upcoming_days
     )

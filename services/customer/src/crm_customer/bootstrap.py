@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crm_backbone.organisation import OrganisationView
 from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
@@ -40,7 +41,7 @@ def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
     runtime = infra.runtime(
         application,
         translate,
-        projections=[CustomerViews()],
+        projections=[CustomerViews(), OrganisationView()],
         policies=[CustomerPolicies(application)],
     )
     queries = CustomerQueries(infra.database, dormancy_days=settings.dormancy_days)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crm_backbone.organisation import OrganisationView
 from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
@@ -40,7 +41,7 @@ def bootstrap(settings: OpportunitySettings | None = None) -> OpportunityService
     runtime = infra.runtime(
         application,
         translate,
-        projections=[OpportunityViews()],
+        projections=[OpportunityViews(), OrganisationView()],
         policies=[CampaignLeads(application, infra.database)],
     )
     queries = OpportunityQueries(infra.database, due_soon_hours=settings.sla_due_soon_hours)
