@@ -214,13 +214,18 @@ def _interleave(streams: Sequence[Sequence[T]], rng: random.Random) -> list[T]:
 
 # --- Running commands ----------------------------------------------------------------
 
+CONFLICT_ATTEMPTS = 5
+"""How often a command is tried against concurrent writers of its customer before failing."""
+
 
 def run_command(app: CustomerApplication, command: Command) -> None:
     """Issue one command as its actor; a registration that already committed is done.
 
     A command retried after a lost connection may find its own first attempt committed:
     registering again is then a conflict (done), and the other commands are no-ops when
-    nothing would change, so a retry never makes a second event.
+    nothing would change, so a retry never makes a second event. Any other command may
+    meet a conflict with the worker's policies writing the same customer (core banking's
+    data changes): it wrote nothing, so it reads again and retries, as a client would.
     """
     with command_context(actor=command.actor):
         if command.method == "register":
@@ -230,4 +235,10 @@ def run_command(app: CustomerApplication, command: Command) -> None:
                 if not app.exists(command.customer_id):
                     raise
             return
-        getattr(app, command.method)(command.customer_id, None, **command.arguments)
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                getattr(app, command.method)(command.customer_id, None, **command.arguments)
+                return
+            except Conflict:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
