@@ -1,5 +1,6 @@
-"""The simulated core-banking system against the genuine Kafka: what it publishes reads back
-intact, it keeps to its rate, and its CLI stops cleanly on Ctrl-C after flushing."""
+"""The simulated bank against the genuine Kafka: what it publishes reads back intact, it
+keeps to its rate, and its CLI (the organisation first, then core banking's feed) stops
+cleanly on Ctrl-C after flushing."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from crm_backbone.kafka import ensure_topics, reliable_producer
 from crm_backbone.topic_names import TopicNames
 from crm_events import from_kafka
 from crm_events.topics import Service, produced_by
-from crm_simulator.feed import FeedEvent, feed
+from crm_simulator.cli import SIMULATED_TOPICS
+from crm_simulator.feed import FeedEvent, bank_feed, feed
 from crm_simulator.population import population
 from crm_simulator.publisher import publish
 from local_infra.pytest_plugin import Servers
@@ -36,9 +38,10 @@ CORE_TOPICS = [topic.name for topic in produced_by(Service.CORE_BANKING)]
 
 @pytest.fixture
 async def sandbox(crm_servers: Servers, topic_prefix: str) -> TopicNames:
-    """This test's own core-banking topics, as the contract makes them, under its prefix."""
+    """This test's own HR and core-banking topics, as the contract makes them, under its
+    prefix."""
     names = TopicNames(topic_prefix)
-    await ensure_topics(crm_servers.kafka_bootstrap, names.specs(CORE_TOPICS))
+    await ensure_topics(crm_servers.kafka_bootstrap, names.specs(SIMULATED_TOPICS))
     return names
 
 
@@ -165,8 +168,8 @@ async def test_cli_publishes_until_interrupted_then_flushes_and_exits_0(
     sent = int(summary["sent"])
     assert sent == int(summary["delivered"]) > 100
 
-    records = await read_all(crm_servers.kafka_bootstrap, sandbox.of(CORE_TOPICS), sent)
-    again = feed(
+    records = await read_all(crm_servers.kafka_bootstrap, sandbox.of(SIMULATED_TOPICS), sent)
+    again = bank_feed(
         population(seed=5, size=50), seed=5, start=START, poison_rate=0.05, route=sandbox.of_event
     )
     assert read_rows(records) == expected_rows(islice(again, sent))

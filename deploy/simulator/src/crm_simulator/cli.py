@@ -18,19 +18,21 @@ from crm_backbone.topic_names import TopicNames
 from crm_events.topics import Service, produced_by
 
 from crm_simulator.day import scripted_day
-from crm_simulator.feed import FeedEvent, feed
+from crm_simulator.feed import FeedEvent, bank_feed
 from crm_simulator.population import population
 from crm_simulator.publisher import Progress, publish
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 log = structlog.get_logger("crm_simulator")
 
-_CORE_TOPICS = tuple(topic.name for topic in produced_by(Service.CORE_BANKING))
+SIMULATED_SYSTEMS = (Service.HR, Service.CORE_BANKING)
+SIMULATED_TOPICS = tuple(topic.name for s in SIMULATED_SYSTEMS for topic in produced_by(s))
+"""The topics the simulated bank publishes to: HR's organisation and core banking's."""
 
 
 @app.callback()
 def main() -> None:
-    """Simulated core-banking system: publishes upstream events under the CRM's contract."""
+    """Simulated bank (HR and core banking): publishes upstream events under the CRM's contract."""
 
 
 def _start(value: str) -> datetime:
@@ -71,7 +73,7 @@ def feed_command(
         str, typer.Option(metavar="ISO-TIME", help="Simulated time of the first event")
     ] = "2026-01-01T00:00:00Z",
     create_topics: Annotated[
-        bool, typer.Option(help="Create the core-banking topics first if missing")
+        bool, typer.Option(help="Create the HR and core-banking topics first if missing")
     ] = False,
     topic_prefix: Annotated[
         str,
@@ -81,7 +83,8 @@ def feed_command(
         ),
     ] = "",
 ) -> None:
-    """Publish core-banking events about a simulated population until stopped."""
+    """Publish the bank's organisation, then core-banking events about a simulated
+    population until stopped."""
     structlog.configure(
         processors=[
             structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -92,7 +95,7 @@ def feed_command(
     )
     names = _topic_names(topic_prefix)
     begin = _start(start)
-    stream: Iterable[FeedEvent] = feed(
+    stream: Iterable[FeedEvent] = bank_feed(
         population(seed, customers),
         seed=seed,
         start=begin,
@@ -120,7 +123,7 @@ async def _run(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     if create_topics:
-        specs = names.specs(_CORE_TOPICS)
+        specs = names.specs(SIMULATED_TOPICS)
         log.info("topics", created=",".join(await ensure_topics(bootstrap, specs)) or "none")
     producer = reliable_producer(bootstrap, linger_ms=5)
     try:

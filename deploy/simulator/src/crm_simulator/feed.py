@@ -11,6 +11,9 @@ version, times come from a simulated clock: the same arguments give the same rec
 With ``poison_rate`` > 0, that fraction of the records are poison: corrupted copies of the
 next event (own id, never advancing an aggregate) that a consumer must dead-letter
 (:mod:`crm_simulator.poison`).
+
+``bank_feed`` is what the simulated bank publishes: its organisation from HR
+(:mod:`crm_simulator.organisation`) first, then core banking's feed.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from crm_backbone.topic_names import CONTRACT_NAMES
 from crm_events import Envelope, EventPayload, Service, to_kafka
 
 from crm_simulator.core_bank import CoreBank
+from crm_simulator.organisation import organisation
 from crm_simulator.poison import Poison, UpstreamRecord, poisoned_copy
 from crm_simulator.population import SimulatedCustomer
 
 ACTOR = "core-banking"
 SOURCE = Service.CORE_BANKING.source
+HR_ACTOR = "hr"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://crm.bank.example/simulator/core-banking")
 """UUIDv5 namespace of the simulator's event ids."""
 EVENTS_PER_CUSTOMER_DAY = 4
@@ -63,8 +68,7 @@ def feed(
     ``route`` names the topic of each event type (default: the contract's). Valid events
     do not depend on ``poison_rate``: poison records are drawn from a stream of their own.
     """
-    if start.utcoffset() is None:
-        raise ValueError("start must be timezone-aware")
+    clock = _utc(start)
     if not 0 <= poison_rate < 1:
         raise ValueError("poison_rate must be in [0, 1)")
     if not customers:
@@ -72,7 +76,6 @@ def feed(
     rng = random.Random(seed)
     poison_rng = random.Random(f"poison/{seed}")
     bank = CoreBank(customers, rng)
-    clock = start.astimezone(UTC)
     stream = f"{seed}/{len(customers)}/{clock.isoformat()}"
     mean_gap = 86_400 / (EVENTS_PER_CUSTOMER_DAY * len(customers))
     poisoned = 0
@@ -96,3 +99,42 @@ def feed(
                 poison_id = str(uuid.uuid5(NAMESPACE, f"{stream}/poison/{poisoned}"))
                 yield FeedEvent(topic, poisoned_copy(kind, record, poison_id), clock, None, kind)
             yield FeedEvent(topic, record, clock, envelope)
+
+
+def organisation_feed(
+    *, start: datetime, route: Route = CONTRACT_NAMES.of_event
+) -> Iterator[FeedEvent]:
+    """HR's events stating the simulated bank's organisation, all at ``start``; each
+    aggregate's one event has the same id on every run, so a rerun changes no view."""
+    moment = _utc(start)
+    for aggregate_id, payload in organisation():
+        envelope = Envelope.new(
+            payload,
+            aggregate_id=aggregate_id,
+            aggregate_version=1,
+            actor=HR_ACTOR,
+            source=Service.HR.source,
+            event_id=str(uuid.uuid5(NAMESPACE, f"hr/{aggregate_id}/1")),
+            time=moment,
+        )
+        record = UpstreamRecord(*to_kafka(envelope))
+        yield FeedEvent(route(payload.event_type), record, moment, envelope)
+
+
+def bank_feed(
+    customers: Sequence[SimulatedCustomer],
+    *,
+    seed: int,
+    start: datetime,
+    poison_rate: float = 0.0,
+    route: Route = CONTRACT_NAMES.of_event,
+) -> Iterator[FeedEvent]:
+    """What the simulated bank publishes: its organisation, then :func:`feed`."""
+    yield from organisation_feed(start=start, route=route)
+    yield from feed(customers, seed=seed, start=start, poison_rate=poison_rate, route=route)
+
+
+def _utc(start: datetime) -> datetime:
+    if start.utcoffset() is None:
+        raise ValueError("start must be timezone-aware")
+    return start.astimezone(UTC)
