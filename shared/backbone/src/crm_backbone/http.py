@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from crm_backbone.context import command_context
+from crm_backbone.principal import Principal
 
 log = structlog.get_logger(__name__)
 
@@ -154,10 +155,12 @@ def location(*segments: str) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent a command (``X-Actor``) and the flow it belongs to (``X-Correlation-Id``)."""
+    """Who sent a command (``X-Actor``, or the subject of a bearer token, whose
+    ``principal`` it then carries) and the flow it belongs to (``X-Correlation-Id``)."""
 
     actor: str
     correlation_id: str | None = None
+    principal: Principal | None = None
 
     async def run(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a (blocking) application command in a thread, as this caller."""
@@ -177,13 +180,15 @@ class Caller:
             return await command(*args, **kwargs)
 
 
+CorrelationId = Annotated[Id | None, Header(description="Flow this command belongs to (optional)")]
+"""The ``X-Correlation-Id`` header of a command."""
+
+
 def caller(
     x_actor: Annotated[
         Id, Header(description="User or system issuing the command", examples=["rm-0042"])
     ],
-    x_correlation_id: Annotated[
-        Id | None, Header(description="Flow this command belongs to (optional)")
-    ] = None,
+    x_correlation_id: CorrelationId = None,
 ) -> Caller:
     """FastAPI dependency: the caller of a command. Both headers are ids, as the events
     that record them require; a command without a valid actor is refused (422)."""

@@ -41,12 +41,14 @@ from crm_backbone.http import (
     ops_router,
     problem_responses,
 )
+from crm_backbone.identity import TokenValidator, install_authentication
 from crm_backbone.runtime import ServiceHandle
 
 H = TypeVar("H", bound=ServiceHandle)
 
 Who = Annotated[Caller, Depends(caller)]
-"""The caller of a command (``X-Actor``, ``X-Correlation-Id``)."""
+"""The caller of a command (``X-Actor``, ``X-Correlation-Id``). Commands move to bearer
+tokens by depending on ``crm_backbone.identity.authenticated_caller`` instead."""
 
 MinVersion = Annotated[
     int | None, Query(ge=1, description="Wait until the view has applied this version")
@@ -170,10 +172,12 @@ def service_api(
     domain_errors: Mapping[type[Exception], ProblemMapper],
     routers: Sequence[APIRouter],
     run_workers: bool,
+    token_validator: TokenValidator | None = None,
 ) -> FastAPI:
     """A FastAPI app with the service's routers and lifespan (its workers, when
     ``run_workers``), problem+json errors and ``/healthz``, ``/readyz``, ``/metrics``,
-    ``/asyncapi.json``. Routes reach ``handle`` through :func:`handle_of`."""
+    ``/asyncapi.json``. Routes reach ``handle`` through :func:`handle_of`, and callers are
+    authenticated with ``token_validator`` (see :mod:`crm_backbone.identity`)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -192,6 +196,7 @@ def service_api(
     app.include_router(ops_router(handle.runtime.readiness_checks, asyncapi_document(service)))
     for router in routers:
         app.include_router(router)
+    install_authentication(app, token_validator)
     return app
 
 

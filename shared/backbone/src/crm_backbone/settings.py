@@ -14,6 +14,7 @@ from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm_backbone.eventstore import EventStoreConfig
+from crm_backbone.signing_keys import check_algorithms
 from crm_backbone.topic_names import TopicNames
 
 
@@ -37,12 +38,30 @@ class ServiceSettings(BaseSettings):
     """Prefix of every Kafka topic name (see ``crm_backbone.topic_names``); none by default."""
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
+    oidc_issuer: str | None = None
+    """The identity provider's issuer (Keycloak: ``http://host:port/realms/crm``): bearer
+    tokens must come from it. None: the API validates no tokens."""
+    oidc_audience: str = "crm-api"
+    """The audience a token must name to call the CRM's APIs."""
+    oidc_algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256")
+    """The signature algorithms accepted: public-key ones only (``none`` and HMAC never)."""
+    oidc_jwks_uri: str | None = None
+    """The signing keys' URL; by default the ``jwks_uri`` of the issuer's discovery document."""
+    oidc_leeway_s: float = 10.0
+    """Clock skew tolerated on ``exp`` and ``nbf``."""
+    oidc_key_refresh_interval_s: float = 10.0
+    """The least time between two fetches of the signing keys for unknown key ids."""
 
     @field_validator("topic_prefix")
     @classmethod
     def _kafka_accepts(cls, prefix: str) -> str:
         TopicNames(prefix)  # raises ValueError, reported as a settings error
         return prefix
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _public_key_signatures(cls, algorithms: tuple[str, ...]) -> tuple[str, ...]:
+        return check_algorithms(algorithms)
 
     def topic_names(self) -> TopicNames:
         """The deployment's topic names."""
