@@ -42,7 +42,6 @@ from crm_backbone.signing_keys import (
     JwksSource,
     SigningKeys,
     SigningKeysUnavailable,
-    check_algorithms,
     http_jwks_source,
 )
 
@@ -104,12 +103,11 @@ class TokenValidator:
         *,
         issuer: str,
         audience: str,
-        algorithms: tuple[str, ...],
         leeway: float = 10.0,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
-        self.algorithms = check_algorithms(algorithms)
+        self.algorithms = keys.algorithms
         self.leeway = leeway
         self._keys = keys
 
@@ -173,7 +171,6 @@ def token_validator(
         keys,
         issuer=settings.oidc_issuer,
         audience=settings.oidc_audience,
-        algorithms=settings.oidc_algorithms,
         leeway=settings.oidc_leeway_s,
     )
 

@@ -107,7 +107,8 @@ class SigningKeys:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
-        self._algorithms = check_algorithms(algorithms)
+        self.algorithms = check_algorithms(algorithms)
+        """The algorithms tokens may be signed with; keys of others are left out."""
         self._refresh_interval = refresh_interval
         self._max_age = max_age
         self._clock = clock
@@ -151,7 +152,7 @@ class SigningKeys:
     def _refresh(self) -> None:
         """Fetch the key set and replace the cache; on failure keep the keys held."""
         try:
-            keys = _usable_keys(self._source(), self._algorithms)
+            keys = _usable_keys(self._source(), self.algorithms)
         except Exception as error:
             log.warning("signing keys not fetched", error=f"{type(error).__name__}: {error}")
             with self._lock:
