@@ -116,19 +116,36 @@ def test_kafka_config_is_loopback_only_without_auto_created_topics(tmp_path: Pat
 
 
 def test_env_file_round_trips_every_address(tmp_path: Path) -> None:
-    infra = Infra(Profile(tmp_path, 1, 2, 3, 4))
+    infra = Infra(Profile(tmp_path, 1, 2, 3, 4, 5))
     infra.write_env_file()
     assert read_env_file(infra.env_file) == infra.env()
-    assert set(infra.env()) == {"CRM_KAFKA_BOOTSTRAP", "CRM_MONGO_URI", "CRM_POSTGRES_DSN"}
+    assert set(infra.env()) == {
+        "CRM_KAFKA_BOOTSTRAP",
+        "CRM_MONGO_URI",
+        "CRM_POSTGRES_DSN",
+        "CRM_OIDC_ISSUER",
+    }
+    assert infra.env()["CRM_OIDC_ISSUER"] == "http://127.0.0.1:5/realms/crm"
 
 
 def test_profiles_do_not_share_ports_or_state() -> None:
-    run, test = PROFILES["run"], PROFILES["test"]
-    assert run.state_dir != test.state_dir
-    ports = [run.kafka_port, run.kafka_controller_port, run.mongo_port, run.postgres_port]
-    test_ports = [test.kafka_port, test.kafka_controller_port, test.mongo_port, test.postgres_port]
-    assert not set(ports) & set(test_ports)
-    assert os.path.isabs(run.state_dir)
+    profiles = list(PROFILES.values())
+    assert len({profile.state_dir for profile in profiles}) == len(profiles)
+    ports = [port for profile in profiles for port in _ports(profile)]
+    assert len(set(ports)) == len(ports)
+    # below the kernel's ephemeral range, so no client socket ever takes one
+    assert max(ports) < 32768
+    assert all(os.path.isabs(profile.state_dir) for profile in profiles)
+
+
+def _ports(profile: Profile) -> list[int]:
+    return [
+        profile.kafka_port,
+        profile.kafka_controller_port,
+        profile.mongo_port,
+        profile.postgres_port,
+        profile.keycloak_port,
+    ]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="as another user PostgreSQL runs as that user")

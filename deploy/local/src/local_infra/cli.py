@@ -1,4 +1,4 @@
-"""``crm-infra up | down | status``: the local servers of one profile."""
+"""``crm-infra up | down | status | env | token``: the local servers of one profile."""
 
 from __future__ import annotations
 
@@ -7,12 +7,19 @@ import sys
 import time
 
 from local_infra.infra import PROFILES, Infra
+from local_infra.keycloak_server import password_grant
 from local_infra.process import InfraError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crm-infra", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "token"])
+    parser.add_argument(
+        "user",
+        nargs="?",
+        default="rm-0001",
+        help="token: the demo user (local profiles' realm) whose access token to print",
+    )
     parser.add_argument(
         "--profile",
         choices=sorted(PROFILES),
@@ -32,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "down":
             stopped = infra.down()
             print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        elif args.command == "token":
+            print(password_grant(infra.keycloak.address, args.user))
         elif args.command == "env":
             for key, value in infra.env().items():
                 print(f"{key}={value}")

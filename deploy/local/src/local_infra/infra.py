@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local_infra.kafka_server import KafkaServer
+from local_infra.keycloak_server import KeycloakServer
 from local_infra.mongo_server import MongoServer
 from local_infra.paths import PROJECT_ROOT
 from local_infra.postgres_server import PostgresServer
@@ -16,6 +17,7 @@ from local_infra.servers import Server, ServerStatus
 ENV_KAFKA = "CRM_KAFKA_BOOTSTRAP"
 ENV_MONGO = "CRM_MONGO_URI"
 ENV_POSTGRES = "CRM_POSTGRES_DSN"
+ENV_OIDC_ISSUER = "CRM_OIDC_ISSUER"
 
 
 @dataclass(frozen=True)
@@ -27,14 +29,15 @@ class Profile:
     kafka_controller_port: int
     mongo_port: int
     postgres_port: int
+    keycloak_port: int
 
 
 PROFILES = {
     # `make run` / `make infra-up`
-    "run": Profile(PROJECT_ROOT / "var" / "infra", 19092, 19093, 27117, 15432),
+    "run": Profile(PROJECT_ROOT / "var" / "infra", 19092, 19093, 27117, 15432, 18180),
     # the test harness, so tests never touch the data of a running system
-    "test": Profile(PROJECT_ROOT / "var" / "test-infra", 29092, 29093, 27217, 25432),
-    "faults": Profile(PROJECT_ROOT / "var" / "fault-infra", 31092, 31093, 27317, 31432),
+    "test": Profile(PROJECT_ROOT / "var" / "test-infra", 29092, 29093, 27217, 25432, 28180),
+    "faults": Profile(PROJECT_ROOT / "var" / "fault-infra", 31092, 31093, 27317, 31432, 31180),
 }
 
 
@@ -46,7 +49,8 @@ class Infra:
         )
         self.mongo = MongoServer(profile.state_dir, profile.mongo_port)
         self.postgres = PostgresServer(profile.state_dir, profile.postgres_port)
-        self.servers: tuple[Server, ...] = (self.kafka, self.mongo, self.postgres)
+        self.keycloak = KeycloakServer(profile.state_dir, profile.keycloak_port)
+        self.servers: tuple[Server, ...] = (self.kafka, self.mongo, self.postgres, self.keycloak)
         self.env_file = profile.state_dir / "infra.env"
 
     def up(self) -> dict[str, float]:
@@ -82,6 +86,7 @@ class Infra:
             ENV_KAFKA: self.kafka.address,
             ENV_MONGO: self.mongo.address,
             ENV_POSTGRES: self.postgres.address,
+            ENV_OIDC_ISSUER: self.keycloak.address,
         }
 
     def write_env_file(self) -> None:

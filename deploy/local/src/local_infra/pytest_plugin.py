@@ -2,10 +2,11 @@
 
 Servers are found in this order:
 1. addresses in ``CRM_KAFKA_BOOTSTRAP``, ``CRM_MONGO_URI`` and ``CRM_POSTGRES_DSN``;
-2. the project's own launcher (profile ``test``), which starts what is not running and
-   stops, at the end of the session, exactly what it started;
+2. the project's own launcher (profile ``test``), which starts what is not running (Keycloak
+   included) and stops, at the end of the session, exactly what it started;
 3. testcontainers with the official images, when a Docker engine answers;
-otherwise the session fails and says how to get servers.
+otherwise the session fails and says how to get servers. The identity provider
+(:func:`oidc_issuer`) is found the same way, from ``CRM_OIDC_ISSUER`` first.
 """
 
 from __future__ import annotations
@@ -26,7 +27,16 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from local_infra.infra import ENV_KAFKA, ENV_MONGO, ENV_POSTGRES, PROFILES, Infra
+from local_infra.infra import (
+    ENV_KAFKA,
+    ENV_MONGO,
+    ENV_OIDC_ISSUER,
+    ENV_POSTGRES,
+    PROFILES,
+    Infra,
+)
+from local_infra.keycloak_server import KEYCLOAK_VERSION, REALM
+from local_infra.paths import KEYCLOAK_REALM_FILE
 from local_infra.process import InfraError
 
 
@@ -120,6 +130,60 @@ def crm_servers() -> Iterator[Servers]:
         f"Either fix that (`make setup` installs Java, Maven and PostgreSQL), point "
         f"{ENV_KAFKA}, {ENV_MONGO} and {ENV_POSTGRES} at running servers, "
         "or run with a Docker engine for testcontainers.",
+        pytrace=False,
+    )
+
+
+def _keycloak_container(stack: ExitStack) -> str:
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    keycloak = stack.enter_context(
+        DockerContainer(f"quay.io/keycloak/keycloak:{KEYCLOAK_VERSION}")
+        .with_volume_mapping(
+            str(KEYCLOAK_REALM_FILE), f"/opt/keycloak/data/import/{KEYCLOAK_REALM_FILE.name}"
+        )
+        .with_command("start-dev --import-realm")
+        .with_exposed_ports(8080)
+    )
+    wait_for_logs(keycloak, "Listening on", timeout=300)
+    host, port = keycloak.get_container_host_ip(), keycloak.get_exposed_port(8080)
+    return f"http://{host}:{port}/realms/{REALM}"
+
+
+@pytest.fixture(scope="session")
+def oidc_issuer() -> Iterator[str]:
+    """The issuer of a genuine Keycloak holding the realm of ``deploy/keycloak/``."""
+    if given := os.environ.get(ENV_OIDC_ISSUER):
+        yield given
+        return
+    keycloak = Infra(PROFILES["test"]).keycloak
+    started = False
+    launcher_error: InfraError | None = None
+    try:
+        keycloak.prepare()
+        started = keycloak.launch()
+        keycloak.wait_ready()
+    except InfraError as error:
+        launcher_error = error
+    if launcher_error is None:
+        try:
+            yield keycloak.address
+        finally:
+            if started:
+                keycloak.stop()
+        return
+    if started:
+        keycloak.stop()
+    if _docker_answers():
+        with ExitStack() as stack:
+            yield _keycloak_container(stack)
+        return
+    pytest.fail(
+        f"No identity provider for the integration tests. The project's launcher failed:\n"
+        f"{launcher_error}\nEither fix that (`make setup` installs Java 21 and Maven), set "
+        f"{ENV_OIDC_ISSUER} to a Keycloak issuer holding deploy/keycloak's realm, or run with "
+        "a Docker engine for testcontainers.",
         pytrace=False,
     )
 

@@ -201,9 +201,13 @@ async def run_system(
     seed: int, customers: int, rate: float, status_every: float, profile: str, base_port: int
 ) -> None:
     infra = Infra(PROFILES[profile])
-    _say("starting Kafka, MongoDB and PostgreSQL ...")
+    _say("starting Kafka, MongoDB, PostgreSQL and Keycloak ...")
     started = await asyncio.to_thread(infra.up)
     servers = infra.env()
+    _say(
+        f"{'identity':<12} ready  Keycloak {infra.keycloak.address}  "
+        f"tokens: .venv/bin/crm-infra token rm-0001"
+    )
     defaults = {"CRM_LOG_FORMAT": "json", "CRM_DATA_DIR": str(PROJECT_ROOT / "var" / "services")}
     env = defaults | dict(os.environ) | servers | {"PYTHONUNBUFFERED": "1"}
     logs = PROJECT_ROOT / "var" / "run" / "logs"

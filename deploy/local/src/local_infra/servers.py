@@ -1,7 +1,8 @@
 """The base of the launcher's servers: one detached process with its own state folder,
 PID file and log, ready only when it answers a real protocol request.
 
-The concrete servers live in ``kafka_server``, ``mongo_server`` and ``postgres_server``.
+The concrete servers live in ``kafka_server``, ``mongo_server``, ``postgres_server`` and
+``keycloak_server``.
 """
 
 from __future__ import annotations
@@ -120,9 +121,15 @@ class Server(ABC):
         )
 
     def _spawn(
-        self, argv: list[str], *, cwd: Path | None = None, user: str | None = None
+        self,
+        argv: list[str],
+        *,
+        cwd: Path | None = None,
+        user: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in a session of its own (so Ctrl-C in a terminal spares it)."""
+        """Start ``argv`` in a session of its own (so Ctrl-C in a terminal spares it);
+        ``env`` replaces the environment when given."""
         with self.log.open("ab") as log:
             process = subprocess.Popen(
                 argv,
@@ -133,6 +140,7 @@ class Server(ABC):
                 cwd=cwd,
                 user=user,
                 group=user,
+                env=env,
             )
         # Until the child has exec'd, /proc shows our own command line, not its marker.
         deadline = time.monotonic() + 10
