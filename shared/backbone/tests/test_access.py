@@ -19,6 +19,7 @@ from crm_backbone.access import (
     Reach,
     ServiceRole,
     Surface,
+    as_shown,
     in_reach,
     reach_for,
     require_command,
@@ -27,6 +28,7 @@ from crm_backbone.access import (
     scope_filter,
     scoped,
 )
+from crm_backbone.masking import PersonalData
 from crm_backbone.organisation import Position
 from crm_backbone.principal import Principal
 from crm_events.organisation import Role
@@ -319,3 +321,12 @@ def test_a_record_names_its_manager_in_the_shapes_mongodb_matches(
     reach = reach_for(person(Role.RELATIONSHIP_MANAGER), _position(Role.RELATIONSHIP_MANAGER))
     assert in_reach(reach, record, ownership) is reached
     assert mongo_matches(record, scope_filter(reach, ownership)) is reached
+
+
+def test_only_a_masked_reach_sees_personal_data_masked() -> None:
+    record = {"_id": "C1", "manager_id": "rm-1", "phone": "13912345678"}
+    personal = {"phone": PersonalData.PHONE}
+    analyst = reach_for(person(Role.ANALYST), _position(Role.ANALYST))
+    manager = reach_for(person(Role.RELATIONSHIP_MANAGER), _position(Role.RELATIONSHIP_MANAGER))
+    assert as_shown(analyst, record, personal)["phone"] == "139****5678"
+    assert as_shown(manager, record, personal) == record

@@ -6,13 +6,15 @@ is built once per request from the role its token grants and the position the or
 model gives it (:func:`reach_for`); then every query and every command asks the same
 reach:
 
-- :func:`scope_filter` is the MongoDB filter a query adds to its own (a list never
-  counts or returns what is out of reach);
+- :func:`scoped` narrows a query's MongoDB filter to the records in reach (its
+  :func:`scope_filter` joined with ``$and``): a list never counts or returns what is out
+  of reach;
 - :func:`require_in_reach` answers the one record a route or a command addresses, or
   raises :class:`NotInReach`, the same error as for a record that does not exist
   (404: an out-of-scope record is indistinguishable from a missing one);
 - :func:`require_command` refuses commands to read-only reaches (403);
-- :func:`require_surface` refuses a kind of endpoint the role has no business with (403).
+- :func:`require_surface` refuses a kind of endpoint the role has no business with (403);
+- :func:`as_shown` masks the personal data of what a masked reach (the analyst) reads.
 
 The scope of a reach is one condition on one ownership field of a record (its manager
 or its branch); the filter and the predicate both render that condition, so they cannot
@@ -31,6 +33,7 @@ from typing import Any, Literal
 from crm_events.organisation import Role
 
 from crm_backbone.http import Problem, ProblemMapper
+from crm_backbone.masking import PersonalData, mask_document
 from crm_backbone.organisation import Position
 from crm_backbone.principal import Principal
 
@@ -196,6 +199,14 @@ def in_reach(
         isinstance(value, str) and value in scope.values
         for value in _values_at(record, ownership.path(scope.field).split("."))
     )
+
+
+def as_shown(
+    reach: Reach, record: Mapping[str, Any], personal: Mapping[str, PersonalData]
+) -> dict[str, Any]:
+    """``record`` as the caller may see it: for a masked reach, the personal data at the
+    paths of ``personal`` masked (``crm_backbone.masking``)."""
+    return mask_document(record, personal) if reach.masked else dict(record)
 
 
 def _values_at(value: Any, path: list[str]) -> Iterator[Any]:
