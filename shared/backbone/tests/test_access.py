@@ -291,7 +291,8 @@ def test_read_only_reaches_may_not_run_commands() -> None:
     require_read(analyst)
     with pytest.raises(AccessRefused) as raised:
         require_command(analyst)
-    assert ACCESS_ERRORS[AccessRefused](raised.value).status == 403
+    problem = ACCESS_ERRORS[AccessRefused](raised.value)
+    assert (problem.status, problem.kind) == (403, "forbidden")
     upstream = reach_for(service_account(ServiceRole.UPSTREAM_SYSTEM), None)
     require_command(upstream)
     with pytest.raises(AccessRefused):

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from crm_events.organisation import Role
 
 from crm_backbone.http import Problem, ProblemMapper
+from crm_backbone.identity import forbidden
 from crm_backbone.masking import PersonalData, mask_document
 from crm_backbone.organisation import Position
 from crm_backbone.principal import Principal
@@ -280,11 +281,12 @@ def _not_found(error: Exception) -> Problem:
 
 
 def _forbidden(error: Exception) -> Problem:
-    return Problem(403, "forbidden", "Forbidden", str(error))
+    return forbidden(str(error))
 
 
 ACCESS_ERRORS: Mapping[type[Exception], ProblemMapper] = {
     NotInReach: _not_found,
     AccessRefused: _forbidden,
 }
-"""Entries for a service's ``DOMAIN_ERRORS``: the 404 is the one a missing record gets."""
+"""Entries for a service's ``DOMAIN_ERRORS``: the 404 is the one a missing record gets,
+the 403 the one a token without the right role gets (``crm_backbone.identity``)."""
