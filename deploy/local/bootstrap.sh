@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs from outside Python on a fresh Debian machine:
 # a JDK and Maven (to fetch and run Apache Kafka), a Java 21+ for Keycloak, PostgreSQL's
-# server, Node.js/npm (the AsyncAPI validator) and uv. Idempotent: does nothing when all
-# are present.
+# server, Node.js/npm (the AsyncAPI validator), curl (the README's token calls) and uv.
+# Idempotent: does nothing when all are present.
 set -euo pipefail
 
 # The major version of the Java installed at $1 (its release file), 0 when unknown.
@@ -26,6 +26,7 @@ command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null || missing+=(postgresql)
 command -v npm >/dev/null || missing+=(nodejs npm)
+command -v curl >/dev/null || missing+=(curl)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}"

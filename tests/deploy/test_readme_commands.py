@@ -1,6 +1,7 @@
 """Every command the READMEs show runs in a plain shell after ``make setup``: it is a make
-target, or a command line the workspace installs, called by its path in ``.venv/bin``
-(``uv`` is on the Makefile's PATH only, so no README command starts with it)."""
+target, a command line the workspace installs, called by its path in ``.venv/bin``
+(``uv`` is on the Makefile's PATH only, so no README command starts with it), or a
+program ``make setup`` installs from Debian's packages (``curl``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ READMES = [
 ]
 SHELL_BLOCKS = {"sh", "bash", "shell", "console"}
 ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
+BOOTSTRAP = ROOT / "deploy" / "local" / "bootstrap.sh"
+SYSTEM_PROGRAMS = {"curl"}
+"""Programs ``make setup`` installs (deploy/local/bootstrap.sh) when a machine lacks them."""
 
 
 def commands(readme: Path) -> list[str]:
@@ -68,6 +72,8 @@ def test_every_readme_command_runs_in_a_plain_shell_after_make_setup() -> None:
             seen += 1
             if words[0] == "make":
                 assert set(words[1:2]) <= targets, where
+            elif words[0] in SYSTEM_PROGRAMS:
+                continue
             elif words[0] == "export":
                 assert all(ASSIGNMENT.match(w) for w in words[1:]), where
             else:
@@ -75,3 +81,9 @@ def test_every_readme_command_runs_in_a_plain_shell_after_make_setup() -> None:
                 assert program.parent == Path(".venv/bin"), where
                 assert program.name in installed, where
     assert seen > 5
+
+
+def test_make_setup_installs_the_system_programs_readmes_call() -> None:
+    script = BOOTSTRAP.read_text()
+    for program in SYSTEM_PROGRAMS:
+        assert f"command -v {program} >/dev/null || missing+=({program})" in script
