@@ -35,7 +35,7 @@ from local_infra.infra import (
     PROFILES,
     Infra,
 )
-from local_infra.keycloak_server import KEYCLOAK_VERSION, REALM
+from local_infra.keycloak_server import KEYCLOAK_VERSION, LOCAL_PASSWORD, REALM
 from local_infra.paths import KEYCLOAK_REALM_FILE
 from local_infra.process import InfraError
 
@@ -144,6 +144,8 @@ def _keycloak_container(stack: ExitStack) -> str:
             str(KEYCLOAK_REALM_FILE), f"/opt/keycloak/data/import/{KEYCLOAK_REALM_FILE.name}"
         )
         .with_command("start-dev --import-realm")
+        .with_env("KC_BOOTSTRAP_ADMIN_USERNAME", "admin")
+        .with_env("KC_BOOTSTRAP_ADMIN_PASSWORD", LOCAL_PASSWORD)
         .with_exposed_ports(8080)
     )
     wait_for_logs(keycloak, "Listening on", timeout=300)
