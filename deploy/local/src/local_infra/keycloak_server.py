@@ -176,6 +176,9 @@ def fetch_keycloak_zip() -> Path:
             f"-Dmaven.repo.local={repository}",
             "dependency:get",
             f"-Dartifact={artifact}",
+            # The zip is all Keycloak needs; resolving its dependencies would follow POMs
+            # to repositories other than Maven Central.
+            "-Dtransitive=false",
         ],
         capture_output=True,
         text=True,
