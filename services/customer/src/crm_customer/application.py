@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from crm_backbone.aggregate import uuid_for
-from crm_backbone.application import ServiceApplication, StaleVersion
+from crm_backbone.application import Created, ServiceApplication, StaleVersion
 from crm_events.customer import CustomerStatus, GroupRole, GroupType, RelationshipType
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
@@ -56,12 +56,12 @@ class CustomerApplication(ServiceApplication):
 
     # Commands ---------------------------------------------------------------------------
 
-    def register(self, customer_id: str, fields: JsonDict) -> int:
+    def register(self, customer_id: str, fields: JsonDict) -> Created:
         if self.exists(customer_id):
             raise Conflict(f"customer {customer_id} is already registered")
         customer = Customer.register(customer_id, fields)
         self._save(customer)
-        return customer.version
+        return Created(customer_id, customer.version)
 
     def update_profile(self, customer_id: str, expected: int | None, changes: JsonDict) -> int:
         """Change CRM-owned profile fields; a change naming any other field is refused

@@ -1,9 +1,10 @@
 """The skeleton every service's HTTP API shares: lifespan, problems, ops routes, commands.
 
 A service's ``api.py`` builds its app with :func:`service_api` from its handle and one
-router per resource; route functions reach the handle with :func:`handle_of`, derive
-their request bodies from :class:`RequestBody` (command bodies from :class:`Command`),
-and answer read-your-writes requests with :func:`read_your_writes`.
+router per resource; route functions reach the handle's parts through dependencies made
+with :func:`from_handle`, derive their request bodies from :class:`RequestBody` (command
+bodies from :class:`Command`), answer commands with the service's :class:`Answers`, and
+read-your-writes requests with :func:`read_your_writes`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from crm_events.generate import asyncapi_document
 from crm_events.topics import Service
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -30,7 +31,7 @@ from pydantic import (
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema, to_json
 
 from crm_backbone.aggregate import TracedAggregate, uuid_for
-from crm_backbone.application import ServiceApplication, StaleVersion
+from crm_backbone.application import Created, ServiceApplication, StaleVersion
 from crm_backbone.http import (
     PROBLEM_RESPONSES,
     Caller,
@@ -38,6 +39,7 @@ from crm_backbone.http import (
     ProblemMapper,
     caller,
     install_problem_handlers,
+    location,
     ops_router,
     problem_responses,
 )
@@ -45,6 +47,9 @@ from crm_backbone.identity import TokenValidator, install_authentication
 from crm_backbone.runtime import ServiceHandle
 
 H = TypeVar("H", bound=ServiceHandle)
+T = TypeVar("T")
+A = TypeVar("A", bound=BaseModel)
+P = ParamSpec("P")
 
 Who = Annotated[Caller, Depends(caller)]
 """The caller of a command (``X-Actor``, ``X-Correlation-Id``). Commands move to bearer
@@ -123,6 +128,43 @@ class Command(RequestBody):
     )
 
 
+class Answers(Generic[A]):
+    """How a service's routes run a command and answer it: as the caller, in a worker
+    thread, with the service's answer model ``answer(id, version)`` (its field names are
+    the service's published contract)."""
+
+    def __init__(self, answer: Callable[[str, int], A]) -> None:
+        self._answer = answer
+
+    async def run(
+        self,
+        who: Caller,
+        command: Callable[Concatenate[str, int | None, P], int],
+        key: str,
+        expected: int | None,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> A:
+        """Run ``command`` on the aggregate ``key`` as ``who``, conditional on its
+        ``expected`` version: the answer names it and its new version."""
+        return self._answer(key, await who.run(command, key, expected, *args, **kwargs))
+
+    async def create(
+        self,
+        who: Caller,
+        response: Response,
+        collection: str,
+        command: Callable[P, Created],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> A:
+        """Run the creating ``command`` as ``who``: the answer names the new aggregate,
+        and ``Location`` its path in ``collection``."""
+        new = await who.run(command, *args, **kwargs)
+        response.headers["Location"] = location(collection, new.id)
+        return self._answer(new.id, new.version)
+
+
 async def read_your_writes(
     wait: Callable[[str, int, float], Awaitable[bool]],
     application: ServiceApplication,
@@ -176,7 +218,7 @@ def service_api(
 ) -> FastAPI:
     """A FastAPI app with the service's routers and lifespan (its workers, when
     ``run_workers``), problem+json errors and ``/healthz``, ``/readyz``, ``/metrics``,
-    ``/asyncapi.json``. Routes reach ``handle`` through :func:`handle_of`, and callers are
+    ``/asyncapi.json``. Routes reach ``handle`` through :func:`from_handle`, and callers are
     authenticated with ``token_validator`` (see :mod:`crm_backbone.identity`)."""
 
     @asynccontextmanager
@@ -201,8 +243,18 @@ def service_api(
 
 
 def handle_of(request: Request, kind: type[H]) -> H:
-    """The service handle the app was built with; a service's routes wrap it in a dependency:
-    ``Service = Annotated[CustomerService, Depends(lambda r: handle_of(r, CustomerService))]``."""
+    """The service handle the app was built with."""
     handle = request.app.state.service
     assert isinstance(handle, kind)
     return handle
+
+
+def from_handle(kind: type[H], part: Callable[[H], T]) -> Callable[[Request], T]:
+    """A FastAPI dependency giving ``part`` of the service handle the app was built with:
+    ``Commands = Annotated[CustomerApplication, Depends(from_handle(CustomerService,
+    lambda service: service.application))]``."""
+
+    def dependency(request: Request) -> T:
+        return part(handle_of(request, kind))
+
+    return dependency

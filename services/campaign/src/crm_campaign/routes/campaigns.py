@@ -11,7 +11,6 @@ import asyncio
 from datetime import date
 from typing import Any
 
-from crm_backbone.http import location
 from crm_backbone.service_api import Command, RequestBody, Who
 from crm_events.campaign import CampaignKind, Segment
 from crm_events.common import Channel, Id, Money, Name
@@ -20,7 +19,7 @@ from pydantic import AwareDatetime, ConfigDict, Field
 
 from crm_campaign.domain import MAX_ATTRIBUTION_DAYS, MAX_TARGET_LIST_BYTES, Campaign
 from crm_campaign.routes.dependencies import Commands, TargetAudience
-from crm_campaign.routes.models import Accepted, CampaignId
+from crm_campaign.routes.models import Accepted, CampaignId, Started, answers
 from crm_campaign.targeting import Criteria
 
 router = APIRouter(tags=["campaigns"])
@@ -82,28 +81,21 @@ class Cancellation(Command):
     reason: Name
 
 
-class Started(Accepted):
-    targeted: int
-    excluded: dict[str, int] = Field(description="Matching customers left off, by reason")
-    call_lists: dict[str, int] = Field(description="Manager -> customers to phone or visit")
-
-
 @router.post("/campaigns", status_code=201, summary="Create a draft campaign")
 async def create(body: Draft, who: Who, commands: Commands, response: Response) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"campaign_id"})
-    created = await who.run(commands.create, body.campaign_id, fields)
-    response.headers["Location"] = location("campaigns", created.id)
-    return Accepted(campaign_id=created.id, version=created.version)
+    return await answers.create(
+        who, response, "campaigns", commands.create, body.campaign_id, fields
+    )
 
 
 @router.post("/campaigns/{campaign_id}/schedule", summary="Schedule (or reschedule)")
 async def schedule(
     campaign_id: CampaignId, body: Schedule, who: Who, commands: Commands
 ) -> Accepted:
-    version = await who.run(
-        commands.schedule, campaign_id, body.expected_version, body.starts_at, body.ends_at
+    return await answers.run(
+        who, commands.schedule, campaign_id, body.expected_version, body.starts_at, body.ends_at
     )
-    return Accepted(campaign_id=campaign_id, version=version)
 
 
 @router.post(
@@ -134,16 +126,14 @@ async def start(
 async def complete(
     campaign_id: CampaignId, body: Command, who: Who, commands: Commands
 ) -> Accepted:
-    version = await who.run(commands.complete, campaign_id, body.expected_version)
-    return Accepted(campaign_id=campaign_id, version=version)
+    return await answers.run(who, commands.complete, campaign_id, body.expected_version)
 
 
 @router.post("/campaigns/{campaign_id}/cancel", summary="Cancel")
 async def cancel(
     campaign_id: CampaignId, body: Cancellation, who: Who, commands: Commands
 ) -> Accepted:
-    version = await who.run(commands.cancel, campaign_id, body.expected_version, body.reason)
-    return Accepted(campaign_id=campaign_id, version=version)
+    return await answers.run(who, commands.cancel, campaign_id, body.expected_version, body.reason)
 
 
 @router.get("/campaigns/{campaign_id}", summary="The campaign as its events say now (write side)")

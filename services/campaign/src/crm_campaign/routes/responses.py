@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from crm_campaign.routes.dependencies import Commands
-from crm_campaign.routes.models import Accepted, CampaignId
+from crm_campaign.routes.models import CampaignId, ResponseAccepted
 
 router = APIRouter(tags=["responses"])
 
@@ -35,10 +35,6 @@ class ResponseReport(Command):
     occurred_at: AwareDatetime
     revenue: Money | None = Field(None, description="On conversion only")
     opportunity_id: Id | None = None
-
-
-class ResponseAccepted(Accepted):
-    recorded: bool = Field(description="False: the target had already reached that stage")
 
 
 @router.post(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from crm_backbone.http import location
 from crm_backbone.service_api import (
     VIEW_BEHIND,
     Command,
@@ -16,22 +13,16 @@ from crm_backbone.service_api import (
 )
 from crm_events.common import Id, Money, Name
 from crm_events.contact_log import ActivityCategory, Priority
-from fastapi import APIRouter, Path, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Response
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from crm_contactlog.application import ActivityNotFound
 from crm_contactlog.domain import Activity
 from crm_contactlog.queries import ActivityView
 from crm_contactlog.routes.dependencies import Commands, Queries
+from crm_contactlog.routes.models import ActivityAccepted, ActivityId, activity_answers
 
 router = APIRouter(tags=["activities"])
-
-ActivityId = Annotated[Id, Path(description="Activity id", examples=["ACT-19c2"])]
-
-
-class ActivityAccepted(BaseModel):
-    activity_id: str
-    version: int = Field(description="The activity's version after the command")
 
 
 class ActivityPlan(RequestBody):
@@ -102,9 +93,9 @@ async def schedule(
     body: ActivityPlan, who: Who, commands: Commands, response: Response
 ) -> ActivityAccepted:
     fields = body.model_dump(mode="json", exclude={"activity_id"})
-    created = await who.run(commands.schedule_activity, body.activity_id, fields)
-    response.headers["Location"] = location("activities", created.id)
-    return ActivityAccepted(activity_id=created.id, version=created.version)
+    return await activity_answers.create(
+        who, response, "activities", commands.schedule_activity, body.activity_id, fields
+    )
 
 
 @router.post("/activities/{activity_id}/reschedule", summary="Move an activity")
@@ -112,10 +103,9 @@ async def reschedule(
     activity_id: ActivityId, body: Reschedule, who: Who, commands: Commands
 ) -> ActivityAccepted:
     plan = body.model_dump(mode="json", exclude={"expected_version"})
-    version = await who.run(
-        commands.reschedule_activity, activity_id, body.expected_version, **plan
+    return await activity_answers.run(
+        who, commands.reschedule_activity, activity_id, body.expected_version, **plan
     )
-    return ActivityAccepted(activity_id=activity_id, version=version)
 
 
 @router.post("/activities/{activity_id}/complete", summary="Complete an activity")
@@ -123,18 +113,18 @@ async def complete(
     activity_id: ActivityId, body: Completion, who: Who, commands: Commands
 ) -> ActivityAccepted:
     done = body.model_dump(mode="json", exclude={"expected_version"})
-    version = await who.run(commands.complete_activity, activity_id, body.expected_version, **done)
-    return ActivityAccepted(activity_id=activity_id, version=version)
+    return await activity_answers.run(
+        who, commands.complete_activity, activity_id, body.expected_version, **done
+    )
 
 
 @router.post("/activities/{activity_id}/cancel", summary="Cancel an activity")
 async def cancel(
     activity_id: ActivityId, body: Cancellation, who: Who, commands: Commands
 ) -> ActivityAccepted:
-    version = await who.run(
-        commands.cancel_activity, activity_id, body.expected_version, body.reason
+    return await activity_answers.run(
+        who, commands.cancel_activity, activity_id, body.expected_version, body.reason
     )
-    return ActivityAccepted(activity_id=activity_id, version=version)
 
 
 @router.get("/activities/{activity_id}", summary="An activity (read side)", responses=VIEW_BEHIND)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from crm_backbone.http import location
 from crm_backbone.service_api import (
     VIEW_BEHIND,
     MinVersion,
@@ -15,22 +12,16 @@ from crm_backbone.service_api import (
 )
 from crm_events.common import Id, Name
 from crm_events.contact_log import ContactCategory, ContactOutcome
-from fastapi import APIRouter, Path, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Response
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from crm_contactlog.application import ContactNotFound
 from crm_contactlog.domain import Contact
 from crm_contactlog.queries import ContactView
 from crm_contactlog.routes.dependencies import Commands, Queries
+from crm_contactlog.routes.models import ContactAccepted, ContactId, contact_answers
 
 router = APIRouter(tags=["contacts"])
-
-ContactId = Annotated[Id, Path(description="Contact id", examples=["CT-7f3a"])]
-
-
-class ContactAccepted(BaseModel):
-    contact_id: str
-    version: int = Field(description="The contact's version after the command")
 
 
 class ContactLog(RequestBody):
@@ -70,9 +61,9 @@ async def log_contact(
     body: ContactLog, who: Who, commands: Commands, response: Response
 ) -> ContactAccepted:
     fields = body.model_dump(mode="json", exclude={"contact_id"})
-    created = await who.run(commands.log_contact, body.contact_id, fields)
-    response.headers["Location"] = location("contacts", created.id)
-    return ContactAccepted(contact_id=created.id, version=created.version)
+    return await contact_answers.create(
+        who, response, "contacts", commands.log_contact, body.contact_id, fields
+    )
 
 
 @router.get("/contacts/{contact_id}", summary="A contact (read side)", responses=VIEW_BEHIND)

@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from crm_backbone.service_api import IsoDateTime
-from crm_events.common import Id
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from crm_contactlog.queries import TaskList
 from crm_contactlog.routes.dependencies import Queries
+from crm_contactlog.routes.models import ManagerId
 
 router = APIRouter(tags=["views"])
-
-ManagerId = Annotated[Id, Path(description="Relationship manager", examples=["RM-0042"])]
 
 
 @router.get(

@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from crm_backbone.http import Problem
-from crm_events.common import Id
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from crm_contactlog.queries import TimelinePage
 from crm_contactlog.routes.dependencies import Queries
+from crm_contactlog.routes.models import CustomerId
 
 router = APIRouter(tags=["views"])
-
-CustomerId = Annotated[Id, Path(description="Unified customer number", examples=["C00012345"])]
 
 
 @router.get("/customers/{customer_id}/timeline", summary="The customer's contacts, newest first")

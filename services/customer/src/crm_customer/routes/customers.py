@@ -6,7 +6,6 @@ import asyncio
 from datetime import date
 from typing import Any
 
-from crm_backbone.http import location
 from crm_backbone.service_api import Command, RequestBody, Who
 from crm_events.common import (
     Address,
@@ -26,7 +25,7 @@ from fastapi import APIRouter, Response
 from pydantic import ConfigDict
 
 from crm_customer.routes.dependencies import Commands
-from crm_customer.routes.models import Accepted, CustomerId
+from crm_customer.routes.models import Accepted, CustomerId, answers
 
 router = APIRouter(tags=["customers"])
 
@@ -131,9 +130,9 @@ async def register(
     body: Registration, commands: Commands, who: Who, response: Response
 ) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"customer_id"})
-    version = await who.run(commands.register, body.customer_id, fields)
-    response.headers["Location"] = location("customers", body.customer_id)
-    return Accepted(customer_id=body.customer_id, version=version)
+    return await answers.create(
+        who, response, "customers", commands.register, body.customer_id, fields
+    )
 
 
 @router.patch("/customers/{customer_id}/profile", summary="Update the profile")
@@ -141,29 +140,31 @@ async def update_profile(
     customer_id: CustomerId, body: ProfileChange, commands: Commands, who: Who
 ) -> Accepted:
     changes = body.model_dump(mode="json", exclude={"expected_version"}, exclude_unset=True)
-    version = await who.run(commands.update_profile, customer_id, body.expected_version, changes)
-    return Accepted(customer_id=customer_id, version=version)
+    return await answers.run(
+        who, commands.update_profile, customer_id, body.expected_version, changes
+    )
 
 
 @router.post("/customers/{customer_id}/status", summary="Change the lifecycle status")
 async def change_status(
     customer_id: CustomerId, body: StatusChange, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
+    return await answers.run(
+        who,
         commands.change_status,
         customer_id,
         body.expected_version,
         status=body.status,
         reason=body.reason,
     )
-    return Accepted(customer_id=customer_id, version=version)
 
 
 @router.post("/customers/{customer_id}/segment", summary="Change segment or tier")
 async def change_segment(
     customer_id: CustomerId, body: SegmentChange, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
+    return await answers.run(
+        who,
         commands.change_segment,
         customer_id,
         body.expected_version,
@@ -171,14 +172,14 @@ async def change_segment(
         corporate_tier=body.corporate_tier.value if body.corporate_tier else None,
         reason=body.reason,
     )
-    return Accepted(customer_id=customer_id, version=version)
 
 
 @router.put("/customers/{customer_id}/manager", summary="Assign the relationship manager")
 async def assign_manager(
     customer_id: CustomerId, body: ManagerAssignment, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
+    return await answers.run(
+        who,
         commands.assign_manager,
         customer_id,
         body.expected_version,
@@ -186,7 +187,6 @@ async def assign_manager(
         branch_id=body.branch_id,
         reason=body.reason,
     )
-    return Accepted(customer_id=customer_id, version=version)
 
 
 @router.put(
@@ -195,7 +195,8 @@ async def assign_manager(
 async def set_consent(
     customer_id: CustomerId, channel: Channel, body: ConsentChange, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
+    return await answers.run(
+        who,
         commands.set_consent,
         customer_id,
         body.expected_version,
@@ -203,7 +204,6 @@ async def set_consent(
         opted_in=body.opted_in,
         reason=body.reason,
     )
-    return Accepted(customer_id=customer_id, version=version)
 
 
 @router.get("/customers/{customer_id}", summary="The customer as its events say now (write side)")

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from pydantic import ConfigDict
 
 from crm_customer.routes.dependencies import Commands, Queries
-from crm_customer.routes.models import Accepted, CustomerId, GroupId
+from crm_customer.routes.models import Accepted, CustomerId, GroupId, answers
 
 router = APIRouter(tags=["groups"])
 
@@ -48,7 +48,8 @@ class GroupLeave(Command):
 async def join_group(
     customer_id: CustomerId, body: GroupJoin, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
+    return await answers.run(
+        who,
         commands.join_group,
         customer_id,
         body.expected_version,
@@ -58,14 +59,14 @@ async def join_group(
         body.role,
         body.joined_on.isoformat(),
     )
-    return Accepted(customer_id=customer_id, version=version)
 
 
 @router.post("/customers/{customer_id}/groups/{group_id}/leave", summary="Leave a group")
 async def leave_group(
     customer_id: CustomerId, group_id: GroupId, body: GroupLeave, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
+    return await answers.run(
+        who,
         commands.leave_group,
         customer_id,
         body.expected_version,
@@ -73,7 +74,6 @@ async def leave_group(
         left_on=body.left_on.isoformat(),
         reason=body.reason,
     )
-    return Accepted(customer_id=customer_id, version=version)
 
 
 @router.get("/groups/{group_id}", summary="A household or corporate group")

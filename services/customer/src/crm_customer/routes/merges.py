@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import ConfigDict
 
 from crm_customer.routes.dependencies import Commands
-from crm_customer.routes.models import Accepted, CustomerId
+from crm_customer.routes.models import Accepted, CustomerId, answers
 
 router = APIRouter(tags=["customers"])
 
@@ -34,7 +34,8 @@ class Merge(Command):
 
 @router.post("/customers/{customer_id}/merge", summary="Merge a duplicate into this customer")
 async def merge(customer_id: CustomerId, body: Merge, commands: Commands, who: Who) -> Accepted:
-    version = await who.run(
+    return await answers.run(
+        who,
         commands.merge,
         customer_id,
         body.expected_version,
@@ -42,4 +43,3 @@ async def merge(customer_id: CustomerId, body: Merge, commands: Commands, who: W
         body.reason,
         body.merged_on.isoformat(),
     )
-    return Accepted(customer_id=customer_id, version=version)

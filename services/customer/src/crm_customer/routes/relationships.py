@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from pydantic import ConfigDict
 
 from crm_customer.routes.dependencies import Commands
-from crm_customer.routes.models import Accepted, CustomerId
+from crm_customer.routes.models import Accepted, CustomerId, answers
 
 router = APIRouter(tags=["customers"])
 
@@ -38,7 +38,8 @@ class RelationshipEnd(Command):
 async def relate(
     customer_id: CustomerId, body: RelationshipLink, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
+    return await answers.run(
+        who,
         commands.relate,
         customer_id,
         body.expected_version,
@@ -46,7 +47,6 @@ async def relate(
         body.relationship_type,
         body.since.isoformat() if body.since else None,
     )
-    return Accepted(customer_id=customer_id, version=version)
 
 
 @router.post(
@@ -55,7 +55,8 @@ async def relate(
 async def unrelate(
     customer_id: CustomerId, body: RelationshipEnd, commands: Commands, who: Who
 ) -> Accepted:
-    version = await who.run(
+    return await answers.run(
+        who,
         commands.unrelate,
         customer_id,
         body.expected_version,
@@ -64,4 +65,3 @@ async def unrelate(
         body.ended_on.isoformat(),
         body.reason,
     )
-    return Accepted(customer_id=customer_id, version=version)

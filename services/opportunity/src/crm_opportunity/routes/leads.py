@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
 from crm_backbone.http import location
 from crm_backbone.service_api import Command, RequestBody, Who
 from crm_events.common import Email, Id, Name, Phone
 from crm_events.opportunity import LeadSource
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 from pydantic import ConfigDict, Field
 
 from crm_opportunity.routes.dependencies import Commands
@@ -17,19 +17,13 @@ from crm_opportunity.routes.models import (
     DEAL_EXAMPLE,
     Accepted,
     Assignment,
+    Converted,
     Deal,
-    accepted,
-    created,
+    LeadId,
+    answers,
 )
 
 router = APIRouter(tags=["leads"])
-
-LeadId = Annotated[Id, Path(description="Lead id", examples=["L-0001"])]
-
-
-class Converted(Accepted):
-    opportunity_id: str
-    opportunity_version: int
 
 
 class LeadCapture(RequestBody):
@@ -84,22 +78,21 @@ async def capture_lead(
     body: LeadCapture, commands: Commands, who: Who, response: Response
 ) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"lead_id"})
-    new = await who.run(commands.capture_lead, body.lead_id, fields)
-    return created(response, "leads", new)
+    return await answers.create(who, response, "leads", commands.capture_lead, body.lead_id, fields)
 
 
 @router.post("/leads/{lead_id}/qualify", summary="Qualify (upgrade) a lead")
 async def qualify_lead(
     lead_id: LeadId, body: Qualification, commands: Commands, who: Who
 ) -> Accepted:
-    return await accepted(
+    return await answers.run(
         who, commands.qualify_lead, lead_id, body.expected_version, body.customer_id, body.notes
     )
 
 
 @router.put("/leads/{lead_id}/manager", summary="Assign a lead to a manager")
 async def assign_lead(lead_id: LeadId, body: Assignment, commands: Commands, who: Who) -> Accepted:
-    return await accepted(
+    return await answers.run(
         who, commands.assign_lead, lead_id, body.expected_version, body.manager_id, body.reason
     )
 
@@ -130,7 +123,7 @@ async def convert_lead(
 async def disqualify_lead(
     lead_id: LeadId, body: Disqualification, commands: Commands, who: Who
 ) -> Accepted:
-    return await accepted(
+    return await answers.run(
         who, commands.disqualify_lead, lead_id, body.expected_version, body.reason
     )
 

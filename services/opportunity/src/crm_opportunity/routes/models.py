@@ -1,19 +1,19 @@
-"""What more than one resource's routes share: bodies, and the answers to commands."""
+"""What the opportunity routes share: the ids in a path, the answer to a command, and the
+bodies of more than one resource."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
-from typing import Any, Concatenate, ParamSpec
+from typing import Annotated, Any
 
-from crm_backbone.application import Created
-from crm_backbone.http import Caller, location
-from crm_backbone.service_api import Command, RequestBody
+from crm_backbone.service_api import Answers, Command, RequestBody
 from crm_events.common import Id, Money, Name
-from fastapi import Response
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
-P = ParamSpec("P")
+LeadId = Annotated[Id, Path(description="Lead id", examples=["L-0001"])]
+OpportunityId = Annotated[Id, Path(description="Opportunity id", examples=["OPP-0001"])]
+NeedId = Annotated[Id, Path(description="Need or complaint id", examples=["N-0001"])]
 
 
 class Accepted(BaseModel):
@@ -21,24 +21,13 @@ class Accepted(BaseModel):
     version: int = Field(description="Its version after the command")
 
 
-async def accepted(
-    who: Caller,
-    command: Callable[Concatenate[str, int | None, P], int],
-    key: str,
-    expected: int | None,
-    *args: P.args,
-    **kwargs: P.kwargs,
-) -> Accepted:
-    """Run ``command`` on the lead, opportunity or need ``key`` as ``who``, conditional on
-    its ``expected`` version: the answer names it and its new version."""
-    version = await who.run(command, key, expected, *args, **kwargs)
-    return Accepted(id=key, version=version)
+class Converted(Accepted):
+    opportunity_id: str
+    opportunity_version: int
 
 
-def created(response: Response, collection: str, new: Created) -> Accepted:
-    """The answer to a command that created ``new`` in ``collection``, located there."""
-    response.headers["Location"] = location(collection, new.id)
-    return Accepted(id=new.id, version=new.version)
+answers = Answers(lambda key, version: Accepted(id=key, version=version))
+"""Runs a command on a lead, an opportunity or a need and answers it with :class:`Accepted`."""
 
 
 class Assignment(Command):

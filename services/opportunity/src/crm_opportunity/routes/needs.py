@@ -4,20 +4,18 @@ read one back."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
 from crm_backbone.service_api import Command, RequestBody, Who
 from crm_events.common import Channel, Id, Name
 from crm_events.opportunity import NeedKind, NeedStatus, Severity, Urgency
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from crm_opportunity.routes.dependencies import Commands
-from crm_opportunity.routes.models import Accepted, Assignment, accepted, created
+from crm_opportunity.routes.models import Accepted, Assignment, NeedId, answers
 
 router = APIRouter(tags=["needs"])
-
-NeedId = Annotated[Id, Path(description="Need or complaint id", examples=["N-0001"])]
 
 
 class NeedLog(RequestBody):
@@ -83,27 +81,26 @@ class Confirmation(Command):
 @router.post("/needs", status_code=201, summary="Log a need or a complaint")
 async def log_need(body: NeedLog, commands: Commands, who: Who, response: Response) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"need_id"})
-    new = await who.run(commands.log_need, body.need_id, fields)
-    return created(response, "needs", new)
+    return await answers.create(who, response, "needs", commands.log_need, body.need_id, fields)
 
 
 @router.put("/needs/{need_id}/owner", summary="Assign the need to its owner")
 async def assign_need(need_id: NeedId, body: Assignment, commands: Commands, who: Who) -> Accepted:
-    return await accepted(
+    return await answers.run(
         who, commands.assign_need, need_id, body.expected_version, body.manager_id, body.reason
     )
 
 
 @router.post("/needs/{need_id}/status", summary="Set the working status")
 async def work_on_need(need_id: NeedId, body: NeedWork, commands: Commands, who: Who) -> Accepted:
-    return await accepted(
+    return await answers.run(
         who, commands.work_on_need, need_id, body.expected_version, body.status, body.sub_status
     )
 
 
 @router.post("/needs/{need_id}/resolve", summary="Resolve the need")
 async def resolve_need(need_id: NeedId, body: Resolution, commands: Commands, who: Who) -> Accepted:
-    return await accepted(
+    return await answers.run(
         who,
         commands.resolve_need,
         need_id,
@@ -117,7 +114,7 @@ async def resolve_need(need_id: NeedId, body: Resolution, commands: Commands, wh
     "/needs/{need_id}/reopen", summary="The customer rejects the resolution: work on it again"
 )
 async def reopen_need(need_id: NeedId, body: Reopening, commands: Commands, who: Who) -> Accepted:
-    return await accepted(who, commands.reopen_need, need_id, body.expected_version, body.reason)
+    return await answers.run(who, commands.reopen_need, need_id, body.expected_version, body.reason)
 
 
 @router.post(
@@ -126,7 +123,7 @@ async def reopen_need(need_id: NeedId, body: Reopening, commands: Commands, who:
 async def confirm_need(
     need_id: NeedId, body: Confirmation, commands: Commands, who: Who
 ) -> Accepted:
-    return await accepted(
+    return await answers.run(
         who,
         commands.confirm_need,
         need_id,

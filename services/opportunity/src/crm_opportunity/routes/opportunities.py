@@ -3,12 +3,10 @@ and manager."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from crm_backbone.service_api import Command, Who
 from crm_events.common import Id, Money, Name, Percent
 from crm_events.opportunity import LeadSource, OpportunityStage
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 from pydantic import ConfigDict, Field
 
 from crm_opportunity.routes.dependencies import Commands
@@ -17,13 +15,11 @@ from crm_opportunity.routes.models import (
     Accepted,
     Assignment,
     Deal,
-    accepted,
-    created,
+    OpportunityId,
+    answers,
 )
 
 router = APIRouter(tags=["opportunities"])
-
-OpportunityId = Annotated[Id, Path(description="Opportunity id", examples=["OPP-0001"])]
 
 
 class NewOpportunity(Deal):
@@ -86,8 +82,9 @@ async def open_opportunity(
     body: NewOpportunity, commands: Commands, who: Who, response: Response
 ) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"opportunity_id"})
-    new = await who.run(commands.open_opportunity, body.opportunity_id, fields)
-    return created(response, "opportunities", new)
+    return await answers.create(
+        who, response, "opportunities", commands.open_opportunity, body.opportunity_id, fields
+    )
 
 
 @router.post(
@@ -97,7 +94,7 @@ async def open_opportunity(
 async def move(
     opportunity_id: OpportunityId, body: StageMove, commands: Commands, who: Who
 ) -> Accepted:
-    return await accepted(
+    return await answers.run(
         who,
         commands.move_opportunity,
         opportunity_id,
@@ -114,7 +111,7 @@ async def move(
 async def override_probability(
     opportunity_id: OpportunityId, body: ProbabilityOverride, commands: Commands, who: Who
 ) -> Accepted:
-    return await accepted(
+    return await answers.run(
         who,
         commands.override_probability,
         opportunity_id,
@@ -128,7 +125,7 @@ async def override_probability(
 async def change_expected_value(
     opportunity_id: OpportunityId, body: ValueChange, commands: Commands, who: Who
 ) -> Accepted:
-    return await accepted(
+    return await answers.run(
         who,
         commands.change_expected_value,
         opportunity_id,
@@ -142,7 +139,7 @@ async def change_expected_value(
 async def reassign(
     opportunity_id: OpportunityId, body: Assignment, commands: Commands, who: Who
 ) -> Accepted:
-    return await accepted(
+    return await answers.run(
         who,
         commands.reassign_opportunity,
         opportunity_id,

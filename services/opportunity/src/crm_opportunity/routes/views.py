@@ -12,7 +12,7 @@ from crm_opportunity.application import NotFound
 from crm_opportunity.domain.base import PipelineAggregate
 from crm_opportunity.queries import LeadQueue, OpportunityView, Pipeline, SlaBoard
 from crm_opportunity.routes.dependencies import Commands, Queries
-from crm_opportunity.routes.opportunities import OpportunityId
+from crm_opportunity.routes.models import OpportunityId
 
 router = APIRouter(tags=["views"])
 
