@@ -4,7 +4,7 @@ A service's ``api.py`` builds its app with :func:`service_api` from its handle a
 router per resource; route functions reach the handle's parts through dependencies made
 with :func:`from_handle`, derive their request bodies from :class:`RequestBody` (command
 bodies from :class:`Command`), answer commands with the service's :class:`Answers`, and
-read-your-writes requests with :func:`read_your_writes`.
+read a view their caller wrote with :func:`read_view` (:func:`read_your_writes`).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ H = TypeVar("H", bound=ServiceHandle)
 T = TypeVar("T")
 A = TypeVar("A", bound=BaseModel)
 P = ParamSpec("P")
+V = TypeVar("V")
 
 Who = Annotated[Caller, Depends(caller)]
 """The caller of a command (``X-Actor``, ``X-Correlation-Id``). Commands move to bearer
@@ -198,6 +199,26 @@ async def read_your_writes(
             f"the view has not applied version {min_version} of {key} within {wait_ms} ms; retry",
             retry_after_ms=wait_ms,
         )
+
+
+async def read_view(
+    wait: Callable[[str, int, float], Awaitable[bool]],
+    application: ServiceApplication,
+    kind: type[TracedAggregate],
+    key: str,
+    min_version: int | None,
+    wait_ms: int,
+    read: Callable[[str], Awaitable[V | None]],
+    missing: Callable[[str], Exception],
+) -> V:
+    """The view of the ``kind`` ``key`` that ``read`` finds once it has applied
+    ``min_version`` (see :func:`read_your_writes`); ``missing(key)`` is raised when there
+    is none."""
+    await read_your_writes(wait, application, kind, key, min_version, wait_ms)
+    found = await read(key)
+    if found is None:
+        raise missing(key)
+    return found
 
 
 def _stale_version(error: Exception) -> Problem:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from crm_backbone.http import Problem
-from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_your_writes
+from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_view, read_your_writes
 from crm_events.campaign import CampaignKind
 from fastapi import APIRouter, Query
 
@@ -55,11 +55,16 @@ async def funnel(
     min_version: MinVersion = None,
     wait_ms: WaitMs = 2_000,
 ) -> Funnel:
-    await read_your_writes(queries.wait_for, commands, Campaign, campaign_id, min_version, wait_ms)
-    found = await queries.funnel(campaign_id)
-    if found is None:
-        raise CampaignNotFound(campaign_id)
-    return found
+    return await read_view(
+        queries.wait_for,
+        commands,
+        Campaign,
+        campaign_id,
+        min_version,
+        wait_ms,
+        queries.funnel,
+        CampaignNotFound,
+    )
 
 
 @router.get(

@@ -9,7 +9,7 @@ from crm_backbone.service_api import (
     RequestBody,
     WaitMs,
     Who,
-    read_your_writes,
+    read_view,
 )
 from crm_events.common import Id, Money, Name
 from crm_events.contact_log import ActivityCategory, Priority
@@ -135,8 +135,13 @@ async def activity(
     min_version: MinVersion = None,
     wait_ms: WaitMs = 2_000,
 ) -> ActivityView:
-    await read_your_writes(queries.wait_for, commands, Activity, activity_id, min_version, wait_ms)
-    found = await queries.activity(activity_id)
-    if found is None:
-        raise ActivityNotFound(activity_id)
-    return found
+    return await read_view(
+        queries.wait_for,
+        commands,
+        Activity,
+        activity_id,
+        min_version,
+        wait_ms,
+        queries.activity,
+        ActivityNotFound,
+    )

@@ -8,7 +8,7 @@ from crm_backbone.service_api import (
     RequestBody,
     WaitMs,
     Who,
-    read_your_writes,
+    read_view,
 )
 from crm_events.common import Id, Name
 from crm_events.contact_log import ContactCategory, ContactOutcome
@@ -74,8 +74,13 @@ async def contact(
     min_version: MinVersion = None,
     wait_ms: WaitMs = 2_000,
 ) -> ContactView:
-    await read_your_writes(queries.wait_for, commands, Contact, contact_id, min_version, wait_ms)
-    found = await queries.contact(contact_id)
-    if found is None:
-        raise ContactNotFound(contact_id)
-    return found
+    return await read_view(
+        queries.wait_for,
+        commands,
+        Contact,
+        contact_id,
+        min_version,
+        wait_ms,
+        queries.contact,
+        ContactNotFound,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from crm_backbone.http import Problem
-from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_your_writes
+from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_view
 from crm_events.common import ValueBand
 from crm_events.customer import CustomerStatus
 from fastapi import APIRouter, Query
@@ -30,11 +30,16 @@ async def view(
     min_version: MinVersion = None,
     wait_ms: WaitMs = 2_000,
 ) -> CustomerView:
-    await read_your_writes(queries.wait_for, commands, Customer, customer_id, min_version, wait_ms)
-    found = await queries.view(customer_id)
-    if found is None:
-        raise CustomerNotFound(customer_id)
-    return found
+    return await read_view(
+        queries.wait_for,
+        commands,
+        Customer,
+        customer_id,
+        min_version,
+        wait_ms,
+        queries.view,
+        CustomerNotFound,
+    )
 
 
 @router.get("/customers", summary="Search customers")

@@ -3,9 +3,10 @@ board (the projections' documents, kept by ``crm_opportunity.views``)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
-from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_your_writes
+from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_view
 from fastapi import APIRouter, Query
 
 from crm_opportunity.application import NotFound
@@ -36,13 +37,16 @@ async def opportunity(
     min_version: MinVersion = None,
     wait_ms: WaitMs = 2_000,
 ) -> OpportunityView:
-    await read_your_writes(
-        queries.wait_for, commands, PipelineAggregate, opportunity_id, min_version, wait_ms
+    return await read_view(
+        queries.wait_for,
+        commands,
+        PipelineAggregate,
+        opportunity_id,
+        min_version,
+        wait_ms,
+        queries.opportunity,
+        partial(NotFound, "opportunity"),
     )
-    found = await queries.opportunity(opportunity_id)
-    if found is None:
-        raise NotFound("opportunity", opportunity_id)
-    return found
 
 
 @router.get("/pipeline", summary="The weighted sales pipeline and conversion")
