@@ -42,19 +42,21 @@ test-integration: setup  ## integration tests only, against the genuine servers
 test-faults: setup  ## fault suite: kills and restarts servers of its own, checks nothing lost or doubled
 	@$(UV) run pytest faults -p no:randomly -q -s
 
-lint: setup  ## ruff, mypy, and the generated contract files are current and valid
+lint: setup  ## ruff, mypy, and the generated files (contracts, realm users) are current and valid
 	@$(UV) run ruff check .
 	@$(UV) run ruff format --check .
 	@$(UV) run mypy .
 	@if [ -d shared/events/asyncapi ]; then \
 		$(UV) run python -m crm_events.generate --check && node $(VALIDATOR)/validate.mjs; fi
+	@$(UV) run python -m crm_simulator.realm --check
 
 format: setup  ## apply ruff's fixes and formatting
 	@$(UV) run ruff check --fix .
 	@$(UV) run ruff format .
 
-generate: setup  ## regenerate JSON Schemas and AsyncAPI documents from the contracts
+generate: setup  ## regenerate JSON Schemas and AsyncAPI documents, and the realm's staff users
 	@$(UV) run python -m crm_events.generate
+	@$(UV) run python -m crm_simulator.realm
 
 bench: infra-up  ## benchmarks against the genuine servers
 	@$(UV) run python bench/run.py $(BENCH_ARGS)

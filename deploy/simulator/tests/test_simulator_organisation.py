@@ -5,7 +5,6 @@ before their reports, and the identity provider's users are the staff HR places.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import islice
 from pathlib import Path
@@ -19,6 +18,7 @@ from crm_simulator.cli import SIMULATED_TOPICS
 from crm_simulator.feed import bank_feed, feed, organisation_feed
 from crm_simulator.organisation import organisation, region_of
 from crm_simulator.population import BRANCH_IDS, population
+from crm_simulator.realm import subject_of
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 REALM = Path(__file__).parents[2] / "keycloak" / "crm-realm.json"
@@ -71,13 +71,18 @@ def test_a_naive_start_is_refused() -> None:
 
 
 @pytest.mark.skipif(not REALM.is_file(), reason="the realm file is not in this tree")
-def test_the_identity_providers_staff_are_placed_in_the_roles_their_tokens_grant() -> None:
-    staff = placements()
+def test_every_staff_member_has_a_login_with_their_staff_id_and_role_and_no_one_else() -> None:
     users = json.loads(REALM.read_text(encoding="utf-8"))["users"]
-    people = [user for user in users if "staff_id" in user.get("attributes", {})]
-    assert len(people) >= len(Role)
-    for user in people:
-        (staff_id,) = user["attributes"]["staff_id"]
-        assert staff[staff_id].role in user["realmRoles"], user["username"]
-    counted = Counter(staff[user["attributes"]["staff_id"][0]].role for user in people)
-    assert set(counted) == set(Role)
+    people = {
+        user["attributes"]["staff_id"][0]: user
+        for user in users
+        if "staff_id" in user.get("attributes", {})
+    }
+    assert len(people) == len([user for user in users if "credentials" in user])
+    assert set(people) == set(placements())
+    for staff_id, placed in placements().items():
+        user = people[staff_id]
+        assert (user["username"], user["realmRoles"]) == (staff_id.lower(), [placed.role.value])
+        assert user["id"] == subject_of(staff_id)
+    assert len({user["id"] for user in people.values()}) == len(people)
+    assert {placed.role for placed in placements().values()} == set(Role)
