@@ -32,6 +32,7 @@ from pydantic_core import CoreSchema, PydanticCustomError, core_schema, to_json
 
 from crm_backbone.aggregate import TracedAggregate, uuid_for
 from crm_backbone.application import Created, ServiceApplication, StaleVersion
+from crm_backbone.cursor import InvalidCursor
 from crm_backbone.http import (
     PROBLEM_RESPONSES,
     Caller,
@@ -221,6 +222,10 @@ async def read_view(
     return found
 
 
+def _invalid_cursor(error: Exception) -> Problem:
+    return Problem(400, "invalid-cursor", "Bad request", str(error))
+
+
 def _stale_version(error: Exception) -> Problem:
     assert isinstance(error, StaleVersion)
     return Problem(409, "stale-version", "Conflict", str(error), current_version=error.current)
@@ -255,7 +260,9 @@ def service_api(
         title=title, version="1.0", summary=summary, lifespan=lifespan, responses=PROBLEM_RESPONSES
     )
     app.state.service = handle
-    install_problem_handlers(app, {StaleVersion: _stale_version, **domain_errors})
+    install_problem_handlers(
+        app, {StaleVersion: _stale_version, InvalidCursor: _invalid_cursor, **domain_errors}
+    )
     app.include_router(ops_router(handle.runtime.readiness_checks, asyncapi_document(service)))
     for router in routers:
         app.include_router(router)

@@ -1,1 +1,1 @@
-"""The campaign service's HTTP routes, one module per resource."""
+"""The campaign service's HTTP routes, one router per resource (``api.py`` includes them)."""

@@ -31,16 +31,13 @@ async def campaigns(
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     cursor: str | None = None,
 ) -> CampaignPage:
-    try:
-        return await queries.campaigns_page(
-            status=status.value if status else None,
-            kind=kind.value if kind else None,
-            owner_manager_id=owner_manager_id,
-            limit=limit,
-            cursor=cursor,
-        )
-    except ValueError as error:
-        raise Problem(400, "invalid-cursor", "Bad request", str(error)) from None
+    return await queries.campaigns_page(
+        status=status.value if status else None,
+        kind=kind.value if kind else None,
+        owner_manager_id=owner_manager_id,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 @router.get(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from crm_backbone.http import Problem
 from fastapi import APIRouter, Query
 
 from crm_contactlog.queries import TimelinePage
@@ -21,7 +20,4 @@ async def timeline(
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> TimelinePage:
-    try:
-        return await queries.timeline(customer_id, limit=limit, cursor=cursor)
-    except ValueError as error:
-        raise Problem(400, "invalid-cursor", "Bad request", str(error)) from None
+    return await queries.timeline(customer_id, limit=limit, cursor=cursor)

@@ -127,7 +127,7 @@ class ConsentChange(Command):
 
 @router.post("/customers", status_code=201, summary="Register a customer")
 async def register(
-    body: Registration, commands: Commands, who: Who, response: Response
+    body: Registration, who: Who, commands: Commands, response: Response
 ) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"customer_id"})
     return await answers.create(
@@ -137,7 +137,7 @@ async def register(
 
 @router.patch("/customers/{customer_id}/profile", summary="Update the profile")
 async def update_profile(
-    customer_id: CustomerId, body: ProfileChange, commands: Commands, who: Who
+    customer_id: CustomerId, body: ProfileChange, who: Who, commands: Commands
 ) -> Accepted:
     changes = body.model_dump(mode="json", exclude={"expected_version"}, exclude_unset=True)
     return await answers.run(
@@ -147,7 +147,7 @@ async def update_profile(
 
 @router.post("/customers/{customer_id}/status", summary="Change the lifecycle status")
 async def change_status(
-    customer_id: CustomerId, body: StatusChange, commands: Commands, who: Who
+    customer_id: CustomerId, body: StatusChange, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who,
@@ -161,7 +161,7 @@ async def change_status(
 
 @router.post("/customers/{customer_id}/segment", summary="Change segment or tier")
 async def change_segment(
-    customer_id: CustomerId, body: SegmentChange, commands: Commands, who: Who
+    customer_id: CustomerId, body: SegmentChange, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who,
@@ -176,7 +176,7 @@ async def change_segment(
 
 @router.put("/customers/{customer_id}/manager", summary="Assign the relationship manager")
 async def assign_manager(
-    customer_id: CustomerId, body: ManagerAssignment, commands: Commands, who: Who
+    customer_id: CustomerId, body: ManagerAssignment, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who,
@@ -193,7 +193,7 @@ async def assign_manager(
     "/customers/{customer_id}/consent/{channel}", summary="Set marketing consent on a channel"
 )
 async def set_consent(
-    customer_id: CustomerId, channel: Channel, body: ConsentChange, commands: Commands, who: Who
+    customer_id: CustomerId, channel: Channel, body: ConsentChange, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who,

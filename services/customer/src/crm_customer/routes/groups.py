@@ -46,7 +46,7 @@ class GroupLeave(Command):
 
 @router.post("/customers/{customer_id}/groups", summary="Join a household or group")
 async def join_group(
-    customer_id: CustomerId, body: GroupJoin, commands: Commands, who: Who
+    customer_id: CustomerId, body: GroupJoin, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who,
@@ -63,7 +63,7 @@ async def join_group(
 
 @router.post("/customers/{customer_id}/groups/{group_id}/leave", summary="Leave a group")
 async def leave_group(
-    customer_id: CustomerId, group_id: GroupId, body: GroupLeave, commands: Commands, who: Who
+    customer_id: CustomerId, group_id: GroupId, body: GroupLeave, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who,

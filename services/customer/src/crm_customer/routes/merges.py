@@ -33,7 +33,7 @@ class Merge(Command):
 
 
 @router.post("/customers/{customer_id}/merge", summary="Merge a duplicate into this customer")
-async def merge(customer_id: CustomerId, body: Merge, commands: Commands, who: Who) -> Accepted:
+async def merge(customer_id: CustomerId, body: Merge, who: Who, commands: Commands) -> Accepted:
     return await answers.run(
         who,
         commands.merge,

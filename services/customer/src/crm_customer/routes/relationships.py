@@ -36,7 +36,7 @@ class RelationshipEnd(Command):
 
 @router.post("/customers/{customer_id}/relationships", summary="Relate two customers (both sides)")
 async def relate(
-    customer_id: CustomerId, body: RelationshipLink, commands: Commands, who: Who
+    customer_id: CustomerId, body: RelationshipLink, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who,
@@ -53,7 +53,7 @@ async def relate(
     "/customers/{customer_id}/relationships/end", summary="End a relationship (both sides)"
 )
 async def unrelate(
-    customer_id: CustomerId, body: RelationshipEnd, commands: Commands, who: Who
+    customer_id: CustomerId, body: RelationshipEnd, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from crm_backbone.http import Problem
 from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_view
 from crm_events.common import ValueBand
 from crm_events.customer import CustomerStatus
@@ -55,17 +54,14 @@ async def search(
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     cursor: str | None = None,
 ) -> SearchPage:
-    try:
-        return await queries.search(
-            name=name,
-            phone=phone,
-            id_number=id_number,
-            manager_id=manager_id,
-            branch_id=branch_id,
-            segment=segment.value if segment else None,
-            status=status.value if status else None,
-            limit=limit,
-            cursor=cursor,
-        )
-    except ValueError as error:
-        raise Problem(400, "invalid-cursor", "Bad request", str(error)) from None
+    return await queries.search(
+        name=name,
+        phone=phone,
+        id_number=id_number,
+        manager_id=manager_id,
+        branch_id=branch_id,
+        segment=segment.value if segment else None,
+        status=status.value if status else None,
+        limit=limit,
+        cursor=cursor,
+    )

@@ -75,7 +75,7 @@ class Conversion(Deal, Command):
 
 @router.post("/leads", status_code=201, summary="Capture a lead")
 async def capture_lead(
-    body: LeadCapture, commands: Commands, who: Who, response: Response
+    body: LeadCapture, who: Who, commands: Commands, response: Response
 ) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"lead_id"})
     return await answers.create(who, response, "leads", commands.capture_lead, body.lead_id, fields)
@@ -83,7 +83,7 @@ async def capture_lead(
 
 @router.post("/leads/{lead_id}/qualify", summary="Qualify (upgrade) a lead")
 async def qualify_lead(
-    lead_id: LeadId, body: Qualification, commands: Commands, who: Who
+    lead_id: LeadId, body: Qualification, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who, commands.qualify_lead, lead_id, body.expected_version, body.customer_id, body.notes
@@ -91,7 +91,7 @@ async def qualify_lead(
 
 
 @router.put("/leads/{lead_id}/manager", summary="Assign a lead to a manager")
-async def assign_lead(lead_id: LeadId, body: Assignment, commands: Commands, who: Who) -> Accepted:
+async def assign_lead(lead_id: LeadId, body: Assignment, who: Who, commands: Commands) -> Accepted:
     return await answers.run(
         who, commands.assign_lead, lead_id, body.expected_version, body.manager_id, body.reason
     )
@@ -103,7 +103,7 @@ async def assign_lead(lead_id: LeadId, body: Assignment, commands: Commands, who
     summary="Convert a qualified, assigned lead into an opportunity",
 )
 async def convert_lead(
-    lead_id: LeadId, body: Conversion, commands: Commands, who: Who, response: Response
+    lead_id: LeadId, body: Conversion, who: Who, commands: Commands, response: Response
 ) -> Converted:
     deal = body.model_dump(mode="json", exclude={"opportunity_id", "expected_version"})
     converted = await who.run(
@@ -121,7 +121,7 @@ async def convert_lead(
 
 @router.post("/leads/{lead_id}/disqualify", summary="Disqualify a lead")
 async def disqualify_lead(
-    lead_id: LeadId, body: Disqualification, commands: Commands, who: Who
+    lead_id: LeadId, body: Disqualification, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who, commands.disqualify_lead, lead_id, body.expected_version, body.reason

@@ -79,27 +79,27 @@ class Confirmation(Command):
 
 
 @router.post("/needs", status_code=201, summary="Log a need or a complaint")
-async def log_need(body: NeedLog, commands: Commands, who: Who, response: Response) -> Accepted:
+async def log_need(body: NeedLog, who: Who, commands: Commands, response: Response) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"need_id"})
     return await answers.create(who, response, "needs", commands.log_need, body.need_id, fields)
 
 
 @router.put("/needs/{need_id}/owner", summary="Assign the need to its owner")
-async def assign_need(need_id: NeedId, body: Assignment, commands: Commands, who: Who) -> Accepted:
+async def assign_need(need_id: NeedId, body: Assignment, who: Who, commands: Commands) -> Accepted:
     return await answers.run(
         who, commands.assign_need, need_id, body.expected_version, body.manager_id, body.reason
     )
 
 
 @router.post("/needs/{need_id}/status", summary="Set the working status")
-async def work_on_need(need_id: NeedId, body: NeedWork, commands: Commands, who: Who) -> Accepted:
+async def work_on_need(need_id: NeedId, body: NeedWork, who: Who, commands: Commands) -> Accepted:
     return await answers.run(
         who, commands.work_on_need, need_id, body.expected_version, body.status, body.sub_status
     )
 
 
 @router.post("/needs/{need_id}/resolve", summary="Resolve the need")
-async def resolve_need(need_id: NeedId, body: Resolution, commands: Commands, who: Who) -> Accepted:
+async def resolve_need(need_id: NeedId, body: Resolution, who: Who, commands: Commands) -> Accepted:
     return await answers.run(
         who,
         commands.resolve_need,
@@ -113,7 +113,7 @@ async def resolve_need(need_id: NeedId, body: Resolution, commands: Commands, wh
 @router.post(
     "/needs/{need_id}/reopen", summary="The customer rejects the resolution: work on it again"
 )
-async def reopen_need(need_id: NeedId, body: Reopening, commands: Commands, who: Who) -> Accepted:
+async def reopen_need(need_id: NeedId, body: Reopening, who: Who, commands: Commands) -> Accepted:
     return await answers.run(who, commands.reopen_need, need_id, body.expected_version, body.reason)
 
 
@@ -121,7 +121,7 @@ async def reopen_need(need_id: NeedId, body: Reopening, commands: Commands, who:
     "/needs/{need_id}/confirm", summary="The customer's answer to the resolution; ends the need"
 )
 async def confirm_need(
-    need_id: NeedId, body: Confirmation, commands: Commands, who: Who
+    need_id: NeedId, body: Confirmation, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who,

@@ -79,7 +79,7 @@ class ValueChange(Command):
 
 @router.post("/opportunities", status_code=201, summary="Open an opportunity")
 async def open_opportunity(
-    body: NewOpportunity, commands: Commands, who: Who, response: Response
+    body: NewOpportunity, who: Who, commands: Commands, response: Response
 ) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"opportunity_id"})
     return await answers.create(
@@ -92,7 +92,7 @@ async def open_opportunity(
     summary="Move forward in the funnel, or close won or lost",
 )
 async def move(
-    opportunity_id: OpportunityId, body: StageMove, commands: Commands, who: Who
+    opportunity_id: OpportunityId, body: StageMove, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who,
@@ -109,7 +109,7 @@ async def move(
     summary="Override the stage's default probability, with a reason",
 )
 async def override_probability(
-    opportunity_id: OpportunityId, body: ProbabilityOverride, commands: Commands, who: Who
+    opportunity_id: OpportunityId, body: ProbabilityOverride, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who,
@@ -123,7 +123,7 @@ async def override_probability(
 
 @router.put("/opportunities/{opportunity_id}/expected-value", summary="Change the expected value")
 async def change_expected_value(
-    opportunity_id: OpportunityId, body: ValueChange, commands: Commands, who: Who
+    opportunity_id: OpportunityId, body: ValueChange, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who,
@@ -137,7 +137,7 @@ async def change_expected_value(
 
 @router.put("/opportunities/{opportunity_id}/manager", summary="Reassign to another manager")
 async def reassign(
-    opportunity_id: OpportunityId, body: Assignment, commands: Commands, who: Who
+    opportunity_id: OpportunityId, body: Assignment, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
         who,
