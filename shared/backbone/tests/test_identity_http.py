@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import pytest
-from crm_backbone.http import PROBLEM_JSON, Caller, install_problem_handlers
-from crm_backbone.identity import (
-    Authenticated,
-    authenticated_caller,
-    forbidden,
-    install_authentication,
-    token_validator,
-)
+from crm_backbone.callers import Authentication, Who
+from crm_backbone.http import PROBLEM_JSON, install_problem_handlers
+from crm_backbone.identity import Authenticated, forbidden, token_validator
 from crm_backbone.settings import ServiceSettings
 from crm_backbone.testing_identity import (
     TEST_ISSUER,
     TEST_SUBJECT,
     Signer,
+    TestIdentity,
     TestProvider,
     access_claims,
 )
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 SIGNER = Signer.rsa("rsa-1")
+TEST_IDENTITY = TestIdentity()
 
 
 def make_app(*, with_validator: bool = True) -> FastAPI:
@@ -42,11 +39,16 @@ def make_app(*, with_validator: bool = True) -> FastAPI:
         return {"status": "ok"}
 
     @app.post("/commands")
-    async def command(caller: Annotated[Caller, Depends(authenticated_caller)]) -> dict[str, Any]:
-        return {"actor": caller.actor, "correlation_id": caller.correlation_id}
+    async def command(caller: Who) -> dict[str, Any]:
+        return {
+            "actor": caller.actor,
+            "client": caller.client,
+            "correlation_id": caller.correlation_id,
+            "scope": sorted(caller.reach.scope.values),
+        }
 
     validator = token_validator(ServiceSettings(oidc_issuer=TEST_ISSUER), TestProvider([SIGNER]))
-    install_authentication(app, validator if with_validator else None)
+    Authentication(validator if with_validator else None, TEST_IDENTITY.positions).install(app)
     return app
 
 
@@ -98,7 +100,12 @@ def test_a_valid_token_is_answered(client: TestClient) -> None:
 def test_a_command_runs_as_the_token_subject(client: TestClient) -> None:
     headers = {**bearer(SIGNER.sign(access_claims())), "X-Correlation-Id": "flow-7"}
     response = client.post("/commands", headers=headers)
-    assert response.json() == {"actor": TEST_SUBJECT, "correlation_id": "flow-7"}
+    assert response.json() == {
+        "actor": TEST_SUBJECT,
+        "client": "crm-cli",
+        "correlation_id": "flow-7",
+        "scope": ["RM-0001"],
+    }
     assert client.post("/commands", headers={"X-Actor": "rm-0001"}).status_code == 401
 
 

@@ -6,6 +6,7 @@ errors to RFC 9457 problem documents and builds the app.
 
 from __future__ import annotations
 
+from crm_backbone.callers import Authentication
 from crm_backbone.http import Problem
 from crm_backbone.service_api import service_api
 from fastapi import FastAPI
@@ -42,7 +43,12 @@ DOMAIN_ERRORS = {
 }
 
 
-def create_app(service: CampaignService, *, run_workers: bool = True) -> FastAPI:
+def create_app(
+    service: CampaignService,
+    *,
+    run_workers: bool = True,
+    authentication: Authentication | None = None,
+) -> FastAPI:
     """The API; with ``run_workers`` its process also runs the relay and the consumers."""
     return service_api(
         service,
@@ -52,4 +58,5 @@ def create_app(service: CampaignService, *, run_workers: bool = True) -> FastAPI
         domain_errors=DOMAIN_ERRORS,
         routers=[campaigns.router, responses.router, tracking.router],
         run_workers=run_workers,
+        authentication=authentication,
     )

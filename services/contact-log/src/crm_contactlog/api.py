@@ -1,6 +1,7 @@
 """The contact-log service's HTTP API: contacts, activities, timelines and task lists.
 
-Every command names its actor (``X-Actor``); commands on an activity may carry
+Every call carries a bearer token (its subject is the actor of the events a command
+causes); commands on an activity may carry
 ``expected_version`` (a stale one is refused with 409 and nothing is written) and answer
 its new version, which a read can wait for (``min_version``). Errors are RFC 9457
 problem documents. The routes are in ``crm_contactlog.routes``, one module per resource.
@@ -8,6 +9,7 @@ problem documents. The routes are in ``crm_contactlog.routes``, one module per r
 
 from __future__ import annotations
 
+from crm_backbone.callers import Authentication
 from crm_backbone.http import Problem
 from crm_backbone.service_api import service_api
 from fastapi import FastAPI
@@ -28,7 +30,12 @@ DOMAIN_ERRORS = {
 }
 
 
-def create_app(service: ContactLogService, *, run_workers: bool = True) -> FastAPI:
+def create_app(
+    service: ContactLogService,
+    *,
+    run_workers: bool = True,
+    authentication: Authentication | None = None,
+) -> FastAPI:
     """The API; with ``run_workers`` its process also runs the relay and the consumers."""
     return service_api(
         service,
@@ -38,4 +45,5 @@ def create_app(service: ContactLogService, *, run_workers: bool = True) -> FastA
         domain_errors=DOMAIN_ERRORS,
         routers=[contacts.router, activities.router, timelines.router, task_lists.router],
         run_workers=run_workers,
+        authentication=authentication,
     )

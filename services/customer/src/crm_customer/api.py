@@ -1,6 +1,7 @@
 """The customer service's HTTP API: commands on customers, the single customer view, search.
 
-Every command names its actor (``X-Actor``), may carry ``expected_version`` (a stale one
+Every call carries a bearer token (its subject is the actor of the events a command
+causes), may carry ``expected_version`` (a stale one
 is refused with 409 and nothing is written) and answers the customer's new version.
 Errors are RFC 9457 problem documents. The routes are in ``crm_customer.routes``, one
 module per resource.
@@ -8,6 +9,7 @@ module per resource.
 
 from __future__ import annotations
 
+from crm_backbone.callers import Authentication
 from crm_backbone.http import Problem
 from crm_backbone.service_api import service_api
 from fastapi import FastAPI
@@ -39,7 +41,12 @@ DOMAIN_ERRORS = {
 }
 
 
-def create_app(service: CustomerService, *, run_workers: bool = True) -> FastAPI:
+def create_app(
+    service: CustomerService,
+    *,
+    run_workers: bool = True,
+    authentication: Authentication | None = None,
+) -> FastAPI:
     """The API; with ``run_workers`` its process also runs the relay and the consumers."""
     return service_api(
         service,
@@ -55,4 +62,5 @@ def create_app(service: CustomerService, *, run_workers: bool = True) -> FastAPI
             views.router,
         ],
         run_workers=run_workers,
+        authentication=authentication,
     )

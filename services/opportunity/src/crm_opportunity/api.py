@@ -1,6 +1,7 @@
 """The opportunity service's HTTP API: leads, opportunities, needs, and their views.
 
-Every command names its actor (``X-Actor``), may carry ``expected_version`` (a stale one
+Every call carries a bearer token (its subject is the actor of the events a command
+causes), may carry ``expected_version`` (a stale one
 is refused with 409 and nothing is written) and answers the aggregate's id and new
 version. Ids are the caller's or generated. Errors are RFC 9457 problem documents. The
 routes are in ``crm_opportunity.routes``, one module per resource.
@@ -8,6 +9,7 @@ routes are in ``crm_opportunity.routes``, one module per resource.
 
 from __future__ import annotations
 
+from crm_backbone.callers import Authentication
 from crm_backbone.http import Problem
 from crm_backbone.service_api import service_api
 from fastapi import FastAPI
@@ -33,7 +35,12 @@ DOMAIN_ERRORS = {
 }
 
 
-def create_app(service: OpportunityService, *, run_workers: bool = True) -> FastAPI:
+def create_app(
+    service: OpportunityService,
+    *,
+    run_workers: bool = True,
+    authentication: Authentication | None = None,
+) -> FastAPI:
     """The API; with ``run_workers`` its process also runs the relay and the consumers."""
     return service_api(
         service,
@@ -43,4 +50,5 @@ def create_app(service: OpportunityService, *, run_workers: bool = True) -> Fast
         domain_errors=DOMAIN_ERRORS,
         routers=[leads.router, opportunities.router, needs.router, views.router],
         run_workers=run_workers,
+        authentication=authentication,
     )

@@ -21,7 +21,8 @@ _KEY_NAMESPACE = uuid.UUID("0f5b8a52-6f3e-4c0e-9d1e-2a7c4b1d9e11")
 
 
 class TracedAggregate(Aggregate):
-    """An ``eventsourcing`` aggregate whose events record actor, correlation and causation.
+    """An ``eventsourcing`` aggregate whose events record actor, client, correlation and
+    causation.
 
     The values come from :func:`crm_backbone.context.command_context`, set by the API
     layer from the request, so domain methods stay free of plumbing arguments.
@@ -36,6 +37,7 @@ class TracedAggregate(Aggregate):
 
     class Event(Aggregate.Event):
         actor: str
+        client: str | None
         correlation_id: str
         causation_id: str | None
         subject: str
@@ -95,6 +97,7 @@ def uuid_for(aggregate_class: type[TracedAggregate], key: str) -> uuid.UUID:
 def _with_context(kwargs: dict[str, Any]) -> dict[str, Any]:
     context = current_context()
     kwargs.setdefault("actor", context.actor)
+    kwargs.setdefault("client", context.client)
     kwargs.setdefault("correlation_id", context.correlation_id)
     kwargs.setdefault("causation_id", context.causation_id)
     return kwargs

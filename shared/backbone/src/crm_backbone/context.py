@@ -14,6 +14,9 @@ class CommandContext:
     actor: str
     correlation_id: str
     causation_id: str | None = None
+    client: str | None = None
+    """The OAuth client the command came through (a token's ``azp``); None for the
+    service's own workers."""
 
 
 SYSTEM = CommandContext(actor="system", correlation_id="system")
@@ -26,10 +29,14 @@ def current_context() -> CommandContext:
 
 @contextmanager
 def command_context(
-    actor: str, correlation_id: str | None = None, causation_id: str | None = None
+    actor: str,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    client: str | None = None,
 ) -> Iterator[CommandContext]:
-    """Run a command as ``actor``; events it triggers record actor and correlation."""
-    context = CommandContext(actor, correlation_id or str(uuid.uuid4()), causation_id)
+    """Run a command as ``actor`` (through ``client``); events it triggers record actor,
+    client and correlation."""
+    context = CommandContext(actor, correlation_id or str(uuid.uuid4()), causation_id, client)
     token = _current.set(context)
     try:
         yield context

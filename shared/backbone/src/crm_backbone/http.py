@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import structlog
@@ -21,9 +20,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
-
-from crm_backbone.context import command_context
-from crm_backbone.principal import Principal
 
 log = structlog.get_logger(__name__)
 
@@ -153,46 +149,8 @@ def location(*segments: str) -> str:
     return "".join("/" + urllib.parse.quote(segment, safe="") for segment in segments)
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who sent a command (``X-Actor``, or the subject of a bearer token, whose
-    ``principal`` it then carries) and the flow it belongs to (``X-Correlation-Id``)."""
-
-    actor: str
-    correlation_id: str | None = None
-    principal: Principal | None = None
-
-    async def run(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a (blocking) application command in a thread, as this caller."""
-
-        def as_caller() -> T:
-            with command_context(self.actor, self.correlation_id):
-                return command(*args, **kwargs)
-
-        return await asyncio.to_thread(as_caller)
-
-    async def run_async(
-        self, command: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        """Await an application command that reads before it decides, as this caller (the
-        blocking steps it runs in threads inherit the caller)."""
-        with command_context(self.actor, self.correlation_id):
-            return await command(*args, **kwargs)
-
-
 CorrelationId = Annotated[Id | None, Header(description="Flow this command belongs to (optional)")]
 """The ``X-Correlation-Id`` header of a command."""
-
-
-def caller(
-    x_actor: Annotated[
-        Id, Header(description="User or system issuing the command", examples=["rm-0042"])
-    ],
-    x_correlation_id: CorrelationId = None,
-) -> Caller:
-    """FastAPI dependency: the caller of a command. Both headers are ids, as the events
-    that record them require; a command without a valid actor is refused (422)."""
-    return Caller(x_actor, x_correlation_id)
 
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]

@@ -4,9 +4,9 @@
 (:mod:`crm_backbone.signing_keys`), its algorithm against an allow-list of public-key
 signatures, and its ``iss``, ``aud``, ``exp`` and ``nbf``; it answers the
 :class:`~crm_backbone.principal.Principal` the token proves or raises a 401 problem.
-:func:`authenticated_principal` and :func:`authenticated_caller` are the FastAPI
-dependencies; :func:`install_authentication` gives an app its validator and lets
-``/docs`` log in through the provider.
+:func:`authenticated_principal` is the FastAPI dependency (:mod:`crm_backbone.callers`
+places the principal in the organisation); :func:`install_authentication` gives an app
+its validator and lets ``/docs`` log in through the provider.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from jwt import (
     PyJWTError,
 )
 
-from crm_backbone.http import Caller, CorrelationId, Problem
+from crm_backbone.http import Problem
 from crm_backbone.principal import Principal
 from crm_backbone.settings import ServiceSettings
 from crm_backbone.signing_keys import (
@@ -216,13 +216,6 @@ async def authenticated_principal(
 
 Authenticated = Annotated[Principal, Security(authenticated_principal)]
 """The proven caller of a request."""
-
-
-def authenticated_caller(
-    principal: Authenticated, x_correlation_id: CorrelationId = None
-) -> Caller:
-    """FastAPI dependency: the caller of a command, as its bearer token proves it."""
-    return Caller(principal.actor, x_correlation_id, principal)
 
 
 def install_authentication(

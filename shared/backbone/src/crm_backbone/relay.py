@@ -76,6 +76,7 @@ def integration_envelope(
         aggregate_id=aggregate_id,
         aggregate_version=version,
         actor=getattr(domain_event, "actor", "system"),
+        client=getattr(domain_event, "client", None),
         source=source,
         correlation_id=getattr(domain_event, "correlation_id", None),
         causation_id=getattr(domain_event, "causation_id", None),

@@ -200,7 +200,9 @@ class Infrastructure:
     @classmethod
     def connect(cls, settings: ServiceSettings, service: Service) -> Infrastructure:
         store = settings.event_store_config(service.value)
-        mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+        mongo: AsyncMongoClient[Document] = AsyncMongoClient(
+            settings.mongo_client_uri(service.value), tz_aware=True
+        )
         return cls(settings, service, store, mongo, mongo[settings.mongo_database(service.value)])
 
     def runtime(
@@ -232,6 +234,12 @@ class ServiceHandle:
     application: ServiceApplication
     runtime: ServiceRuntime
     mongo: AsyncMongoClient[Document]
+    settings: ServiceSettings
+
+    @property
+    def database(self) -> AsyncDatabase[Document]:
+        """The service's own MongoDB database."""
+        return self.runtime.components.database
 
     async def close(self) -> None:
         await self.runtime.stop()

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from crm_events.generate import asyncapi_document
 from crm_events.topics import Service
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -30,21 +30,20 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema, to_json
 
+from crm_backbone.access import ACCESS_ERRORS
 from crm_backbone.aggregate import TracedAggregate, uuid_for
 from crm_backbone.application import Created, ServiceApplication, StaleVersion
+from crm_backbone.callers import Authentication, Caller
 from crm_backbone.cursor import InvalidCursor
 from crm_backbone.http import (
     PROBLEM_RESPONSES,
-    Caller,
     Problem,
     ProblemMapper,
-    caller,
     install_problem_handlers,
     location,
     ops_router,
     problem_responses,
 )
-from crm_backbone.identity import TokenValidator, install_authentication
 from crm_backbone.runtime import ServiceHandle
 
 H = TypeVar("H", bound=ServiceHandle)
@@ -52,10 +51,6 @@ T = TypeVar("T")
 A = TypeVar("A", bound=BaseModel)
 P = ParamSpec("P")
 V = TypeVar("V")
-
-Who = Annotated[Caller, Depends(caller)]
-"""The caller of a command (``X-Actor``, ``X-Correlation-Id``). Commands move to bearer
-tokens by depending on ``crm_backbone.identity.authenticated_caller`` instead."""
 
 MinVersion = Annotated[
     int | None, Query(ge=1, description="Wait until the view has applied this version")
@@ -240,12 +235,13 @@ def service_api(
     domain_errors: Mapping[type[Exception], ProblemMapper],
     routers: Sequence[APIRouter],
     run_workers: bool,
-    token_validator: TokenValidator | None = None,
+    authentication: Authentication | None = None,
 ) -> FastAPI:
     """A FastAPI app with the service's routers and lifespan (its workers, when
     ``run_workers``), problem+json errors and ``/healthz``, ``/readyz``, ``/metrics``,
     ``/asyncapi.json``. Routes reach ``handle`` through :func:`from_handle`, and callers are
-    authenticated with ``token_validator`` (see :mod:`crm_backbone.identity`)."""
+    proven by ``authentication`` (by default the identity provider of the handle's
+    settings, see :mod:`crm_backbone.callers`)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -261,12 +257,19 @@ def service_api(
     )
     app.state.service = handle
     install_problem_handlers(
-        app, {StaleVersion: _stale_version, InvalidCursor: _invalid_cursor, **domain_errors}
+        app,
+        {
+            StaleVersion: _stale_version,
+            InvalidCursor: _invalid_cursor,
+            **ACCESS_ERRORS,
+            **domain_errors,
+        },
     )
     app.include_router(ops_router(handle.runtime.readiness_checks, asyncapi_document(service)))
     for router in routers:
         app.include_router(router)
-    install_authentication(app, token_validator)
+    authentication = authentication or Authentication.configured(handle.settings, handle.database)
+    authentication.install(app)
     return app
 
 

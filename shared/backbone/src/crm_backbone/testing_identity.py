@@ -3,6 +3,8 @@
 Unit tests validate tokens without a server: :class:`Signer` signs tokens with a key
 made in the test, :class:`TestProvider` is the JWKS source a validator fetches from (and
 counts the fetches), :func:`access_claims` the claims of a relationship manager's token.
+:class:`TestIdentity` gives an app under test its provider and a small organisation
+(:data:`TEST_POSITIONS`), and the headers of calls by its staff and service accounts.
 """
 
 from __future__ import annotations
@@ -10,12 +12,19 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jwt
+from crm_events.organisation import Role
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from crm_backbone.callers import Authentication
+from crm_backbone.identity import TokenValidator
+from crm_backbone.organisation import Position
+from crm_backbone.signing_keys import SigningKeys
 
 TEST_ISSUER = "http://127.0.0.1:18080/realms/crm"
 TEST_AUDIENCE = "crm-api"
@@ -95,3 +104,93 @@ def access_claims(**changes: Any) -> dict[str, Any]:
         "realm_access": {"roles": ["default-roles-crm", "offline_access"]},
     }
     return {name: value for name, value in {**base, **changes}.items() if value is not None}
+
+
+def subject_of(name: str) -> str:
+    """The stable subject the test provider gives the user or client ``name``."""
+    return str(uuid.uuid5(_SUBJECTS, name))
+
+
+_SUBJECTS = uuid.UUID("5d0b8f40-8f5e-4d0c-9d7e-3c1f2b6a9e21")
+
+TEST_BRANCHES = {"BR-001": "RG-01", "BR-002": "RG-01", "BR-003": "RG-02"}
+"""The branches of the test organisation and their regions."""
+
+TEST_POSITIONS = (
+    Position("RM-0001", Role.RELATIONSHIP_MANAGER, "BR-001", "RG-01", "BM-0001"),
+    Position("RM-0002", Role.RELATIONSHIP_MANAGER, "BR-001", "RG-01", "BM-0001"),
+    Position("RM-0005", Role.RELATIONSHIP_MANAGER, "BR-002", "RG-01", "BM-0002"),
+    Position("RM-0009", Role.RELATIONSHIP_MANAGER, "BR-003", "RG-02", "BM-0003"),
+    Position("BM-0001", Role.BRANCH_MANAGER, "BR-001", "RG-01", "RH-0001"),
+    Position("RH-0001", Role.REGIONAL_HEAD, None, "RG-01"),
+    Position("HO-0001", Role.ANALYST),
+    Position("OP-0001", Role.OPERATOR),
+    Position("AU-0001", Role.AUDITOR),
+)
+"""A small organisation for tests: managers in two branches of one region and one of
+another, their branch manager and regional head, and head office's analyst, operator and
+auditor."""
+
+
+@dataclass
+class FixedPositions:
+    """The organisation as the test gives it (a ``PositionLookup``)."""
+
+    positions: Mapping[str, Position]
+
+    async def position_of(self, staff_id: str) -> Position | None:
+        position = self.positions.get(staff_id)
+        if position is None or position.role.unit != "region":
+            return position
+        branches = frozenset(b for b, r in TEST_BRANCHES.items() if r == position.region_id)
+        return replace(position, region_branch_ids=branches)
+
+
+class TestIdentity:
+    """An identity provider and an organisation made in the test: bearer tokens for its
+    staff and for service accounts, and the ``Authentication`` an app under test uses."""
+
+    __test__ = False
+
+    def __init__(self, positions: tuple[Position, ...] = TEST_POSITIONS) -> None:
+        self.signer = Signer.rsa("test-key")
+        self.positions = FixedPositions({p.staff_id: p for p in positions})
+        keys = SigningKeys(TestProvider([self.signer]), (self.signer.alg,))
+        self.authentication = Authentication(
+            TokenValidator(keys, issuer=TEST_ISSUER, audience=TEST_AUDIENCE),
+            self.positions,
+        )
+
+    def staff_token(self, staff_id: str, *, client: str = "crm-console") -> str:
+        """A token of the staff member ``staff_id``, with the role HR gives them."""
+        position = self.positions.positions[staff_id]
+        return self.signer.sign(
+            access_claims(
+                sub=subject_of(staff_id),
+                preferred_username=staff_id.lower(),
+                staff_id=staff_id,
+                azp=client,
+                roles=[position.role.value],
+            )
+        )
+
+    def service_token(self, client: str, role: str = "crm_service") -> str:
+        """A token of the client ``client``'s service account (client credentials)."""
+        return self.signer.sign(
+            access_claims(
+                sub=subject_of(client),
+                preferred_username=f"service-account-{client}",
+                staff_id=None,
+                azp=client,
+                client_id=client,
+                roles=[role],
+            )
+        )
+
+    def staff(self, staff_id: str, **headers: str) -> dict[str, str]:
+        """Request headers of a call by ``staff_id`` (plus ``headers``)."""
+        return {"Authorization": f"Bearer {self.staff_token(staff_id)}", **headers}
+
+    def service(self, client: str, role: str = "crm_service", **headers: str) -> dict[str, str]:
+        """Request headers of a call by the service account of ``client``."""
+        return {"Authorization": f"Bearer {self.service_token(client, role)}", **headers}

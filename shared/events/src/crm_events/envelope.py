@@ -63,6 +63,10 @@ class Envelope(BaseModel, Generic[P]):
     correlationid: Annotated[Id, Field(description="Id of the root event of the flow")]
     causationid: Annotated[Id, Field(description="Id of the event or command that caused it")]
     actor: Annotated[Id, Field(description="User or system behind the change")]
+    client: Annotated[
+        Id | None,
+        Field(description="Client application the change came through (its OAuth client id)"),
+    ] = None
     schemaversion: Annotated[PositiveInt, Field(description="Schema version of the payload")]
     data: SerializeAsAny[P]
 
@@ -85,6 +89,7 @@ class Envelope(BaseModel, Generic[P]):
         aggregate_version: int,
         actor: str,
         source: str,
+        client: str | None = None,
         correlation_id: str | None = None,
         causation_id: str | None = None,
         event_id: str | None = None,
@@ -107,6 +112,7 @@ class Envelope(BaseModel, Generic[P]):
             correlationid=correlation_id or event_id,
             causationid=causation_id or event_id,
             actor=actor,
+            client=client,
             schemaversion=payload.schema_version,
             data=payload,
         )
@@ -119,11 +125,17 @@ HEADERS: dict[str, str] = {
 }
 """Kafka header name of each envelope attribute."""
 _ATTRIBUTES = {header: name for name, header in HEADERS.items()}
+REQUIRED_HEADERS = {
+    name: header
+    for name, header in HEADERS.items()
+    if Envelope.model_fields[name].default is not None
+}
+"""The headers every record must carry (``ce_client`` is optional: workers have none)."""
 
 
 def to_kafka(envelope: Envelope[P]) -> KafkaRecord:
     """The Kafka record (binary content mode) of ``envelope``."""
-    attributes = envelope.model_dump(mode="json", exclude={"data"})
+    attributes = envelope.model_dump(mode="json", exclude={"data"}, exclude_none=True)
     return KafkaRecord(
         key=envelope.aggregateid.encode(),
         value=envelope.data.model_dump_json().encode(),
@@ -152,7 +164,7 @@ def from_kafka(
                 fields[name] = raw.decode()
             except (AttributeError, UnicodeDecodeError):
                 raise MalformedEvent(f"header {header} is not UTF-8 text") from None
-    missing = [header for name, header in HEADERS.items() if name not in fields]
+    missing = [header for name, header in REQUIRED_HEADERS.items() if name not in fields]
     if missing:
         raise MalformedEvent(f"missing headers: {', '.join(missing)}")
     if fields["specversion"] != SPECVERSION or fields["datacontenttype"] != CONTENT_TYPE:

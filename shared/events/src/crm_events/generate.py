@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from crm_events.envelope import CONTENT_TYPE, HEADERS, Envelope
+from crm_events.envelope import CONTENT_TYPE, HEADERS, REQUIRED_HEADERS, Envelope
 from crm_events.registry import EventPayload, registry
 from crm_events.topics import (
     DEAD_LETTER,
@@ -48,6 +48,9 @@ def _header_schema() -> JsonObject:
     properties: JsonObject = {}
     for name, header in HEADERS.items():
         schema = {k: v for k, v in attributes[name].items() if k not in ("title", "default")}
+        if "anyOf" in schema:  # optional: a header present holds a value, never null
+            (present,) = [s for s in schema.pop("anyOf") if s.get("type") != "null"]
+            schema |= present
         if schema.get("type") == "integer":
             schema |= {"type": "string", "pattern": "^[1-9][0-9]*$"}
             schema.pop("exclusiveMinimum", None)
@@ -56,7 +59,7 @@ def _header_schema() -> JsonObject:
         "type": "object",
         "description": "CloudEvents 1.0 attributes, Kafka binary content mode",
         "properties": properties,
-        "required": list(properties),
+        "required": list(REQUIRED_HEADERS.values()),
     }
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from crm_backbone.service_api import Command, Who
+from crm_backbone.callers import Who
+from crm_backbone.service_api import Command
 from crm_events.campaign import ResponseStage
 from crm_events.common import Channel, Id, Money
 from fastapi import APIRouter

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from crm_backbone.callers import Who
 from crm_backbone.service_api import (
     VIEW_BEHIND,
     MinVersion,
     RequestBody,
     WaitMs,
-    Who,
     read_view,
 )
 from crm_events.common import Id, Name

@@ -6,7 +6,8 @@ import asyncio
 from datetime import date
 from typing import Any
 
-from crm_backbone.service_api import Command, RequestBody, Who
+from crm_backbone.callers import Who
+from crm_backbone.service_api import Command, RequestBody
 from crm_events.common import (
     Address,
     Channel,

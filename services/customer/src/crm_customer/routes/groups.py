@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from crm_backbone.callers import Who
 from crm_backbone.http import Problem
-from crm_backbone.service_api import Command, Who
+from crm_backbone.service_api import Command
 from crm_events.common import Id, Name
 from crm_events.customer import GroupRole, GroupType
 from fastapi import APIRouter

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from crm_backbone.service_api import Command, Who
+from crm_backbone.callers import Who
+from crm_backbone.service_api import Command
 from crm_events.common import Id, Name
 from fastapi import APIRouter
 from pydantic import ConfigDict

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from crm_backbone.callers import Who
 from crm_backbone.http import location
-from crm_backbone.service_api import Command, RequestBody, Who
+from crm_backbone.service_api import Command, RequestBody
 from crm_events.common import Email, Id, Name, Phone
 from crm_events.opportunity import LeadSource
 from fastapi import APIRouter, Response

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from crm_backbone.service_api import Command, RequestBody, Who
+from crm_backbone.callers import Who
+from crm_backbone.service_api import Command, RequestBody
 from crm_events.common import Channel, Id, Name
 from crm_events.opportunity import NeedKind, NeedStatus, Severity, Urgency
 from fastapi import APIRouter, Response

@@ -3,7 +3,8 @@ and manager."""
 
 from __future__ import annotations
 
-from crm_backbone.service_api import Command, Who
+from crm_backbone.callers import Who
+from crm_backbone.service_api import Command
 from crm_events.common import Id, Money, Name, Percent
 from crm_events.opportunity import LeadSource, OpportunityStage
 from fastapi import APIRouter, Response
