@@ -6,13 +6,14 @@ import logging
 import sys
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import structlog
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crm_backbone import credentials
+from crm_backbone.credentials import MONGODB, POSTGRESQL, Account
 from crm_backbone.eventstore import EventStoreConfig
 from crm_backbone.signing_keys import check_algorithms
 from crm_backbone.topic_names import TopicNames
@@ -30,7 +31,14 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:19092"
     mongo_uri: str = "mongodb://127.0.0.1:27117/?replicaSet=rs0"
     event_store: Literal["sqlite", "postgres"] = "sqlite"
-    postgres_dsn: str = "postgresql://postgres:crm-local@127.0.0.1:15432/postgres"
+    postgres_dsn: str = "postgresql://127.0.0.1:15432/postgres"
+    mongo_password: SecretStr | None = None
+    """This process's MongoDB password (its user: :meth:`mongo_database`'s name)."""
+    postgres_password: SecretStr | None = None
+    """This process's PostgreSQL password (its role: :meth:`mongo_database`'s name)."""
+    secrets_dir: Path | None = None
+    """A folder of passwords, ``<server>/<user>`` (``crm_backbone.credentials``), read
+    when no password variable is set."""
     data_dir: Path = Path("var/services")
     namespace: str = "crm"
     """Prefix of MongoDB databases and consumer groups (tests use one of their own)."""
@@ -68,16 +76,39 @@ class ServiceSettings(BaseSettings):
         return TopicNames(self.topic_prefix)
 
     def mongo_database(self, service: str) -> str:
-        """Each service reads and writes only its own MongoDB database."""
-        return f"{self.namespace}_{service.replace('-', '_')}"
+        """Each service reads and writes only its own MongoDB database (and its own
+        PostgreSQL database), of this name; its user on both servers has the same name."""
+        return credentials.database_name(self.namespace, service)
+
+    def account(self, server: str, user: str) -> Account | None:
+        """This process's account on ``server`` (``credentials.MONGODB`` or ``POSTGRESQL``),
+        when a password is configured for it."""
+        configured = self.mongo_password if server == MONGODB else self.postgres_password
+        password = configured or credentials.read_secret(self.secrets_dir, server, user)
+        return None if password is None else Account(user, password)
+
+    def mongo_client_uri(self, process: str) -> str:
+        """The URI ``process`` (a service, or ``ops``) connects to MongoDB with: as its own
+        user when it has a password, else ``mongo_uri`` as it is."""
+        return credentials.mongo_uri(
+            self.mongo_uri, self.account(MONGODB, self.mongo_database(process))
+        )
+
+    def postgres_client_dsn(self, service: str) -> str:
+        """The DSN of the service's own PostgreSQL database, as its own role. Without a
+        password, ``postgres_dsn``'s user, which creates the database when missing (the
+        local profiles); a service with a role of its own never creates a database."""
+        database = self.mongo_database(service)
+        account = self.account(POSTGRESQL, database)
+        if account is None:
+            return ensure_database(self.postgres_dsn, database)
+        return credentials.postgres_dsn(self.postgres_dsn, account, database)
 
     def event_store_config(self, service: str) -> EventStoreConfig:
         """An SQLite file under ``data_dir``, or the service's own PostgreSQL database."""
         if self.event_store == "sqlite":
             return EventStoreConfig(sqlite_path=self.data_dir / service / "events.sqlite")
-        return EventStoreConfig(
-            postgres_dsn=ensure_database(self.postgres_dsn, self.mongo_database(service))
-        )
+        return EventStoreConfig(postgres_dsn=self.postgres_client_dsn(service))
 
 
 def ensure_database(server_dsn: str, name: str) -> str:
@@ -86,8 +117,7 @@ def ensure_database(server_dsn: str, name: str) -> str:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlsplit(server_dsn)
-    return urlunsplit(url._replace(path=f"/{name}"))
+    return credentials.postgres_dsn(server_dsn, None, name)
 
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
