@@ -124,8 +124,10 @@ def test_env_file_round_trips_every_address(tmp_path: Path) -> None:
         "CRM_MONGO_URI",
         "CRM_POSTGRES_DSN",
         "CRM_OIDC_ISSUER",
+        "CRM_SECRETS_DIR",
     }
     assert infra.env()["CRM_OIDC_ISSUER"] == "http://127.0.0.1:5/realms/crm"
+    assert "@" not in infra.env_file.read_text(), "passwords stay in the secrets folder"
 
 
 def test_profiles_do_not_share_ports_or_state() -> None:

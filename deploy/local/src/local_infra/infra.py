@@ -18,6 +18,7 @@ ENV_KAFKA = "CRM_KAFKA_BOOTSTRAP"
 ENV_MONGO = "CRM_MONGO_URI"
 ENV_POSTGRES = "CRM_POSTGRES_DSN"
 ENV_OIDC_ISSUER = "CRM_OIDC_ISSUER"
+ENV_SECRETS = "CRM_SECRETS_DIR"
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Infra:
             ENV_MONGO: self.mongo.address,
             ENV_POSTGRES: self.postgres.address,
             ENV_OIDC_ISSUER: self.keycloak.address,
+            ENV_SECRETS: str(self.mongo.secrets.folder.resolve()),
         }
 
     def write_env_file(self) -> None:

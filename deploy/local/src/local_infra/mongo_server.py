@@ -1,4 +1,4 @@
-"""MongoDB's mongod as a one-node replica set."""
+"""MongoDB's mongod as a one-node replica set with access control."""
 
 from __future__ import annotations
 
@@ -6,22 +6,51 @@ import os
 import subprocess
 from pathlib import Path
 
+from crm_backbone.credentials import MONGODB, OPS, Account, mongo_uri
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
+from local_infra.accounts import (
+    LOCAL_ADMIN_PASSWORD,
+    MONGO_ADMIN,
+    NAMESPACE,
+    SERVICES,
+    USER_EXISTS,
+    LocalSecrets,
+    new_key_file,
+    provision_mongo,
+)
 from local_infra.process import InfraError, log_tail, wait_until
 from local_infra.servers import Server
 
+_UNAUTHORIZED = 13
+
 
 class MongoServer(Server):
-    """MongoDB's own mongod build from the pinned wheel, as a one-node replica set."""
+    """MongoDB's own mongod build from the pinned wheel, as a one-node replica set with
+    access control: its members share a key file (``mongod/keyfile``, mode 600), every
+    client authenticates, and each process of the CRM has a user of its own
+    (``local_infra.accounts``), created with the administrator the launcher makes at the
+    first start (MongoDB lets a loopback client create the first user)."""
 
     name = "mongod"
     replica_set = "rs0"
 
+    def __init__(self, state_dir: Path, port: int) -> None:
+        super().__init__(state_dir, port)
+        self.key_file = self.home / "keyfile"
+        self.secrets = LocalSecrets(state_dir)
+
     @property
     def address(self) -> str:
+        """The server's address, without credentials (each process adds its own)."""
         return f"mongodb://127.0.0.1:{self.port}/?replicaSet={self.replica_set}"
+
+    @property
+    def admin_uri(self) -> str:
+        """The administrator's URI: the launcher's and the test harness's only."""
+        password = self.secrets.password(MONGODB, MONGO_ADMIN, LOCAL_ADMIN_PASSWORD)
+        return mongo_uri(self.address, Account(MONGO_ADMIN, password))
 
     def version(self) -> str:
         with self._client() as client:
@@ -29,6 +58,7 @@ class MongoServer(Server):
 
     def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        new_key_file(self.key_file)
 
     def _launch(self) -> None:
         argv = [
@@ -41,6 +71,8 @@ class MongoServer(Server):
             str(self.port),
             "--replSet",
             self.replica_set,
+            "--keyFile",  # implies --auth
+            str(self.key_file),
             "--wiredTigerCacheSizeGB",
             os.environ.get("CRM_MONGO_CACHE_GB", "0.25"),
             "--setParameter",
@@ -58,9 +90,10 @@ class MongoServer(Server):
         if result.returncode != 0:
             raise InfraError(f"mongod failed to start:\n{result.stdout}\n{log_tail(self.log)}")
 
-    def _client(self) -> MongoClient[dict[str, object]]:
+    def _client(self, account: Account | None = None) -> MongoClient[dict[str, object]]:
+        """A direct connection (as ``account``, else unauthenticated: ping and hello)."""
         return MongoClient(
-            f"mongodb://127.0.0.1:{self.port}/?directConnection=true",
+            mongo_uri(f"mongodb://127.0.0.1:{self.port}/?directConnection=true", account),
             serverSelectionTimeoutMS=2000,
         )
 
@@ -73,9 +106,10 @@ class MongoServer(Server):
         return True
 
     def after_start(self) -> None:
-        """Initiate the replica set once and wait until this node is primary."""
+        """Initiate the replica set once, wait until this node is primary, then create
+        the administrator (once) and the CRM's users (their passwords set afresh)."""
         with self._client() as client:
-            try:
+            if "setName" not in client.admin.command("hello"):
                 client.admin.command(
                     "replSetInitiate",
                     {
@@ -83,9 +117,6 @@ class MongoServer(Server):
                         "members": [{"_id": 0, "host": f"127.0.0.1:{self.port}"}],
                     },
                 )
-            except OperationFailure as error:
-                if error.code != 23:  # AlreadyInitialized
-                    raise
             wait_until(
                 lambda: bool(client.admin.command("hello").get("isWritablePrimary")),
                 timeout=60,
@@ -93,6 +124,28 @@ class MongoServer(Server):
                 what="mongod becoming replica-set primary",
                 log=self.log,
             )
+            admin = Account(
+                MONGO_ADMIN, self.secrets.password(MONGODB, MONGO_ADMIN, LOCAL_ADMIN_PASSWORD)
+            )
+            self._create_admin(client, admin)
+        with self._client(admin) as client:
+            provision_mongo(client, NAMESPACE, self.secrets.passwords(MONGODB, (*SERVICES, OPS)))
+
+    def _create_admin(self, client: MongoClient[dict[str, object]], admin: Account) -> None:
+        """Create the administrator while MongoDB lets a loopback client create the first
+        user (a data folder of the layout without access control has none)."""
+        try:
+            client.admin.command(
+                {
+                    "createUser": admin.user,
+                    "pwd": admin.password.get_secret_value(),
+                    "roles": [{"role": "root", "db": "admin"}],
+                }
+            )
+        except OperationFailure as error:
+            # Unauthorized: users exist already (or, without access control, the admin).
+            if error.code not in (_UNAUTHORIZED, USER_EXISTS):
+                raise
 
 
 def mongod_binary() -> str:

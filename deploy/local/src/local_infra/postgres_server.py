@@ -11,7 +11,17 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+from crm_backbone.credentials import POSTGRESQL, Account, postgres_dsn
+from pydantic import SecretStr
 
+from local_infra.accounts import (
+    LOCAL_ADMIN_PASSWORD,
+    NAMESPACE,
+    POSTGRES_ADMIN,
+    SERVICES,
+    LocalSecrets,
+    provision_postgres,
+)
 from local_infra.process import InfraError, PidFile
 from local_infra.servers import Server
 
@@ -26,24 +36,37 @@ class PostgresServer(Server):
     (``~postgres/crm-local/<state folder>-<hash of its path>``, mode 700), decided at the
     first start; the PID file and the log stay in the state folder, and its ``cluster``
     file names the cluster's folder.
+
+    Each service has a role of its own owning its database (``local_infra.accounts``),
+    created at every start with the passwords of the profile's secrets folder.
     """
 
     name = "postgres"
     stop_signal = signal.SIGINT  # "fast" shutdown
-    user = "postgres"
-    password = "crm-local"  # loopback only; host connections need it (scram-sha-256)
+    user = POSTGRES_ADMIN  # the OS user it runs as when we are root, and its superuser
 
     def __init__(self, state_dir: Path, port: int) -> None:
         super().__init__(state_dir, port)
         self.pointer = self.home / "cluster"
         self._locate(Path(self.pointer.read_text().strip()) if self.pointer.exists() else self.home)
+        self.secrets = LocalSecrets(state_dir)
 
     @property
     def address(self) -> str:
-        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/postgres"
+        """The server's address, without credentials (each process adds its own)."""
+        return f"postgresql://127.0.0.1:{self.port}/postgres"
+
+    @property
+    def admin_dsn(self) -> str:
+        """The superuser's DSN (loopback only: host connections need a password,
+        scram-sha-256): the launcher's and the test harness's only."""
+        return postgres_dsn(self.address, Account(self.user, self._admin_password()))
+
+    def _admin_password(self) -> SecretStr:
+        return self.secrets.password(POSTGRESQL, self.user, LOCAL_ADMIN_PASSWORD)
 
     def version(self) -> str:
-        with psycopg.connect(self.address, connect_timeout=3) as conn:
+        with psycopg.connect(self.admin_dsn, connect_timeout=3) as conn:
             row = conn.execute("SHOW server_version").fetchone()
         return f"PostgreSQL {str(row[0]).split()[0] if row else '?'}"
 
@@ -59,7 +82,7 @@ class PostgresServer(Server):
             self._own(folder)
         password_file = self.cluster_home / "initdb.pw"
         password_file.touch(mode=0o600)
-        password_file.write_text(self.password)
+        password_file.write_text(self._admin_password().get_secret_value())
         self._own(password_file)
         result = subprocess.run(
             [
@@ -108,11 +131,14 @@ class PostgresServer(Server):
 
     def _answers(self) -> bool:
         try:
-            with psycopg.connect(self.address, connect_timeout=2) as conn:
+            with psycopg.connect(self.admin_dsn, connect_timeout=2) as conn:
                 conn.execute("SELECT 1")
         except psycopg.OperationalError:
             return False
         return True
+
+    def after_start(self) -> None:
+        provision_postgres(self.admin_dsn, NAMESPACE, self.secrets.passwords(POSTGRESQL, SERVICES))
 
     def _run_as(self) -> str | None:
         """PostgreSQL refuses to run as root: drop to the ``postgres`` user when we are root."""

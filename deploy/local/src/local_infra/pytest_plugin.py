@@ -7,6 +7,11 @@ Servers are found in this order:
 3. testcontainers with the official images, when a Docker engine answers;
 otherwise the session fails and says how to get servers. The identity provider
 (:func:`oidc_issuer`) is found the same way, from ``CRM_OIDC_ISSUER`` first.
+
+The harness connects as the servers' administrators (from ``CRM_SECRETS_DIR`` when it
+holds their passwords, as the launcher's does; else as the addresses say), and creates,
+for a test that asks (:func:`namespace_accounts`), each process's own user in a
+namespace of the test's own.
 """
 
 from __future__ import annotations
@@ -19,19 +24,33 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from pymongo import AsyncMongoClient
+from crm_backbone import credentials
+from crm_backbone.credentials import MONGODB, POSTGRESQL, Account
+from pydantic import SecretStr
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from local_infra.accounts import (
+    MONGO_ADMIN,
+    POSTGRES_ADMIN,
+    SERVICES,
+    drop_mongo_users,
+    drop_postgres_accounts,
+    provision_mongo,
+    provision_postgres,
+)
 from local_infra.infra import (
     ENV_KAFKA,
     ENV_MONGO,
     ENV_OIDC_ISSUER,
     ENV_POSTGRES,
+    ENV_SECRETS,
     PROFILES,
     Infra,
 )
@@ -44,7 +63,9 @@ from local_infra.process import InfraError
 class Servers:
     kafka_bootstrap: str
     mongo_uri: str
+    """As MongoDB's administrator (the harness's own)."""
     postgres_dsn: str
+    """As PostgreSQL's superuser (the harness's own)."""
     origin: str  # "environment", "local launcher" or "testcontainers"
 
 
@@ -57,7 +78,18 @@ def _from_environment() -> Servers | None:
             f"set all of {ENV_KAFKA}, {ENV_MONGO} and {ENV_POSTGRES}, or none of them"
         )
     kafka, mongo, postgres = (value or "" for value in values)
-    return Servers(kafka, mongo, postgres, "environment")
+    secrets = Path(folder) if (folder := os.environ.get(ENV_SECRETS)) else None
+
+    def admin(server: str, user: str) -> Account | None:
+        password = credentials.read_secret(secrets, server, user)
+        return None if password is None else Account(user, password)
+
+    return Servers(
+        kafka,
+        credentials.mongo_uri(mongo, admin(MONGODB, MONGO_ADMIN)),
+        credentials.postgres_dsn(postgres, admin(POSTGRESQL, POSTGRES_ADMIN)),
+        "environment",
+    )
 
 
 def _docker_answers() -> bool:
@@ -102,7 +134,10 @@ def _from_testcontainers(stack: ExitStack) -> Servers:
 def crm_servers() -> Iterator[Servers]:
     """Genuine Kafka, MongoDB and PostgreSQL for this test session."""
     if (given := _from_environment()) is not None:
-        yield given
+        with pytest.MonkeyPatch.context() as session:
+            # The secrets are the harness's: a test's processes connect as it tells them.
+            session.delenv(ENV_SECRETS, raising=False)
+            yield given
         return
     infra = Infra(PROFILES["test"])
     running_before = {server.name for server in infra.servers if server.pid() is not None}
@@ -112,9 +147,13 @@ def crm_servers() -> Iterator[Servers]:
     except InfraError as error:
         launcher_error = error
     if launcher_error is None:
-        env = infra.env()
         try:
-            yield Servers(env[ENV_KAFKA], env[ENV_MONGO], env[ENV_POSTGRES], "local launcher")
+            yield Servers(
+                infra.kafka.address,
+                infra.mongo.admin_uri,
+                infra.postgres.admin_dsn,
+                "local launcher",
+            )
         finally:
             for server in infra.servers:
                 if server.name not in running_before:
@@ -277,3 +316,42 @@ def postgres_database(crm_servers: Servers, unique_name: Callable[[str], str]) -
     yield f"{base}/{name}"
     with psycopg.connect(crm_servers.postgres_dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass(frozen=True)
+class NamespaceAccounts:
+    """A namespace of a test's own in which every service, and ``ops``, has its own
+    MongoDB user and PostgreSQL role (``local_infra.accounts``), as in a deployment."""
+
+    namespace: str
+    passwords: dict[str, SecretStr]
+
+    def settings(self, process: str) -> dict[str, Any]:
+        """What a process's settings need to connect as its own user: its namespace
+        and its passwords (the same on both servers)."""
+        password = self.passwords[process]
+        return {
+            "namespace": self.namespace,
+            "mongo_password": password,
+            "postgres_password": password,
+        }
+
+
+@pytest.fixture
+def namespace_accounts(crm_servers: Servers) -> Iterator[NamespaceAccounts]:
+    """A namespace whose processes have their own users, removed afterwards with their
+    databases."""
+    namespace = f"t_{uuid.uuid4().hex[:10]}"
+    admin: MongoClient[dict[str, Any]] = MongoClient(crm_servers.mongo_uri)
+    passwords = {p: SecretStr(uuid.uuid4().hex) for p in (*SERVICES, credentials.OPS)}
+    provision_mongo(admin, namespace, passwords)
+    provision_postgres(crm_servers.postgres_dsn, namespace, {s: passwords[s] for s in SERVICES})
+    try:
+        yield NamespaceAccounts(namespace, passwords)
+    finally:
+        drop_mongo_users(admin, namespace)
+        for name in admin.list_database_names():
+            if name.startswith(f"{namespace}_"):
+                admin.drop_database(name)
+        admin.close()
+        drop_postgres_accounts(crm_servers.postgres_dsn, namespace)

@@ -20,7 +20,14 @@ from crm_ops.deadletters import (
     read_all,
     redrive,
 )
-from crm_ops.options import DEFAULT_KAFKA, DEFAULT_MONGO, Bootstrap, MongoUri, TopicPrefix
+from crm_ops.options import (
+    DEFAULT_KAFKA,
+    DEFAULT_MONGO,
+    Bootstrap,
+    MongoUri,
+    TopicPrefix,
+    mongo_client,
+)
 
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: inspect, redrive, purge.")
 Actor = Annotated[str, typer.Option(help="Who is acting (recorded)")]
@@ -29,7 +36,7 @@ USER = getpass.getuser()
 
 
 def _ledger(mongo_uri: str) -> tuple[AsyncMongoClient[dict[str, Any]], DeadLetterLedger]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+    client: AsyncMongoClient[dict[str, Any]] = mongo_client(
         mongo_uri, serverSelectionTimeoutMS=5000
     )
     return client, DeadLetterLedger(client["crm_ops"]["dead_letter_actions"])

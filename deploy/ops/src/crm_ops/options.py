@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from crm_backbone.credentials import OPS
+from crm_backbone.settings import ServiceSettings
 from crm_backbone.topic_names import TopicNames
+from pymongo import AsyncMongoClient
 
 
 def _kafka_accepts(prefix: str) -> str:
@@ -30,3 +33,13 @@ TopicPrefix = Annotated[
 ]
 DEFAULT_KAFKA = "127.0.0.1:19092"
 DEFAULT_MONGO = "mongodb://127.0.0.1:27117/?replicaSet=rs0"
+
+
+def mongo_client(
+    mongo_uri: str, namespace: str = "crm", **options: Any
+) -> AsyncMongoClient[dict[str, Any]]:
+    """A client of the server of ``mongo_uri`` as ``crm-ops``'s own user of the namespace
+    (``crm_ops``), when its password is configured (``CRM_MONGO_PASSWORD``, or
+    ``CRM_SECRETS_DIR`` as ``crm-infra`` writes it); else as ``mongo_uri`` says."""
+    settings = ServiceSettings(mongo_uri=mongo_uri, namespace=namespace)
+    return AsyncMongoClient(settings.mongo_client_uri(OPS), **options)

@@ -19,7 +19,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from rich.progress import Progress as ProgressBar
 
 from crm_ops.console import console, run
-from crm_ops.options import DEFAULT_KAFKA, DEFAULT_MONGO, Bootstrap, MongoUri, TopicPrefix
+from crm_ops.options import (
+    DEFAULT_KAFKA,
+    DEFAULT_MONGO,
+    Bootstrap,
+    MongoUri,
+    TopicPrefix,
+    mongo_client,
+)
 
 
 @dataclass(frozen=True)
@@ -98,11 +105,13 @@ def rebuild_view(
     settings = ServiceSettings(namespace=namespace, topic_prefix=topic_prefix)
     live_group = f"{namespace}.{view.service}.{projection.name}"
     if abort:
-        _abort_rebuild(view_name, mongo_uri, settings.mongo_database(view.service), live_group)
+        _abort_rebuild(
+            view_name, mongo_uri, namespace, settings.mongo_database(view.service), live_group
+        )
         return
 
     async def work() -> Progress:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+        client: AsyncMongoClient[dict[str, Any]] = mongo_client(mongo_uri, namespace)
         bar, report = _progress_bar()
         try:
             with bar:
@@ -125,9 +134,11 @@ def rebuild_view(
     )
 
 
-def _abort_rebuild(view_name: str, mongo_uri: str, database: str, live_group: str) -> None:
+def _abort_rebuild(
+    view_name: str, mongo_uri: str, namespace: str, database: str, live_group: str
+) -> None:
     async def work() -> Any:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+        client: AsyncMongoClient[dict[str, Any]] = mongo_client(mongo_uri, namespace)
         try:
             return await abort_rebuild(client[database], live_group)
         finally:
@@ -160,7 +171,7 @@ def replay_view(
         since_ms = int(datetime.fromisoformat(start).timestamp() * 1000)
 
     async def work() -> Progress:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+        client: AsyncMongoClient[dict[str, Any]] = mongo_client(mongo_uri, namespace)
         bar, report = _progress_bar()
         try:
             with bar:
