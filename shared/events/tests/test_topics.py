@@ -2,16 +2,31 @@
 
 import pytest
 from crm_events import TOPICS, Service, registry, topic_for, topic_specs
-from crm_events.topics import DEAD_LETTER, SUBSCRIPTIONS, produced_by
+from crm_events.topics import (
+    DEAD_LETTER,
+    PERSONAL_DATA_READS,
+    SUBSCRIPTIONS,
+    produced_by,
+    written_by,
+)
 
 DAY_MS = 86_400_000
 
 
 @pytest.mark.parametrize("event_type", registry.event_types())
-def test_every_event_type_has_exactly_one_owned_topic(event_type: str) -> None:
+def test_every_event_type_has_exactly_one_topic_someone_writes(event_type: str) -> None:
     carriers = [topic for topic in TOPICS if event_type in topic.event_types()]
     assert carriers == [topic_for(event_type)]
-    assert carriers[0].owner is not None
+    assert carriers[0].owner is not None or carriers[0] is PERSONAL_DATA_READS
+
+
+def test_every_crm_service_writes_the_dead_letters_and_the_personal_data_reads() -> None:
+    for service in Service:
+        shared = {DEAD_LETTER, PERSONAL_DATA_READS} if service in SUBSCRIPTIONS else set()
+        assert set(written_by(service)) == set(produced_by(service)) | shared
+    assert PERSONAL_DATA_READS.event_types() == ["crm.audit.personal_data_read"]
+    assert PERSONAL_DATA_READS.retention_ms == -1
+    assert PERSONAL_DATA_READS in SUBSCRIPTIONS[Service.CUSTOMER]  # the audit trail
 
 
 def test_unknown_type_has_no_topic() -> None:

@@ -4,6 +4,7 @@ Importing the package registers every payload model.
 """
 
 from crm_events import (
+    audit,
     campaign,
     channel_gateway,
     contact_log,
@@ -37,6 +38,7 @@ __all__ = [
     "Topic",
     "UnknownEventType",
     "UnknownSchemaVersion",
+    "audit",
     "campaign",
     "channel_gateway",
     "contact_log",

@@ -22,7 +22,7 @@ from crm_events.topics import (
     SUBSCRIPTIONS,
     Service,
     Topic,
-    produced_by,
+    written_by,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,7 +131,7 @@ def _channel(topic: Topic, messages: list[str]) -> JsonObject:
 def asyncapi_document(service: Service) -> JsonObject:
     """AsyncAPI 3.0 document: what ``service`` sends and receives, on which topics."""
     receives = SUBSCRIPTIONS.get(service, ())
-    sends = produced_by(service) + ((DEAD_LETTER,) if receives else ())
+    sends = written_by(service)
     topics = list(dict.fromkeys(sends + receives))
     models = [registry.model(t) for topic in topics for t in topic.event_types()]
     refs, definitions = models_json_schema(

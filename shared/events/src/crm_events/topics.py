@@ -105,6 +105,14 @@ DEAD_LETTER = Topic(
     "Records a consumer could not read, with the reason; written by every consumer.",
     retention_ms=30 * DAY_MS,
 )
+PERSONAL_DATA_READS = Topic(
+    "crm.audit.reads",
+    None,
+    ("crm.audit.",),
+    "Reads of customers' personal data through the CRM's APIs: who read whose, through "
+    "which client; written by every CRM service's API, projected into the audit trail, "
+    "kept for ever.",
+)
 
 TOPICS: tuple[Topic, ...] = (
     CUSTOMER_EVENTS,
@@ -116,6 +124,7 @@ TOPICS: tuple[Topic, ...] = (
     CHANNEL_GATEWAY_RESPONSES,
     HR_ORGANISATION,
     DEAD_LETTER,
+    PERSONAL_DATA_READS,
 )
 
 _COREBANKING = (COREBANKING_ACCOUNTS, COREBANKING_CUSTOMERS)
@@ -126,6 +135,7 @@ SUBSCRIPTIONS: dict[Service, tuple[Topic, ...]] = {
         CONTACTLOG_EVENTS,
         CAMPAIGN_EVENTS,
         HR_ORGANISATION,
+        PERSONAL_DATA_READS,
     ),
     Service.OPPORTUNITY: (CAMPAIGN_EVENTS, *_COREBANKING, CUSTOMER_EVENTS, HR_ORGANISATION),
     Service.CAMPAIGN: (
@@ -178,6 +188,13 @@ def topic_for(event_type: str) -> Topic:
 def produced_by(service: Service) -> tuple[Topic, ...]:
     """Topics ``service`` owns (and so produces to)."""
     return tuple(topic for topic in TOPICS if topic.owner is service)
+
+
+def written_by(service: Service) -> tuple[Topic, ...]:
+    """Topics ``service`` writes: those it owns and, for a CRM service, the dead-letter
+    topic (its consumers) and the personal-data reads (its API)."""
+    shared = (DEAD_LETTER, PERSONAL_DATA_READS) if service in SUBSCRIPTIONS else ()
+    return produced_by(service) + shared
 
 
 def topic_specs(replication_factor: int = 1) -> list[TopicSpec]:
