@@ -19,7 +19,16 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from crm_backbone.projection import Document
 from crm_backbone.topic_names import TopicNames
-from local_infra.infra import ENV_KAFKA, ENV_MONGO, ENV_POSTGRES, PROFILES, Infra, read_env_file
+from local_infra.accounts import as_administrators
+from local_infra.infra import (
+    ENV_KAFKA,
+    ENV_MONGO,
+    ENV_POSTGRES,
+    ENV_SECRETS,
+    PROFILES,
+    Infra,
+    read_env_file,
+)
 from pymongo.asynchronous.database import AsyncDatabase
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,10 +56,14 @@ def servers() -> Servers:
         found = read_env_file(infra.env_file)
     ours = found == infra.env()
     statuses = infra.status() if ours else []
+    secrets = found.get(ENV_SECRETS) or os.environ.get(ENV_SECRETS)
+    mongo, postgres = as_administrators(
+        found[ENV_MONGO], found[ENV_POSTGRES], Path(secrets) if secrets else None
+    )
     return Servers(
         found[ENV_KAFKA],
-        found[ENV_MONGO],
-        found[ENV_POSTGRES],
+        mongo,
+        postgres,
         {s.name: s.pid for s in statuses if s.running and s.pid is not None},
         {s.name: s.version for s in statuses if s.running},
     )

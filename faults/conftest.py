@@ -95,11 +95,11 @@ def fault_infra() -> Iterator[Infra]:
 def _drop_leftovers(infra: Infra) -> None:
     """Topics and databases a failed earlier session kept for inspection."""
     mongo: MongoClient[dict[str, object]]
-    with MongoClient(infra.mongo.address, serverSelectionTimeoutMS=10000) as mongo:
+    with MongoClient(infra.mongo.admin_uri, serverSelectionTimeoutMS=10000) as mongo:
         for name in mongo.list_database_names():
             if name.startswith(PREFIX):
                 mongo.drop_database(name)
-    with psycopg.connect(infra.postgres.address, autocommit=True) as conn:
+    with psycopg.connect(infra.postgres.admin_dsn, autocommit=True) as conn:
         rows = conn.execute("SELECT datname FROM pg_database").fetchall()
         for (name,) in rows:
             if str(name).startswith(PREFIX):

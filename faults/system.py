@@ -79,7 +79,7 @@ class System:
         self.logs = logs / self.name
         self.store_dsn = self._dsn(self.name)
         self.mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-            infra.mongo.address, tz_aware=True, serverSelectionTimeoutMS=5000
+            infra.mongo.admin_uri, tz_aware=True, serverSelectionTimeoutMS=5000
         )
         self.database: AsyncDatabase[Document] = self.mongo[self.name]
         self.app: CustomerApplication | None = None
@@ -94,7 +94,7 @@ class System:
     # Wiring ----------------------------------------------------------------------------
 
     def _dsn(self, database: str) -> str:
-        base, _, _ = self.infra.postgres.address.rpartition("/")
+        base, _, _ = self.infra.postgres.admin_dsn.rpartition("/")
         return f"{base}/{database}"
 
     def relay_child(
@@ -126,7 +126,7 @@ class System:
         assert set(PIPELINE_TOPICS) <= set(CustomerViews.topics)
         config = {
             "kafka": self.infra.kafka.address,
-            "mongo": self.infra.mongo.address,
+            "mongo": self.infra.mongo.admin_uri,
             "database": self.name,
             "view_topics": self.topics,
             "ledger_topics": self.topics,
@@ -143,7 +143,7 @@ class System:
         (``run_rebuild``; not started, not supervised)."""
         config = {
             "kafka": self.infra.kafka.address,
-            "mongo": self.infra.mongo.address,
+            "mongo": self.infra.mongo.admin_uri,
             "database": self.name,
             "topics": self.topics,
             "live_group": self.groups[0],
@@ -177,7 +177,7 @@ class System:
         self._supervisor = asyncio.create_task(self._supervise())
 
     def _create_store(self) -> None:
-        with psycopg.connect(self.infra.postgres.address, autocommit=True) as conn:
+        with psycopg.connect(self.infra.postgres.admin_dsn, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.name}"')
         store = EventStoreConfig(postgres_dsn=self.store_dsn)
         self.app = CustomerApplication(env=store.environment())
@@ -216,7 +216,7 @@ class System:
             await admin.close()
 
         def drop_store() -> None:
-            with psycopg.connect(self.infra.postgres.address, autocommit=True) as conn:
+            with psycopg.connect(self.infra.postgres.admin_dsn, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
         await asyncio.to_thread(drop_store)

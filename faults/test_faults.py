@@ -72,7 +72,7 @@ async def test_the_comparison_sees_lost_doubled_and_wrong_values(fault_infra: In
         stored_events=3,
         upstream_events=3,
     )
-    client: AsyncMongoClient[Document] = AsyncMongoClient(fault_infra.mongo.address)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(fault_infra.mongo.admin_uri)
     database = client[f"{PREFIX}selftest_{uuid.uuid4().hex[:6]}"]
     try:
         await database[LEDGER].insert_many(

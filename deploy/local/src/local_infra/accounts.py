@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from crm_backbone.credentials import OPS, database_name, postgres_dsn
+from crm_backbone import credentials
+from crm_backbone.credentials import MONGODB, OPS, POSTGRESQL, Account, database_name, postgres_dsn
 from crm_backbone.rebuild import SCRATCH
 from crm_events.topics import SUBSCRIPTIONS
 from psycopg import sql
@@ -44,6 +45,22 @@ LOCAL_ADMIN_PASSWORD = "crm-local"
 """The administrators' password in the local profiles (loopback only), like Keycloak's."""
 
 USER_EXISTS = 51003
+
+
+def as_administrators(
+    mongo_uri: str, postgres_dsn: str, secrets_dir: Path | None
+) -> tuple[str, str]:
+    """The servers' addresses as their administrators (the test harness's, the bench's),
+    when ``secrets_dir`` holds their passwords, as the launcher's does; else as given."""
+
+    def admin(server: str, user: str) -> Account | None:
+        password = credentials.read_secret(secrets_dir, server, user)
+        return None if password is None else Account(user, password)
+
+    return (
+        credentials.mongo_uri(mongo_uri, admin(MONGODB, MONGO_ADMIN)),
+        credentials.postgres_dsn(postgres_dsn, admin(POSTGRESQL, POSTGRES_ADMIN)),
+    )
 
 
 class LocalSecrets:

@@ -31,15 +31,13 @@ import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from crm_backbone import credentials
-from crm_backbone.credentials import MONGODB, POSTGRESQL, Account
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from local_infra.accounts import (
-    MONGO_ADMIN,
-    POSTGRES_ADMIN,
     SERVICES,
+    as_administrators,
     drop_mongo_users,
     drop_postgres_accounts,
     provision_mongo,
@@ -79,17 +77,7 @@ def _from_environment() -> Servers | None:
         )
     kafka, mongo, postgres = (value or "" for value in values)
     secrets = Path(folder) if (folder := os.environ.get(ENV_SECRETS)) else None
-
-    def admin(server: str, user: str) -> Account | None:
-        password = credentials.read_secret(secrets, server, user)
-        return None if password is None else Account(user, password)
-
-    return Servers(
-        kafka,
-        credentials.mongo_uri(mongo, admin(MONGODB, MONGO_ADMIN)),
-        credentials.postgres_dsn(postgres, admin(POSTGRESQL, POSTGRES_ADMIN)),
-        "environment",
-    )
+    return Servers(kafka, *as_administrators(mongo, postgres, secrets), "environment")
 
 
 def _docker_answers() -> bool:
