@@ -1,7 +1,9 @@
 """The HTTP contract of the contact-log service's commands: status codes and problem documents.
 
 The API runs in-process without workers, on an SQLite store in a temporary folder, with
-a fixed clock.
+a fixed clock. Callers are the contact-log service's own account (``crm_service``: the
+whole book, so no read of MongoDB is needed) unless a test is about someone else; scope
+and masking are ``test_contactlog_scope.py``'s.
 """
 
 from __future__ import annotations
@@ -13,19 +15,20 @@ from typing import Any
 
 import httpx
 import pytest
+from crm_backbone.testing_identity import TestIdentity
 from crm_contactlog.api import create_app
 from crm_contactlog.bootstrap import ContactLogSettings, bootstrap
 from local_infra.harness import assert_problem, in_process
 
-ACTOR = {"X-Actor": "rm-0042"}
+IDENTITY = TestIdentity()
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     service = bootstrap(ContactLogSettings(data_dir=tmp_path), clock=lambda: NOW)
-    app = create_app(service, run_workers=False)
-    async with in_process(app, service.close) as client:
+    app = create_app(service, run_workers=False, authentication=IDENTITY.authentication)
+    async with in_process(app, service.close, IDENTITY.service("crm-contact-log")) as client:
         yield client
 
 
@@ -54,66 +57,56 @@ def plan(**overrides: Any) -> dict[str, Any]:
 
 
 async def test_log_a_contact_with_or_without_an_id(client: httpx.AsyncClient) -> None:
-    named = await client.post("/contacts", json=contact(contact_id="CT-1"), headers=ACTOR)
+    named = await client.post("/contacts", json=contact(contact_id="CT-1"))
     assert named.status_code == 201, named.text
     assert named.headers["location"] == "/contacts/CT-1"
     assert named.json() == {"contact_id": "CT-1", "version": 1}
-    generated = await client.post("/contacts", json=contact(), headers=ACTOR)
+    generated = await client.post("/contacts", json=contact())
     assert generated.json()["contact_id"].startswith("CT-")
-    again = await client.post("/contacts", json=contact(contact_id="CT-1"), headers=ACTOR)
+    again = await client.post("/contacts", json=contact(contact_id="CT-1"))
     assert_problem(again, 409, "conflict")
 
 
 async def test_an_activity_through_its_life_with_versions(client: httpx.AsyncClient) -> None:
-    created = await client.post("/activities", json=plan(), headers=ACTOR)
+    created = await client.post("/activities", json=plan())
     assert created.status_code == 201, created.text
     assert created.json() == {"activity_id": "ACT-1", "version": 1}
     moved = await client.post(
         "/activities/ACT-1/reschedule",
         json={"due_at": "2026-11-25T17:00:00+08:00", "expected_version": 1, "reason": "away"},
-        headers=ACTOR,
     )
     assert moved.json() == {"activity_id": "ACT-1", "version": 2}
     stale = await client.post(
-        "/activities/ACT-1/cancel", json={"reason": "no", "expected_version": 1}, headers=ACTOR
+        "/activities/ACT-1/cancel", json={"reason": "no", "expected_version": 1}
     )
     assert assert_problem(stale, 409, "stale-version")["current_version"] == 2
     done = await client.post(
         "/activities/ACT-1/complete",
         json={"cost": {"amount": "12.30", "currency": "CNY"}, "expected_version": 2},
-        headers=ACTOR,
     )
     assert done.json()["version"] == 3
-    closed = await client.post("/activities/ACT-1/cancel", json={"reason": "x"}, headers=ACTOR)
+    closed = await client.post("/activities/ACT-1/cancel", json={"reason": "x"})
     assert assert_problem(closed, 409, "activity-closed")["activity_status"] == "completed"
 
 
 async def test_bad_requests_are_problem_documents(client: httpx.AsyncClient) -> None:
-    no_actor = await client.post("/contacts", json=contact())
-    assert_problem(no_actor, 422, "invalid-request")
+    unproven = await client.post("/contacts", json=contact(), headers={"Authorization": "Bearer x"})
+    assert_problem(unproven, 401, "unauthenticated")
     invalid = await client.post(
-        "/contacts",
-        json=contact(category="carrier pigeon", started_at="2026-11-23T08:00:00"),
-        headers=ACTOR,
+        "/contacts", json=contact(category="carrier pigeon", started_at="2026-11-23T08:00:00")
     )
     body = assert_problem(invalid, 422, "invalid-request")
     assert {tuple(e["location"]) for e in body["errors"]} == {
         ("body", "category"),
         ("body", "started_at"),
     }
-    future = await client.post(
-        "/contacts", json=contact(started_at="2026-11-24T08:00:00+00:00"), headers=ACTOR
-    )
+    future = await client.post("/contacts", json=contact(started_at="2026-11-24T08:00:00+00:00"))
     assert "future" in assert_problem(future, 422, "rule-violation")["detail"]
-    backwards = await client.post(
-        "/activities",
-        json=plan(started_at="2026-11-25T09:00:00+08:00"),
-        headers=ACTOR,
-    )
+    backwards = await client.post("/activities", json=plan(started_at="2026-11-25T09:00:00+08:00"))
     assert "due_at" in assert_problem(backwards, 422, "rule-violation")["detail"]
-    missing = await client.post("/activities/ACT-404/cancel", json={"reason": "x"}, headers=ACTOR)
+    missing = await client.post("/activities/ACT-404/cancel", json={"reason": "x"})
     assert_problem(missing, 404, "activity-not-found")
-    unknown = await client.post("/activities/ACT-1/complete", json={"shoe_size": 42}, headers=ACTOR)
+    unknown = await client.post("/activities/ACT-1/complete", json={"shoe_size": 42})
     assert_problem(unknown, 422, "invalid-request")
 
 

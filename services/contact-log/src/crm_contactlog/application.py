@@ -7,17 +7,24 @@ or one made here with the injected ``new_id``), which a caller may pass back as
 Contacts and activities share one id space: their ids are the subjects of the events on
 ``crm.contactlog.events``, which consumers track per subject, so an id names one or the
 other, never both.
+
+:class:`CallerCommands` runs them for a caller of the API: each checks, before it decides,
+that what it changes or creates is in the caller's reach (``crm_contactlog.access``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from typing import Any
 
+from crm_backbone.access import Reach
 from crm_backbone.aggregate import TracedAggregate, uuid_for
 from crm_backbone.application import Created, ServiceApplication, StaleVersion
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from crm_contactlog.access import ContactLogBook
 from crm_contactlog.domain import Activity, Conflict, Contact, ContactLogError, JsonDict
 
 
@@ -123,3 +130,62 @@ class ContactLogApplication(ServiceApplication):
             raise Conflict(
                 f"{identifier} changed while this command ran: read it again and retry"
             ) from None
+
+
+class CallerCommands:
+    """The commands of :class:`ContactLogApplication` as a caller may run them (awaited
+    through ``Caller.run_async``, as the caller): a contact or an activity is created only
+    about a customer in reach (an activity about no customer: for a staff member in
+    reach), and an activity is changed only while its owners are in reach. Otherwise the
+    answer is the 404 of a missing record, and nothing is written.
+
+    The owners of an existing record are read from the write model (its customer and
+    assignee never change), so a reader may be checked before it waits for its own write.
+    """
+
+    def __init__(self, application: ContactLogApplication, book: ContactLogBook) -> None:
+        self.application = application
+        self.book = book
+
+    async def require_contact(self, reach: Reach, contact_id: str) -> None:
+        """Raise the 404 of a missing contact unless the contact is in reach."""
+        contact = await asyncio.to_thread(self.application.get_contact, contact_id)
+        await self.book.require_customer(reach, contact.customer_id, kind="contact", key=contact_id)
+
+    async def require_activity(self, reach: Reach, activity_id: str) -> None:
+        """Raise the 404 of a missing activity unless the activity is in reach."""
+        activity = await asyncio.to_thread(self.application.get_activity, activity_id)
+        await self.book.require_owners(
+            reach, activity.customer_id, activity.assignee_id, kind="activity", key=activity_id
+        )
+
+    async def log_contact(self, reach: Reach, contact_id: str | None, fields: JsonDict) -> Created:
+        await self.book.require_customer(reach, fields["customer_id"])
+        return await asyncio.to_thread(self.application.log_contact, contact_id, fields)
+
+    async def schedule_activity(
+        self, reach: Reach, activity_id: str | None, fields: JsonDict
+    ) -> Created:
+        await self.book.require_owners(reach, fields.get("customer_id"), fields["assignee_id"])
+        return await asyncio.to_thread(self.application.schedule_activity, activity_id, fields)
+
+    async def reschedule_activity(
+        self, reach: Reach, activity_id: str, expected: int | None, /, **plan: Any
+    ) -> int:
+        await self.require_activity(reach, activity_id)
+        reschedule = self.application.reschedule_activity
+        return await asyncio.to_thread(reschedule, activity_id, expected, **plan)
+
+    async def complete_activity(
+        self, reach: Reach, activity_id: str, expected: int | None, /, **done: Any
+    ) -> int:
+        await self.require_activity(reach, activity_id)
+        complete = self.application.complete_activity
+        return await asyncio.to_thread(complete, activity_id, expected, **done)
+
+    async def cancel_activity(
+        self, reach: Reach, activity_id: str, expected: int | None, reason: str
+    ) -> int:
+        await self.require_activity(reach, activity_id)
+        cancel = self.application.cancel_activity
+        return await asyncio.to_thread(cancel, activity_id, expected, reason)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from crm_backbone.application import Clock, utc_now
+from crm_backbone.book import CustomerOwnersView
 from crm_backbone.organisation import OrganisationView
 from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
@@ -69,7 +70,9 @@ def bootstrap(
     infra = Infrastructure.connect(settings, SERVICE)
     application = ContactLogApplication(env=infra.store.environment(), clock=clock)
     runtime = infra.runtime(
-        application, translate, projections=[ContactLogViews(), TaskInputs(), OrganisationView()]
+        application,
+        translate,
+        projections=[ContactLogViews(), TaskInputs(), CustomerOwnersView(), OrganisationView()],
     )
     queries = ContactLogQueries(
         infra.database, settings.task_rules(), clock=clock, upcoming_days=settings.upcoming_days

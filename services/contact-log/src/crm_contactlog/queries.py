@@ -9,6 +9,11 @@ zone; tasks are grouped by when they fall due:
 - ``today``: due today, not yet overdue;
 - ``this_week``: due in the next six days;
 - ``upcoming``: due later, up to ``upcoming_days`` ahead (further activities are left out).
+
+Every read is given the caller's reach: a list holds only the tasks about customers in
+reach (``ContactLogBook.scope``, narrowed in MongoDB), and answers are as the caller may
+see them (masked for the analyst). Whether the contact, activity, customer or manager
+asked for is in reach at all is checked before (``crm_contactlog.access``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from crm_backbone.access import Reach, as_shown, scoped
 from crm_backbone.application import Clock, utc_now
+from crm_backbone.book import CUSTOMER_OWNERS
 from crm_backbone.cursor import decode_cursor, encode_cursor
 from crm_backbone.projection import Document
 from crm_backbone.readmodel import document_version, wait_until_applied
@@ -28,6 +35,12 @@ from pydantic import BaseModel, Field
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from crm_contactlog.access import (
+    ACTIVITY_PERSONAL,
+    CONTACT_PERSONAL,
+    TASK_PERSONAL,
+    ContactLogBook,
+)
 from crm_contactlog.domain import ActivityStatus
 from crm_contactlog.task_inputs import CAMPAIGNS, CUSTOMERS, DERIVED
 from crm_contactlog.task_rules import Task, TaskKind, TaskRules
@@ -115,6 +128,7 @@ class ContactLogQueries:
         self.activities = database[ACTIVITIES]
         self.derived = database[DERIVED]
         self.customers = database[CUSTOMERS]
+        self.owners = database[CUSTOMER_OWNERS]
         self.campaigns = database[CAMPAIGNS]
         self.positions = database[f"{ContactLogViews.name}__positions"]
         self.rules = rules
@@ -125,16 +139,17 @@ class ContactLogQueries:
         """Wait (bounded) until the views have applied ``version`` of a contact or activity."""
         return await wait_until_applied(self.positions, SOURCE, aggregate_id, version, within)
 
-    async def contact(self, contact_id: str) -> ContactView | None:
+    async def contact(self, reach: Reach, contact_id: str) -> ContactView | None:
         doc = await self.contacts.find_one({"_id": contact_id})
-        return None if doc is None else ContactView.model_validate(_with_version(doc))
+        return None if doc is None else _contact(reach, doc)
 
-    async def activity(self, activity_id: str) -> ActivityView | None:
+    async def activity(self, reach: Reach, activity_id: str) -> ActivityView | None:
         doc = await self.activities.find_one({"_id": activity_id})
-        return None if doc is None else ActivityView.model_validate(_with_version(doc))
+        shown = None if doc is None else as_shown(reach, _with_version(doc), ACTIVITY_PERSONAL)
+        return None if shown is None else ActivityView.model_validate(shown)
 
     async def timeline(
-        self, customer_id: str, *, limit: int = 20, cursor: str | None = None
+        self, reach: Reach, customer_id: str, *, limit: int = 20, cursor: str | None = None
     ) -> TimelinePage:
         """The customer's contacts, newest first; ties broken by id (a stable order)."""
         query: Document = {"customer_id": customer_id}
@@ -147,57 +162,85 @@ class ContactLogQueries:
         found = self.contacts.find(query).sort([("started_at", DESCENDING), ("_id", DESCENDING)])
         docs = [doc async for doc in found.limit(limit + 1)]
         more = len(docs) > limit
-        items = [ContactView.model_validate(_with_version(doc)) for doc in docs[:limit]]
-        last = items[-1] if items else None
-        next_cursor = encode_cursor(last.started_at, last.contact_id) if more and last else None
+        items = [_contact(reach, doc) for doc in docs[:limit]]
+        last = docs[limit - 1] if more else None
+        next_cursor = encode_cursor(last["started_at"], last["_id"]) if last else None
         return TimelinePage(customer_id=customer_id, items=items, next_cursor=next_cursor)
 
-    async def tasks(self, manager_id: str, as_of: datetime | None = None) -> TaskList:
-        """The manager's open tasks at ``as_of`` (default: now), grouped by due day."""
+    async def tasks(
+        self, book: ContactLogBook, reach: Reach, manager_id: str, as_of: datetime | None = None
+    ) -> TaskList:
+        """The manager's open tasks at ``as_of`` (default: now), grouped by due day: those
+        about customers in ``reach``, and the manager's activities about no customer."""
         now = as_of or self.clock()
         rules = self.rules
-        book = {doc["_id"]: doc async for doc in self.customers.find({"manager_id": manager_id})}
-        derived = await self._derived(manager_id, book, now)
+        in_reach = await book.scope(reach)
+        managed = await self._managed(reach, manager_id)
+        derived = await self._derived(manager_id, managed, in_reach, now)
         horizon = datetime.combine(
             rules.local_day(now) + timedelta(days=self.upcoming_days + 1), time(), rules.timezone
         )
-        activities = [
-            doc
-            async for doc in self.activities.find(
-                {
-                    "assignee_id": manager_id,
-                    "status": ActivityStatus.SCHEDULED.value,
-                    "due_at": {"$lt": horizon},
-                }
-            )
-        ]
+        assigned = {
+            "assignee_id": manager_id,
+            "status": ActivityStatus.SCHEDULED.value,
+            "due_at": {"$lt": horizon},
+        }
+        about = {"$or": [in_reach, {"customer_id": None}]} if in_reach else {}
+        activities = [doc async for doc in self.activities.find(_within(assigned, about))]
         campaign_ids = list({doc["campaign_id"] for doc in derived if doc.get("campaign_id")})
         campaigns = {
             doc["_id"]: doc async for doc in self.campaigns.find({"_id": {"$in": campaign_ids}})
         }
         named = {doc.get("customer_id") for doc in [*derived, *activities]}
-        strangers = list(named - set(book) - {None})
-        customers = book | {
+        strangers = list(named - set(managed) - {None})
+        customers = managed | {
             doc["_id"]: doc
             async for doc in self.customers.find({"_id": {"$in": strangers}}, {"full_name": 1})
         }
         found = rules.tasks(manager_id, now, derived, customers, campaigns)
         found += [activity_task(doc, rules, customers) for doc in activities]
-        return group_tasks(manager_id, now, found, rules, self.upcoming_days)
+        shown = [Task.model_validate(as_shown(reach, t.model_dump(), TASK_PERSONAL)) for t in found]
+        return group_tasks(manager_id, now, shown, rules, self.upcoming_days)
+
+    async def _managed(self, reach: Reach, manager_id: str) -> dict[str, Document]:
+        """The customers in reach whose relationship manager is ``manager_id``: their
+        owners (``customer_owners``, the one record of who manages whom) and names."""
+        owners = {
+            doc["_id"]: doc
+            async for doc in self.owners.find(scoped({"manager_id": manager_id}, reach))
+        }
+        wanted = {"full_name": 1, "birth_date": 1, "merged_into": 1}
+        names = {
+            doc["_id"]: doc
+            async for doc in self.customers.find({"_id": {"$in": list(owners)}}, wanted)
+        }
+        return {key: names.get(key, {}) | owner for key, owner in owners.items()}
 
     async def _derived(
-        self, manager_id: str, book: Mapping[str, Document], now: datetime
+        self,
+        manager_id: str,
+        managed: Mapping[str, Document],
+        in_reach: Mapping[str, Any],
+        now: datetime,
     ) -> list[Document]:
-        """The derived-task documents that may be the manager's (the rules decide)."""
+        """The derived-task documents that may be the manager's (the rules decide), about
+        customers in reach: those naming the manager, those of the customers they manage
+        (in reach already), and whether birthday tasks of those were taken on."""
         named_kind = {"kind": {"$exists": True}}
         query = {
             "$or": [
-                named_kind | {"manager_id": manager_id},
-                named_kind | {"manager_id": {"$exists": False}, "customer_id": {"$in": list(book)}},
-                {"_id": {"$in": self.rules.birthday_task_ids(manager_id, book, now)}},
+                _within(named_kind | {"manager_id": manager_id}, in_reach),
+                named_kind
+                | {"manager_id": {"$exists": False}, "customer_id": {"$in": list(managed)}},
+                {"_id": {"$in": self.rules.birthday_task_ids(manager_id, managed, now)}},
             ]
         }
         return [doc async for doc in self.derived.find(query)]
+
+
+def _within(query: Mapping[str, Any], scope: Mapping[str, Any]) -> dict[str, Any]:
+    """``query`` narrowed by the filter ``scope`` (``{}``: not narrowed)."""
+    return {"$and": [dict(query), dict(scope)]} if scope else dict(query)
 
 
 def group_tasks(
@@ -251,6 +294,10 @@ def activity_task(doc: Document, rules: TaskRules, customers: Mapping[str, Docum
 def _order(task: Task) -> tuple[date, int, float, str]:
     moment = task.due_at.timestamp() if task.due_at else math.inf
     return task.due_on, _PRIORITY_RANK[task.priority], moment, task.task_id
+
+
+def _contact(reach: Reach, doc: Document) -> ContactView:
+    return ContactView.model_validate(as_shown(reach, _with_version(doc), CONTACT_PERSONAL))
 
 
 def _with_version(doc: Document) -> dict[str, Any]:

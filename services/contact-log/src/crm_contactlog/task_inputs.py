@@ -6,8 +6,10 @@ A projection (consumer ``derived_tasks``) of five topics into three collections:
   (maturity date, opportunity stage and last touch, complaint SLA, call list, manager
   assignment) and what resolved or took it on (account closed, need resolved, contact
   logged, activity scheduled with the task as its ``origin_event_id``);
-- ``customers``: each customer's name, birth date, relationship manager and merge (from
-  ``crm.customer.*``), for birthdays and for tasks that go to the customer's manager;
+- ``customers``: each customer's name, birth date and merge (from ``crm.customer.*``), for
+  birthdays and for the names on the lists (who manages a customer is the service's
+  ``customer_owners``, :class:`~crm_backbone.book.CustomerOwnersView`: one record of it,
+  which also scopes every read);
 - ``campaigns``: each campaign's name and whether it ended.
 
 Decision: derived tasks are **read-model documents**, not ``Activity`` aggregates created
@@ -56,7 +58,7 @@ Event = Envelope[EventPayload]
 
 
 class TaskInputs(Projection):
-    """Documents of the derived tasks' triggers, of customers' managers and birthdays, of
+    """Documents of the derived tasks' triggers, of customers' names and birthdays, of
     campaigns: the facts :class:`~crm_contactlog.task_rules.TaskRules` reads."""
 
     name: ClassVar[str] = "derived_tasks"
@@ -99,7 +101,6 @@ class TaskInputs(Projection):
         await database[DERIVED].create_indexes(
             [IndexModel([("manager_id", ASCENDING)]), IndexModel([("customer_id", ASCENDING)])]
         )
-        await database[CUSTOMERS].create_indexes([IndexModel([("manager_id", ASCENDING)])])
 
     # Core banking: maturities ----------------------------------------------------------
 
@@ -156,7 +157,6 @@ class TaskInputs(Projection):
     def manager_assigned(self, e: Event) -> Iterator[ViewUpdate]:
         d = e.data
         assert isinstance(d, cu.RelationshipManagerAssigned)
-        yield ViewUpdate(CUSTOMERS, e.aggregateid, {"$set": {"manager_id": d.manager_id}})
         yield _derived(
             TaskKind.INTRODUCTION,
             (e.aggregateid,),

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from crm_backbone.book import CUSTOMER_OWNERS, CustomerOwnersView
 from crm_backbone.projection import Document, Projection
 from crm_events import contact_log as cl
 from crm_events import core_banking as cb
@@ -51,7 +52,7 @@ class Bank:
 
     versions: dict[str, int] = field(default_factory=dict)
     views: dict[str, dict[str, Document]] = field(default_factory=lambda: defaultdict(dict))
-    projections: tuple[Projection, ...] = (ContactLogViews(), TaskInputs())
+    projections: tuple[Projection, ...] = (ContactLogViews(), TaskInputs(), CustomerOwnersView())
 
     def emit(
         self, service: Service, aggregate_id: str, payload: EventPayload, at: datetime = T0
@@ -77,13 +78,20 @@ class Bank:
 
     def tasks(self, manager_id: str = RM, at: datetime = T0) -> TaskList:
         derived = list(self.views[DERIVED].values())
-        found = RULES.tasks(manager_id, at, derived, self.views[CUSTOMERS], self.views[CAMPAIGNS])
+        customers = self.customers()
+        found = RULES.tasks(manager_id, at, derived, customers, self.views[CAMPAIGNS])
         found += [
-            activity_task(doc, RULES, self.views[CUSTOMERS])
+            activity_task(doc, RULES, customers)
             for doc in self.views[ACTIVITIES].values()
             if doc["assignee_id"] == manager_id and doc["status"] == "scheduled"
         ]
         return group_tasks(manager_id, at, found, RULES, upcoming_days=30)
+
+    def customers(self) -> dict[str, Document]:
+        """Customers with their names and owners, as the task list query joins them."""
+        owners = self.views[CUSTOMER_OWNERS]
+        names = self.views[CUSTOMERS]
+        return {key: names.get(key, {}) | owners.get(key, {}) for key in {*names, *owners}}
 
     def kinds(self, manager_id: str = RM, at: datetime = T0) -> list[tuple[str, str, str]]:
         """(group, kind, customer) of every task of the manager's list."""

@@ -17,7 +17,9 @@ beyond the kept ones:
   first character (Chinese) or its initials (Latin), one-letter words nothing;
 - address: province and city (``广东省深圳市***``; a structured address keeps country,
   province and city);
-- birth date ``1985-**-**``: the year only.
+- birth date ``1985-**-**``: the year only;
+- free text written about a person (a contact's notes, a remark): ``***``, all of it, since
+  it may say anything.
 
 ``***`` replaces whatever a mask cannot read; ``None`` stays ``None``.
 """
@@ -200,6 +202,8 @@ class PersonalData(StrEnum):
     ID_DOCUMENT = "id_document"
     ADDRESS = "address"
     BIRTH_DATE = "birth_date"
+    FREE_TEXT = "free_text"
+    """A note written about a person: hidden whole (``***``; an empty one stays empty)."""
 
     def mask(self, value: Any) -> Any:
         """This kind's mask of ``value``; ``None`` stays ``None``."""
@@ -213,6 +217,7 @@ _MASKS: Mapping[PersonalData, Callable[[Any], Any]] = {
     PersonalData.ID_DOCUMENT: _mask_id_document_value,
     PersonalData.ADDRESS: _mask_address_value,
     PersonalData.BIRTH_DATE: mask_birth_date,
+    PersonalData.FREE_TEXT: _masker(lambda text: HIDDEN if text else ""),
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm_backbone.callers import Who
+from crm_backbone.callers import Reader, Who
 from crm_backbone.service_api import (
     VIEW_BEHIND,
     Command,
@@ -93,7 +93,7 @@ async def schedule(
     body: ActivityPlan, who: Who, commands: Commands, response: Response
 ) -> ActivityAccepted:
     fields = body.model_dump(mode="json", exclude={"activity_id"})
-    return await activity_answers.create(
+    return await activity_answers.create_in_reach(
         who, response, "activities", commands.schedule_activity, body.activity_id, fields
     )
 
@@ -103,7 +103,7 @@ async def reschedule(
     activity_id: ActivityId, body: Reschedule, who: Who, commands: Commands
 ) -> ActivityAccepted:
     plan = body.model_dump(mode="json", exclude={"expected_version"})
-    return await activity_answers.run(
+    return await activity_answers.run_in_reach(
         who, commands.reschedule_activity, activity_id, body.expected_version, **plan
     )
 
@@ -113,7 +113,7 @@ async def complete(
     activity_id: ActivityId, body: Completion, who: Who, commands: Commands
 ) -> ActivityAccepted:
     done = body.model_dump(mode="json", exclude={"expected_version"})
-    return await activity_answers.run(
+    return await activity_answers.run_in_reach(
         who, commands.complete_activity, activity_id, body.expected_version, **done
     )
 
@@ -122,26 +122,34 @@ async def complete(
 async def cancel(
     activity_id: ActivityId, body: Cancellation, who: Who, commands: Commands
 ) -> ActivityAccepted:
-    return await activity_answers.run(
+    return await activity_answers.run_in_reach(
         who, commands.cancel_activity, activity_id, body.expected_version, body.reason
     )
 
 
-@router.get("/activities/{activity_id}", summary="An activity (read side)", responses=VIEW_BEHIND)
+@router.get(
+    "/activities/{activity_id}",
+    summary="An activity (read side)",
+    description="An activity in the caller's reach (its customer's, or with no customer "
+    "its assignee's); its free text masked for the analyst.",
+    responses=VIEW_BEHIND,
+)
 async def activity(
     activity_id: ActivityId,
+    caller: Reader,
     commands: Commands,
     queries: Queries,
     min_version: MinVersion = None,
     wait_ms: WaitMs = 2_000,
 ) -> ActivityView:
+    await commands.require_activity(caller.reach, activity_id)
     return await read_view(
         queries.wait_for,
-        commands,
+        commands.application,
         Activity,
         activity_id,
         min_version,
         wait_ms,
-        queries.activity,
+        lambda key: queries.activity(caller.reach, key),
         ActivityNotFound,
     )

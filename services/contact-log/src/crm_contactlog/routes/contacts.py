@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm_backbone.callers import Who
+from crm_backbone.callers import Reader, Who
 from crm_backbone.service_api import (
     VIEW_BEHIND,
     MinVersion,
@@ -61,26 +61,33 @@ async def log_contact(
     body: ContactLog, who: Who, commands: Commands, response: Response
 ) -> ContactAccepted:
     fields = body.model_dump(mode="json", exclude={"contact_id"})
-    return await contact_answers.create(
+    return await contact_answers.create_in_reach(
         who, response, "contacts", commands.log_contact, body.contact_id, fields
     )
 
 
-@router.get("/contacts/{contact_id}", summary="A contact (read side)", responses=VIEW_BEHIND)
+@router.get(
+    "/contacts/{contact_id}",
+    summary="A contact (read side)",
+    description="A contact of a customer in the caller's reach; its notes masked for the analyst.",
+    responses=VIEW_BEHIND,
+)
 async def contact(
     contact_id: ContactId,
+    caller: Reader,
     commands: Commands,
     queries: Queries,
     min_version: MinVersion = None,
     wait_ms: WaitMs = 2_000,
 ) -> ContactView:
+    await commands.require_contact(caller.reach, contact_id)
     return await read_view(
         queries.wait_for,
-        commands,
+        commands.application,
         Contact,
         contact_id,
         min_version,
         wait_ms,
-        queries.contact,
+        lambda key: queries.contact(caller.reach, key),
         ContactNotFound,
     )

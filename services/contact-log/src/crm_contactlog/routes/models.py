@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
+from crm_backbone.access import Reach
+from crm_backbone.application import Created
+from crm_backbone.callers import Caller
+from crm_backbone.http import location
 from crm_backbone.service_api import Answers
 from crm_events.common import Id
-from fastapi import Path
+from fastapi import Path, Response
 from pydantic import BaseModel, Field
 
 ContactId = Annotated[Id, Path(description="Contact id", examples=["CT-7f3a"])]
@@ -25,8 +30,50 @@ class ActivityAccepted(BaseModel):
     version: int = Field(description="The activity's version after the command")
 
 
-contact_answers = Answers(lambda key, version: ContactAccepted(contact_id=key, version=version))
+A = TypeVar("A", bound=BaseModel)
+P = ParamSpec("P")
+
+
+class AnswersInReach(Answers[A]):
+    """Runs the service's commands (``CallerCommands``: each checks the caller's reach
+    before it decides) as the caller, and answers them with the service's answer model."""
+
+    async def run_in_reach(
+        self,
+        who: Caller,
+        command: Callable[Concatenate[Reach, str, int | None, P], Awaitable[int]],
+        key: str,
+        expected: int | None,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> A:
+        """Run ``command(reach, key, expected, ...)`` on the aggregate ``key``."""
+        return self._answer(
+            key, await who.run_async(command, who.reach, key, expected, *args, **kwargs)
+        )
+
+    async def create_in_reach(
+        self,
+        who: Caller,
+        response: Response,
+        collection: str,
+        command: Callable[[Reach, str | None, dict[str, Any]], Awaitable[Created]],
+        key: str | None,
+        fields: dict[str, Any],
+    ) -> A:
+        """Run the creating ``command(reach, key, fields)``: the answer names the new
+        aggregate, and ``Location`` its path in ``collection``."""
+        new = await who.run_async(command, who.reach, key, fields)
+        response.headers["Location"] = location(collection, new.id)
+        return self._answer(new.id, new.version)
+
+
+contact_answers = AnswersInReach(
+    lambda key, version: ContactAccepted(contact_id=key, version=version)
+)
 """Runs a command on a contact and answers it with :class:`ContactAccepted`."""
 
-activity_answers = Answers(lambda key, version: ActivityAccepted(activity_id=key, version=version))
+activity_answers = AnswersInReach(
+    lambda key, version: ActivityAccepted(activity_id=key, version=version)
+)
 """Runs a command on an activity and answers it with :class:`ActivityAccepted`."""

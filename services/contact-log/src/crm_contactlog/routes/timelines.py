@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from crm_backbone.callers import Reader
 from fastapi import APIRouter, Query
 
 from crm_contactlog.queries import TimelinePage
-from crm_contactlog.routes.dependencies import Queries
+from crm_contactlog.routes.dependencies import Book, Queries
 from crm_contactlog.routes.models import CustomerId
 
 router = APIRouter(tags=["views"])
 
 
-@router.get("/customers/{customer_id}/timeline", summary="The customer's contacts, newest first")
+@router.get(
+    "/customers/{customer_id}/timeline",
+    summary="The customer's contacts, newest first",
+    description="For a customer in the caller's reach (else 404 `customer-not-found`); "
+    "notes masked for the analyst.",
+)
 async def timeline(
     customer_id: CustomerId,
+    caller: Reader,
+    book: Book,
     queries: Queries,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> TimelinePage:
-    return await queries.timeline(customer_id, limit=limit, cursor=cursor)
+    await book.require_customer(caller.reach, customer_id)
+    return await queries.timeline(caller.reach, customer_id, limit=limit, cursor=cursor)
