@@ -11,17 +11,20 @@ from typing import Any
 
 import httpx
 import pytest
+from crm_backbone.testing_identity import TestIdentity
 from crm_customer.api import create_app
 from crm_customer.bootstrap import CustomerSettings, bootstrap
 from local_infra.harness import assert_problem, in_process
 
-ACTOR = {"X-Actor": "rm-0042"}
+IDENTITY = TestIdentity()
+ACTOR = IDENTITY.service("crm-customer")
+"""These tests are about the commands, not access: the service's own account, whole book."""
 
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     service = bootstrap(CustomerSettings(data_dir=tmp_path))
-    app = create_app(service, run_workers=False)
+    app = create_app(service, run_workers=False, authentication=IDENTITY.authentication)
     async with in_process(app, service.close) as client:
         yield client
 
@@ -48,7 +51,7 @@ async def test_register_then_command_with_versions(client: httpx.AsyncClient) ->
         headers=ACTOR,
     )
     assert changed.json()["version"] == 2
-    current = await client.get("/customers/C00000001")
+    current = await client.get("/customers/C00000001", headers=ACTOR)
     assert current.json()["status"] == "active"
 
 
@@ -61,7 +64,8 @@ async def test_a_stale_version_is_a_409_naming_the_current_one(client: httpx.Asy
         headers=ACTOR,
     )
     assert assert_problem(stale, 409, "stale-version")["current_version"] == 2
-    assert (await client.get("/customers/C00000001")).json()["profile"]["email"] == "a@bank.cn"
+    current = await client.get("/customers/C00000001", headers=ACTOR)
+    assert current.json()["profile"]["email"] == "a@bank.cn"
 
 
 async def test_core_owned_fields_are_refused_naming_the_owner(client: httpx.AsyncClient) -> None:
@@ -81,8 +85,8 @@ async def test_core_owned_fields_are_refused_naming_the_owner(client: httpx.Asyn
 
 
 async def test_bad_requests_are_problem_documents(client: httpx.AsyncClient) -> None:
-    no_actor = await client.post("/customers", json=registration())
-    assert_problem(no_actor, 422, "invalid-request")
+    no_token = await client.post("/customers", json=registration())
+    assert_problem(no_token, 401, "unauthenticated")
     invalid = await client.post(
         "/customers", json=registration(phone="call me", customer_type="alien"), headers=ACTOR
     )

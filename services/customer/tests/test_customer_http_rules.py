@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from crm_backbone.testing_identity import TestIdentity
 from crm_customer.api import create_app
 from crm_customer.bootstrap import CustomerService, CustomerSettings, bootstrap
 from crm_events.common import ID_PATTERN
@@ -22,7 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from local_infra.harness import assert_problem, in_process
 
-ACTOR = {"X-Actor": "rm-0042"}
+IDENTITY = TestIdentity()
+ACTOR = IDENTITY.service("crm-customer")
 
 
 @pytest.fixture
@@ -32,7 +34,10 @@ def service(tmp_path: Path) -> CustomerService:
 
 @pytest.fixture
 async def client(service: CustomerService) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process(create_app(service, run_workers=False), service.close) as client:
+    async with in_process(
+        create_app(service, run_workers=False, authentication=IDENTITY.authentication),
+        service.close,
+    ) as client:
         yield client
 
 
@@ -59,7 +64,9 @@ CUSTOMER_IDS = (
 def test_any_customer_id_is_registered_and_readable_or_refused_unwritten(
     service: CustomerService,
 ) -> None:
-    transport = httpx.ASGITransport(app=create_app(service, run_workers=False))
+    transport = httpx.ASGITransport(
+        app=create_app(service, run_workers=False, authentication=IDENTITY.authentication)
+    )
 
     @settings(max_examples=100, deadline=None)
     @given(customer_id=CUSTOMER_IDS)
@@ -74,7 +81,8 @@ def test_any_customer_id_is_registered_and_readable_or_refused_unwritten(
                 assert re.fullmatch(ID_PATTERN, customer_id)
                 location = answer.headers["location"]
                 assert urllib.parse.unquote(location) == f"/customers/{customer_id}"
-                assert (await client.get(location)).json()["customer_id"] == customer_id
+                found = await client.get(location, headers=ACTOR)
+                assert found.json()["customer_id"] == customer_id
             elif answer.status_code == 409:  # generated twice
                 assert_problem(answer, 409, "conflict")
                 assert stored_events(service) == before
@@ -109,17 +117,15 @@ async def test_json_types_are_strict(client: httpx.AsyncClient) -> None:
     assert accepted.json()["version"] == 2, "1.0 is the integer 1, as in JSON Schema"
 
 
-async def test_the_actor_is_a_required_id(client: httpx.AsyncClient) -> None:
-    for headers in ({}, {"X-Actor": ""}, {"X-Actor": "rm 42"}):
+async def test_a_call_without_a_valid_token_is_refused_unwritten(
+    service: CustomerService, client: httpx.AsyncClient
+) -> None:
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"X-Actor": "rm-0042"}):
         refused = await client.post("/customers", json=registration("C1"), headers=headers)
-        problem = assert_problem(refused, 422, "invalid-request")
-        assert problem["errors"][0]["location"] == ["header", "x-actor"]
+        assert_problem(refused, 401, "unauthenticated")
+    assert stored_events(service) == 0
     spec = (await client.get("/openapi.json")).json()
-    actor = next(
-        p for p in spec["paths"]["/customers"]["post"]["parameters"] if p["name"] == "x-actor"
-    )
-    assert actor["required"] is True
-    assert actor["schema"]["pattern"] == ID_PATTERN
+    assert spec["paths"]["/customers"]["post"]["security"]
 
 
 async def test_a_405_names_the_allowed_methods(client: httpx.AsyncClient) -> None:
@@ -128,9 +134,11 @@ async def test_a_405_names_the_allowed_methods(client: httpx.AsyncClient) -> Non
     assert answer.headers["allow"] == "GET, POST"
 
 
-async def test_an_unreachable_min_version_is_a_409_at_once(client: httpx.AsyncClient) -> None:
+async def test_an_unreachable_min_version_is_a_409_at_once_an_unknown_customer_a_404(
+    client: httpx.AsyncClient,
+) -> None:
     await client.post("/customers", json=registration("C1"), headers=ACTOR)
-    beyond = await client.get("/customers/C1/view", params={"min_version": 2})
+    beyond = await client.get("/customers/C1/view", params={"min_version": 2}, headers=ACTOR)
     assert assert_problem(beyond, 409, "version-unreachable")["current_version"] == 1
-    unknown = await client.get("/customers/C404/view", params={"min_version": 1})
-    assert assert_problem(unknown, 409, "version-unreachable")["current_version"] == 0
+    unknown = await client.get("/customers/C404/view", params={"min_version": 1}, headers=ACTOR)
+    assert assert_problem(unknown, 404, "customer-not-found")["detail"] == "no customer C404"

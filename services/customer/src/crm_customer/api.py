@@ -4,7 +4,9 @@ Every call carries a bearer token (its subject is the actor of the events a comm
 causes), may carry ``expected_version`` (a stale one
 is refused with 409 and nothing is written) and answers the customer's new version.
 Errors are RFC 9457 problem documents. The routes are in ``crm_customer.routes``, one
-module per resource.
+module per resource. Who may read and change which customers is ``ownership.py``'s: a
+customer out of the caller's reach is ``CustomerNotFound``, a ``NotInReach``, answered
+by the skeleton's one 404 (``crm_backbone.access.ACCESS_ERRORS``) as a missing one is.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from crm_backbone.http import Problem
 from crm_backbone.service_api import service_api
 from fastapi import FastAPI
 
-from crm_customer.application import CustomerNotFound
 from crm_customer.bootstrap import SERVICE, CustomerService
 from crm_customer.routes import customers, groups, merges, relationships, views
 from crm_customer.rules import (
@@ -26,7 +27,6 @@ from crm_customer.rules import (
 )
 
 DOMAIN_ERRORS = {
-    CustomerNotFound: lambda e: Problem(404, "customer-not-found", "Not found", str(e)),
     CustomerRetired: lambda e: Problem(
         409, "customer-merged", "Conflict", str(e), survivor_customer_id=e.survivor_id
     ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from crm_backbone.access import Reach
 from crm_backbone.aggregate import uuid_for
 from crm_backbone.application import Created, ServiceApplication, StaleVersion
 from crm_events.customer import CustomerStatus, GroupRole, GroupType, RelationshipType
@@ -15,23 +16,28 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from crm_customer.domain import Customer
-from crm_customer.rules import (
-    Conflict,
-    CustomerError,
-    CustomerRetired,
-    JsonDict,
-    check_profile_change,
+from crm_customer.ownership import (
+    AS_GIVEN,
+    WHOLE_BOOK,
+    CustomerNotFound,
+    Placement,
+    owners,
+    require_customer_in_reach,
+    require_may_give,
 )
+from crm_customer.rules import Conflict, CustomerRetired, JsonDict, check_profile_change
 
-
-class CustomerNotFound(CustomerError):
-    def __init__(self, customer_id: str) -> None:
-        super().__init__(f"no customer {customer_id}")
-        self.customer_id = customer_id
+__all__ = ["CustomerApplication", "CustomerNotFound"]
 
 
 class CustomerApplication(ServiceApplication):
-    """Registers customers and runs every command on them."""
+    """Registers customers and runs every command on them.
+
+    Every command takes its caller's ``reach``: each customer it loads must be in it
+    (``ownership.py``), else it is :class:`CustomerNotFound`, as a missing one is. Every
+    route passes its caller's; the default, the whole book, is for the service's own
+    policies and in-process tools.
+    """
 
     snapshotting_intervals = {Customer: 50}
 
@@ -42,6 +48,14 @@ class CustomerApplication(ServiceApplication):
             customer: Customer = self.repository.get(uuid_for(Customer, customer_id))
         except AggregateNotFoundError:
             raise CustomerNotFound(customer_id) from None
+        return customer
+
+    def get_in_reach(self, customer_id: str, reach: Reach) -> Customer:
+        """The customer, when it exists and is in ``reach``."""
+        customer = self.get(customer_id)
+        require_customer_in_reach(
+            reach, customer_id, owners(customer.manager_id, customer.branch_id)
+        )
         return customer
 
     def exists(self, customer_id: str) -> bool:
@@ -56,23 +70,52 @@ class CustomerApplication(ServiceApplication):
 
     # Commands ---------------------------------------------------------------------------
 
-    def register(self, customer_id: str, fields: JsonDict) -> Created:
+    def register(
+        self,
+        customer_id: str,
+        fields: JsonDict,
+        *,
+        manager_id: str | None = None,
+        placement: Placement = AS_GIVEN,
+        reach: Reach = WHOLE_BOOK,
+    ) -> Created:
+        """Register a customer into the caller's reach (``fields`` name its branch),
+        assigned at once to ``manager_id`` when one is given."""
+        branch_id = fields["branch_id"]
+        require_may_give(reach, manager_id, branch_id, placement)
         if self.exists(customer_id):
             raise Conflict(f"customer {customer_id} is already registered")
         customer = Customer.register(customer_id, fields)
+        if manager_id is not None:
+            customer.assign_manager(manager_id, branch_id, "assigned at registration")
         self._save(customer)
         return Created(customer_id, customer.version)
 
-    def update_profile(self, customer_id: str, expected: int | None, changes: JsonDict) -> int:
+    def update_profile(
+        self,
+        customer_id: str,
+        expected: int | None,
+        changes: JsonDict,
+        *,
+        reach: Reach = WHOLE_BOOK,
+    ) -> int:
         """Change CRM-owned profile fields; a change naming any other field is refused
         before the customer is read, as a malformed request is."""
         check_profile_change(changes)
-        return self._command(customer_id, expected, lambda c: c.update_profile(changes))
+        return self._command(customer_id, expected, reach, lambda c: c.update_profile(changes))
 
     def change_status(
-        self, customer_id: str, expected: int | None, *, status: CustomerStatus, reason: str
+        self,
+        customer_id: str,
+        expected: int | None,
+        *,
+        status: CustomerStatus,
+        reason: str,
+        reach: Reach = WHOLE_BOOK,
     ) -> int:
-        return self._command(customer_id, expected, lambda c: c.change_status(status, reason))
+        return self._command(
+            customer_id, expected, reach, lambda c: c.change_status(status, reason)
+        )
 
     def change_segment(
         self,
@@ -82,9 +125,13 @@ class CustomerApplication(ServiceApplication):
         value_band: str,
         corporate_tier: str | None,
         reason: str,
+        reach: Reach = WHOLE_BOOK,
     ) -> int:
         return self._command(
-            customer_id, expected, lambda c: c.change_segment(value_band, corporate_tier, reason)
+            customer_id,
+            expected,
+            reach,
+            lambda c: c.change_segment(value_band, corporate_tier, reason),
         )
 
     def assign_manager(
@@ -95,10 +142,16 @@ class CustomerApplication(ServiceApplication):
         manager_id: str,
         branch_id: str,
         reason: str | None,
+        placement: Placement = AS_GIVEN,
+        reach: Reach = WHOLE_BOOK,
     ) -> int:
-        return self._command(
-            customer_id, expected, lambda c: c.assign_manager(manager_id, branch_id, reason)
-        )
+        """Reassign a customer in reach to owners in reach: the old manager loses it as
+        soon as it is saved."""
+        customer = self._load(customer_id, expected, reach)
+        require_may_give(reach, manager_id, branch_id, placement)
+        customer.assign_manager(manager_id, branch_id, reason)
+        self._save(customer)
+        return customer.version
 
     def set_consent(
         self,
@@ -108,9 +161,10 @@ class CustomerApplication(ServiceApplication):
         channel: str,
         opted_in: bool,
         reason: str | None,
+        reach: Reach = WHOLE_BOOK,
     ) -> int:
         return self._command(
-            customer_id, expected, lambda c: c.set_consent(channel, opted_in, reason)
+            customer_id, expected, reach, lambda c: c.set_consent(channel, opted_in, reason)
         )
 
     def join_group(
@@ -122,10 +176,13 @@ class CustomerApplication(ServiceApplication):
         group_name: str,
         role: GroupRole,
         joined_on: str,
+        *,
+        reach: Reach = WHOLE_BOOK,
     ) -> int:
         return self._command(
             customer_id,
             expected,
+            reach,
             lambda c: c.join_group(group_id, group_type, group_name, role, joined_on),
         )
 
@@ -137,9 +194,10 @@ class CustomerApplication(ServiceApplication):
         group_id: str,
         left_on: str,
         reason: str | None,
+        reach: Reach = WHOLE_BOOK,
     ) -> int:
         return self._command(
-            customer_id, expected, lambda c: c.leave_group(group_id, left_on, reason)
+            customer_id, expected, reach, lambda c: c.leave_group(group_id, left_on, reason)
         )
 
     def relate(
@@ -149,10 +207,12 @@ class CustomerApplication(ServiceApplication):
         related_id: str,
         kind: RelationshipType,
         since: str | None,
+        *,
+        reach: Reach = WHOLE_BOOK,
     ) -> int:
-        """Relate two customers, both sides in one atomic save (spouse <-> spouse, ...)."""
-        customer = self._load(customer_id, expected)
-        related = self._related(related_id)
+        """Relate two customers in reach, both sides in one atomic save (spouse <-> spouse, ...)."""
+        customer = self._load(customer_id, expected, reach)
+        related = self._load(related_id, None, reach)
         customer.relate(related_id, kind, since)
         related.relate(customer_id, kind.inverse, since)
         self._save(customer, related)
@@ -166,25 +226,35 @@ class CustomerApplication(ServiceApplication):
         kind: RelationshipType,
         ended_on: str,
         reason: str | None,
+        *,
+        reach: Reach = WHOLE_BOOK,
     ) -> int:
-        customer = self._load(customer_id, expected)
-        related = self._related(related_id)
+        customer = self._load(customer_id, expected, reach)
+        related = self._load(related_id, None, reach)
         customer.unrelate(related_id, kind, ended_on, reason)
         related.unrelate(customer_id, kind.inverse, ended_on, reason)
         self._save(customer, related)
         return customer.version
 
     def merge(
-        self, survivor_id: str, expected: int | None, duplicate_id: str, reason: str, on: str
+        self,
+        survivor_id: str,
+        expected: int | None,
+        duplicate_id: str,
+        reason: str,
+        on: str,
+        *,
+        reach: Reach = WHOLE_BOOK,
     ) -> int:
-        """Merge a duplicate into the survivor (the golden record), in one atomic save.
+        """Merge a duplicate into the survivor (the golden record), in one atomic save;
+        both must be in reach (the customers related to the duplicate need not be).
 
         The survivor takes the duplicate's identity, missing profile fields, consents
         (an opt-out wins), relationships and group memberships; every customer related to
         the duplicate is re-pointed to the survivor; the duplicate is retired.
         """
-        survivor = self._load(survivor_id, expected)
-        duplicate = self._load(duplicate_id, None)
+        survivor = self._load(survivor_id, expected, reach)
+        duplicate = self._load(duplicate_id, None, reach)
         survivor.absorb(duplicate, reason)
         touched: dict[str, Customer] = {}
         why = f"merged into {survivor_id}"
@@ -237,15 +307,21 @@ class CustomerApplication(ServiceApplication):
     # Helpers ----------------------------------------------------------------------------
 
     def _command(
-        self, customer_id: str, expected: int | None, decide: Callable[[Customer], None]
+        self,
+        customer_id: str,
+        expected: int | None,
+        reach: Reach,
+        decide: Callable[[Customer], None],
     ) -> int:
-        customer = self._load(customer_id, expected)
+        customer = self._load(customer_id, expected, reach)
         decide(customer)
         self._save(customer)
         return customer.version
 
-    def _load(self, customer_id: str, expected: int | None) -> Customer:
-        customer = self.get(customer_id)
+    def _load(self, customer_id: str, expected: int | None, reach: Reach) -> Customer:
+        """A customer in reach that a command may change: not merged away, at the
+        ``expected`` version."""
+        customer = self.get_in_reach(customer_id, reach)
         if customer.merged_into is not None:
             raise CustomerRetired(customer_id, customer.merged_into)
         if expected is not None and expected != customer.version:
@@ -253,7 +329,9 @@ class CustomerApplication(ServiceApplication):
         return customer
 
     def _related(self, customer_id: str) -> Customer:
-        return self._load(customer_id, None)
+        """A customer related to a merged duplicate, re-pointed to the survivor whoever's
+        book it is in: the merge is the command, on two customers in reach."""
+        return self._load(customer_id, None, WHOLE_BOOK)
 
     def _save(self, *customers: Customer) -> None:
         try:

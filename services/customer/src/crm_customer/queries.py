@@ -2,6 +2,10 @@
 
 Asking for a duplicate's id answers with its survivor's view, which folds in every
 document merged into it (``single_view.py`` composes them).
+
+Every read takes the caller's reach: MongoDB selects only the customers in it (search,
+a group's members), or the one customer read is checked against it; what a masked reach
+reads has its personal data masked (``ownership.py``).
 """
 
 from __future__ import annotations
@@ -11,22 +15,30 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from crm_backbone.cursor import decode_cursor, encode_cursor
+from crm_backbone.access import Reach, as_shown, in_reach, scoped
+from crm_backbone.cursor import InvalidCursor, decode_cursor, encode_cursor
 from crm_backbone.projection import Document
-from crm_backbone.readmodel import APPLIED, wait_until_applied
+from crm_backbone.readmodel import APPLIED, field_key, wait_until_applied
 from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
 
+from crm_customer.ownership import OWNERSHIP, PERSONAL
 from crm_customer.single_view import SOURCE, CustomerView, compose
 from crm_customer.views import CustomerViews
 from crm_customer.views.documents import CUSTOMERS, GROUPS, normalise_phone
+
+CURSOR_KEY = "after"
+"""The sort key a search cursor carries: none (the customer's name would show in it), the
+last customer's id is enough to find it again."""
 
 MAX_MERGE_DEPTH = 8
 """How many merges deep a chain of duplicates is followed."""
 
 
 class SearchPage(BaseModel):
-    items: list[dict[str, Any]]
+    items: list[dict[str, Any]] = Field(
+        description="Customers in the caller's reach; personal data as the caller may see it"
+    )
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
@@ -50,15 +62,20 @@ class CustomerQueries:
         """Wait (bounded) until the view has applied ``version`` of the customer's events."""
         return await wait_until_applied(self.positions, SOURCE, customer_id, version, within)
 
-    async def view(self, customer_id: str) -> CustomerView | None:
+    async def view(self, customer_id: str, reach: Reach) -> CustomerView | None:
+        """The single view answering for ``customer_id`` (its survivor's, once merged),
+        when that customer is in reach."""
         survivor = await self._survivor(customer_id)
-        if survivor is None:
+        if survivor is None or not in_reach(reach, survivor, OWNERSHIP):
             return None
         documents = [survivor, *await self._merged_documents(survivor)]
         resolved_from = customer_id if survivor["_id"] != customer_id else None
-        return compose(
+        view = compose(
             documents, resolved_from, today=self.today(), dormancy_days=self.dormancy_days
         )
+        if not reach.masked:
+            return view
+        return CustomerView.model_validate(as_shown(reach, view.model_dump(), PERSONAL))
 
     async def search(
         self,
@@ -72,8 +89,11 @@ class CustomerQueries:
         status: str | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        reach: Reach,
     ) -> SearchPage:
-        """Registered, unmerged customers matching every given filter, by name then id."""
+        """Registered, unmerged customers in reach matching every given filter, by name
+        then id. The cursor names the last customer of the page (never its name), which
+        must still be in reach."""
         query: Document = {"registered": True, "merged_into": {"$exists": False}}
         if name:
             query["search.names"] = {"$regex": f"^{re.escape(name.strip().lower())}"}
@@ -90,7 +110,7 @@ class CustomerQueries:
             if value:
                 query[field] = value
         if cursor:
-            key, last_id = decode_cursor(cursor, str)
+            key, last_id = await self._resume_after(cursor, reach)
             query["$or"] = [
                 {"search.name_key": {"$gt": key}},
                 {"search.name_key": key, "_id": {"$gt": last_id}},
@@ -106,23 +126,49 @@ class CustomerQueries:
             "profile.email": 1,
             "search.name_key": 1,
         }
-        found = self.customers.find(query, projection).sort([("search.name_key", 1), ("_id", 1)])
-        items = [doc async for doc in found.limit(limit + 1)]
+        found = self.customers.find(scoped(query, reach, OWNERSHIP), projection)
+        sorted_found = found.sort([("search.name_key", 1), ("_id", 1)])
+        items = [doc async for doc in sorted_found.limit(limit + 1)]
         more = len(items) > limit
         items = items[:limit]
-        next_cursor = (
-            encode_cursor(items[-1]["search"]["name_key"], items[-1]["_id"]) if more else None
-        )
+        next_cursor = encode_cursor(CURSOR_KEY, items[-1]["_id"]) if more else None
         for item in items:
             item["customer_id"] = item.pop("_id")
             item.pop("search", None)
-        return SearchPage(items=items, next_cursor=next_cursor)
+        return SearchPage(
+            items=[as_shown(reach, i, PERSONAL) for i in items], next_cursor=next_cursor
+        )
 
-    async def group(self, group_id: str) -> dict[str, Any] | None:
+    async def _resume_after(self, cursor: str, reach: Reach) -> tuple[str, str]:
+        """The sort key and id of the customer a cursor names (:class:`InvalidCursor` for
+        one out of reach, as for one that does not exist)."""
+        key, last_id = decode_cursor(cursor, str)
+        last = await self.customers.find_one(
+            scoped({"_id": last_id}, reach, OWNERSHIP), {"search.name_key": 1}
+        )
+        if key != CURSOR_KEY or last is None:
+            raise InvalidCursor
+        return last.get("search", {}).get("name_key", ""), last_id
+
+    async def group(self, group_id: str, reach: Reach) -> dict[str, Any] | None:
+        """A group with its members (current and past) and its history, of the members in
+        reach only; ``None`` when it has none."""
         doc = await self.groups.find_one({"_id": group_id}, {APPLIED: 0})
         if doc is None:
             return None
-        members = doc.pop("members", {})
+        history = doc.get("history", [])
+        in_reach_ids = {
+            d["_id"]
+            async for d in self.customers.find(
+                scoped({"_id": {"$in": [h["customer_id"] for h in history]}}, reach, OWNERSHIP),
+                {"_id": 1},
+            )
+        }
+        if not in_reach_ids:
+            return None
+        by_key = {field_key(cid): cid for cid in in_reach_ids}  # members are keyed by field_key
+        members = {by_key[key]: m for key, m in doc.pop("members", {}).items() if key in by_key}
+        doc["history"] = [h for h in history if h["customer_id"] in in_reach_ids]
         doc["group_id"] = doc.pop("_id")
         doc["current_members"] = [
             {"customer_id": cid, **m} for cid, m in sorted(members.items()) if m["left_on"] is None

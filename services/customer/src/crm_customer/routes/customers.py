@@ -6,7 +6,8 @@ import asyncio
 from datetime import date
 from typing import Any
 
-from crm_backbone.callers import Who
+from crm_backbone.access import as_shown
+from crm_backbone.callers import Reader, Who
 from crm_backbone.service_api import Command, RequestBody
 from crm_events.common import (
     Address,
@@ -23,9 +24,10 @@ from crm_events.common import (
 )
 from crm_events.customer import CustomerStatus
 from fastapi import APIRouter, Response
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
-from crm_customer.routes.dependencies import Commands
+from crm_customer.ownership import PERSONAL, placement_of, registering_manager
+from crm_customer.routes.dependencies import Commands, Positions
 from crm_customer.routes.models import Accepted, CustomerId, answers
 
 router = APIRouter(tags=["customers"])
@@ -70,6 +72,11 @@ class Registration(RequestBody):
     occupation: str | None = None
     industry: str | None = None
     branch_id: Id
+    manager_id: Id | None = Field(
+        None,
+        description="The relationship manager, assigned at once; a relationship manager who "
+        "names none registers the customer into their own book",
+    )
     preferred_channel: Channel | None = None
 
 
@@ -128,11 +135,20 @@ class ConsentChange(Command):
 
 @router.post("/customers", status_code=201, summary="Register a customer")
 async def register(
-    body: Registration, who: Who, commands: Commands, response: Response
+    body: Registration, who: Who, commands: Commands, positions: Positions, response: Response
 ) -> Accepted:
-    fields = body.model_dump(mode="json", exclude={"customer_id"})
+    fields = body.model_dump(mode="json", exclude={"customer_id", "manager_id"})
+    manager_id = registering_manager(who.reach, body.manager_id)
     return await answers.create(
-        who, response, "customers", commands.register, body.customer_id, fields
+        who,
+        response,
+        "customers",
+        commands.register,
+        body.customer_id,
+        fields,
+        manager_id=manager_id,
+        placement=await placement_of(positions, who, manager_id),
+        reach=who.reach,
     )
 
 
@@ -142,7 +158,7 @@ async def update_profile(
 ) -> Accepted:
     changes = body.model_dump(mode="json", exclude={"expected_version"}, exclude_unset=True)
     return await answers.run(
-        who, commands.update_profile, customer_id, body.expected_version, changes
+        who, commands.update_profile, customer_id, body.expected_version, changes, reach=who.reach
     )
 
 
@@ -157,6 +173,7 @@ async def change_status(
         body.expected_version,
         status=body.status,
         reason=body.reason,
+        reach=who.reach,
     )
 
 
@@ -172,12 +189,22 @@ async def change_segment(
         value_band=body.value_band.value,
         corporate_tier=body.corporate_tier.value if body.corporate_tier else None,
         reason=body.reason,
+        reach=who.reach,
     )
 
 
-@router.put("/customers/{customer_id}/manager", summary="Assign the relationship manager")
+@router.put(
+    "/customers/{customer_id}/manager",
+    summary="Assign the relationship manager",
+    description="The old manager loses the customer at once; the new owners must be in the "
+    "caller's reach (403), and a staff member names a relationship manager of that branch (422).",
+)
 async def assign_manager(
-    customer_id: CustomerId, body: ManagerAssignment, who: Who, commands: Commands
+    customer_id: CustomerId,
+    body: ManagerAssignment,
+    who: Who,
+    commands: Commands,
+    positions: Positions,
 ) -> Accepted:
     return await answers.run(
         who,
@@ -187,6 +214,8 @@ async def assign_manager(
         manager_id=body.manager_id,
         branch_id=body.branch_id,
         reason=body.reason,
+        placement=await placement_of(positions, who, body.manager_id),
+        reach=who.reach,
     )
 
 
@@ -204,13 +233,14 @@ async def set_consent(
         channel=channel.value,
         opted_in=body.opted_in,
         reason=body.reason,
+        reach=who.reach,
     )
 
 
 @router.get("/customers/{customer_id}", summary="The customer as its events say now (write side)")
-async def current(customer_id: CustomerId, commands: Commands) -> dict[str, Any]:
-    customer = await asyncio.to_thread(commands.get, customer_id)
-    return {
+async def current(customer_id: CustomerId, caller: Reader, commands: Commands) -> dict[str, Any]:
+    customer = await asyncio.to_thread(commands.get_in_reach, customer_id, caller.reach)
+    answer = {
         "customer_id": customer.customer_id,
         "version": customer.version,
         "customer_type": customer.customer_type,
@@ -223,3 +253,4 @@ async def current(customer_id: CustomerId, commands: Commands) -> dict[str, Any]
         "consents": customer.consents,
         "merged_into": customer.merged_into,
     }
+    return as_shown(caller.reach, answer, PERSONAL)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from crm_backbone.callers import Who
+from crm_backbone.callers import Reader, Who
 from crm_backbone.http import Problem
 from crm_backbone.service_api import Command
 from crm_events.common import Id, Name
@@ -59,6 +59,7 @@ async def join_group(
         body.group_name,
         body.role,
         body.joined_on.isoformat(),
+        reach=who.reach,
     )
 
 
@@ -74,12 +75,18 @@ async def leave_group(
         group_id=group_id,
         left_on=body.left_on.isoformat(),
         reason=body.reason,
+        reach=who.reach,
     )
 
 
-@router.get("/groups/{group_id}", summary="A household or corporate group")
-async def group(group_id: GroupId, queries: Queries) -> dict[str, Any]:
-    found = await queries.group(group_id)
+@router.get(
+    "/groups/{group_id}",
+    summary="A household or corporate group",
+    description="Only its members in the caller's reach (a member out of reach is left out, "
+    "in its history too); a group with none answers 404, as a missing one does.",
+)
+async def group(group_id: GroupId, caller: Reader, queries: Queries) -> dict[str, Any]:
+    found = await queries.group(group_id, caller.reach)
     if found is None:
         raise Problem(404, "group-not-found", "Not found", f"no group {group_id}")
     return found

@@ -43,4 +43,5 @@ async def merge(customer_id: CustomerId, body: Merge, who: Who, commands: Comman
         body.duplicate_customer_id,
         body.reason,
         body.merged_on.isoformat(),
+        reach=who.reach,
     )

@@ -47,6 +47,7 @@ async def relate(
         body.related_customer_id,
         body.relationship_type,
         body.since.isoformat() if body.since else None,
+        reach=who.reach,
     )
 
 
@@ -65,4 +66,5 @@ async def unrelate(
         body.relationship_type,
         body.ended_on.isoformat(),
         body.reason,
+        reach=who.reach,
     )

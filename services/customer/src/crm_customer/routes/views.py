@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
+from crm_backbone.callers import Reader
 from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_view
 from crm_events.common import ValueBand
 from crm_events.customer import CustomerStatus
@@ -20,15 +22,27 @@ router = APIRouter(tags=["views"])
 
 
 @router.get(
-    "/customers/{customer_id}/view", summary="The single customer view", responses=VIEW_BEHIND
+    "/customers/{customer_id}/view",
+    summary="The single customer view",
+    description="A customer out of the caller's reach answers 404, as a missing one does; "
+    "with `min_version`, whether it is in reach is asked of the customer as it is stored "
+    "(so a reassignment to the caller is read at once), then of the view.",
+    responses=VIEW_BEHIND,
 )
 async def view(
     customer_id: CustomerId,
+    caller: Reader,
     commands: Commands,
     queries: Queries,
     min_version: MinVersion = None,
     wait_ms: WaitMs = 2_000,
 ) -> CustomerView:
+    if min_version is not None:
+        await asyncio.to_thread(commands.get_in_reach, customer_id, caller.reach)
+
+    async def read(key: str) -> CustomerView | None:
+        return await queries.view(key, caller.reach)
+
     return await read_view(
         queries.wait_for,
         commands,
@@ -36,13 +50,18 @@ async def view(
         customer_id,
         min_version,
         wait_ms,
-        queries.view,
+        read,
         CustomerNotFound,
     )
 
 
-@router.get("/customers", summary="Search customers")
+@router.get(
+    "/customers",
+    summary="Search customers",
+    description="Only customers in the caller's reach are found, counted or paged through.",
+)
 async def search(
+    caller: Reader,
     queries: Queries,
     name: Annotated[str | None, Query(description="Name prefix, any case")] = None,
     phone: str | None = None,
@@ -64,4 +83,5 @@ async def search(
         status=status.value if status else None,
         limit=limit,
         cursor=cursor,
+        reach=caller.reach,
     )
