@@ -1,7 +1,8 @@
 """The HTTP contract of the campaign service's commands: status codes and problem documents.
 
 The API runs in-process without workers, on an SQLite store in a temporary folder; the
-audience the target lists are selected from is a fixed list of profiles.
+audience the target lists are selected from is a fixed list of profiles. Callers are the
+campaign service's own account (``crm_service``) unless a test is about someone else.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
+from crm_backbone.testing_identity import TestIdentity
 from crm_campaign.api import create_app
 from crm_campaign.bootstrap import CampaignSettings, bootstrap
 from crm_campaign.targeting import Criteria, Profile
 from crm_events.campaign import Segment
 from local_infra.harness import assert_problem, in_process
 
-ACTOR = {"X-Actor": "rm-0042"}
+IDENTITY = TestIdentity()
 CONTACTS = frozenset({"phone", "email"})
 
 
@@ -55,8 +57,8 @@ AUDIENCE = [
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     service = bootstrap(CampaignSettings(data_dir=tmp_path))
     service.audience = FixedAudience(AUDIENCE)
-    app = create_app(service, run_workers=False)
-    async with in_process(app, service.close) as client:
+    app = create_app(service, run_workers=False, authentication=IDENTITY.authentication)
+    async with in_process(app, service.close, IDENTITY.service("crm-campaign")) as client:
         yield client
 
 
@@ -80,24 +82,24 @@ SCHEDULE = {"starts_at": "2026-03-01T09:00:00+08:00", "ends_at": "2026-03-31T18:
 
 
 async def started(client: httpx.AsyncClient) -> dict[str, Any]:
-    await client.post("/campaigns", json=draft(), headers=ACTOR)
-    await client.post("/campaigns/CMP-1/schedule", json=SCHEDULE, headers=ACTOR)
-    response = await client.post("/campaigns/CMP-1/start", json={}, headers=ACTOR)
+    await client.post("/campaigns", json=draft())
+    await client.post("/campaigns/CMP-1/schedule", json=SCHEDULE)
+    response = await client.post("/campaigns/CMP-1/start", json={})
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
 async def test_create_schedule_start_with_versions(client: httpx.AsyncClient) -> None:
-    created = await client.post("/campaigns", json=draft(), headers=ACTOR)
+    created = await client.post("/campaigns", json=draft())
     assert created.status_code == 201, created.text
     assert created.headers["location"] == "/campaigns/CMP-1"
     assert created.json() == {"campaign_id": "CMP-1", "version": 1}
     scheduled = await client.post(
-        "/campaigns/CMP-1/schedule", json=SCHEDULE | {"expected_version": 1}, headers=ACTOR
+        "/campaigns/CMP-1/schedule", json=SCHEDULE | {"expected_version": 1}
     )
     assert scheduled.json()["version"] == 2
-    start = await client.post("/campaigns/CMP-1/start", json={"expected_version": 2}, headers=ACTOR)
+    start = await client.post("/campaigns/CMP-1/start", json={"expected_version": 2})
     assert start.json() == {
         "campaign_id": "CMP-1",
         "version": 4,  # started, then one call list
@@ -113,9 +115,9 @@ async def test_create_schedule_start_with_versions(client: httpx.AsyncClient) ->
 
 
 async def test_a_generated_id_when_none_is_given(client: httpx.AsyncClient) -> None:
-    created = await client.post("/campaigns", json=draft(campaign_id=None), headers=ACTOR)
+    created = await client.post("/campaigns", json=draft(campaign_id=None))
     assert created.json()["campaign_id"].startswith("CMP-")
-    bad = await client.post("/campaigns", json=draft(campaign_id="a|b"), headers=ACTOR)
+    bad = await client.post("/campaigns", json=draft(campaign_id="a|b"))
     assert_problem(bad, 422, "invalid-request")
 
 
@@ -127,22 +129,22 @@ async def test_responses_are_recorded_once(client: httpx.AsyncClient) -> None:
         "stage": "contacted",
         "occurred_at": "2026-03-02T10:00:00+08:00",
     }
-    first = await client.post("/campaigns/CMP-1/responses", json=response, headers=ACTOR)
+    first = await client.post("/campaigns/CMP-1/responses", json=response)
     assert first.json() == {"campaign_id": "CMP-1", "version": version + 1, "recorded": True}
-    again = await client.post("/campaigns/CMP-1/responses", json=response, headers=ACTOR)
+    again = await client.post("/campaigns/CMP-1/responses", json=response)
     assert again.json() == {"campaign_id": "CMP-1", "version": version + 1, "recorded": False}
     stranger = await client.post(
-        "/campaigns/CMP-1/responses", json=response | {"customer_id": "C3"}, headers=ACTOR
+        "/campaigns/CMP-1/responses", json=response | {"customer_id": "C3"}
     )
     assert assert_problem(stranger, 422, "not-targeted")["customer_id"] == "C3"
     sale = response | {"stage": "converted", "revenue": {"amount": "120000", "currency": "CNY"}}
-    converted = await client.post("/campaigns/CMP-1/responses", json=sale, headers=ACTOR)
+    converted = await client.post("/campaigns/CMP-1/responses", json=sale)
     assert converted.json()["recorded"] is True
 
 
 async def test_state_rules_and_stale_versions_are_problems(client: httpx.AsyncClient) -> None:
-    await client.post("/campaigns", json=draft(), headers=ACTOR)
-    early = await client.post("/campaigns/CMP-1/start", json={}, headers=ACTOR)
+    await client.post("/campaigns", json=draft())
+    early = await client.post("/campaigns/CMP-1/start", json={})
     assert (
         "draft campaign cannot become running"
         in assert_problem(early, 422, "rule-violation")["detail"]
@@ -153,24 +155,22 @@ async def test_state_rules_and_stale_versions_are_problems(client: httpx.AsyncCl
         "stage": "sent",
         "occurred_at": "2026-03-02T10:00:00+08:00",
     }
-    not_yet = await client.post("/campaigns/CMP-1/responses", json=response, headers=ACTOR)
+    not_yet = await client.post("/campaigns/CMP-1/responses", json=response)
     assert_problem(not_yet, 409, "campaign-not-started")
-    stale = await client.post(
-        "/campaigns/CMP-1/schedule", json=SCHEDULE | {"expected_version": 7}, headers=ACTOR
-    )
+    stale = await client.post("/campaigns/CMP-1/schedule", json=SCHEDULE | {"expected_version": 7})
     assert assert_problem(stale, 409, "stale-version")["current_version"] == 1
     backwards = SCHEDULE | {"ends_at": "2026-02-01T00:00:00+08:00"}
     assert_problem(
-        await client.post("/campaigns/CMP-1/schedule", json=backwards, headers=ACTOR),
+        await client.post("/campaigns/CMP-1/schedule", json=backwards),
         422,
         "rule-violation",
     )
-    again = await client.post("/campaigns", json=draft(), headers=ACTOR)
+    again = await client.post("/campaigns", json=draft())
     assert_problem(again, 409, "conflict")
-    cancelled = await client.post("/campaigns/CMP-1/cancel", json={"reason": "x"}, headers=ACTOR)
+    cancelled = await client.post("/campaigns/CMP-1/cancel", json={"reason": "x"})
     assert cancelled.json()["version"] == 2
     assert_problem(
-        await client.post("/campaigns/CMP-1/complete", json={}, headers=ACTOR),
+        await client.post("/campaigns/CMP-1/complete", json={}),
         422,
         "rule-violation",
     )
@@ -183,28 +183,26 @@ async def test_a_target_list_too_large_for_one_kafka_record_is_refused(
     service.audience = FixedAudience(
         [customer(f"C{n:012d}", manager_id=f"RM-{n:08d}") for n in range(8_500)]
     )
-    transport = httpx.ASGITransport(app=create_app(service, run_workers=False))
-    async with httpx.AsyncClient(transport=transport, base_url="http://campaign") as client:
-        await client.post("/campaigns", json=draft(), headers=ACTOR)
-        await client.post("/campaigns/CMP-1/schedule", json=SCHEDULE, headers=ACTOR)
-        refused = await client.post("/campaigns/CMP-1/start", json={}, headers=ACTOR)
+    app = create_app(service, run_workers=False, authentication=IDENTITY.authentication)
+    async with in_process(app, service.close, IDENTITY.service("crm-campaign")) as client:
+        await client.post("/campaigns", json=draft())
+        await client.post("/campaigns/CMP-1/schedule", json=SCHEDULE)
+        refused = await client.post("/campaigns/CMP-1/start", json={})
         body = assert_problem(refused, 422, "target-list-too-large")
         assert body["targets"] == 8_500
         assert body["bytes"] > body["limit_bytes"]
         assert (await client.get("/campaigns/CMP-1")).json()["status"] == "scheduled"
-    await service.close()
 
 
 async def test_bad_requests_are_problem_documents(client: httpx.AsyncClient) -> None:
-    assert_problem(await client.post("/campaigns", json=draft()), 422, "invalid-request")
-    invalid = await client.post(
-        "/campaigns", json=draft(channels=[], budget={"amount": "x"}), headers=ACTOR
-    )
+    unproven = await client.post("/campaigns", json=draft(), headers={"Authorization": "Bearer x"})
+    assert_problem(unproven, 401, "unauthenticated")
+    invalid = await client.post("/campaigns", json=draft(channels=[], budget={"amount": "x"}))
     locations = {
         tuple(e["location"][:2]) for e in assert_problem(invalid, 422, "invalid-request")["errors"]
     }
     assert {("body", "channels"), ("body", "budget")} <= locations
-    missing = await client.post("/campaigns/CMP-404/complete", json={}, headers=ACTOR)
+    missing = await client.post("/campaigns/CMP-404/complete", json={})
     assert_problem(missing, 404, "campaign-not-found")
     assert_problem(await client.get("/campaigns/CMP-404"), 404, "campaign-not-found")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crm_backbone.access import SERVICE_REACHES, ServiceRole
 from crm_backbone.application import StaleVersion
 from crm_backbone.context import command_context
 from crm_campaign.application import CampaignApplication, CampaignNotFound
@@ -32,6 +33,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+CRM = SERVICE_REACHES[ServiceRole.CRM_SERVICE]
+"""The reach of the CRM's own services: they manage every campaign."""
 MONEY = {"amount": "80000.00", "currency": "CNY"}
 
 
@@ -79,9 +82,9 @@ def app() -> CampaignApplication:
 
 
 def running(app: CampaignApplication, campaign_id: str = "CMP-1", **overrides: Any) -> str:
-    app.create(campaign_id, draft(**overrides))
-    app.schedule(campaign_id, None, T0, T0 + timedelta(days=30))
-    app.start_with(campaign_id, None, Selection(TARGETS, {"opted_out": 2}))
+    app.create(campaign_id, draft(**overrides), reach=CRM)
+    app.schedule(campaign_id, None, T0, T0 + timedelta(days=30), reach=CRM)
+    app.start_with(campaign_id, None, Selection(TARGETS, {"opted_out": 2}), reach=CRM)
     return campaign_id
 
 
@@ -127,9 +130,9 @@ def test_every_event_translates_to_a_valid_payload_carrying_the_actor(
         sent(app, "C1", ResponseStage.SENT, "M1")
         sent(app, "C1", ResponseStage.OPTED_OUT, "M1")
         app.attribute_conversion("CMP-1", "C2", occurred_at=T0 + timedelta(days=1), revenue=MONEY)
-        app.complete("CMP-1", None)
-        app.create("CMP-2", draft())
-        app.cancel("CMP-2", None, "duplicate of CMP-1")
+        app.complete("CMP-1", None, reach=CRM)
+        app.create("CMP-2", draft(), reach=CRM)
+        app.cancel("CMP-2", None, "duplicate of CMP-1", reach=CRM)
     notifications = app.recorder.select_notifications(None, 100)
     events: list[Any] = [app.mapper.to_domain_event(n) for n in notifications]
     payloads = [translate(e) for e in events]
@@ -149,9 +152,9 @@ def test_every_event_translates_to_a_valid_payload_carrying_the_actor(
 
 
 def test_creation_rules(app: CampaignApplication) -> None:
-    app.create("CMP-1", draft())
+    app.create("CMP-1", draft(), reach=CRM)
     with pytest.raises(Conflict, match="already exists"):
-        app.create("CMP-1", draft())
+        app.create("CMP-1", draft(), reach=CRM)
     wrongs: list[dict[str, Any]] = [
         {"channels": []},
         {"owner_manager_ids": []},
@@ -168,14 +171,14 @@ def test_creation_rules(app: CampaignApplication) -> None:
 def test_a_stale_expected_version_is_refused_and_nothing_is_written(
     app: CampaignApplication,
 ) -> None:
-    app.create("CMP-1", draft())
-    version = app.schedule("CMP-1", 1, T0, T0 + timedelta(days=1))
+    app.create("CMP-1", draft(), reach=CRM)
+    version = app.schedule("CMP-1", 1, T0, T0 + timedelta(days=1), reach=CRM)
     with pytest.raises(StaleVersion) as refused:
-        app.schedule("CMP-1", 1, T0, T0 + timedelta(days=2))
+        app.schedule("CMP-1", 1, T0, T0 + timedelta(days=2), reach=CRM)
     assert refused.value.current == version
     assert app.get("CMP-1").ends_at == (T0 + timedelta(days=1)).isoformat()
     with pytest.raises(CampaignNotFound):
-        app.complete("CMP-404", None)
+        app.complete("CMP-404", None, reach=CRM)
 
 
 def test_the_start_freezes_the_list_and_hands_call_lists_to_managers(
@@ -221,11 +224,11 @@ def test_the_start_selects_by_the_campaigns_targeting_and_answers_what_it_holds(
     profiles: list[Profile],
 ) -> None:
     app = CampaignApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: T0)
-    app.create("CMP-1", draft())
-    app.schedule("CMP-1", None, T0, T0 + timedelta(days=30))
+    app.create("CMP-1", draft(), reach=CRM)
+    app.schedule("CMP-1", None, T0, T0 + timedelta(days=30), reach=CRM)
     channels = [Channel.SMS, Channel.EMAIL, Channel.PHONE]  # the draft's, in its order
     expected = select_targets([Segment(value_band=ValueBand.HIGH)], Criteria(), channels, profiles)
-    start = app.start("CMP-1", None, FixedAudience(profiles))
+    start = app.start("CMP-1", None, FixedAudience(profiles), reach=CRM)
     if not expected.targets:
         with pytest.raises(RuleViolation, match="no customer"):
             asyncio.run(start)
@@ -245,25 +248,25 @@ def test_a_campaign_the_caller_did_not_name_gets_an_id_from_the_application() ->
     app = CampaignApplication(
         env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, new_id=lambda prefix: f"{prefix}-7"
     )
-    assert app.create(None, draft()) == ("CMP-7", 1)
+    assert app.create(None, draft(), reach=CRM) == ("CMP-7", 1)
     assert app.get("CMP-7").name == "Spring wealth growth"
 
 
 def test_the_start_refuses_bad_target_lists(app: CampaignApplication) -> None:
-    app.create("CMP-1", draft(channels=["sms"]))
+    app.create("CMP-1", draft(channels=["sms"]), reach=CRM)
     with pytest.raises(InvalidTransition):
-        app.start_with("CMP-1", None, Selection(TARGETS, {}))
-    app.schedule("CMP-1", None, T0, T0 + timedelta(days=1))
+        app.start_with("CMP-1", None, Selection(TARGETS, {}), reach=CRM)
+    app.schedule("CMP-1", None, T0, T0 + timedelta(days=1), reach=CRM)
     for targets, why in (
         ([], "no customer"),
         ([target("C1"), target("C1")], "twice"),
         ([target("C1", "email")], "not the campaign's"),
     ):
         with pytest.raises(RuleViolation, match=why):
-            app.start_with("CMP-1", None, Selection(targets, {}))
+            app.start_with("CMP-1", None, Selection(targets, {}), reach=CRM)
     huge = [target(f"C{n:09d}", manager_id=f"RM-{n:05d}") for n in range(9_000)]
     with pytest.raises(TargetListTooLarge) as too_large:
-        app.start_with("CMP-1", None, Selection(huge, {}))
+        app.start_with("CMP-1", None, Selection(huge, {}), reach=CRM)
     assert too_large.value.size > MAX_TARGET_LIST_BYTES
     assert app.get("CMP-1").status is CampaignStatus.SCHEDULED
 
@@ -300,12 +303,12 @@ def test_each_target_reaches_each_stage_once(app: CampaignApplication) -> None:
 
 
 def test_responses_need_a_started_campaign_and_outlive_its_end(app: CampaignApplication) -> None:
-    app.create("CMP-1", draft())
-    app.schedule("CMP-1", None, T0, T0 + timedelta(days=1))
+    app.create("CMP-1", draft(), reach=CRM)
+    app.schedule("CMP-1", None, T0, T0 + timedelta(days=1), reach=CRM)
     with pytest.raises(NotStarted):
         app.record_gateway_response("CMP-1", "C1", Channel.SMS, ResponseStage.SENT, T0, "M1")
-    app.start_with("CMP-1", None, Selection(TARGETS, {}))
-    app.complete("CMP-1", None)
+    app.start_with("CMP-1", None, Selection(TARGETS, {}), reach=CRM)
+    app.complete("CMP-1", None, reach=CRM)
     assert sent(app, "C1", ResponseStage.OPENED, "M1")
 
 

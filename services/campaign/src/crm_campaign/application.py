@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
+from crm_backbone.access import Reach
 from crm_backbone.aggregate import uuid_for
 from crm_backbone.application import (
     Clock,
@@ -38,6 +39,7 @@ from crm_events.common import Channel
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from crm_campaign.access import campaign_branches, require_manage, require_manager
 from crm_campaign.audience import Audience
 from crm_campaign.domain import Campaign, CampaignError, Conflict, JsonDict
 from crm_campaign.targeting import Criteria, Selection, select_targets
@@ -105,9 +107,12 @@ class CampaignApplication(ServiceApplication):
         return uuid_for(Campaign, campaign_id) in self.repository
 
     # Commands ---------------------------------------------------------------------------
+    # Those managing a campaign are checked against the caller's ``reach`` before they
+    # decide (``access.require_manage``); responses and conversions are the target's.
 
-    def create(self, campaign_id: str | None, fields: JsonDict) -> Created:
+    def create(self, campaign_id: str | None, fields: JsonDict, *, reach: Reach) -> Created:
         """A draft campaign; ``fields`` are its ``Created`` event's attributes (JSON)."""
+        require_manage(reach, campaign_branches(fields.get("criteria") or {}))
         campaign_id = campaign_id or self.new_id("CMP")
         with self._locked(campaign_id):
             if self.exists(campaign_id):
@@ -117,28 +122,42 @@ class CampaignApplication(ServiceApplication):
             return Created(campaign_id, campaign.version)
 
     def schedule(
-        self, campaign_id: str, expected: int | None, starts_at: datetime, ends_at: datetime
+        self,
+        campaign_id: str,
+        expected: int | None,
+        starts_at: datetime,
+        ends_at: datetime,
+        *,
+        reach: Reach,
     ) -> int:
-        decided = self._command(campaign_id, expected, lambda c: c.schedule(starts_at, ends_at))
-        return decided.version
+        schedule = self._managed(reach, lambda c: c.schedule(starts_at, ends_at))
+        return self._command(campaign_id, expected, schedule).version
 
-    async def start(self, campaign_id: str, expected: int | None, audience: Audience) -> Started:
+    async def start(
+        self, campaign_id: str, expected: int | None, audience: Audience, *, reach: Reach
+    ) -> Started:
         """Select the target list from ``audience`` by the campaign's targeting and start.
 
         Segments, criteria and channels are fixed when the campaign is created, so the
         selection made before the command still holds when it runs. Its events record the
         actor of the command context it is awaited in.
         """
+        require_manager(reach)
         campaign = await asyncio.to_thread(self.get, campaign_id)
+        require_manage(reach, campaign_branches(campaign.criteria))
         segments = [Segment.model_validate(s) for s in campaign.target_segments]
         criteria = Criteria.model_validate(campaign.criteria)
         channels = [Channel(c) for c in campaign.channels]
         profiles = await audience.profiles(segments, criteria)
         # Selecting over the whole audience is CPU work: off the event loop.
         selection = await asyncio.to_thread(select_targets, segments, criteria, channels, profiles)
-        return await asyncio.to_thread(self.start_with, campaign_id, expected, selection)
+        return await asyncio.to_thread(
+            self.start_with, campaign_id, expected, selection, reach=reach
+        )
 
-    def start_with(self, campaign_id: str, expected: int | None, selection: Selection) -> Started:
+    def start_with(
+        self, campaign_id: str, expected: int | None, selection: Selection, *, reach: Reach
+    ) -> Started:
         """Start with a selected target list: freeze it and hand out the call lists."""
         now = self.clock()
 
@@ -146,14 +165,16 @@ class CampaignApplication(ServiceApplication):
             c.start(selection.targets, selection.excluded, now)
             return Started(c.version, len(c.targets), dict(c.excluded), dict(c.call_lists))
 
-        return self._command(campaign_id, expected, start).value
+        return self._command(campaign_id, expected, self._managed(reach, start)).value
 
-    def complete(self, campaign_id: str, expected: int | None) -> int:
+    def complete(self, campaign_id: str, expected: int | None, *, reach: Reach) -> int:
         now = self.clock()
-        return self._command(campaign_id, expected, lambda c: c.complete(now)).version
+        complete = self._managed(reach, lambda c: c.complete(now))
+        return self._command(campaign_id, expected, complete).version
 
-    def cancel(self, campaign_id: str, expected: int | None, reason: str) -> int:
-        return self._command(campaign_id, expected, lambda c: c.cancel(reason)).version
+    def cancel(self, campaign_id: str, expected: int | None, reason: str, *, reach: Reach) -> int:
+        cancel = self._managed(reach, lambda c: c.cancel(reason))
+        return self._command(campaign_id, expected, cancel).version
 
     def record_response(
         self, campaign_id: str, expected: int | None, **response: Any
@@ -183,6 +204,18 @@ class CampaignApplication(ServiceApplication):
         return self._retrying(campaign_id, lambda c: c.attribute_conversion(customer_id, **signal))
 
     # Helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _managed(reach: Reach, decide: Callable[[Campaign], T]) -> Callable[[Campaign], T]:
+        """``decide``, refused (403) unless ``reach`` may manage the campaign (a reach that
+        may manage none is refused at once, whether the campaign exists or not)."""
+        require_manager(reach)
+
+        def managed(campaign: Campaign) -> T:
+            require_manage(reach, campaign_branches(campaign.criteria))
+            return decide(campaign)
+
+        return managed
 
     def _retrying(self, campaign_id: str, decide: Callable[[Campaign], T]) -> T:
         for _ in range(RETRIES - 1):

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crm_backbone.book import CustomerOwnersView
 from crm_backbone.organisation import OrganisationView
 from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
 
+from crm_campaign.access import CampaignAccess
 from crm_campaign.application import CampaignApplication
 from crm_campaign.audience import Audience, AudienceReader, AudienceView
 from crm_campaign.policies import CampaignPolicies
@@ -34,6 +36,7 @@ class CampaignService(ServiceHandle):
     settings: CampaignSettings
     audience: Audience
     queries: CampaignQueries
+    access: CampaignAccess
 
 
 def bootstrap(settings: CampaignSettings | None = None) -> CampaignService:
@@ -43,14 +46,16 @@ def bootstrap(settings: CampaignSettings | None = None) -> CampaignService:
     runtime = infra.runtime(
         application,
         translate,
-        projections=[AudienceView(), CampaignTracking(), OrganisationView()],
+        projections=[AudienceView(), CampaignTracking(), OrganisationView(), CustomerOwnersView()],
         policies=[CampaignPolicies(application, infra.database)],
     )
+    access = CampaignAccess(infra.database)
     return CampaignService(
         application,
         runtime,
         infra.mongo,
         settings,
         AudienceReader(infra.database),
-        CampaignQueries(infra.database, settings.daily_timezone),
+        CampaignQueries(infra.database, settings.daily_timezone, access),
+        access,
     )

@@ -5,6 +5,10 @@ per campaign and target, holding the first moment it reached each stage), so eac
 (customer, stage) counts once however often, however late and in whatever order the
 responses arrived; ``figures.py`` holds how they are counted and priced. Exclusions are
 per campaign and reason: ``crm.campaign.started`` carries only totals.
+
+Every read takes the caller's reach (``access.py``): every campaign is listed, and its
+figures count the targets whose customer is in reach, in the aggregations' ``$match``;
+exclusions and the budget's cost go to an organisation-wide reach only.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from crm_backbone.access import Reach
 from crm_backbone.cursor import decode_cursor, encode_cursor
 from crm_backbone.projection import Document
 from crm_backbone.readmodel import applied_version, wait_until_applied
@@ -22,6 +27,7 @@ from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
+from crm_campaign.access import CampaignAccess, sees_whole
 from crm_campaign.figures import (
     Amounts,
     FunnelRow,
@@ -44,7 +50,9 @@ class Funnel(BaseModel):
     status: str | None
     version: int = Field(description="Campaign events applied (for read-your-writes)")
     budget: dict[str, str] | None
-    excluded: dict[str, int] = Field(description="Matching customers left off, by reason")
+    excluded: dict[str, int] = Field(
+        description="Matching customers left off, by reason (organisation-wide readers only)"
+    )
     totals: FunnelRow
     by_channel: list[FunnelRow]
     by_segment: list[FunnelRow]
@@ -90,30 +98,40 @@ class CampaignPage(BaseModel):
 class CampaignQueries:
     """Read side of the campaign service."""
 
-    def __init__(self, database: AsyncDatabase[Document], daily_timezone: str) -> None:
+    def __init__(
+        self, database: AsyncDatabase[Document], daily_timezone: str, access: CampaignAccess
+    ) -> None:
         self.daily_timezone = daily_timezone
         """Time zone of the calendar days of the daily series, unless a read names one."""
         self.campaigns = database[CAMPAIGNS]
         self.targets = database[TARGETS]
         self.positions = database[f"{CampaignTracking.name}__positions"]
+        self.access = access
 
     async def wait_for(self, campaign_id: str, version: int, within: float) -> bool:
         """Wait (bounded) until the views have applied ``version`` of the campaign's events."""
         return await wait_until_applied(self.positions, SOURCE, campaign_id, version, within)
 
-    async def funnel(self, campaign_id: str) -> Funnel | None:
+    async def _targets_match(self, reach: Reach, campaigns: Any) -> Document:
+        """The ``$match`` of the targets of ``campaigns`` (an id or a condition on ids)
+        whose customer is in reach."""
+        match: Document = {"campaign_id": campaigns}
+        in_reach = await self.access.targets_scope(reach)
+        return {"$and": [match, in_reach]} if in_reach else match
+
+    async def funnel(self, reach: Reach, campaign_id: str) -> Funnel | None:
+        """The campaign's response funnel over its targets in reach."""
         campaign = await self.campaigns.find_one({"_id": campaign_id})
         if campaign is None:
             return None
         group_by = {"c": "$channel", "v": "$value_band", "t": "$corporate_tier"}
+        match = await self._targets_match(reach, campaign_id)
         tallies = {
             (g["_id"].get("c"), g["_id"].get("v"), g["_id"].get("t")): Tally.of(g)
-            async for g in await self.targets.aggregate(
-                tally_pipeline({"campaign_id": campaign_id}, group_by)
-            )
+            async for g in await self.targets.aggregate(tally_pipeline(match, group_by))
         }
         total = sum(tallies.values(), Tally())
-        pricing = Pricing(campaign.get("budget"), total.counts["targeted"])
+        pricing = _pricing(reach, campaign, total)
 
         def segment(value_band: str | None, tier: str | None) -> SegmentKey:
             return SegmentKey(value_band=value_band, corporate_tier=tier)
@@ -124,7 +142,7 @@ class CampaignQueries:
             status=campaign.get("status"),
             version=await applied_version(self.positions, SOURCE, campaign_id),
             budget=campaign.get("budget"),
-            excluded=campaign.get("excluded", {}),
+            excluded=_excluded(reach, campaign),
             totals=pricing.row(total),
             by_channel=[
                 pricing.row(tally, channel=channel)
@@ -140,14 +158,17 @@ class CampaignQueries:
             ],
         )
 
-    async def daily(self, campaign_id: str, timezone: str | None = None) -> Daily | None:
-        """Per calendar day (in ``timezone``, the service's by default), the targets that
-        first reached each stage."""
+    async def daily(
+        self, reach: Reach, campaign_id: str, timezone: str | None = None
+    ) -> Daily | None:
+        """Per calendar day (in ``timezone``, the service's by default), the targets in
+        reach that first reached each stage."""
         timezone = timezone or self.daily_timezone
         if await self.campaigns.count_documents({"_id": campaign_id}, limit=1) == 0:
             return None
+        match = await self._targets_match(reach, campaign_id)
         try:
-            found = await self.targets.aggregate(_daily_pipeline(campaign_id, timezone))
+            found = await self.targets.aggregate(_daily_pipeline(match, timezone))
             groups = [group async for group in found]
         except OperationFailure as error:
             if error.code == UNKNOWN_TIME_ZONE:
@@ -162,6 +183,7 @@ class CampaignQueries:
 
     async def campaigns_page(
         self,
+        reach: Reach,
         *,
         status: str | None = None,
         kind: str | None = None,
@@ -169,7 +191,7 @@ class CampaignQueries:
         limit: int = 20,
         cursor: str | None = None,
     ) -> CampaignPage:
-        """Campaigns, newest first, with their headline figures."""
+        """Campaigns, newest first, with their headline figures over the targets in reach."""
         query: Document = {}
         for name, value in (
             ("status", status),
@@ -189,20 +211,31 @@ class CampaignQueries:
         more = len(documents) > limit
         documents = documents[:limit]
         ids = [doc["_id"] for doc in documents]
+        match = await self._targets_match(reach, {"$in": ids})
         tallies = {
             g["_id"]: Tally.of(g)
-            async for g in await self.targets.aggregate(
-                tally_pipeline({"campaign_id": {"$in": ids}}, "$campaign_id")
-            )
+            async for g in await self.targets.aggregate(tally_pipeline(match, "$campaign_id"))
         }
-        items = [_summary(doc, tallies.get(doc["_id"], Tally())) for doc in documents]
+        items = [_summary(reach, doc, tallies.get(doc["_id"], Tally())) for doc in documents]
         last = documents[-1] if documents else None
         next_cursor = encode_cursor(last["created_at"], last["_id"]) if more and last else None
         return CampaignPage(items=items, next_cursor=next_cursor)
 
 
-def _summary(doc: Document, tally: Tally) -> CampaignSummary:
-    pricing = Pricing(doc.get("budget"), tally.counts["targeted"])
+def _pricing(reach: Reach, campaign: Document, tally: Tally) -> Pricing:
+    """The campaign's budget as the cost of the targets in reach: a share of it would tell
+    how many targets lie outside the reach, so only an organisation-wide reach is priced."""
+    return Pricing(campaign.get("budget") if sees_whole(reach) else None, tally.counts["targeted"])
+
+
+def _excluded(reach: Reach, campaign: Document) -> dict[str, int]:
+    """Exclusions are counted per campaign, not per customer: organisation-wide only."""
+    excluded: dict[str, int] = campaign.get("excluded", {})
+    return excluded if sees_whole(reach) else {}
+
+
+def _summary(reach: Reach, doc: Document, tally: Tally) -> CampaignSummary:
+    pricing = _pricing(reach, doc, tally)
     return CampaignSummary(
         campaign_id=doc["_id"],
         name=doc.get("name"),
@@ -216,15 +249,20 @@ def _summary(doc: Document, tally: Tally) -> CampaignSummary:
         planned_end=doc.get("planned_end"),
         created_at=doc.get("created_at"),
         started_at=doc.get("started_at"),
-        excluded=doc.get("excluded", {}),
-        call_lists=sorted(doc.get("call_lists", {}).values(), key=lambda c: c["manager_id"]),
+        excluded=_excluded(reach, doc),
+        call_lists=sorted(_call_lists(reach, doc), key=lambda c: c["manager_id"]),
         headline=pricing.row(tally),
     )
 
 
-def _daily_pipeline(campaign_id: str, timezone: str) -> list[Document]:
-    """Per day (in ``timezone``) and stage: the campaign's targets that first reached the
-    stage that day, and the revenue of the conversions among them."""
+def _call_lists(reach: Reach, campaign: Document) -> list[dict[str, Any]]:
+    """Call lists count customers per manager, as frozen at the start: organisation-wide only."""
+    return list(campaign.get("call_lists", {}).values()) if sees_whole(reach) else []
+
+
+def _daily_pipeline(match: Document, timezone: str) -> list[Document]:
+    """Per day (in ``timezone``) and stage: the targets ``match`` selects that first
+    reached the stage that day, and the revenue of the conversions among them."""
     converted_with_revenue = {
         "$and": [
             {"$eq": ["$stage.k", ResponseStage.CONVERTED.value]},
@@ -233,7 +271,7 @@ def _daily_pipeline(campaign_id: str, timezone: str) -> list[Document]:
     }
     day = {"$dateToString": {"format": "%Y-%m-%d", "date": "$stage.v", "timezone": timezone}}
     return [
-        {"$match": {"campaign_id": campaign_id}},
+        {"$match": match},
         {"$project": {"stage": {"$objectToArray": "$stages"}, "revenue": 1, "revenue_currency": 1}},
         {"$unwind": "$stage"},
         {

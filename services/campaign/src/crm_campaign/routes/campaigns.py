@@ -1,8 +1,9 @@
 """Campaign commands (create, schedule, start, complete, cancel) and the write-side read.
 
-Every command names its actor (``X-Actor``), may carry ``expected_version`` (a stale one
-is refused with 409 and nothing is written) and answers the campaign's new version, which
-the tracking reads accept as ``min_version`` to read their own write.
+Every command is its bearer token's caller's, who must be allowed to manage the campaign
+(``access.py``: 403 otherwise), may carry ``expected_version`` (a stale one is refused with
+409 and nothing is written) and answers the campaign's new version, which the tracking
+reads accept as ``min_version`` to read their own write.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ import asyncio
 from datetime import date
 from typing import Any
 
-from crm_backbone.callers import Who
+from crm_backbone.callers import Reader, Who
 from crm_backbone.service_api import Command, RequestBody
 from crm_events.campaign import CampaignKind, Segment
 from crm_events.common import Channel, Id, Money, Name
 from fastapi import APIRouter, Response
 from pydantic import AwareDatetime, ConfigDict, Field
 
+from crm_campaign.access import sees_whole
 from crm_campaign.domain import MAX_ATTRIBUTION_DAYS, MAX_TARGET_LIST_BYTES, Campaign
-from crm_campaign.routes.dependencies import Commands, TargetAudience
+from crm_campaign.routes.dependencies import Access, Commands, TargetAudience
 from crm_campaign.routes.models import Accepted, CampaignId, Started, answers
 from crm_campaign.targeting import Criteria
 
@@ -86,7 +88,7 @@ class Cancellation(Command):
 async def create(body: Draft, who: Who, commands: Commands, response: Response) -> Accepted:
     fields = body.model_dump(mode="json", exclude={"campaign_id"})
     return await answers.create(
-        who, response, "campaigns", commands.create, body.campaign_id, fields
+        who, response, "campaigns", commands.create, body.campaign_id, fields, reach=who.reach
     )
 
 
@@ -95,7 +97,13 @@ async def schedule(
     campaign_id: CampaignId, body: Schedule, who: Who, commands: Commands
 ) -> Accepted:
     return await answers.run(
-        who, commands.schedule, campaign_id, body.expected_version, body.starts_at, body.ends_at
+        who,
+        commands.schedule,
+        campaign_id,
+        body.expected_version,
+        body.starts_at,
+        body.ends_at,
+        reach=who.reach,
     )
 
 
@@ -113,7 +121,9 @@ async def schedule(
 async def start(
     campaign_id: CampaignId, body: Command, who: Who, commands: Commands, audience: TargetAudience
 ) -> Started:
-    started = await who.run_async(commands.start, campaign_id, body.expected_version, audience)
+    started = await who.run_async(
+        commands.start, campaign_id, body.expected_version, audience, reach=who.reach
+    )
     return Started(
         campaign_id=campaign_id,
         version=started.version,
@@ -127,23 +137,39 @@ async def start(
 async def complete(
     campaign_id: CampaignId, body: Command, who: Who, commands: Commands
 ) -> Accepted:
-    return await answers.run(who, commands.complete, campaign_id, body.expected_version)
+    return await answers.run(
+        who, commands.complete, campaign_id, body.expected_version, reach=who.reach
+    )
 
 
 @router.post("/campaigns/{campaign_id}/cancel", summary="Cancel")
 async def cancel(
     campaign_id: CampaignId, body: Cancellation, who: Who, commands: Commands
 ) -> Accepted:
-    return await answers.run(who, commands.cancel, campaign_id, body.expected_version, body.reason)
+    return await answers.run(
+        who, commands.cancel, campaign_id, body.expected_version, body.reason, reach=who.reach
+    )
 
 
-@router.get("/campaigns/{campaign_id}", summary="The campaign as its events say now (write side)")
-async def current(campaign_id: CampaignId, commands: Commands) -> dict[str, Any]:
-    return _as_document(await asyncio.to_thread(commands.get, campaign_id))
+@router.get(
+    "/campaigns/{campaign_id}",
+    summary="The campaign as its events say now (write side)",
+    description=(
+        "`targeted` counts the targets whose customer is in the caller's reach; "
+        "`excluded` and `call_lists` are shown to organisation-wide readers only."
+    ),
+)
+async def current(
+    campaign_id: CampaignId, caller: Reader, commands: Commands, access: Access
+) -> dict[str, Any]:
+    campaign = await asyncio.to_thread(commands.get, campaign_id)
+    targeted = await access.count_in_reach(caller.reach, campaign.targets)
+    return _as_document(campaign, targeted, whole=sees_whole(caller.reach))
 
 
-def _as_document(campaign: Campaign) -> dict[str, Any]:
-    """The campaign's attributes, its window as ISO 8601, and counts of its target list."""
+def _as_document(campaign: Campaign, targeted: int, *, whole: bool) -> dict[str, Any]:
+    """The campaign's attributes, its window as ISO 8601, its ``targeted`` customers (in
+    reach) and, to a ``whole``-campaign reader, its exclusions and call lists."""
     window = campaign.window()
     return {
         "campaign_id": campaign.campaign_id,
@@ -165,9 +191,9 @@ def _as_document(campaign: Campaign) -> dict[str, Any]:
         "attribution_window_days": campaign.attribution_window_days,
         "started_at": campaign.started_at,
         "attribution_window": [moment.isoformat() for moment in window] if window else None,
-        "targeted": len(campaign.targets),
-        "excluded": campaign.excluded,
-        "call_lists": campaign.call_lists,
+        "targeted": targeted,
+        "excluded": campaign.excluded if whole else {},
+        "call_lists": campaign.call_lists if whole else {},
         "completed_at": campaign.completed_at,
         "cancel_reason": campaign.cancel_reason,
     }

@@ -9,7 +9,7 @@ from crm_events.common import Channel, Id, Money
 from fastapi import APIRouter
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from crm_campaign.routes.dependencies import Commands
+from crm_campaign.routes.dependencies import Access, Commands
 from crm_campaign.routes.models import CampaignId, ResponseAccepted
 
 router = APIRouter(tags=["responses"])
@@ -41,11 +41,16 @@ class ResponseReport(Command):
 @router.post(
     "/campaigns/{campaign_id}/responses",
     summary="Record a target's response",
-    description="Each target reaches each stage once; a repeat answers `recorded: false`.",
+    description=(
+        "Each target reaches each stage once; a repeat answers `recorded: false`. The "
+        "customer must be in the reporter's reach (a customer out of reach is "
+        "`404 customer-not-found`, as one that does not exist)."
+    ),
 )
 async def record_response(
-    campaign_id: CampaignId, body: ResponseReport, who: Who, commands: Commands
+    campaign_id: CampaignId, body: ResponseReport, who: Who, commands: Commands, access: Access
 ) -> ResponseAccepted:
+    await access.require_reporter(who.reach, body.customer_id)
     recorded = await who.run(
         commands.record_response,
         campaign_id,

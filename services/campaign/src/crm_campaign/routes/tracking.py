@@ -1,13 +1,16 @@
 """Response tracking, read from the views: the campaign list, funnels and daily series.
 
 Reads of one campaign take ``min_version`` (a version a command answered) to read their
-own write.
+own write. Every campaign is listed to every reader of the book; its figures count the
+targets whose customer is in the reader's reach (``access.py``).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
+from crm_backbone.callers import Reader
 from crm_backbone.http import Problem
 from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_view, read_your_writes
 from crm_events.campaign import CampaignKind
@@ -24,6 +27,7 @@ router = APIRouter(tags=["tracking"])
 
 @router.get("/campaigns", summary="Campaigns with their headline figures")
 async def campaigns(
+    caller: Reader,
     queries: Queries,
     status: CampaignStatus | None = None,
     kind: CampaignKind | None = None,
@@ -32,6 +36,7 @@ async def campaigns(
     cursor: str | None = None,
 ) -> CampaignPage:
     return await queries.campaigns_page(
+        caller.reach,
         status=status.value if status else None,
         kind=kind.value if kind else None,
         owner_manager_id=owner_manager_id,
@@ -47,6 +52,7 @@ async def campaigns(
 )
 async def funnel(
     campaign_id: CampaignId,
+    caller: Reader,
     commands: Commands,
     queries: Queries,
     min_version: MinVersion = None,
@@ -59,7 +65,7 @@ async def funnel(
         campaign_id,
         min_version,
         wait_ms,
-        queries.funnel,
+        partial(queries.funnel, caller.reach),
         CampaignNotFound,
     )
 
@@ -71,6 +77,7 @@ async def funnel(
 )
 async def daily(
     campaign_id: CampaignId,
+    caller: Reader,
     commands: Commands,
     queries: Queries,
     tz: Annotated[
@@ -81,7 +88,7 @@ async def daily(
 ) -> Daily:
     await read_your_writes(queries.wait_for, commands, Campaign, campaign_id, min_version, wait_ms)
     try:
-        found = await queries.daily(campaign_id, tz)
+        found = await queries.daily(caller.reach, campaign_id, tz)
     except ValueError as error:
         raise Problem(400, "invalid-time-zone", "Bad request", str(error)) from None
     if found is None:
