@@ -49,14 +49,16 @@ lint: setup  ## ruff, mypy, and the generated files (contracts, realm users) are
 	@if [ -d shared/events/asyncapi ]; then \
 		$(UV) run python -m crm_events.generate --check && node $(VALIDATOR)/validate.mjs; fi
 	@$(UV) run python -m crm_simulator.realm --check
+	@$(UV) run python -m local_infra.compose_accounts --check
 
 format: setup  ## apply ruff's fixes and formatting
 	@$(UV) run ruff check --fix .
 	@$(UV) run ruff format .
 
-generate: setup  ## regenerate JSON Schemas and AsyncAPI documents, and the realm's staff users
+generate: setup  ## regenerate JSON Schemas and AsyncAPI documents, the realm's staff users, compose's database accounts
 	@$(UV) run python -m crm_events.generate
 	@$(UV) run python -m crm_simulator.realm
+	@$(UV) run python -m local_infra.compose_accounts
 
 bench: infra-up  ## benchmarks against the genuine servers
 	@$(UV) run python bench/run.py $(BENCH_ARGS)

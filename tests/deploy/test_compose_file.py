@@ -14,6 +14,10 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from crm_backbone.credentials import OPS
+from local_infra import compose_accounts
+from local_infra.accounts import SERVICES
+from local_infra.compose_accounts import password_variable
 from local_infra.keycloak_server import KEYCLOAK_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,3 +94,28 @@ def test_keycloak_is_the_launchers_version_with_the_projects_realm(
     assert [(ROOT / m).resolve() for m in mounted] == [realm_file]
     issuer = compose["x-crm-service"]["environment"]["CRM_OIDC_ISSUER"]
     assert issuer.endswith(f"/realms/{json.loads(realm_file.read_text())['realm']}")
+
+
+def test_each_service_connects_as_its_own_user(compose: dict[str, Any]) -> None:
+    """Its containers carry its own password only; the addresses carry none."""
+    for pyproject in sorted((ROOT / "services").glob("*/pyproject.toml")):
+        name = pyproject.parent.name
+        own = f"${{{password_variable(name)}:-{name}-local}}"
+        for container in (name, f"{name}-worker"):
+            environment = compose["services"][container]["environment"]
+            assert environment["CRM_MONGO_PASSWORD"] == own
+            assert environment["CRM_POSTGRES_PASSWORD"] == own
+            assert "@" not in environment["CRM_MONGO_URI"] + environment["CRM_POSTGRES_DSN"]
+
+
+def test_the_databases_create_the_launchers_accounts_at_their_first_start(
+    compose: dict[str, Any],
+) -> None:
+    assert compose_accounts.main(["--check"]) == 0, "run `make generate`"
+    for server, script in (("mongodb", "mongo-init.js"), ("postgres", "postgres-init.sh")):
+        mounts = [str(m).split(":")[0] for m in compose["services"][server]["volumes"]]
+        assert f"./deploy/compose/{script}" in mounts
+        environment = compose["services"][server]["environment"]
+        for process in (*SERVICES, OPS):
+            assert password_variable(process) in environment
+    assert "--keyFile" in compose["services"]["mongodb"]["command"]

@@ -44,6 +44,8 @@ POSTGRES_ADMIN = "postgres"
 LOCAL_ADMIN_PASSWORD = "crm-local"
 """The administrators' password in the local profiles (loopback only), like Keycloak's."""
 
+ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+"""A service's PostgreSQL role: it logs in, and may do nothing beyond its database."""
 USER_EXISTS = 51003
 
 
@@ -138,9 +140,7 @@ def provision_postgres(admin_dsn: str, namespace: str, passwords: Mapping[str, S
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
             conn.execute(
-                sql.SQL(
-                    "{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}"
-                ).format(
+                sql.SQL("{} ROLE {} " + ROLE_ATTRIBUTES + " PASSWORD {}").format(
                     sql.SQL("ALTER" if exists else "CREATE"),
                     role,
                     sql.Literal(password.get_secret_value()),
