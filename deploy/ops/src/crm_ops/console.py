@@ -10,13 +10,15 @@ from typing import Any, TextIO, TypeVar
 
 import typer
 from aiokafka.errors import KafkaError
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 from rich.console import Console
 from rich.table import Table
 
 T = TypeVar("T")
 OFF_TERMINAL_WIDTH = 100_000
 """Columns of the console when output goes to a pipe or a file: lines are never cut."""
+REFUSED = (13, 18)
+"""MongoDB's Unauthorized and AuthenticationFailed."""
 
 
 def console_for(stream: TextIO) -> Console:
@@ -42,6 +44,14 @@ def run(work: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
         return asyncio.run(work())
     except KafkaError as error:
         console.print(f"[red]Kafka does not answer ({what}): {error!r}[/red]")
+    except OperationFailure as error:
+        if error.code not in REFUSED:
+            raise
+        reason = (error.details or {}).get("errmsg", error)
+        console.print(
+            f"[red]MongoDB refused crm-ops ({what}): {reason}. Its password: "
+            "CRM_MONGO_PASSWORD, or CRM_SECRETS_DIR (source var/infra/infra.env)[/red]"
+        )
     except PyMongoError as error:
         console.print(f"[red]MongoDB does not answer ({what}): {error}[/red]")
     raise typer.Exit(2)
