@@ -33,6 +33,7 @@ from crm_backbone.readmodel import wait_until_applied
 from crm_backbone.testing import interleave
 from crm_customer.application import CustomerApplication
 from crm_customer.bootstrap import CustomerService, CustomerSettings, bootstrap
+from crm_customer.ownership import WHOLE_BOOK
 from crm_customer.policies import CustomerPolicies
 from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload
@@ -234,7 +235,7 @@ async def test_two_instances_leave_nothing_parked(
         assert customer.core_versions == {customer_id: versions}
         assert customer.profile["email"] == f"v{versions}@bank.example"
         assert customer.profile["phone"] == "+86 138 0000 0001"
-        view = await first.queries.view(customer_id)
+        view = await first.queries.view(customer_id, WHOLE_BOOK)
         assert view is not None
         assert view.profile["email"] == f"v{versions}@bank.example"
         assert view.profile["phone"] == "+86 138 0000 0001"

@@ -21,19 +21,26 @@ from crm_customer.api import create_app
 from crm_customer.bootstrap import CustomerService, CustomerSettings, bootstrap
 from local_infra.harness import cloudevent, produce_plain, serving
 from local_infra.pytest_plugin import Servers
+from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
 
-ACTOR = {"X-Actor": "rm-0042"}
 CORE = "/bank/core-banking"
 
 
 @pytest.fixture
 async def service(
-    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str], topic_prefix: str
+    crm_servers: Servers,
+    tmp_path: Path,
+    unique_name: Callable[[str], str],
+    topic_prefix: str,
+    oidc_issuer: str,
+    realm_tokens: RealmTokens,
 ) -> AsyncIterator[tuple[CustomerService, httpx.AsyncClient]]:
+    """The service, and a client calling it as its own service account (whole book)."""
     settings = CustomerSettings(
+        oidc_issuer=oidc_issuer,
         kafka_bootstrap=crm_servers.kafka_bootstrap,
         mongo_uri=crm_servers.mongo_uri,
         data_dir=tmp_path,
@@ -43,7 +50,9 @@ async def service(
     customer_service = bootstrap(settings)
     async with (
         serving(create_app(customer_service)) as url,
-        httpx.AsyncClient(base_url=url, headers=ACTOR, timeout=30) as client,
+        httpx.AsyncClient(
+            base_url=url, headers=realm_tokens.service("crm-customer"), timeout=30
+        ) as client,
     ):
         yield customer_service, client
     cleaner: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)

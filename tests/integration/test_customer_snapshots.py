@@ -16,6 +16,7 @@ from crm_customer.bootstrap import CustomerService, CustomerSettings, bootstrap
 from eventsourcing.domain import Snapshot as LibrarySnapshot
 from local_infra.harness import serving
 from local_infra.pytest_plugin import Servers
+from local_infra.tokens import RealmTokens
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +29,11 @@ async def service(
     crm_servers: Servers,
     tmp_path: Path,
     unique_name: Callable[[str], str],
+    oidc_issuer: str,
+    realm_tokens: RealmTokens,
 ) -> AsyncIterator[tuple[CustomerService, httpx.AsyncClient]]:
     settings = CustomerSettings(
+        oidc_issuer=oidc_issuer,
         kafka_bootstrap=crm_servers.kafka_bootstrap,
         mongo_uri=crm_servers.mongo_uri,
         event_store=request.param,
@@ -41,7 +45,9 @@ async def service(
     try:
         async with (
             serving(create_app(customer_service, run_workers=False)) as url,
-            httpx.AsyncClient(base_url=url, headers={"X-Actor": "rm-1"}, timeout=30) as client,
+            httpx.AsyncClient(
+                base_url=url, headers=realm_tokens.service("crm-customer"), timeout=30
+            ) as client,
         ):
             yield customer_service, client
     finally:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from crm_backbone.projection import Document, ProjectionEngine
 from crm_backbone.testing import InMemoryRecord, NoDeadLetters, interleave
+from crm_customer.ownership import WHOLE_BOOK
 from crm_customer.queries import CustomerQueries
 from crm_customer.views import CustomerViews
 from crm_events import campaign as cmp
@@ -256,7 +257,7 @@ async def test_the_view_is_the_same_whatever_order_the_streams_arrive_in(
             queries = await project(
                 ordered, interleave(streams.values(), rng), batch=rng.choice([1, 3, 50])
             )
-            view = await queries.view("C1")
+            view = await queries.view("C1", WHOLE_BOOK)
         finally:
             await database.client.drop_database(ordered.name)
         assert view is not None
@@ -331,7 +332,10 @@ async def test_a_merged_duplicate_resolves_to_its_survivor_everywhere(
     ]
     queries = await project(database, records, batch=2)
 
-    by_survivor, by_duplicate = await queries.view("A"), await queries.view("B")
+    by_survivor, by_duplicate = (
+        await queries.view("A", WHOLE_BOOK),
+        await queries.view("B", WHOLE_BOOK),
+    )
     assert by_survivor is not None
     assert by_duplicate is not None
     assert by_duplicate.customer_id == "A"
@@ -344,7 +348,7 @@ async def test_a_merged_duplicate_resolves_to_its_survivor_everywhere(
         {"name": "li"},
     ]
     for search in searches:
-        page = await queries.search(**search)
+        page = await queries.search(**search, reach=WHOLE_BOOK)
         assert [item["customer_id"] for item in page.items] == ["A"], search
 
 
@@ -365,12 +369,14 @@ async def test_search_filters_and_pages_in_a_stable_order(
 
     seen, cursor = [], None
     while True:
-        page = await queries.search(name="zh", limit=2, cursor=cursor)
+        page = await queries.search(name="zh", limit=2, cursor=cursor, reach=WHOLE_BOOK)
         seen += [item["customer_id"] for item in page.items]
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
     assert seen == ["C1", "C0", "C4", "C2"]  # by name, then id: Zhang Min, Zhang Wei x2, Zhao
-    high = await queries.search(name="zhang", segment="high")
+    high = await queries.search(name="zhang", segment="high", reach=WHOLE_BOOK)
     assert [item["customer_id"] for item in high.items] == ["C0", "C4"]
-    assert (await queries.search(phone="+86 139 0000 0003")).items[0]["customer_id"] == "C3"
+    assert (await queries.search(phone="+86 139 0000 0003", reach=WHOLE_BOOK)).items[0][
+        "customer_id"
+    ] == "C3"

@@ -31,6 +31,7 @@ from crm_ops.deadletters import DeadLetterLedger, read_all, redrive
 from crm_ops.kafka_state import group_lag, verify_topics
 from local_infra.harness import serving
 from local_infra.pytest_plugin import Servers
+from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient, MongoClient
 from typer.testing import CliRunner
 
@@ -205,10 +206,16 @@ def test_the_command_line_rebuilds_and_replays_a_view(
 
 
 async def test_projections_and_relay_status_of_a_running_service(
-    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str], topic_prefix: str
+    crm_servers: Servers,
+    tmp_path: Path,
+    unique_name: Callable[[str], str],
+    topic_prefix: str,
+    oidc_issuer: str,
+    realm_tokens: RealmTokens,
 ) -> None:
     namespace = unique_name("st")[:30]
     settings = CustomerSettings(
+        oidc_issuer=oidc_issuer,
         kafka_bootstrap=crm_servers.kafka_bootstrap,
         mongo_uri=crm_servers.mongo_uri,
         data_dir=tmp_path,
@@ -223,7 +230,9 @@ async def test_projections_and_relay_status_of_a_running_service(
     }
     runner = CliRunner()
     async with serving(create_app(service)) as url:
-        async with httpx.AsyncClient(base_url=url, headers={"X-Actor": "ops-test"}) as client:
+        async with httpx.AsyncClient(
+            base_url=url, headers=realm_tokens.service("crm-customer")
+        ) as client:
             created = await client.post(
                 "/customers",
                 json={

@@ -25,6 +25,7 @@ from crm_customer.api import create_app
 from crm_customer.bootstrap import CustomerSettings, bootstrap
 from local_infra.harness import serving
 from local_infra.pytest_plugin import Servers
+from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
@@ -60,7 +61,12 @@ async def topics_named(bootstrap: str, prefix: str) -> set[str]:
 
 
 async def test_the_worker_process_publishes_and_projects_what_the_api_process_writes(
-    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str], topic_prefix: str
+    crm_servers: Servers,
+    tmp_path: Path,
+    unique_name: Callable[[str], str],
+    topic_prefix: str,
+    oidc_issuer: str,
+    realm_tokens: RealmTokens,
 ) -> None:
     namespace = unique_name("wk")[:30]
     env = os.environ | {
@@ -82,6 +88,7 @@ async def test_the_worker_process_publishes_and_projects_what_the_api_process_wr
         stderr=asyncio.subprocess.PIPE,
     )
     settings = CustomerSettings(
+        oidc_issuer=oidc_issuer,
         kafka_bootstrap=crm_servers.kafka_bootstrap,
         mongo_uri=crm_servers.mongo_uri,
         data_dir=tmp_path,
@@ -94,7 +101,9 @@ async def test_the_worker_process_publishes_and_projects_what_the_api_process_wr
         api_app = create_app(bootstrap(settings), run_workers=False)
         async with (
             serving(api_app) as api_url,
-            httpx.AsyncClient(base_url=api_url, headers={"X-Actor": "rm-1"}, timeout=30) as api,
+            httpx.AsyncClient(
+                base_url=api_url, headers=realm_tokens.service("crm-customer"), timeout=30
+            ) as api,
         ):
             created = await api.post(
                 "/customers",
