@@ -1,7 +1,9 @@
 """A relationship manager's day across three services, on the genuine servers.
 
 The customer, opportunity and contact-log services run side by side (each its own store,
-database and consumer groups). The manager works only through their HTTP APIs; the
+database and consumer groups), validating the genuine Keycloak's tokens and knowing the
+simulated bank's organisation. Core banking registers the customer, the branch manager
+assigns it, and the manager (``rm-0007``) works only through the HTTP APIs; the
 customer service's single customer view must then show the same opportunities, contacts
 and open tasks as the services that own them, and the pipeline and task list hold the
 figures the test expects. Waiting is on read-your-writes and the views' positions.
@@ -9,6 +11,7 @@ figures the test expects. Waiting is on read-your-writes and the views' position
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
@@ -29,19 +32,30 @@ from crm_opportunity import api as opportunity_api
 from crm_opportunity import bootstrap as opportunity_boot
 from local_infra.harness import serving
 from local_infra.pytest_plugin import Servers
+from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
+
+from tests.integration.conftest import publish_organisation
 
 pytestmark = pytest.mark.integration
 
-MANAGER = {"X-Actor": "RM-0007"}
+MANAGER, BRANCH_MANAGER, BRANCH = "RM-0007", "BM-0002", "BR-002"
+"""A relationship manager of the simulated bank, their branch and its manager."""
 Clients = dict[str, httpx.AsyncClient]
 
 
 @pytest.fixture
 async def services(
-    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str], topic_prefix: str
+    crm_servers: Servers,
+    oidc_issuer: str,
+    realm_tokens: RealmTokens,
+    tmp_path: Path,
+    unique_name: Callable[[str], str],
+    topic_prefix: str,
 ) -> AsyncIterator[tuple[Clients, Any]]:
-    """The three services on topics of the test's own: they read no other test's records."""
+    """The three services on topics of the test's own (they read no other test's
+    records), once each knows where the organisation places the manager; the clients
+    call as the manager."""
     namespace = unique_name("day")[:30]
     common: dict[str, Any] = {
         "kafka_bootstrap": crm_servers.kafka_bootstrap,
@@ -49,6 +63,7 @@ async def services(
         "data_dir": tmp_path,
         "namespace": namespace,
         "topic_prefix": topic_prefix,
+        "oidc_issuer": oidc_issuer,
     }
     customer = customer_boot.bootstrap(customer_boot.CustomerSettings(**common))
     contact_log = contact_boot.bootstrap(contact_boot.ContactLogSettings(**common))
@@ -59,22 +74,43 @@ async def services(
         ),
         "contact-log": contact_api.create_app(contact_log),
     }
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
+    databases = [mongo[ServiceSettings(namespace=namespace).mongo_database(n)] for n in apps]
+    manager = realm_tokens.staff(MANAGER.lower())
     async with AsyncExitStack() as stack:
         clients: Clients = {}
         for name, app in apps.items():
             url = await stack.enter_async_context(serving(app))
             clients[name] = await stack.enter_async_context(
-                httpx.AsyncClient(base_url=url, headers=MANAGER, timeout=30)
+                httpx.AsyncClient(base_url=url, headers=manager, timeout=30)
             )
+        await publish_organisation(crm_servers.kafka_bootstrap, topic_prefix)
+        placed = {"_id": {"$in": [MANAGER, BRANCH_MANAGER]}}
+        async with asyncio.timeout(60):
+            for database in databases:
+                while True:
+                    if await database["org_staff"].count_documents(placed) == 2:
+                        break
+                    await asyncio.sleep(0.1)
         yield clients, (customer, contact_log)
-    cleaner: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
-    for name in apps:
-        await cleaner.drop_database(ServiceSettings(namespace=namespace).mongo_database(name))
-    await cleaner.close()
+    for database in databases:
+        await mongo.drop_database(database.name)
+    await mongo.close()
+
+
+async def once_known(client: httpx.AsyncClient, path: str, json: Any) -> httpx.Response:
+    """POST a record about the customer, once the service knows the customer is the
+    manager's (it learns it from the customer service's events: until then, 404)."""
+    async with asyncio.timeout(30):
+        while True:
+            answer = await client.post(path, json=json)
+            if answer.status_code != 404:
+                return answer
+            await asyncio.sleep(0.2)
 
 
 async def test_the_customer_view_shows_what_the_other_services_own(
-    services: tuple[Clients, Any], unique_name: Callable[[str], str]
+    services: tuple[Clients, Any], realm_tokens: RealmTokens, unique_name: Callable[[str], str]
 ) -> None:
     clients, (customer_service, contact_log) = services
     customer_id = f"C-{unique_name('')[-8:]}"
@@ -85,18 +121,23 @@ async def test_the_customer_view_shows_what_the_other_services_own(
             "customer_type": "individual",
             "name": {"full_name": "Sun Li"},
             "status": "active",
-            "branch_id": "BR-003",
+            "branch_id": BRANCH,
         },
+        headers=realm_tokens.service("core-banking"),
     )
     assert created.status_code == 201, created.text
-    await clients["customer"].put(
-        f"/customers/{customer_id}/manager", json={"manager_id": "RM-0007", "branch_id": "BR-003"}
+    assigned = await clients["customer"].put(
+        f"/customers/{customer_id}/manager",
+        json={"manager_id": MANAGER, "branch_id": BRANCH},
+        headers=realm_tokens.staff(BRANCH_MANAGER.lower()),
     )
+    assert assigned.status_code == 200, assigned.text
 
     opportunity = clients["opportunity"]
     deals = {"OPP-A": "300000.00", "OPP-B": "80000.00", "OPP-C": "50000.00"}
     for suffix, value in deals.items():
-        opened = await opportunity.post(
+        opened = await once_known(
+            opportunity,
             "/opportunities",
             json={
                 "opportunity_id": f"{suffix}-{customer_id}",
@@ -105,8 +146,8 @@ async def test_the_customer_view_shows_what_the_other_services_own(
                 "products": ["WM-GROWTH"],
                 "expected_value": {"amount": value, "currency": "CNY"},
                 "expected_close_date": "2027-02-28",
-                "manager_id": "RM-0007",
-                "branch_id": "BR-003",
+                "manager_id": MANAGER,
+                "branch_id": BRANCH,
                 "source": "relationship_manager",
             },
         )
@@ -122,7 +163,8 @@ async def test_the_customer_view_shows_what_the_other_services_own(
 
     now = datetime.now(UTC)
     contacts = clients["contact-log"]
-    logged = await contacts.post(
+    logged = await once_known(
+        contacts,
         "/contacts",
         json={
             "contact_id": f"CT-{customer_id}",
@@ -131,12 +173,13 @@ async def test_the_customer_view_shows_what_the_other_services_own(
             "summary": "Reviewed the wealth plan",
             "called": False,
             "outcome": "interested",
-            "manager_id": "RM-0007",
+            "manager_id": MANAGER,
             "opportunity_id": f"OPP-A-{customer_id}",
             "started_at": (now - timedelta(hours=1)).isoformat(),
         },
     )
-    planned = await contacts.post(
+    planned = await once_known(
+        contacts,
         "/activities",
         json={
             "activity_id": f"ACT-{customer_id}",
@@ -146,7 +189,7 @@ async def test_the_customer_view_shows_what_the_other_services_own(
             "priority": "high",
             "started_at": now.isoformat(),
             "due_at": (now + timedelta(days=2)).isoformat(),
-            "assignee_id": "RM-0007",
+            "assignee_id": MANAGER,
         },
     )
     assert logged.status_code == planned.status_code == 201, (logged.text, planned.text)
@@ -158,7 +201,7 @@ async def test_the_customer_view_shows_what_the_other_services_own(
     ]:
         read = await opportunity.get(path, params={"min_version": version, "wait_ms": 10_000})
         assert read.status_code == 200, read.text
-    pipeline = (await opportunity.get("/pipeline", params={"manager_id": "RM-0007"})).json()
+    pipeline = (await opportunity.get("/pipeline", params={"manager_id": MANAGER})).json()
     activity = await contacts.get(
         f"/activities/ACT-{customer_id}", params={"min_version": 1, "wait_ms": 10_000}
     )
@@ -167,7 +210,7 @@ async def test_the_customer_view_shows_what_the_other_services_own(
     assert await wait_until_applied(
         derived[f"{TaskInputs.name}__positions"], "/crm/customer", customer_id, 2, within=30
     )
-    tasks = (await contacts.get("/managers/RM-0007/tasks")).json()
+    tasks = (await contacts.get(f"/managers/{MANAGER}/tasks")).json()
 
     # The customer service has composed the same picture from their events.
     positions = customer_service.queries.positions

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from itertools import islice
+from pathlib import Path
 from typing import Annotated
 
 import structlog
@@ -16,11 +17,14 @@ from aiokafka.errors import KafkaError
 from crm_backbone.kafka import ensure_topics, reliable_producer
 from crm_backbone.topic_names import TopicNames
 from crm_events.topics import Service, produced_by
+from pydantic import SecretStr
 
 from crm_simulator.day import scripted_day
 from crm_simulator.feed import FeedEvent, bank_feed
+from crm_simulator.logins import Logins
 from crm_simulator.population import population
 from crm_simulator.publisher import Progress, publish
+from crm_simulator.realm import DEMO_PASSWORD
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 log = structlog.get_logger("crm_simulator")
@@ -158,11 +162,33 @@ def day_command(
     service: Annotated[
         list[str], typer.Option(metavar="NAME=URL", help="A service's base URL, e.g. customer=...")
     ],
+    oidc_issuer: Annotated[
+        str,
+        typer.Option(envvar="CRM_OIDC_ISSUER", help="The identity provider's issuer (realm URL)"),
+    ],
+    staff_password: Annotated[
+        str,
+        typer.Option(
+            envvar="CRM_SIMULATOR_STAFF_PASSWORD",
+            help="The staff users' password (default: the local realm's demo password)",
+            show_default=False,
+        ),
+    ] = DEMO_PASSWORD,
+    client_secrets: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="CRM_SIMULATOR_CLIENT_SECRETS",
+            help="Folder with a file per upstream system's client holding its secret "
+            "(default: the local realm's secrets)",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the population")] = 42,
     customers: Annotated[int, typer.Option(min=1, help="Size of the population")] = 200,
 ) -> None:
-    """Run a scripted day of relationship-manager work through the services' APIs."""
+    """Run a scripted day of the bank's work through the services' APIs, each call with
+    the token of the staff member or upstream system making it."""
     urls = dict(value.split("=", 1) for value in service)
-    reports = asyncio.run(scripted_day(urls, population(seed, customers), seed))
+    logins = Logins(oidc_issuer, SecretStr(staff_password), client_secrets)
+    reports = asyncio.run(scripted_day(urls, population(seed, customers), seed, logins))
     for name, report in reports.items():
         log.info("day done", service=name, calls=report.calls, refused=report.refused)
