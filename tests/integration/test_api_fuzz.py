@@ -15,12 +15,21 @@ input refused, valid input accepted, ``Allow`` on a 405, ...), plus this module'
   event store holds (the workers do not run here, so a view never catches up; a
   version that does not exist must be refused at once with a 4xx).
 
+Every request carries a valid token of the genuine Keycloak, the service's own service
+account (role ``crm_service``: the whole book), so the inputs reach the routes;
+schemathesis's ``ignored_auth`` check sends them again without it and with a made-up one,
+expecting 401. The documents declare both ways to authenticate (a bearer token, the
+provider's login for ``/docs``) on every operation. The ``Authorization`` header itself is
+fuzzed too (:func:`test_no_token_but_a_valid_one_gets_in`): whatever it holds, short of a
+valid token, the answer is a 401 problem, never a 5xx.
+
 A closed connection fails the test where it happens (the request raises).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import threading
 import urllib.parse
@@ -31,10 +40,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import jwt
 import pytest
 import schemathesis
 from crm_backbone.runtime import ServiceHandle
 from crm_backbone.settings import ServiceSettings
+from crm_backbone.testing_identity import Signer, access_claims, b64
 from crm_campaign import api as campaign_api
 from crm_campaign import bootstrap as campaign_boot
 from crm_contactlog import api as contactlog_api
@@ -44,9 +56,11 @@ from crm_customer import bootstrap as customer_boot
 from crm_opportunity import api as opportunity_api
 from crm_opportunity import bootstrap as opportunity_boot
 from fastapi import FastAPI
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from local_infra.harness import serving
 from local_infra.pytest_plugin import Servers
+from local_infra.tokens import RealmTokens
 from pymongo import MongoClient
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.transport import Response
@@ -64,6 +78,8 @@ class Served:
 
     url: str
     service: ServiceHandle
+    client_id: str
+    """The service's own client in the identity provider: its service account calls."""
 
     def stored_events(self) -> int:
         return int(self.service.application.recorder.max_notification_id() or 0)
@@ -97,9 +113,10 @@ KINDS = {
 
 
 @contextmanager
-def served(name: str, servers: Servers, data_dir: Path) -> Iterator[Served]:
+def served(name: str, servers: Servers, oidc_issuer: str, data_dir: Path) -> Iterator[Served]:
     """Serve service ``name``'s app without its workers on a loopback port, in a thread of
-    its own (its own event loop, as a service process has), until the block ends."""
+    its own (its own event loop, as a service process has), validating ``oidc_issuer``'s
+    tokens, until the block ends."""
     kind = KINDS[name]
     started: queue.Queue[Served | BaseException] = queue.Queue()
     stop = threading.Event()
@@ -108,12 +125,13 @@ def served(name: str, servers: Servers, data_dir: Path) -> Iterator[Served]:
         mongo_uri=servers.mongo_uri,
         data_dir=data_dir,
         namespace=f"fuzz_{uuid.uuid4().hex[:10]}",
+        oidc_issuer=oidc_issuer,
     )
 
     async def serve() -> None:
         service = kind.bootstrap(service_settings)
         async with serving(kind.create_app(service, run_workers=False)) as url:
-            started.put(Served(url, service))
+            started.put(Served(url, service, f"crm-{name}"))
             await asyncio.to_thread(stop.wait)
 
     def run() -> None:
@@ -139,10 +157,13 @@ def served(name: str, servers: Servers, data_dir: Path) -> Iterator[Served]:
 
 @pytest.fixture(scope="module", params=sorted(KINDS))
 def service(
-    request: pytest.FixtureRequest, crm_servers: Servers, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    crm_servers: Servers,
+    oidc_issuer: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
     name = request.param
-    with served(name, crm_servers, tmp_path_factory.mktemp(name)) as running:
+    with served(name, crm_servers, oidc_issuer, tmp_path_factory.mktemp(name)) as running:
         yield running
 
 
@@ -169,13 +190,17 @@ def _item_node_id(request: pytest.FixtureRequest) -> None:
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_no_input_breaks_an_api(case: schemathesis.Case[Any], service: Served) -> None:
+def test_no_input_breaks_an_api(
+    case: schemathesis.Case[Any], service: Served, realm_tokens: RealmTokens
+) -> None:
     wait_briefly(case)
     events_before = service.stored_events()
-    response = case.call(base_url=service.url, timeout=30)
+    token = realm_tokens.service(service.client_id)
+    response = case.call(base_url=service.url, headers=token, timeout=30)
     written = service.stored_events() - events_before
     case.validate_response(
         response,
+        headers=token,
         excluded_checks=[not_a_server_error, positive_data_acceptance],
         additional_checks=[server_error_unless_view_behind, valid_data_accepted_unless_a_rule],
     )
@@ -242,3 +267,118 @@ def assert_location_names_the_resource(response: Response) -> None:
     assert urllib.parse.quote(urllib.parse.unquote(last), safe="") == last
     named = {value for value in response.json().values() if isinstance(value, str)}
     assert urllib.parse.unquote(last) in named, (locations, named)
+
+
+PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/asyncapi.json"})
+"""What answers without a token: the probes, the metrics and the event contract."""
+
+
+def test_the_openapi_document_declares_how_to_authenticate(service: Served) -> None:
+    """A bearer token, or the provider's login (authorization code with PKCE) for
+    ``/docs``, on every operation of the document but the public ones."""
+    document = httpx.get(f"{service.url}/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schemes["bearer"]["description"],
+    }
+    flow = schemes["oidc"]["flows"]["authorizationCode"]
+    assert flow["authorizationUrl"].endswith("/protocol/openid-connect/auth"), flow
+    assert flow["tokenUrl"].endswith("/protocol/openid-connect/token"), flow
+    unsecured = [
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if path not in PUBLIC
+        and {"bearer", "oidc"} - {name for need in operation.get("security", []) for name in need}
+    ]
+    assert not unsecured, unsecured
+
+
+def forged_tokens(issuer: str, provider_kid: str) -> st.SearchStrategy[str]:
+    """What a caller without a valid token may put after ``Bearer``: text, JWT-shaped
+    nonsense, and well-formed tokens that must not pass (unsigned, signed with a key the
+    provider does not have, HMAC-signed with a public value, expired, for another
+    audience or issuer); some name the provider's own key (``provider_kid``)."""
+    printable = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=300)
+    segment = st.one_of(printable, st.binary(max_size=200).map(b64))
+    header = st.fixed_dictionaries(
+        {"alg": st.sampled_from(["none", "None", "HS256", "RS256", "ES256", "PS512", ""])},
+        optional={
+            "kid": st.one_of(st.text(max_size=40), st.just(provider_kid)),
+            "typ": st.sampled_from(["JWT", "at+jwt"]),
+            "crit": st.lists(st.text(max_size=5), max_size=2),
+        },
+    )
+    claims = st.builds(
+        access_claims,
+        iss=st.sampled_from([issuer, issuer + "/", "https://elsewhere.example/realms/crm"]),
+        aud=st.sampled_from(["crm-api", ["crm-api"], "account", None]),
+        exp=st.integers(min_value=-(2**40), max_value=2**40),
+    )
+    as_json = st.dictionaries(st.text(), st.text()).map(lambda v: b64(json.dumps(v).encode()))
+    shaped = st.builds(
+        lambda h, c, sig: f"{b64(json.dumps(h).encode())}.{b64(json.dumps(c).encode())}.{sig}",
+        header,
+        claims,
+        st.one_of(st.just(""), segment),
+    )
+    foreign = Signer.rsa("not-the-providers")
+    signed_elsewhere = st.builds(lambda c: foreign.sign(c), claims)
+    return st.one_of(
+        printable,
+        st.lists(st.one_of(segment, as_json), min_size=1, max_size=5).map(".".join),
+        shaped,
+        signed_elsewhere,
+    )
+
+
+AUTHORIZATION_SCHEMES = st.sampled_from(["Bearer ", "bearer ", "Bearer  ", "Basic ", "", "Bearer"])
+
+
+def test_no_token_but_a_valid_one_gets_in(
+    service: Served, oidc_issuer: str, realm_tokens: RealmTokens
+) -> None:
+    """Whatever the ``Authorization`` header holds, short of a valid token (or a valid
+    one tampered with), a read and a command answer 401 ``unauthenticated`` problems,
+    with a ``Bearer`` challenge; never a 5xx, never a change."""
+    valid = realm_tokens.service_token(service.client_id)
+    # The last character of the signature may carry only padding bits: not tampered with.
+    tampered = st.builds(
+        lambda at, char: valid[:at] + char + valid[at + 1 :],
+        st.integers(min_value=0, max_value=len(valid) - 2),
+        st.sampled_from("AbZ09-_."),
+    ).filter(lambda token: token != valid)
+    kid = jwt.get_unverified_header(valid)["kid"]
+    paths = httpx.get(f"{service.url}/openapi.json").json()["paths"]
+    operations = [
+        (method.upper(), path)
+        for path, methods in paths.items()
+        for method in methods
+        if "{" not in path and path not in PUBLIC
+    ]
+
+    @given(
+        scheme=AUTHORIZATION_SCHEMES,
+        token=st.one_of(forged_tokens(oidc_issuer, kid), tampered),
+        operation=st.sampled_from(operations),
+    )
+    @settings(max_examples=150, derandomize=True, deadline=None, database=None)
+    def refused(scheme: str, token: str, operation: tuple[str, str]) -> None:
+        events_before = service.stored_events()
+        method, path = operation
+        answer = httpx.request(
+            method,
+            f"{service.url}{path}",
+            headers={"Authorization": f"{scheme}{token}".strip()},
+            json={},
+            timeout=30,
+        )
+        assert answer.status_code == 401, (answer.status_code, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json", answer.headers
+        assert answer.json()["type"] == "/problems/unauthenticated", answer.text
+        assert answer.headers["www-authenticate"].startswith("Bearer"), answer.headers
+        assert service.stored_events() == events_before
+
+    refused()

@@ -131,6 +131,9 @@ def test_the_openapi_document_lets_docs_log_in_through_the_provider(client: Test
     assert flow["authorizationUrl"] == f"{TEST_ISSUER}/protocol/openid-connect/auth"
     assert flow["tokenUrl"] == f"{TEST_ISSUER}/protocol/openid-connect/token"
     assert document["paths"]["/me"]["get"]["security"] == [{"bearer": []}, {"oidc": []}]
+    problems = document["paths"]["/me"]["get"]["responses"]
+    assert problems["401"]["content"]["application/problem+json"]["example"]["status"] == 401
+    assert problems["403"]["content"]["application/problem+json"]["example"]["status"] == 403
     docs = client.get("/docs").text
     assert '"usePkceWithAuthorizationCodeGrant": true' in docs
     assert '"clientId": "crm-console"' in docs

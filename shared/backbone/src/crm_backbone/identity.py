@@ -35,7 +35,7 @@ from jwt import (
     PyJWTError,
 )
 
-from crm_backbone.http import Problem
+from crm_backbone.http import Problem, problem_responses
 from crm_backbone.principal import Principal
 from crm_backbone.settings import ServiceSettings
 from crm_backbone.signing_keys import (
@@ -218,27 +218,43 @@ Authenticated = Annotated[Principal, Security(authenticated_principal)]
 """The proven caller of a request."""
 
 
+AUTHENTICATION_PROBLEMS = {
+    str(status): response
+    for status, response in problem_responses(
+        (401, "unauthenticated", "Unauthorized", "a bearer token is required"),
+        (403, "forbidden", "Forbidden", "this role may not change the book"),
+    ).items()
+}
+"""OpenAPI ``responses`` of every operation that takes a token."""
+
+
 def install_authentication(
     app: FastAPI, validator: TokenValidator | None, console_client: str = "crm-console"
 ) -> None:
-    """Give ``app`` its token validator, and its OpenAPI document the provider's login
-    endpoints (Keycloak's, under the issuer) so ``/docs`` logs in as ``console_client``."""
+    """Give ``app`` its token validator, and its OpenAPI document the 401 and 403 of every
+    operation that takes a token and the provider's login endpoints (Keycloak's, under the
+    issuer) so ``/docs`` logs in as ``console_client``."""
     app.state.token_validator = validator
-    if validator is None:
-        return
-    endpoints = f"{validator.issuer.rstrip('/')}/protocol/openid-connect"
-    app.swagger_ui_init_oauth = {
-        "clientId": console_client,
-        "usePkceWithAuthorizationCodeGrant": True,
-        "scopes": "openid",
-    }
+    if validator is not None:
+        app.swagger_ui_init_oauth = {
+            "clientId": console_client,
+            "usePkceWithAuthorizationCodeGrant": True,
+            "scopes": "openid",
+        }
     document_of = app.openapi
 
     def openapi() -> dict[str, Any]:
         document = document_of()
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                if operation.get("security"):
+                    responses = operation.setdefault("responses", {})
+                    for status, problem in AUTHENTICATION_PROBLEMS.items():
+                        responses.setdefault(status, problem)
         schemes = document.get("components", {}).get("securitySchemes", {})
         flow = schemes.get(OIDC_LOGIN_SCHEME, {}).get("flows", {}).get("authorizationCode")
-        if flow is not None:
+        if flow is not None and validator is not None:
+            endpoints = f"{validator.issuer.rstrip('/')}/protocol/openid-connect"
             flow.update(authorizationUrl=f"{endpoints}/auth", tokenUrl=f"{endpoints}/token")
         return document
 
