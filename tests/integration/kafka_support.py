@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaProducer
-from crm_backbone.kafka import BatchProcessor, ConsumerHealth, subscribe
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from crm_backbone.kafka import BatchProcessor, ConsumerHealth, kafka_broker, subscribe
+from crm_backbone.kafka_acls import ADMIN
+from crm_backbone.rebuild import committed_offsets
 from crm_backbone.testing import (
     customer_history,
 )
 from crm_events.envelope import KafkaRecord, to_kafka
-from crm_ops.kafka_state import group_lag
-from faststream.kafka import KafkaBroker
+from local_infra.pytest_plugin import kafka_login
 
 
 def history(customer: str, changes: int) -> list[KafkaRecord]:
@@ -21,7 +22,7 @@ def history(customer: str, changes: int) -> list[KafkaRecord]:
 
 
 async def produce(bootstrap: str, topic: str, records: list[KafkaRecord], partition: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_login(ADMIN), acks="all")
     await producer.start()
     try:
         for record in records:
@@ -38,8 +39,18 @@ async def produce(bootstrap: str, topic: str, records: list[KafkaRecord], partit
 
 async def committed_past_all(bootstrap: str, group: str, topic: str) -> bool:
     """Whether ``group`` committed offsets up to the end of every partition of ``topic``."""
-    rows = [row for row in await group_lag(bootstrap, group) if row.topic == topic]
-    return bool(rows) and all(row.committed == row.end for row in rows)
+    login = kafka_login(ADMIN)
+    offsets = await committed_offsets(bootstrap, group, login=login)
+    committed = {tp: offset for tp, offset in offsets.items() if tp.topic == topic}
+    if not committed:
+        return False
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **login)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(list(committed))
+    finally:
+        await consumer.stop()
+    return all(offset == ends[tp] for tp, offset in committed.items())
 
 
 async def consume_all(
@@ -52,7 +63,7 @@ async def consume_all(
 ) -> ConsumerHealth:
     """Run ``processor`` through the real subscriber until its group has committed past
     every record now in ``topic``; its consumer's health."""
-    broker = KafkaBroker(bootstrap, logger=None)
+    broker = kafka_broker(bootstrap, kafka_login(ADMIN), logger=None)
     health = subscribe(broker, processor, [topic], max_records=max_records)
     async with broker:
         await broker.start()

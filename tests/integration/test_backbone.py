@@ -14,15 +14,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from crm_backbone.context import command_context
 from crm_backbone.eventstore import EventStoreConfig
-from crm_backbone.kafka import KafkaDeadLetters, subscribe
+from crm_backbone.kafka import KafkaDeadLetters, kafka_broker, subscribe
+from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.projection import ProjectionEngine
 from crm_backbone.readmodel import wait_until_applied
 from crm_backbone.relay import OutboxRelay, integration_envelope
 from crm_backbone.testing import SOURCE, CustomerCards, Customers, translate
 from crm_events.envelope import to_kafka
 from eventsourcing.persistence import Tracking
-from faststream.kafka import KafkaBroker
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import Servers, kafka_login
 from pymongo.asynchronous.database import AsyncDatabase
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,9 @@ async def engine(
 ) -> AsyncIterator[ProjectionEngine]:
     """The sample projection over this test's database, dead letters to a topic of its own."""
     dead_letters = await kafka_topics("dlq", partitions=1)
-    producer = AIOKafkaProducer(bootstrap_servers=crm_servers.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=crm_servers.kafka_bootstrap, **kafka_login(ADMIN), acks="all"
+    )
     await producer.start()
     yield ProjectionEngine(
         CustomerCards(), database, KafkaDeadLetters(producer, dead_letters), f"g-{uuid.uuid4()}"
@@ -46,7 +48,11 @@ async def engine(
 
 async def read_all(bootstrap: str, topic: str, expected: int) -> list[ConsumerRecord[bytes, bytes]]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic,
+        bootstrap_servers=bootstrap,
+        **kafka_login(ADMIN),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
@@ -68,6 +74,7 @@ def make_relay(app: Customers, store: EventStoreConfig, bootstrap: str, topic: s
         translate,
         source=SOURCE,
         bootstrap_servers=bootstrap,
+        kafka_login=kafka_login(ADMIN),
         postgres_dsn=store.postgres_dsn,
         route=lambda _: topic,
     )
@@ -161,7 +168,7 @@ async def test_relay_crash_between_publish_and_record_loses_nothing_and_counts_o
 async def produce(
     bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[Any]]]
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_login(ADMIN), acks="all")
     await producer.start()
     try:
         for key, value, headers in records:
@@ -184,6 +191,7 @@ async def test_batch_delivered_twice_leaves_the_view_unchanged(
         translate,
         source=SOURCE,
         bootstrap_servers=crm_servers.kafka_bootstrap,
+        kafka_login=kafka_login(ADMIN),
         route=lambda _: topic,
     )
     await relay.start()
@@ -241,7 +249,7 @@ async def test_poison_events_go_to_the_dead_letter_topic_and_the_partition_goes_
     ]
     await produce(crm_servers.kafka_bootstrap, topic, records)
 
-    broker = KafkaBroker(crm_servers.kafka_bootstrap)
+    broker = kafka_broker(crm_servers.kafka_bootstrap, kafka_login(ADMIN))
     subscribe(broker, engine, [topic])
     assert isinstance(engine.dead_letters, KafkaDeadLetters)
     async with broker:
@@ -296,6 +304,7 @@ async def test_relay_on_postgres_wakes_on_notify_not_on_its_poll_interval(
         translate,
         source=SOURCE,
         bootstrap_servers=crm_servers.kafka_bootstrap,
+        kafka_login=kafka_login(ADMIN),
         postgres_dsn=postgres_database,
         route=lambda _: topic,
         poll_interval=3600,  # only a NOTIFY can wake it within the test's bound

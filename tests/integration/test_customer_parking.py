@@ -26,7 +26,8 @@ from typing import Any
 import psycopg
 import pytest
 from crm_backbone.context import command_context
-from crm_backbone.kafka import KafkaDeadLetters, reliable_producer, subscribe
+from crm_backbone.kafka import KafkaDeadLetters, kafka_broker, reliable_producer, subscribe
+from crm_backbone.kafka_acls import principal_of
 from crm_backbone.parking import PARKING_COLLECTION
 from crm_backbone.policy import NotYet, PolicyConsumer
 from crm_backbone.readmodel import wait_until_applied
@@ -37,12 +38,11 @@ from crm_customer.ownership import WHOLE_BOOK
 from crm_customer.policies import CustomerPolicies
 from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload
-from crm_events.topics import COREBANKING_CUSTOMERS
-from faststream.kafka import KafkaBroker
+from crm_events.topics import COREBANKING_CUSTOMERS, Service
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from local_infra.harness import cloudevent
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import Servers, kafka_login
 from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,8 @@ async def instances(
     await first.runtime.start()
     second = CustomerApplication(env=config.event_store_config("customer").environment())
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
-    producer = reliable_producer(crm_servers.kafka_bootstrap)
+    login = config.kafka_client_options(principal_of(Service.CUSTOMER))
+    producer = reliable_producer(crm_servers.kafka_bootstrap, **login)
     await producer.start()
     policy = SlowToPark(second, f"PK-{uuid.uuid4().hex[:8]}-")
     consumer = PolicyConsumer(
@@ -100,7 +101,7 @@ async def instances(
         mongo[config.mongo_database("customer")],
     )
     await consumer.setup()
-    broker = KafkaBroker(crm_servers.kafka_bootstrap, logger=None)
+    broker = kafka_broker(crm_servers.kafka_bootstrap, login, logger=None)
     subscribe(broker, consumer, [config.topic_names()(COREBANKING_CUSTOMERS.name)])
     await broker.start()
     try:
@@ -195,7 +196,9 @@ async def test_two_instances_leave_nothing_parked(
     registered: set[str] = set()
     sent: Counter[str] = Counter()
 
-    producer = reliable_producer(crm_servers.kafka_bootstrap)
+    producer = reliable_producer(
+        crm_servers.kafka_bootstrap, **kafka_login(principal_of(Service.CORE_BANKING))
+    )
     await producer.start()
     try:
         for customer_id, version in interleave(streams, random.Random(seed)):

@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from crm_backbone.kafka_acls import OPS
 from crm_backbone.readmodel import wait_until_applied
 from crm_customer.api import create_app
 from crm_customer.bootstrap import CustomerService, CustomerSettings, bootstrap
 from local_infra.harness import cloudevent, produce_plain, serving
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import Servers, kafka_login
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
@@ -257,6 +258,7 @@ async def dead_letters_for(
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **kafka_login(OPS),
     )
     await consumer.start()
     found: list[dict[str, str]] = []

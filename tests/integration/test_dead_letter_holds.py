@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import pytest
 from aiokafka import AIOKafkaProducer
 from crm_backbone.kafka import KafkaDeadLetters
+from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.metrics import HANDLER_ERRORS, PARKED_RECORDS
 from crm_backbone.policy import Policy, PolicyConsumer, PolicyHandler
 from crm_backbone.projection import ProjectionEngine
@@ -27,7 +28,7 @@ from crm_events.customer import CustomerProfileUpdated
 from crm_events.envelope import HEADERS, Envelope, KafkaRecord, to_kafka
 from crm_events.registry import EventPayload
 from crm_ops.deadletters import holding, purge, read_all, redrive
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import Servers, kafka_login
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ServerSelectionTimeoutError
 
@@ -57,7 +58,7 @@ async def test_a_redriven_event_applies_before_the_later_ones_it_held_back_and_p
         [(n, b"\xed\xa0\x80" if n == VERSION_HEADER else v) for n, v in undecodable[1].headers],
     )
     await produce(bootstrap, topic, [*poisoned, undecodable[0], broken, *undecodable[2:]], 0)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_login(ADMIN), acks="all")
     await producer.start()
     mongo = database.client
     group = f"g-{uuid.uuid4()}.{CustomerCards.name}"  # as the services name groups
@@ -139,7 +140,7 @@ async def test_a_policy_dead_letter_holds_back_its_aggregate_until_purged(
     first, second = history("C-1", 3), history("C-2", 1)
     broken = KafkaRecord(first[2].key, b"[]", first[2].headers)  # v3 of C-1: invalid_body
     await produce(bootstrap, topic, [first[1], broken, second[1], first[3]], 0)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_login(ADMIN), acks="all")
     await producer.start()
     policy = PhoneBook()
     group = f"g-{uuid.uuid4()}.{PhoneBook.name}"
@@ -184,7 +185,7 @@ async def test_an_outage_in_a_policy_handler_redelivers_and_is_never_a_handler_e
     bootstrap = crm_servers.kafka_bootstrap
     topic, dead = await kafka_topics("events", partitions=1), await kafka_topics("dlq", 1)
     await produce(bootstrap, topic, history("C-1", 2)[1:], 0)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_login(ADMIN), acks="all")
     await producer.start()
     policy = FlakyPhoneBook()
     group = f"g-{uuid.uuid4()}.{policy.name}"

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from crm_backbone.kafka import KafkaDeadLetters, reliable_producer
+from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.projection import ProjectionEngine
 from crm_backbone.relay import integration_envelope
 from crm_backbone.testing import (
@@ -30,7 +31,7 @@ from crm_ops.cli import app
 from crm_ops.deadletters import DeadLetterLedger, read_all, redrive
 from crm_ops.kafka_state import group_lag, verify_topics
 from local_infra.harness import serving
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import TEST_GROUPS, Servers, kafka_login
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient, MongoClient
 from typer.testing import CliRunner
@@ -46,6 +47,7 @@ async def consume(bootstrap: str, topic: str, group: str, engine: ProjectionEngi
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **kafka_login(ADMIN),
     )
     await consumer.start()
     try:
@@ -78,15 +80,15 @@ async def test_a_dead_letter_fixed_and_redriven_is_applied_exactly_once(
         for e in events
         if (payload := translate(e)) is not None
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_login(ADMIN))
     await producer.start()
     for record in records:
         await producer.send_and_wait(topic, record.value, key=record.key, headers=record.headers)
 
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
     database = mongo[mongo_database]
-    group = f"g-{uuid.uuid4()}"
-    dlq_producer = reliable_producer(bootstrap)
+    group = f"{TEST_GROUPS}g-{uuid.uuid4()}"  # crm-ops reads the test namespaces' groups
+    dlq_producer = reliable_producer(bootstrap, **kafka_login(ADMIN))
     await dlq_producer.start()
     try:
         letters_out = KafkaDeadLetters(dlq_producer, dead_letter_topic)

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from crm_backbone.kafka import ensure_topics, reliable_producer
+from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.organisation import (
     STAFF,
     UNITS,
@@ -31,8 +31,8 @@ from crm_events.topics import HR_ORGANISATION, Service
 from crm_ops.views_commands import VIEWS
 from crm_simulator.feed import FeedEvent, organisation_feed
 from crm_simulator.poison import UpstreamRecord
-from crm_simulator.publisher import publish
-from local_infra.pytest_plugin import Servers
+from crm_simulator.publisher import UpstreamProducers, publish
+from local_infra.pytest_plugin import Servers, kafka_login
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.integration.kafka_support import consume_all
@@ -52,9 +52,9 @@ def hr_event(topic: str, aggregate_id: str, version: int, payload: EventPayload)
     return FeedEvent(topic, UpstreamRecord(*to_kafka(envelope)), LATER, envelope)
 
 
-async def produce(bootstrap: str, events: Iterable[FeedEvent]) -> None:
-    """Through the simulator's own producer path."""
-    producer = reliable_producer(bootstrap)
+async def produce(bootstrap: str, names: TopicNames, events: Iterable[FeedEvent]) -> None:
+    """Through the simulator's own producer path, as HR."""
+    producer = UpstreamProducers(bootstrap, (Service.HR,), names)
     await producer.start()
     try:
         await publish(producer, list(events))
@@ -78,11 +78,11 @@ async def test_the_directory_follows_the_organisation_hr_publishes(
     bootstrap = crm_servers.kafka_bootstrap
     names = TopicNames(topic_prefix)
     topic = names(HR_ORGANISATION.name)
-    await ensure_topics(bootstrap, names.specs([HR_ORGANISATION.name]))
+    await UpstreamProducers(bootstrap, (Service.HR,), names).ensure_topics()
     directory = OrganisationDirectory(database)
 
     organisation = list(organisation_feed(start=START, route=names.of_event))
-    await produce(bootstrap, organisation)
+    await produce(bootstrap, names, organisation)
     await project(bootstrap, topic, database, "org-live")
 
     assert await directory.position_of("RM-0001") == Position(
@@ -110,7 +110,7 @@ async def test_the_directory_follows_the_organisation_hr_publishes(
         hr_event(topic, "BR-012", 2, hr.BranchClosed(closed_on=date(2026, 5, 31))),
         hr_event(topic, EAST, 2, hr.RegionRenamed(name="East China")),
     ]
-    await produce(bootstrap, changes)
+    await produce(bootstrap, names, changes)
     await project(bootstrap, topic, database, "org-live")
 
     assert await directory.position_of("RM-0001") == Position(
@@ -127,11 +127,18 @@ async def test_the_directory_follows_the_organisation_hr_publishes(
     assert (await database[UNITS].find_one({"_id": EAST}) or {})["name"] == "East China"
 
     before = await snapshot(database)
-    await produce(bootstrap, organisation + changes)  # everything, delivered again
+    await produce(bootstrap, names, organisation + changes)  # everything, delivered again
     await project(bootstrap, topic, database, "org-live")
     await project(bootstrap, topic, database, "org-replay")  # from the start
     assert await snapshot(database) == before
 
     view = VIEWS["organisation_view@customer"].load()
-    await rebuild(view, database, bootstrap=bootstrap, live_group="org-live", topics=[topic])
+    await rebuild(
+        view,
+        database,
+        bootstrap=bootstrap,
+        login=kafka_login(ADMIN),
+        live_group="org-live",
+        topics=[topic],
+    )
     assert await snapshot(database) == before

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from crm_backbone.kafka import subscribe
+from crm_backbone.kafka import kafka_broker, subscribe
+from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.pause import PauseGate
 from crm_backbone.projection import Document, ProjectionEngine
 from crm_backbone.rebuild import CountOnly, committed_offsets, rebuild, replay
@@ -17,8 +18,7 @@ from crm_events.common import CustomerName, CustomerType
 from crm_events.customer import CustomerProfileUpdated, CustomerRegistered, CustomerStatus
 from crm_events.envelope import Envelope, to_kafka
 from crm_events.registry import EventPayload
-from faststream.kafka import KafkaBroker
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import Servers, kafka_login
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -45,7 +45,7 @@ def history(customer: str, changes: int) -> list[Envelope[EventPayload]]:
 
 
 async def produce(bootstrap: str, topic: str, envelopes: list[Envelope[EventPayload]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_login(ADMIN), linger_ms=5)
     await producer.start()
     try:
         for envelope in envelopes:
@@ -66,7 +66,7 @@ async def live(crm_servers: Servers, mongo_database: str) -> AsyncIterator[Async
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_login(ADMIN))
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(3)]
@@ -80,7 +80,7 @@ async def caught_up(bootstrap: str, group: str, ends: dict[TopicPartition, int])
     """Wait (bounded) until the live group has committed every record up to ``ends``."""
     async with asyncio.timeout(60):
         while True:
-            committed = await committed_offsets(bootstrap, group)
+            committed = await committed_offsets(bootstrap, group, login=kafka_login(ADMIN))
             if all(committed.get(tp, 0) >= end for tp, end in ends.items()):
                 return
             await asyncio.sleep(0.2)
@@ -106,7 +106,7 @@ async def test_a_rebuild_while_events_keep_flowing_ends_equal_to_the_live_view(
         second += envelopes[CHANGES // 2 :]
     await produce(bootstrap, topic, first)
 
-    broker = KafkaBroker(bootstrap, logger=None)
+    broker = kafka_broker(bootstrap, kafka_login(ADMIN), logger=None)
     engine = ProjectionEngine(CustomerCards(), live, CountOnly(), group)
     await engine.setup()
     subscribe(broker, engine, [topic], max_records=200, gate=PauseGate(live, group))
@@ -114,7 +114,12 @@ async def test_a_rebuild_while_events_keep_flowing_ends_equal_to_the_live_view(
         await broker.start()
         flowing = asyncio.create_task(produce(bootstrap, topic, second))
         progress = await rebuild(
-            CustomerCards(), live, bootstrap=bootstrap, live_group=group, topics=[topic]
+            CustomerCards(),
+            live,
+            bootstrap=bootstrap,
+            login=kafka_login(ADMIN),
+            live_group=group,
+            topics=[topic],
         )
         await flowing
         await caught_up(bootstrap, group, await end_offsets(bootstrap, topic))
@@ -127,7 +132,14 @@ async def test_a_rebuild_while_events_keep_flowing_ends_equal_to_the_live_view(
     assert progress.done >= len(first)
 
     # A second rebuild (nothing flowing now) gives identical documents.
-    await rebuild(CustomerCards(), live, bootstrap=bootstrap, live_group=group, topics=[topic])
+    await rebuild(
+        CustomerCards(),
+        live,
+        bootstrap=bootstrap,
+        login=kafka_login(ADMIN),
+        live_group=group,
+        topics=[topic],
+    )
     assert await cards(live) == rebuilt
 
 
@@ -144,6 +156,7 @@ async def test_a_replay_from_an_offset_restores_what_the_view_lost(
         CustomerCards(),
         live,
         bootstrap=bootstrap,
+        login=kafka_login(ADMIN),
         consumer_group="g",
         from_offset=0,
         topics=[topic],
@@ -153,6 +166,7 @@ async def test_a_replay_from_an_offset_restores_what_the_view_lost(
         CustomerCards(),
         live,
         bootstrap=bootstrap,
+        login=kafka_login(ADMIN),
         consumer_group="g",
         from_offset=5,
         topics=[topic],
@@ -161,4 +175,11 @@ async def test_a_replay_from_an_offset_restores_what_the_view_lost(
     (card,) = (await cards(live)).values()
     assert card["changes"] == 10  # replaying applied nothing twice
     with pytest.raises(ValueError, match="exactly one"):
-        await replay(CustomerCards(), live, bootstrap=bootstrap, consumer_group="g", topics=[topic])
+        await replay(
+            CustomerCards(),
+            live,
+            bootstrap=bootstrap,
+            login=kafka_login(ADMIN),
+            consumer_group="g",
+            topics=[topic],
+        )

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from crm_backbone.kafka import subscribe
+from crm_backbone.kafka import kafka_broker, subscribe
+from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.pause import CONTROL, LeaseLost, PauseGate
 from crm_backbone.projection import Document, ProjectionEngine
 from crm_backbone.rebuild import SCRATCH, CountOnly, committed_offsets
@@ -21,8 +22,7 @@ from crm_backbone.testing import CustomerCards, customer_history
 from crm_events.envelope import Envelope, to_kafka
 from crm_events.registry import EventPayload
 from crm_ops.cli import app
-from faststream.kafka import KafkaBroker
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import Servers, kafka_login
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from structlog.testing import capture_logs
@@ -65,7 +65,7 @@ class LiveView:
     group: str
 
     async def produce(self, envelopes: list[Envelope[EventPayload]]) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, **kafka_login(ADMIN))
         await producer.start()
         try:
             for envelope in envelopes:
@@ -79,7 +79,7 @@ class LiveView:
 
     async def caught_up(self) -> None:
         """Wait (bounded) until the group has committed every record of the topic."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, **kafka_login(ADMIN))
         await consumer.start()
         try:
             partitions = [TopicPartition(self.topic, p) for p in range(3)]
@@ -88,7 +88,9 @@ class LiveView:
             await consumer.stop()
         async with asyncio.timeout(60):
             while True:
-                committed = await committed_offsets(self.bootstrap, self.group)
+                committed = await committed_offsets(
+                    self.bootstrap, self.group, login=kafka_login(ADMIN)
+                )
                 if all(committed.get(tp, 0) >= end for tp, end in ends.items()):
                     return
                 await asyncio.sleep(0.2)
@@ -118,7 +120,7 @@ async def live(
     )
     engine = ProjectionEngine(CustomerCards(), database, CountOnly(), view.group)
     await engine.setup()
-    broker = KafkaBroker(view.bootstrap, logger=None)
+    broker = kafka_broker(view.bootstrap, kafka_login(ADMIN), logger=None)
     subscribe(broker, engine, [view.topic], max_records=20, gate=PauseGate(database, view.group))
     async with broker:
         await broker.start()

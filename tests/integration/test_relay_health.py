@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from crm_backbone.context import command_context
 from crm_backbone.eventstore import EventStoreConfig
 from crm_backbone.http import ops_router
+from crm_backbone.kafka_acls import ADMIN, principal_of
 from crm_backbone.relay import OutboxRelay, Translate
 from crm_backbone.runtime import ServiceComponents, ServiceRuntime
 from crm_backbone.testing import SOURCE, Customer, Customers, translate
@@ -26,7 +27,7 @@ from crm_ops.cli import app as crm_ops
 from eventsourcing.persistence import Notification
 from fastapi import FastAPI
 from local_infra.harness import serving
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import Servers, kafka_login
 from pymongo import AsyncMongoClient
 from typer.testing import CliRunner
 
@@ -48,7 +49,11 @@ def broken_translate(domain_event: Any) -> EventPayload | None:
 async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record now in ``topic``."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic,
+        bootstrap_servers=bootstrap,
+        **kafka_login(ADMIN),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:
@@ -82,6 +87,7 @@ def relay_for(
         translator,
         source=SOURCE,
         bootstrap_servers=bootstrap,
+        kafka_login=kafka_login(ADMIN),
         postgres_dsn=store.postgres_dsn,
         route=lambda _: topic,
         batch_size=7,
@@ -108,7 +114,11 @@ async def worker(
     """A worker process's HTTP endpoint over a runtime running ``relay``; its URL."""
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
     components = ServiceComponents(Service.CUSTOMER, app, relay.translate, mongo[database])
-    runtime = ServiceRuntime(components, kafka_bootstrap=crm_servers.kafka_bootstrap)
+    runtime = ServiceRuntime(
+        components,
+        kafka_bootstrap=crm_servers.kafka_bootstrap,
+        kafka_login=kafka_login(principal_of(Service.CUSTOMER)),
+    )
     runtime.relay = relay
     http = FastAPI()
     http.include_router(ops_router(runtime.readiness_checks, {}))

@@ -10,9 +10,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import ApiVersionRequest
+from crm_backbone.kafka_acls import ADMIN
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import Servers, kafka_login
 from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
@@ -24,7 +25,7 @@ SHARE_GROUP_HEARTBEAT_API_KEY = 76
 
 
 async def test_kafka_is_apache_kafka_4(crm_servers: Servers) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=crm_servers.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=crm_servers.kafka_bootstrap, **kafka_login(ADMIN))
     await admin.start()
     try:
         cluster = await admin.describe_cluster()
@@ -45,7 +46,10 @@ async def test_idempotent_and_transactional_producers(
 ) -> None:
     topic = await kafka_topics("smoke")
     idempotent = AIOKafkaProducer(
-        bootstrap_servers=crm_servers.kafka_bootstrap, enable_idempotence=True, acks="all"
+        bootstrap_servers=crm_servers.kafka_bootstrap,
+        **kafka_login(ADMIN),
+        enable_idempotence=True,
+        acks="all",
     )
     await idempotent.start()
     try:
@@ -53,7 +57,9 @@ async def test_idempotent_and_transactional_producers(
     finally:
         await idempotent.stop()
     transactional = AIOKafkaProducer(
-        bootstrap_servers=crm_servers.kafka_bootstrap, transactional_id=f"smoke-{uuid.uuid4()}"
+        bootstrap_servers=crm_servers.kafka_bootstrap,
+        **kafka_login(ADMIN),
+        transactional_id=f"smoke-{uuid.uuid4()}",
     )
     await transactional.start()
     try:
@@ -68,6 +74,7 @@ async def test_idempotent_and_transactional_producers(
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=crm_servers.kafka_bootstrap,
+        **kafka_login(ADMIN),
         isolation_level="read_committed",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -90,7 +97,9 @@ async def test_consumer_group_resumes_from_its_commit(
 ) -> None:
     topic = await kafka_topics("resume", partitions=1)
     group = f"group-{uuid.uuid4().hex}"
-    producer = AIOKafkaProducer(bootstrap_servers=crm_servers.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=crm_servers.kafka_bootstrap, **kafka_login(ADMIN), acks="all"
+    )
     await producer.start()
     try:
         for number in range(10):
@@ -102,6 +111,7 @@ async def test_consumer_group_resumes_from_its_commit(
         consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=crm_servers.kafka_bootstrap,
+            **kafka_login(ADMIN),
             group_id=group,
             auto_offset_reset="earliest",
             enable_auto_commit=False,

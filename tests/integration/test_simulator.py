@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from crm_backbone.kafka import ensure_topics, reliable_producer
+from crm_backbone.kafka_acls import OPS
 from crm_backbone.topic_names import TopicNames
 from crm_events import from_kafka
 from crm_events.topics import Service, produced_by
-from crm_simulator.cli import SIMULATED_TOPICS
+from crm_simulator.cli import SIMULATED_SYSTEMS, SIMULATED_TOPICS
 from crm_simulator.feed import FeedEvent, bank_feed, feed
 from crm_simulator.population import population
-from crm_simulator.publisher import publish
-from local_infra.pytest_plugin import Servers
+from crm_simulator.publisher import UpstreamProducers, publish
+from local_infra.pytest_plugin import Servers, kafka_login
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ async def sandbox(crm_servers: Servers, topic_prefix: str) -> TopicNames:
     """This test's own HR and core-banking topics, as the contract makes them, under its
     prefix."""
     names = TopicNames(topic_prefix)
-    await ensure_topics(crm_servers.kafka_bootstrap, names.specs(SIMULATED_TOPICS))
+    await UpstreamProducers(crm_servers.kafka_bootstrap, SIMULATED_SYSTEMS, names).ensure_topics()
     return names
 
 
@@ -64,7 +64,11 @@ async def read_all(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of ``topics``: at least ``expected``, and any that follow within 0.5 s."""
     consumer = AIOKafkaConsumer(
-        *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        *topics,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **kafka_login(OPS),
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
@@ -86,7 +90,7 @@ async def test_published_feed_reads_back_intact_and_in_order(
     customers = population(seed=11, size=100)
     stream = feed(customers, seed=11, start=START, poison_rate=0.02, route=sandbox.of_event)
     events = list(islice(stream, 3000))
-    producer = reliable_producer(crm_servers.kafka_bootstrap)
+    producer = UpstreamProducers(crm_servers.kafka_bootstrap, SIMULATED_SYSTEMS, sandbox)
     await producer.start()
     try:
         progress = await publish(producer, events)
@@ -127,7 +131,7 @@ async def test_publish_keeps_to_its_rate_and_stops_when_told(
     stream = feed(population(seed=3, size=20), seed=3, start=START, route=sandbox.of_event)
     stop = asyncio.Event()
     asyncio.get_running_loop().call_later(1.5, stop.set)
-    producer = reliable_producer(crm_servers.kafka_bootstrap)
+    producer = UpstreamProducers(crm_servers.kafka_bootstrap, SIMULATED_SYSTEMS, sandbox)
     await producer.start()
     try:
         progress = await publish(producer, stream, rate=200, stop=stop)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from crm_backbone.kafka import KafkaDeadLetters
+from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.projection import ProjectionEngine
 from crm_backbone.testing import (
     CustomerCards,
@@ -26,7 +27,7 @@ from crm_events.envelope import HEADERS, KafkaRecord
 from crm_ops.deadletters import purge, read_all
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import Servers, kafka_login
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -50,7 +51,7 @@ async def test_a_header_that_is_not_utf8_is_dead_lettered_alone(
     )
     # All in one partition, fetched as one batch: the broken record sits among valid ones.
     await produce(bootstrap, topic, [first[0], first[1], broken, *second, first[2]], 0)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_login(ADMIN), acks="all")
     await producer.start()
     group = f"g-{uuid.uuid4()}.{CustomerCards.name}"  # as the services name groups
     engine = ProjectionEngine(CustomerCards(), database, KafkaDeadLetters(producer, dead), group)
@@ -223,7 +224,9 @@ async def test_generated_records_are_applied_or_dead_lettered_and_nothing_else_i
     example = uuid.uuid4().hex[:6]  # topics of each example's own
     topic = await kafka_topics(f"events{example}", partitions=2)
     dead = await kafka_topics(f"dlq{example}", partitions=1)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=2**21)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **kafka_login(ADMIN), acks="all", max_request_size=2**21
+    )
     await producer.start()
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
     database = mongo[f"{mongo_database[:40]}_{uuid.uuid4().hex[:8]}"]

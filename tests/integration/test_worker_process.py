@@ -20,11 +20,12 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.topic_names import TopicNames
 from crm_customer.api import create_app
 from crm_customer.bootstrap import CustomerSettings, bootstrap
 from local_infra.harness import serving
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import Servers, kafka_login
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
@@ -52,7 +53,7 @@ async def wait_ready(url: str, worker: asyncio.subprocess.Process, within: float
 
 
 async def topics_named(bootstrap: str, prefix: str) -> set[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_login(ADMIN))
     await admin.start()
     try:
         return {topic for topic in await admin.list_topics() if topic.startswith(prefix)}

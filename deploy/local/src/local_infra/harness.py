@@ -14,6 +14,9 @@ from typing import Any
 import httpx
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from crm_backbone.kafka_acls import ADMIN, principal_of
+from crm_backbone.settings import ServiceSettings
+from crm_events.topics import TOPICS
 from fastapi import FastAPI
 
 
@@ -78,17 +81,30 @@ async def produce_plain(
     *,
     name: Callable[[str], str] | None = None,
 ) -> None:
-    """Send ``(topic, (key, value, headers))`` records with a bare aiokafka producer;
-    ``name`` gives the deployment's name of each contract topic (a test's own prefix)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
+    """Send ``(topic, (key, value, headers))`` records with bare aiokafka producers, in
+    order, each as the principal owning its contract topic (the admin for a topic outside
+    the contract); ``name`` gives the deployment's name of each contract topic (a test's
+    own prefix)."""
+    settings = ServiceSettings()
+    owners = {topic.name: topic.owner for topic in TOPICS}
+    producers: dict[str, AIOKafkaProducer] = {}
     try:
         for topic, (key, value, headers) in records:
-            await producer.send_and_wait(
+            owner = owners.get(topic)
+            principal = ADMIN if owner is None else principal_of(owner)
+            if principal not in producers:
+                producers[principal] = AIOKafkaProducer(
+                    bootstrap_servers=bootstrap,
+                    acks="all",
+                    **settings.kafka_client_options(principal),
+                )
+                await producers[principal].start()
+            await producers[principal].send_and_wait(
                 topic if name is None else name(topic), value=value, key=key, headers=headers
             )
     finally:
-        await producer.stop()
+        for producer in producers.values():
+            await producer.stop()
 
 
 @asynccontextmanager

@@ -1,18 +1,39 @@
-"""Genuine Apache Kafka in KRaft mode: one combined broker and controller."""
+"""Genuine Apache Kafka in KRaft mode: one combined broker and controller.
+
+Clients log in with SCRAM-SHA-512 (SASL_PLAINTEXT on 127.0.0.1) and the standard
+authorizer allows only what ``crm_backbone.kafka_acls`` grants; ``crm-admin`` is its only
+super user. The admin's credential is written when the storage is formatted, every other
+principal's credential and the ACLs of the deployment (namespace ``crm``, no topic prefix)
+at every start. Passwords live in the profile's secrets folder (``kafka/<principal>``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from crm_backbone.kafka_acls import ADMIN, PRINCIPALS, acl_table
+from crm_backbone.kafka_grants import (
+    SCRAM_MECHANISM,
+    admin_session,
+    create_acls,
+    set_scram_credentials,
+)
+from crm_backbone.settings import KAFKA
+from crm_backbone.topic_names import CONTRACT_NAMES
 
+from local_infra.accounts import NAMESPACE, LocalSecrets
 from local_infra.paths import CACHE_DIR, KAFKA_POM
 from local_infra.process import InfraError, port_is_free
 from local_infra.servers import Server, _require
@@ -30,6 +51,9 @@ class KafkaServer(Server):
         self.libs = CACHE_DIR / f"kafka-{self.kafka_version}" / "libs"
         self.config = self.home / "server.properties"
         self.log4j_config = self.home / "log4j2.properties"
+        self.secrets = LocalSecrets(state_dir)
+        self.formatted_for = self.home / "data-admin.sha256"
+        """The admin password's digest the storage was formatted with."""
 
     @property
     def address(self) -> str:
@@ -41,9 +65,18 @@ class KafkaServer(Server):
     def prepare(self) -> None:
         fetch_kafka_jars(self.libs)
         self.home.mkdir(parents=True, exist_ok=True)
+        self.config.touch(mode=0o600)
+        self.config.chmod(0o600)  # before it holds the admin's password
         self.config.write_text(self._server_properties())
         self.log4j_config.write_text(_LOG4J2)
-        if not (self.data_dir / "meta.properties").exists():
+        admin_digest = hashlib.sha256(self._admin_password.encode()).hexdigest()
+        formatted = (self.data_dir / "meta.properties").exists()
+        if formatted and not self._formatted_with(admin_digest):
+            # An earlier layout (no authentication) or a lost secrets folder: nobody could
+            # log in to this storage, so a local profile starts it afresh.
+            shutil.rmtree(self.data_dir)
+            formatted = False
+        if not formatted:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             self._java(
                 "kafka.tools.StorageTool",
@@ -53,7 +86,40 @@ class KafkaServer(Server):
                 cluster_id,
                 "-c",
                 str(self.config),
+                "--add-scram",
+                f"{SCRAM_MECHANISM}=[name={ADMIN},password={self._admin_password}]",
             )
+            self.formatted_for.write_text(admin_digest)
+
+    def _formatted_with(self, admin_digest: str) -> bool:
+        return self.formatted_for.is_file() and self.formatted_for.read_text() == admin_digest
+
+    @property
+    def _admin_password(self) -> str:
+        return self.secrets.password(KAFKA, ADMIN).get_secret_value()
+
+    def login(self, principal: str) -> dict[str, Any]:
+        """The client options of ``principal`` on this broker."""
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": SCRAM_MECHANISM,
+            "sasl_plain_username": principal,
+            "sasl_plain_password": self.secrets.password(KAFKA, principal).get_secret_value(),
+        }
+
+    def after_start(self) -> None:
+        """Every principal's credential, and the ACLs of the deployment ``crm``."""
+        asyncio.run(self._grant())
+
+    async def _grant(self) -> None:
+        client = await admin_session(self.address, self.login(ADMIN))
+        try:
+            await set_scram_credentials(
+                client, {p: self.secrets.password(KAFKA, p) for p in PRINCIPALS if p != ADMIN}
+            )
+            await create_acls(client, acl_table(CONTRACT_NAMES, NAMESPACE))
+        finally:
+            await client.close()
 
     def _launch(self) -> None:
         if not port_is_free(self.controller_port):
@@ -62,7 +128,9 @@ class KafkaServer(Server):
         self.pid_file.write(process.pid)
 
     def _answers(self) -> bool:
-        return not port_is_free(self.port) and asyncio.run(kafka_answers(self.address))
+        return not port_is_free(self.port) and asyncio.run(
+            kafka_answers(self.address, self.login(ADMIN))
+        )
 
     def _java_argv(self) -> list[str]:
         heap = os.environ.get("CRM_KAFKA_HEAP", "512m")
@@ -87,16 +155,28 @@ class KafkaServer(Server):
 
     def _server_properties(self) -> str:
         cport = self.controller_port
+        password = self._admin_password
         return f"""\
 # Written by deploy/local on every start; edit local_infra/kafka_server.py instead.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{cport}
-listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}
+listeners=CLIENTS://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=CLIENTS://127.0.0.1:{self.port}
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=CLIENTS
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,CLIENTS:SASL_PLAINTEXT
+sasl.enabled.mechanisms={SCRAM_MECHANISM}
+sasl.mechanism.inter.broker.protocol={SCRAM_MECHANISM}
+listener.name.clients.scram-sha-512.sasl.jaas.config={_scram_login(ADMIN, password)}
+# The controller listener cannot use SCRAM (its credentials live in the metadata it
+# serves): PLAIN, whose only user is the admin, so no anonymous principal exists anywhere.
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config={_plain_login(ADMIN, password)}
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:{ADMIN}
 log.dirs={self.data_dir}
 auto.create.topics.enable=false
 num.partitions=6
@@ -124,6 +204,20 @@ logger.kafka.level = INFO
 logger.state.name = state.change.logger
 logger.state.level = WARN
 """
+
+
+def _scram_login(user: str, password: str) -> str:
+    return (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{user}" password="{password}";'
+    )
+
+
+def _plain_login(user: str, password: str) -> str:
+    return (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="{user}" password="{password}" user_{user}="{password}";'
+    )
 
 
 def kafka_version() -> str:
@@ -160,9 +254,10 @@ def fetch_kafka_jars(libs: Path) -> None:
     done.write_text("ok\n")
 
 
-async def kafka_answers(bootstrap: str) -> bool:
-    """True when the broker answers a metadata request and has a controller."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+async def kafka_answers(bootstrap: str, login: Mapping[str, Any]) -> bool:
+    """True when the broker answers a metadata request of the client logged in with
+    ``login`` and has a controller."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, **login)
     try:
         await asyncio.wait_for(admin.start(), timeout=5)
         cluster = await asyncio.wait_for(admin.describe_cluster(), timeout=5)

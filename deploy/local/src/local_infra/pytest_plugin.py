@@ -12,6 +12,13 @@ The harness connects as the servers' administrators (from ``CRM_SECRETS_DIR`` wh
 holds their passwords, as the launcher's does; else as the addresses say), and creates,
 for a test that asks (:func:`namespace_accounts`), each process's own user in a
 namespace of the test's own.
+
+Kafka's principals are the deployment's (``crm_backbone.kafka_acls``): the harness hands
+their passwords (the secrets folder's ``kafka/``) to every process of the session
+(``CRM_KAFKA_SECRETS_DIR``), a test's topic prefix (:func:`topic_prefix`) gets the ACL
+table for its topics, and the services' and ``crm-ops``'s principals may use the test
+namespaces' consumer groups (``t_``...). Each process of a test logs in as its own
+principal; the admin only sets tests up.
 """
 
 from __future__ import annotations
@@ -31,6 +38,21 @@ import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from crm_backbone import credentials
+from crm_backbone.kafka_acls import (
+    ADMIN,
+    CRM_SERVICES,
+    GROUP_MEMBER,
+    OPS,
+    OPS_TOPIC_OPERATIONS,
+    Acl,
+    Pattern,
+    Resource,
+    acl_table,
+    principal_of,
+)
+from crm_backbone.kafka_grants import admin_session, create_acls, delete_acls
+from crm_backbone.settings import KAFKA, ServiceSettings
+from crm_backbone.topic_names import TopicNames
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -123,6 +145,8 @@ def crm_servers() -> Iterator[Servers]:
     """Genuine Kafka, MongoDB and PostgreSQL for this test session."""
     if (given := _from_environment()) is not None:
         with pytest.MonkeyPatch.context() as session:
+            if (folder := os.environ.get(ENV_SECRETS)) and ENV_KAFKA_SECRETS not in os.environ:
+                session.setenv(ENV_KAFKA_SECRETS, str(Path(folder) / KAFKA))
             # The secrets are the harness's: a test's processes connect as it tells them.
             session.delenv(ENV_SECRETS, raising=False)
             yield given
@@ -135,6 +159,7 @@ def crm_servers() -> Iterator[Servers]:
     except InfraError as error:
         launcher_error = error
     if launcher_error is None:
+        os.environ[ENV_KAFKA_SECRETS] = str(infra.kafka.secrets.folder / KAFKA)
         try:
             yield Servers(
                 infra.kafka.address,
@@ -217,6 +242,55 @@ def oidc_issuer() -> Iterator[str]:
     )
 
 
+ENV_KAFKA_SECRETS = "CRM_KAFKA_SECRETS_DIR"
+TEST_GROUPS = "t_"
+"""How every test namespace, and so every consumer group of a test, begins."""
+
+
+def kafka_login(principal: str) -> dict[str, Any]:
+    """The Kafka client options of ``principal`` in this session (none: no credentials)."""
+    return ServiceSettings().kafka_client_options(principal)
+
+
+async def _granting(bootstrap: str, acls: list[Acl], *, grant: bool) -> None:
+    if not kafka_login(ADMIN):
+        return
+    client = await admin_session(bootstrap, kafka_login(ADMIN))
+    try:
+        await (create_acls if grant else delete_acls)(client, acls)
+    finally:
+        await client.close()
+
+
+@pytest.fixture(autouse=True)
+def _integration_kafka_access(request: pytest.FixtureRequest) -> None:
+    """An integration test's processes may use its consumer groups (unit tests start no
+    servers)."""
+    if request.node.get_closest_marker("integration") is not None:
+        request.getfixturevalue("test_groups_granted")
+
+
+@pytest.fixture(scope="session")
+async def test_groups_granted(crm_servers: Servers) -> AsyncIterator[None]:
+    """The services' and crm-ops's principals may use the test namespaces' groups, and
+    crm-ops may do to the tests' own topics (``kafka_topics``) what it does to the
+    contract's."""
+    acls = [
+        *(
+            Acl(principal, Resource.GROUP, Pattern.PREFIXED, TEST_GROUPS, operation)
+            for principal in (*(principal_of(s) for s in CRM_SERVICES), OPS)
+            for operation in GROUP_MEMBER
+        ),
+        *(
+            Acl(OPS, Resource.TOPIC, Pattern.PREFIXED, TEST_GROUPS, operation)
+            for operation in OPS_TOPIC_OPERATIONS
+        ),
+    ]
+    await _granting(crm_servers.kafka_bootstrap, acls, grant=True)
+    yield
+    await _granting(crm_servers.kafka_bootstrap, acls, grant=False)
+
+
 @pytest.fixture
 def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
     """Names no other test uses: ``unique_name("orders")`` → ``t_orders_<test>_<hex>``."""
@@ -234,7 +308,7 @@ async def kafka_topics(
     crm_servers: Servers, unique_name: Callable[[str], str]
 ) -> AsyncIterator[Callable[..., Awaitable[str]]]:
     """Factory creating this test's own topics; all are deleted after the test."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=crm_servers.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=crm_servers.kafka_bootstrap, **kafka_login(ADMIN))
     await admin.start()
     created: list[str] = []
 
@@ -256,11 +330,15 @@ async def kafka_topics(
 async def topic_prefix(
     crm_servers: Servers, unique_name: Callable[[str], str]
 ) -> AsyncIterator[str]:
-    """A topic-name prefix of this test's own (a deployment's ``CRM_TOPIC_PREFIX``): every
-    topic whose name starts with it is deleted after the test."""
+    """A topic-name prefix of this test's own (a deployment's ``CRM_TOPIC_PREFIX``), its
+    topics granted as the ACL table says: every topic whose name starts with it, and its
+    ACLs, are deleted after the test."""
     prefix = unique_name("tp") + "."
+    acls = [a for a in acl_table(TopicNames(prefix), TEST_GROUPS) if a.resource is Resource.TOPIC]
+    await _granting(crm_servers.kafka_bootstrap, acls, grant=True)
     yield prefix
-    admin = AIOKafkaAdminClient(bootstrap_servers=crm_servers.kafka_bootstrap)
+    await _granting(crm_servers.kafka_bootstrap, acls, grant=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=crm_servers.kafka_bootstrap, **kafka_login(ADMIN))
     await admin.start()
     try:
         ours = [topic for topic in await admin.list_topics() if topic.startswith(prefix)]

@@ -15,7 +15,7 @@ from crm_backbone.topic_names import TopicNames
 from crm_ops.console import console, folding_table, run
 from crm_ops.deadletters import DeadLetter, read_all
 from crm_ops.dlq_commands import dlq_app, holding_at
-from crm_ops.kafka_state import group_lag, verify_topics
+from crm_ops.kafka_state import group_lag, ops_login, verify_topics
 from crm_ops.options import DEFAULT_KAFKA, DEFAULT_MONGO, Bootstrap, MongoUri, TopicPrefix
 from crm_ops.relay_commands import relay_app
 from crm_ops.views_commands import rebuild_view, replay_view
@@ -48,7 +48,7 @@ def topics_verify(bootstrap: Bootstrap = DEFAULT_KAFKA, topic_prefix: TopicPrefi
 def topics_create(bootstrap: Bootstrap = DEFAULT_KAFKA, topic_prefix: TopicPrefix = "") -> None:
     """Create the contract's missing topics."""
     specs = TopicNames(topic_prefix).specs()
-    created = run(lambda: ensure_topics(bootstrap, specs), bootstrap)
+    created = run(lambda: ensure_topics(bootstrap, specs, login=ops_login()), bootstrap)
     console.print(f"created: {', '.join(created) or 'none (all present)'}")
 
 

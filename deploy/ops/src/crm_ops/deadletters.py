@@ -36,7 +36,7 @@ from crm_events.topics import DEAD_LETTER
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
-from crm_ops.kafka_state import admin_client
+from crm_ops.kafka_state import admin_client, ops_login
 
 DLQ_PREFIX = "dlq_"
 
@@ -83,7 +83,9 @@ async def read_all(bootstrap: str, topic: str = DEAD_LETTER.name) -> AsyncIterat
     async with admin_client(bootstrap) as admin:
         (described,) = await admin.describe_topics([topic])
     partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **ops_login()
+    )
     await consumer.start()
     try:
         consumer.assign(partitions)
@@ -129,7 +131,7 @@ class DeadLetterLedger:
 
 async def redrive(bootstrap: str, letters: list[DeadLetter]) -> int:
     """Send each letter's original record back to its topic; how many were sent."""
-    producer = reliable_producer(bootstrap)
+    producer = reliable_producer(bootstrap, **ops_login())
     await producer.start()
     try:
         for letter in letters:

@@ -5,16 +5,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from crm_backbone.kafka_acls import OPS
+from crm_backbone.settings import ServiceSettings
 from crm_events.topics import TopicSpec, topic_specs
+
+
+def ops_login() -> dict[str, Any]:
+    """crm-ops's Kafka login: the principal ``crm-ops``, when its password is configured
+    (``CRM_KAFKA_PASSWORD``, or ``CRM_SECRETS_DIR`` as ``crm-infra`` writes it)."""
+    return ServiceSettings().kafka_client_options(OPS)
 
 
 @asynccontextmanager
 async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=10_000, **ops_login()
+    )
     await admin.start()
     try:
         yield admin
@@ -101,7 +112,9 @@ async def group_lag(bootstrap: str, prefix: str = "") -> list[PartitionLag]:
 async def end_offsets(bootstrap: str, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
     if not partitions:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **ops_login()
+    )
     await consumer.start()
     try:
         ends: dict[TopicPartition, int] = await consumer.end_offsets(list(partitions))

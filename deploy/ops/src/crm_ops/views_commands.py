@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from rich.progress import Progress as ProgressBar
 
 from crm_ops.console import console, run
+from crm_ops.kafka_state import ops_login
 from crm_ops.options import (
     DEFAULT_KAFKA,
     DEFAULT_MONGO,
@@ -120,6 +121,7 @@ def rebuild_view(
                     client[settings.mongo_database(view.service)],
                     bootstrap=bootstrap,
                     live_group=live_group,
+                    login=ops_login(),
                     topics=settings.topic_names().of(projection.topics),
                     keep_old=keep_old,
                     report=report,
@@ -180,6 +182,7 @@ def replay_view(
                     client[settings.mongo_database(view.service)],
                     bootstrap=bootstrap,
                     consumer_group=f"{namespace}.{view.service}.{projection.name}",
+                    login=ops_login(),
                     topics=settings.topic_names().of(projection.topics),
                     since_ms=since_ms,
                     from_offset=offset,

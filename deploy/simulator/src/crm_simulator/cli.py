@@ -14,7 +14,6 @@ from typing import Annotated
 import structlog
 import typer
 from aiokafka.errors import KafkaError
-from crm_backbone.kafka import ensure_topics, reliable_producer
 from crm_backbone.topic_names import TopicNames
 from crm_events.topics import Service, produced_by
 from pydantic import SecretStr
@@ -23,7 +22,7 @@ from crm_simulator.day import scripted_day
 from crm_simulator.feed import FeedEvent, bank_feed
 from crm_simulator.logins import Logins
 from crm_simulator.population import population
-from crm_simulator.publisher import Progress, publish
+from crm_simulator.publisher import Progress, UpstreamProducers, publish
 from crm_simulator.realm import DEMO_PASSWORD
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
@@ -126,10 +125,9 @@ async def _run(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    producer = UpstreamProducers(bootstrap, SIMULATED_SYSTEMS, names, linger_ms=5)
     if create_topics:
-        specs = names.specs(SIMULATED_TOPICS)
-        log.info("topics", created=",".join(await ensure_topics(bootstrap, specs)) or "none")
-    producer = reliable_producer(bootstrap, linger_ms=5)
+        log.info("topics", created=",".join(await producer.ensure_topics()) or "none")
     try:
         await producer.start()
         log.info("publishing", bootstrap=bootstrap, rate=rate or "unthrottled")

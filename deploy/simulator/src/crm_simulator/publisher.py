@@ -1,18 +1,81 @@
-"""Publishes a feed to Kafka at a given rate, counting what was sent and acknowledged."""
+"""Publishes a feed to Kafka at a given rate, counting what was sent and acknowledged.
+
+Each upstream system the simulated bank plays writes as its own Kafka principal
+(``core-banking``, ``hr``: ``crm_backbone.kafka_acls``), so :class:`UpstreamProducers`
+holds one producer per system and sends each record with the one owning its topic.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from crm_backbone.kafka import ensure_topics, reliable_producer
+from crm_backbone.kafka_acls import principal_of
+from crm_backbone.settings import ServiceSettings
+from crm_backbone.topic_names import TopicNames
+from crm_events.topics import Service, produced_by
 
 from crm_simulator.feed import FeedEvent
+
+
+class UpstreamProducers:
+    """One reliable producer per upstream system, each logged in as that system; a record
+    goes out through the producer of the system owning its topic (under ``names``)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        systems: Sequence[Service],
+        names: TopicNames,
+        settings: ServiceSettings | None = None,
+        **options: Any,
+    ) -> None:
+        settings = settings or ServiceSettings()
+        self.bootstrap = bootstrap
+        self.names = names
+        self.logins = {s: settings.kafka_client_options(principal_of(s)) for s in systems}
+        self.producers = {
+            system: reliable_producer(bootstrap, **options, **login)
+            for system, login in self.logins.items()
+        }
+        self.owner = {
+            names(topic.name): system for system in systems for topic in produced_by(system)
+        }
+
+    async def ensure_topics(self) -> list[str]:
+        """Create each system's missing topics, as that system; names of those created."""
+        created: list[str] = []
+        for system, login in self.logins.items():
+            own = [topic.name for topic in produced_by(system)]
+            created += await ensure_topics(self.bootstrap, self.names.specs(own), login=login)
+        return created
+
+    async def start(self) -> None:
+        for producer in self.producers.values():
+            await producer.start()
+
+    async def stop(self) -> None:
+        for producer in self.producers.values():
+            await producer.stop()
+
+    async def send(
+        self, topic: str, *, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]:
+        producer = self.producers[self.owner[topic]]
+        sent: asyncio.Future[Any] = await producer.send(
+            topic, value=value, key=key, headers=headers
+        )
+        return sent
+
+    async def flush(self) -> None:
+        for producer in self.producers.values():
+            await producer.flush()
 
 
 @dataclass
@@ -35,7 +98,7 @@ class Progress:
 
 
 async def publish(
-    producer: AIOKafkaProducer,
+    producer: UpstreamProducers,
     events: Iterable[FeedEvent],
     *,
     rate: float | None = None,

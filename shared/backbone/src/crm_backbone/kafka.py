@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -18,6 +18,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
+from faststream.security import SASLScram512
 
 from crm_backbone.holds import Drains
 from crm_backbone.metrics import BATCHES_FAILED, CONSUMER_LAG
@@ -28,15 +29,19 @@ log = structlog.get_logger(__name__)
 
 
 async def ensure_topics(
-    bootstrap_servers: str, specs: Sequence[TopicSpec] | None = None
+    bootstrap_servers: str,
+    specs: Sequence[TopicSpec] | None = None,
+    *,
+    login: Mapping[str, Any],
 ) -> list[str]:
-    """Create the contract's topics that are missing; names of those created.
+    """Create the contract's topics that are missing; names of those created. ``login``:
+    the client's options (``ServiceSettings.kafka_client_options``).
 
     A topic that exists with fewer partitions than the contract says is an error: keys
     would map to other partitions than producers expect.
     """
     specs = list(specs if specs is not None else topic_specs())
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **login)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -97,6 +102,14 @@ def reliable_producer(bootstrap_servers: str, **options: Any) -> AIOKafkaProduce
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers, enable_idempotence=True, acks="all", **options
     )
+
+
+def kafka_broker(bootstrap_servers: str, login: Mapping[str, Any], **options: Any) -> KafkaBroker:
+    """A faststream broker logged in with ``login`` (``ServiceSettings.kafka_client_options``)."""
+    security = None
+    if login:
+        security = SASLScram512(login["sasl_plain_username"], login["sasl_plain_password"])
+    return KafkaBroker(bootstrap_servers, security=security, **options)
 
 
 async def _keep_raw(message: StreamMessage[Any]) -> Any:

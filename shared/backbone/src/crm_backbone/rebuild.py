@@ -82,8 +82,10 @@ class CountOnly:
         self.count += 1
 
 
-async def _partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _partitions(
+    bootstrap: str, topics: Sequence[str], login: Mapping[str, Any]
+) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **login)
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))
@@ -92,9 +94,12 @@ async def _partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicPartit
     return [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
 
 
-async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
-    """The live consumer group's committed offsets (nothing committed: absent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def committed_offsets(
+    bootstrap: str, group: str, *, login: Mapping[str, Any]
+) -> dict[TopicPartition, int]:
+    """The live consumer group's committed offsets (nothing committed: absent); ``login``:
+    the client's options (``ServiceSettings.kafka_client_options``)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **login)
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -106,9 +111,11 @@ async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, 
 class StreamReader:
     """Reads assigned partitions from given offsets, in batches, without a consumer group."""
 
-    def __init__(self, bootstrap: str, partitions: Sequence[TopicPartition]) -> None:
+    def __init__(
+        self, bootstrap: str, partitions: Sequence[TopicPartition], login: Mapping[str, Any]
+    ) -> None:
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=2000
+            bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=2000, **login
         )
         self.partitions = list(partitions)
 
@@ -152,6 +159,7 @@ async def rebuild(
     live: AsyncDatabase[Document],
     *,
     bootstrap: str,
+    login: Mapping[str, Any],
     live_group: str,
     topics: Sequence[str] | None = None,
     keep_old: bool = False,
@@ -172,7 +180,7 @@ async def rebuild(
     set_aside = CountOnly()
     engine = ProjectionEngine(projection, scratch, set_aside, f"{live_group}.rebuild")
     await engine.setup()
-    reader = StreamReader(bootstrap, await _partitions(bootstrap, topics))
+    reader = StreamReader(bootstrap, await _partitions(bootstrap, topics, login), login)
     await reader.start({})
     try:
         ends = await reader.end_offsets()
@@ -180,7 +188,7 @@ async def rebuild(
         await reader.apply_until(engine, ends, progress, report)
         # Catch up with the live consumer, which kept going meanwhile.
         while True:
-            live_offsets = await committed_offsets(bootstrap, live_group)
+            live_offsets = await committed_offsets(bootstrap, live_group, login=login)
             targets = {tp: max(live_offsets.get(tp, 0), ends[tp]) for tp in reader.partitions}
             behind = sum([t - await reader.position(tp) for tp, t in targets.items()])
             progress.total = progress.done + behind
@@ -189,7 +197,7 @@ async def rebuild(
                 break
         gate = PauseGate(live, live_group, lease=lease)
         async with gate.paused(within=pause_within):
-            live_offsets = await committed_offsets(bootstrap, live_group)
+            live_offsets = await committed_offsets(bootstrap, live_group, login=login)
             targets = {tp: max(live_offsets.get(tp, 0), ends[tp]) for tp in reader.partitions}
             await reader.apply_until(engine, targets, progress, report)
             await _swap(scratch, live, keep_old, gate)
@@ -219,6 +227,7 @@ async def replay(
     live: AsyncDatabase[Document],
     *,
     bootstrap: str,
+    login: Mapping[str, Any],
     consumer_group: str,
     since_ms: int | None = None,
     from_offset: int | None = None,
@@ -229,8 +238,8 @@ async def replay(
     if (since_ms is None) == (from_offset is None):
         raise ValueError("give exactly one of since_ms and from_offset")
     topics = list(topics or projection.topics)
-    partitions = await _partitions(bootstrap, topics)
-    reader = StreamReader(bootstrap, partitions)
+    partitions = await _partitions(bootstrap, topics, login)
+    reader = StreamReader(bootstrap, partitions, login)
     starts: dict[TopicPartition, int] = {}
     await reader.start({})
     try:

@@ -26,7 +26,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,7 @@ class OutboxRelay:
         backoff: tuple[float, float] = (0.5, 10.0),
         route: Callable[[str], str] = CONTRACT_NAMES.of_event,
         name: str | None = None,
+        kafka_login: Mapping[str, Any] | None = None,
     ) -> None:
         self.app = app
         self.translate = translate
@@ -151,6 +152,8 @@ class OutboxRelay:
         self.name = name or f"{app.name}->kafka"
         """What its position is recorded under: a relay of another name keeps its own."""
         self.bootstrap_servers = bootstrap_servers
+        self.kafka_login = dict(kafka_login or {})
+        """The producer's login (``ServiceSettings.kafka_client_options``); none: plaintext."""
         self.postgres_dsn = postgres_dsn
         self.sqlite_path = sqlite_path
         self.batch_size = batch_size
@@ -206,7 +209,7 @@ class OutboxRelay:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._producer = reliable_producer(
-            self.bootstrap_servers, linger_ms=5, max_batch_size=512 * 1024
+            self.bootstrap_servers, linger_ms=5, max_batch_size=512 * 1024, **self.kafka_login
         )
         try:
             await self._producer.start()

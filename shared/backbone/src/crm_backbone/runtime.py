@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from crm_events.topics import Service
+from crm_events.topics import SUBSCRIPTIONS, Service, written_by
 from eventsourcing.application import Application
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
@@ -30,9 +30,11 @@ from crm_backbone.kafka import (
     KafkaDeadLetters,
     drain_released_holds,
     ensure_topics,
+    kafka_broker,
     reliable_producer,
     subscribe,
 )
+from crm_backbone.kafka_acls import principal_of
 from crm_backbone.pause import PauseGate
 from crm_backbone.policy import Policy, PolicyConsumer
 from crm_backbone.projection import Document, Projection, ProjectionEngine
@@ -66,6 +68,8 @@ class ServiceRuntime:
     namespace: str = "crm"
     topics: TopicNames = field(default_factory=TopicNames)
     max_records: int = 1000
+    kafka_login: dict[str, Any] = field(default_factory=dict)
+    """The service principal's login (``ServiceSettings.kafka_client_options``)."""
     relay: OutboxRelay = field(init=False)
     health: list[ConsumerHealth] = field(init=False, default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
@@ -82,6 +86,7 @@ class ServiceRuntime:
             postgres_dsn=self.postgres_dsn,
             sqlite_path=self.sqlite_path,
             route=self.topics.of_event,
+            kafka_login=self.kafka_login,
         )
 
     def group(self, name: str) -> str:
@@ -89,14 +94,19 @@ class ServiceRuntime:
         return f"{self.namespace}.{self.components.service.value}.{name}"
 
     async def start(self) -> None:
-        """Create missing topics, then run the relay and every consumer (under the
-        deployment's topic names)."""
+        """Create the missing topics this service uses (writes, reads, dead-letters), then
+        run the relay and every consumer (under the deployment's topic names)."""
         c = self.components
-        await ensure_topics(self.kafka_bootstrap, self.topics.specs())
-        producer = reliable_producer(self.kafka_bootstrap)
+        used = (*written_by(c.service), *SUBSCRIPTIONS.get(c.service, ()))
+        await ensure_topics(
+            self.kafka_bootstrap,
+            self.topics.specs(topic.name for topic in used),
+            login=self.kafka_login,
+        )
+        producer = reliable_producer(self.kafka_bootstrap, **self.kafka_login)
         await producer.start()
         dead_letters = KafkaDeadLetters(producer, self.topics.dead_letter)
-        broker = KafkaBroker(self.kafka_bootstrap, logger=None)
+        broker = kafka_broker(self.kafka_bootstrap, self.kafka_login, logger=None)
         engines: list[ProjectionEngine | PolicyConsumer] = []  # each drains its holds
         for projection in c.projections:
             engine = ProjectionEngine(
@@ -222,6 +232,7 @@ class Infrastructure:
             sqlite_path=self.store.sqlite_path,
             namespace=self.settings.namespace,
             topics=self.settings.topic_names(),
+            kafka_login=self.settings.kafka_client_options(principal_of(self.service)),
         )
         application.on_saved = runtime.relay.nudge
         return runtime

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 import structlog
@@ -17,6 +17,9 @@ from crm_backbone.credentials import MONGODB, POSTGRESQL, Account
 from crm_backbone.eventstore import EventStoreConfig
 from crm_backbone.signing_keys import check_algorithms
 from crm_backbone.topic_names import TopicNames
+
+KAFKA = "kafka"
+"""The secrets folder's sub-folder of Kafka passwords, one file per principal."""
 
 
 class ServiceSettings(BaseSettings):
@@ -39,6 +42,15 @@ class ServiceSettings(BaseSettings):
     secrets_dir: Path | None = None
     """A folder of passwords, ``<server>/<user>`` (``crm_backbone.credentials``), read
     when no password variable is set."""
+    kafka_username: str | None = None
+    """The Kafka principal this process connects as; unset: the one its role names
+    (``crm_backbone.kafka_acls``: ``crm-<service>``, ``crm-ops``, an upstream system)."""
+    kafka_password: SecretStr | None = None
+    """Its SCRAM password; else the file named after the principal in
+    ``kafka_secrets_dir``. Neither: the client logs in as nobody (a broker without
+    authentication)."""
+    kafka_secrets_dir: Path | None = None
+    """A folder of Kafka passwords, one file per principal; unset: ``<secrets_dir>/kafka``."""
     data_dir: Path = Path("var/services")
     namespace: str = "crm"
     """Prefix of MongoDB databases and consumer groups (tests use one of their own)."""
@@ -103,6 +115,24 @@ class ServiceSettings(BaseSettings):
         if account is None:
             return ensure_database(self.postgres_dsn, database)
         return credentials.postgres_dsn(self.postgres_dsn, account, database)
+
+    def kafka_client_options(self, principal: str) -> dict[str, Any]:
+        """The login options of an aiokafka client (``crm_backbone.kafka.kafka_broker`` for
+        faststream) of ``principal``, or of ``kafka_username`` when set: SCRAM-SHA-512 over
+        SASL_PLAINTEXT when a password is configured, else none (plaintext)."""
+        user = self.kafka_username or principal
+        folder = self.kafka_secrets_dir or (self.secrets_dir and self.secrets_dir / KAFKA)
+        password = self.kafka_password
+        if password is None and folder is not None and (folder / user).is_file():
+            password = SecretStr((folder / user).read_text().strip())
+        if password is None:
+            return {}
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": user,
+            "sasl_plain_password": password.get_secret_value(),
+        }
 
     def event_store_config(self, service: str) -> EventStoreConfig:
         """An SQLite file under ``data_dir``, or the service's own PostgreSQL database."""
