@@ -12,6 +12,7 @@ and never looks at roles itself.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, ParamSpec, Protocol, TypeVar
@@ -42,6 +43,37 @@ class PositionLookup(Protocol):
     :class:`crm_backbone.organisation.OrganisationDirectory`)."""
 
     async def position_of(self, staff_id: str) -> Position | None: ...
+
+
+class CachedPositions:
+    """Positions remembered for ``seconds`` (placed or not), so a request does not read
+    the org read model each time: an HR change (a move, a leaver) reaches access
+    decisions at most ``seconds`` later (docs/access.md)."""
+
+    MAX_REMEMBERED = 10_000
+    """Beyond this many staff members, the cache starts again empty."""
+
+    def __init__(
+        self,
+        positions: PositionLookup,
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._positions = positions
+        self._seconds = seconds
+        self._clock = clock
+        self._remembered: dict[str, tuple[Position | None, float]] = {}
+
+    async def position_of(self, staff_id: str) -> Position | None:
+        now = self._clock()
+        remembered = self._remembered.get(staff_id)
+        if remembered is not None and remembered[1] > now:
+            return remembered[0]
+        position = await self._positions.position_of(staff_id)
+        if len(self._remembered) >= self.MAX_REMEMBERED:
+            self._remembered.clear()
+        self._remembered[staff_id] = (position, now + self._seconds)
+        return position
 
 
 @dataclass(frozen=True)
@@ -89,8 +121,12 @@ class Authentication:
     def configured(
         cls, settings: ServiceSettings, database: AsyncDatabase[Document]
     ) -> Authentication:
-        """The identity provider ``settings`` name, and the org read model of ``database``."""
-        return cls(token_validator(settings), OrganisationDirectory(database))
+        """The identity provider ``settings`` name, and the org read model of ``database``
+        (its answers remembered for ``settings.position_cache_s``)."""
+        positions: PositionLookup = OrganisationDirectory(database)
+        if settings.position_cache_s > 0:
+            positions = CachedPositions(positions, settings.position_cache_s)
+        return cls(token_validator(settings), positions)
 
     def install(self, app: FastAPI) -> None:
         install_authentication(app, self.validator)

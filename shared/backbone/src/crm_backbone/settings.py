@@ -51,6 +51,9 @@ class ServiceSettings(BaseSettings):
     authentication)."""
     kafka_secrets_dir: Path | None = None
     """A folder of Kafka passwords, one file per principal; unset: ``<secrets_dir>/kafka``."""
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    """PLAIN only for the admin on a listener whose one user is in the broker's own
+    configuration (docker-compose's, before any SCRAM credential exists)."""
     data_dir: Path = Path("var/services")
     namespace: str = "crm"
     """Prefix of MongoDB databases and consumer groups (tests use one of their own)."""
@@ -71,6 +74,9 @@ class ServiceSettings(BaseSettings):
     """Clock skew tolerated on ``exp`` and ``nbf``."""
     oidc_key_refresh_interval_s: float = 10.0
     """The least time between two fetches of the signing keys for unknown key ids."""
+    position_cache_s: float = 5.0
+    """How long an API process remembers where the organisation places a caller (0: it
+    asks the org read model on every request): HR's changes reach access within it."""
 
     @field_validator("topic_prefix")
     @classmethod
@@ -129,7 +135,7 @@ class ServiceSettings(BaseSettings):
             return {}
         return {
             "security_protocol": "SASL_PLAINTEXT",
-            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_mechanism": self.kafka_sasl_mechanism,
             "sasl_plain_username": user,
             "sasl_plain_password": password.get_secret_value(),
         }
