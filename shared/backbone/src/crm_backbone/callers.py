@@ -15,7 +15,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, Protocol, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from pymongo.asynchronous.database import AsyncDatabase
@@ -33,6 +33,9 @@ from crm_backbone.organisation import OrganisationDirectory, Position
 from crm_backbone.principal import Principal
 from crm_backbone.projection import Document
 from crm_backbone.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from crm_backbone.read_audit import ReadRecorder
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -112,10 +115,13 @@ class Caller:
 @dataclass(frozen=True)
 class Authentication:
     """How an app proves its callers (``validator``: None when no identity provider is
-    configured, and every call is refused) and places them in the organisation."""
+    configured, and every call is refused) and places them in the organisation; ``reads``
+    records the personal data they read somewhere other than the service's Kafka topic
+    (a unit test's :class:`~crm_backbone.read_audit.RecordedReads`)."""
 
     validator: TokenValidator | None
     positions: PositionLookup
+    reads: ReadRecorder | None = None
 
     @classmethod
     def configured(
@@ -131,6 +137,8 @@ class Authentication:
     def install(self, app: FastAPI) -> None:
         install_authentication(app, self.validator)
         app.state.positions = self.positions
+        if self.reads is not None:
+            app.state.read_audit = self.reads
 
 
 async def position_of(request: Request, principal: Principal) -> Position | None:

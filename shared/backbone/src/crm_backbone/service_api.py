@@ -44,6 +44,7 @@ from crm_backbone.http import (
     ops_router,
     problem_responses,
 )
+from crm_backbone.read_audit import ReadAudit
 from crm_backbone.runtime import ServiceHandle
 
 H = TypeVar("H", bound=ServiceHandle)
@@ -243,6 +244,8 @@ def service_api(
     proven by ``authentication`` (by default the identity provider of the handle's
     settings, see :mod:`crm_backbone.callers`)."""
 
+    read_audit = ReadAudit.of(handle.runtime)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if run_workers:
@@ -250,12 +253,14 @@ def service_api(
         try:
             yield
         finally:
+            await read_audit.close()
             await handle.close()
 
     app = FastAPI(
         title=title, version="1.0", summary=summary, lifespan=lifespan, responses=PROBLEM_RESPONSES
     )
     app.state.service = handle
+    app.state.read_audit = read_audit  # unless the authentication brings its own recorder
     install_problem_handlers(
         app,
         {

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from crm_backbone.callers import Authentication
 from crm_backbone.identity import TokenValidator
 from crm_backbone.organisation import Position
+from crm_backbone.read_audit import RecordedReads
 from crm_backbone.signing_keys import SigningKeys
 
 TEST_ISSUER = "http://127.0.0.1:18080/realms/crm"
@@ -156,9 +157,12 @@ class TestIdentity:
         self.signer = Signer.rsa("test-key")
         self.positions = FixedPositions({p.staff_id: p for p in positions})
         keys = SigningKeys(TestProvider([self.signer]), (self.signer.alg,))
+        self.reads = RecordedReads()
+        """The reads of personal data the apps under test recorded."""
         self.authentication = Authentication(
             TokenValidator(keys, issuer=TEST_ISSUER, audience=TEST_AUDIENCE),
             self.positions,
+            self.reads,
         )
 
     def staff_token(self, staff_id: str, *, client: str = "crm-console") -> str:
