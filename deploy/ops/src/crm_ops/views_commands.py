@@ -43,6 +43,7 @@ class View:
 
 VIEWS = {
     "customer_view": View("customer", "crm_customer.views:CustomerViews"),
+    "audit_trail": View("customer", "crm_customer.audit_trail:AuditTrail"),
     "opportunity_view": View("opportunity", "crm_opportunity.views:OpportunityViews"),
     "campaign_tracking": View("campaign", "crm_campaign.views:CampaignTracking"),
     "contact_log_view": View("contact-log", "crm_contactlog.views:ContactLogViews"),
@@ -120,8 +121,8 @@ def rebuild_view(
                     projection,
                     client[settings.mongo_database(view.service)],
                     bootstrap=bootstrap,
-                    live_group=live_group,
                     login=ops_login(),
+                    live_group=live_group,
                     topics=settings.topic_names().of(projection.topics),
                     keep_old=keep_old,
                     report=report,
@@ -181,8 +182,8 @@ def replay_view(
                     projection,
                     client[settings.mongo_database(view.service)],
                     bootstrap=bootstrap,
-                    consumer_group=f"{namespace}.{view.service}.{projection.name}",
                     login=ops_login(),
+                    consumer_group=f"{namespace}.{view.service}.{projection.name}",
                     topics=settings.topic_names().of(projection.topics),
                     since_ms=since_ms,
                     from_offset=offset,

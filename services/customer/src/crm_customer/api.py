@@ -17,7 +17,7 @@ from crm_backbone.service_api import service_api
 from fastapi import FastAPI
 
 from crm_customer.bootstrap import SERVICE, CustomerService
-from crm_customer.routes import customers, groups, merges, relationships, views
+from crm_customer.routes import audit, customers, groups, merges, relationships, views
 from crm_customer.rules import (
     Conflict,
     CoreOwnedField,
@@ -60,6 +60,7 @@ def create_app(
             relationships.router,
             merges.router,
             views.router,
+            audit.router,
         ],
         run_workers=run_workers,
         authentication=authentication,

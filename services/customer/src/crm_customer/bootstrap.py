@@ -14,6 +14,7 @@ from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
 
 from crm_customer.application import CustomerApplication
+from crm_customer.audit_trail import AuditTrail
 from crm_customer.policies import CustomerPolicies
 from crm_customer.publication import translate
 from crm_customer.queries import CustomerQueries
@@ -41,7 +42,7 @@ def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
     runtime = infra.runtime(
         application,
         translate,
-        projections=[CustomerViews(), OrganisationView()],
+        projections=[CustomerViews(), OrganisationView(), AuditTrail()],
         policies=[CustomerPolicies(application)],
     )
     queries = CustomerQueries(infra.database, dormancy_days=settings.dormancy_days)

@@ -8,6 +8,7 @@ from typing import Any
 
 from crm_backbone.access import as_shown
 from crm_backbone.callers import Reader, Who
+from crm_backbone.read_audit import PersonalReads
 from crm_backbone.service_api import Command, RequestBody
 from crm_events.common import (
     Address,
@@ -238,7 +239,9 @@ async def set_consent(
 
 
 @router.get("/customers/{customer_id}", summary="The customer as its events say now (write side)")
-async def current(customer_id: CustomerId, caller: Reader, commands: Commands) -> dict[str, Any]:
+async def current(
+    customer_id: CustomerId, caller: Reader, reads: PersonalReads, commands: Commands
+) -> dict[str, Any]:
     customer = await asyncio.to_thread(commands.get_in_reach, customer_id, caller.reach)
     answer = {
         "customer_id": customer.customer_id,
@@ -253,4 +256,5 @@ async def current(customer_id: CustomerId, caller: Reader, commands: Commands) -
         "consents": customer.consents,
         "merged_into": customer.merged_into,
     }
+    await reads.record([customer.customer_id])
     return as_shown(caller.reach, answer, PERSONAL)

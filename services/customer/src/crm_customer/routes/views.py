@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated
 
 from crm_backbone.callers import Reader
+from crm_backbone.read_audit import PersonalReads
 from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_view
 from crm_events.common import ValueBand
 from crm_events.customer import CustomerStatus
@@ -32,6 +33,7 @@ router = APIRouter(tags=["views"])
 async def view(
     customer_id: CustomerId,
     caller: Reader,
+    reads: PersonalReads,
     commands: Commands,
     queries: Queries,
     min_version: MinVersion = None,
@@ -43,7 +45,7 @@ async def view(
     async def read(key: str) -> CustomerView | None:
         return await queries.view(key, caller.reach)
 
-    return await read_view(
+    shown = await read_view(
         queries.wait_for,
         commands,
         Customer,
@@ -53,6 +55,8 @@ async def view(
         read,
         CustomerNotFound,
     )
+    await reads.record([customer_id, shown.customer_id])
+    return shown
 
 
 @router.get(
@@ -62,6 +66,7 @@ async def view(
 )
 async def search(
     caller: Reader,
+    reads: PersonalReads,
     queries: Queries,
     name: Annotated[str | None, Query(description="Name prefix, any case")] = None,
     phone: str | None = None,
@@ -73,7 +78,7 @@ async def search(
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     cursor: str | None = None,
 ) -> SearchPage:
-    return await queries.search(
+    page = await queries.search(
         name=name,
         phone=phone,
         id_number=id_number,
@@ -85,3 +90,5 @@ async def search(
         cursor=cursor,
         reach=caller.reach,
     )
+    await reads.record(item["customer_id"] for item in page.items)
+    return page
