@@ -204,10 +204,7 @@ async def run_system(
     _say("starting Kafka, MongoDB, PostgreSQL and Keycloak ...")
     started = await asyncio.to_thread(infra.up)
     servers = infra.env()
-    _say(
-        f"{'identity':<12} ready  Keycloak {infra.keycloak.address}  "
-        f"tokens: .venv/bin/crm-infra token rm-0001"
-    )
+    _say(f"{'identity':<12} ready  Keycloak {infra.keycloak.address}: every API call needs a token")
     defaults = {"CRM_LOG_FORMAT": "json", "CRM_DATA_DIR": str(PROJECT_ROOT / "var" / "services")}
     env = defaults | dict(os.environ) | servers | {"PYTHONUNBUFFERED": "1"}
     logs = PROJECT_ROOT / "var" / "run" / "logs"
@@ -280,6 +277,8 @@ async def run_system(
                 f"simulated bank: {customers} customers, seed {seed}, {rate:g} events/s; "
                 f"logs in {logs}. Ctrl-C stops everything."
             )
+            if services:
+                _say(how_to_call(services[0], profile))
             last: dict[str, float] = {}
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -295,6 +294,16 @@ async def run_system(
         kept = [s.name for s in infra.servers if s.name not in stopped]
         note = f" ({', '.join(kept)} left running: up before this run)" if kept else ""
         _say(f"stopped: no process left running; data kept in var/ for the next run{note}")
+
+
+def how_to_call(service: ServiceSpec, profile: str, user: str = "rm-0001") -> str:
+    """How to call an API as a demo user of the local realm (README: "Identity: Keycloak")."""
+    option = "" if profile == "run" else f" --profile {profile}"
+    return (
+        f'call an API as {user} (the other demo users: README, "Identity: Keycloak"):\n'
+        f"  TOKEN=$(.venv/bin/crm-infra token {user}{option})\n"
+        f'  curl -H "Authorization: Bearer $TOKEN" {service.url}/customers'
+    )
 
 
 cli = typer.Typer(add_completion=False)
