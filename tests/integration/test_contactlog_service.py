@@ -1,14 +1,15 @@
 """The contact-log service end to end on the genuine Kafka, MongoDB and SQLite store.
 
 The other systems (customer, core banking, opportunity, campaign) are a plain producer
-writing CloudEvents by hand; contacts and activities go through the HTTP API. The
+writing CloudEvents by hand; contacts and activities go through the HTTP API with the
+genuine Keycloak's tokens (the service's own account, unless a test is about scope). The
 manager's task list and a customer's timeline are read over HTTP. Waiting is on MongoDB
 change streams (the projections' positions), never on sleeps.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,17 +17,22 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from crm_backbone.book import CustomerOwnersView
+from crm_backbone.organisation import OrganisationView
 from crm_backbone.readmodel import wait_until_applied
 from crm_contactlog.api import create_app
 from crm_contactlog.bootstrap import SERVICE, ContactLogService, ContactLogSettings, bootstrap
 from crm_contactlog.task_inputs import TaskInputs
-from local_infra.harness import cloudevent, produce_plain, serving
+from crm_events.topics import Service
+from local_infra.harness import assert_problem, cloudevent, produce_plain, serving
 from local_infra.pytest_plugin import Servers
+from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
+
+from tests.integration.conftest import publish_organisation
 
 pytestmark = pytest.mark.integration
 
-ACTOR = {"X-Actor": "rm-0042"}
 CUSTOMER, CORE, OPPORTUNITY, CAMPAIGN, CONTACT_LOG = (
     "/crm/customer",
     "/bank/core-banking",
@@ -37,11 +43,32 @@ CUSTOMER, CORE, OPPORTUNITY, CAMPAIGN, CONTACT_LOG = (
 Record = tuple[str, tuple[bytes, bytes, list[tuple[str, bytes]]]]
 
 
+class AsAccount(httpx.Auth):
+    """Every request with a fresh token of the service's own account (``crm_service``),
+    unless it carries a token of its own."""
+
+    def __init__(self, tokens: RealmTokens) -> None:
+        self.tokens = tokens
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        if "Authorization" in request.headers:
+            yield request
+            return
+        request.headers["Authorization"] = f"Bearer {self.tokens.service_token('crm-contact-log')}"
+        yield request
+
+
 @pytest.fixture
 async def service(
-    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str], topic_prefix: str
+    crm_servers: Servers,
+    tmp_path: Path,
+    unique_name: Callable[[str], str],
+    topic_prefix: str,
+    oidc_issuer: str,
+    realm_tokens: RealmTokens,
 ) -> AsyncIterator[tuple[ContactLogService, httpx.AsyncClient]]:
     settings = ContactLogSettings(
+        oidc_issuer=oidc_issuer,
         kafka_bootstrap=crm_servers.kafka_bootstrap,
         mongo_uri=crm_servers.mongo_uri,
         data_dir=tmp_path,
@@ -51,7 +78,7 @@ async def service(
     contact_log = bootstrap(settings)
     async with (
         serving(create_app(contact_log)) as url,
-        httpx.AsyncClient(base_url=url, headers=ACTOR, timeout=30) as client,
+        httpx.AsyncClient(base_url=url, auth=AsAccount(realm_tokens), timeout=30) as client,
     ):
         yield contact_log, client
     cleaner: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
@@ -62,9 +89,18 @@ async def service(
 async def derived_caught_up(
     contact_log: ContactLogService, applied: list[tuple[str, str, int]]
 ) -> None:
-    """Wait until the derived-task projection has applied each (source, aggregate, version)."""
-    database = contact_log.mongo[contact_log.settings.mongo_database(SERVICE.value)]
-    positions = database[f"{TaskInputs.name}__positions"]
+    """Wait until the derived-task projection, and the customers' owners for the customer
+    events, have applied each (source, aggregate, version)."""
+    await caught_up(contact_log, TaskInputs.name, applied)
+    customers = [(s, a, v) for s, a, v in applied if s == CUSTOMER]
+    await caught_up(contact_log, CustomerOwnersView.name, customers)
+
+
+async def caught_up(
+    contact_log: ContactLogService, projection: str, applied: list[tuple[str, str, int]]
+) -> None:
+    """Wait until ``projection`` has applied each (source, aggregate, version)."""
+    positions = contact_log.database[f"{projection}__positions"]
     for source, aggregate, version in applied:
         assert await wait_until_applied(positions, source, aggregate, version, within=60), (
             f"{source} {aggregate} v{version} not applied"
@@ -443,3 +479,132 @@ async def test_a_customer_timeline_newest_first_in_stable_pages(
     first = (await client.get(f"/customers/{customer}/timeline", params={"limit": 1})).json()
     assert first["items"][0]["summary"] == "visit CT-d"
     assert first["items"][0]["version"] == 1
+
+
+async def test_each_reader_sees_its_book_and_a_reassignment_moves_it_at_once(
+    service: tuple[ContactLogService, httpx.AsyncClient],
+    crm_servers: Servers,
+    topic_prefix: str,
+    realm_tokens: RealmTokens,
+    unique_name: Callable[[str], str],
+) -> None:
+    contact_log, client = service
+    await publish_organisation(crm_servers.kafka_bootstrap, topic_prefix)
+    staff = ("RM-0001", "RM-0002", "RM-0005", "BM-0001", "HO-0001")
+    await caught_up(contact_log, OrganisationView.name, [(HR, s, 1) for s in staff])
+    run = unique_name("")[-8:]
+    owners = {
+        f"C-{run}-own": "RM-0001",
+        f"C-{run}-colleague": "RM-0002",
+        f"C-{run}-region": "RM-0005",
+    }
+    own, colleague, region = owners
+    branches = {"RM-0001": "BR-001", "RM-0002": "BR-001", "RM-0005": "BR-002"}
+    records: list[Record] = []
+    for customer_id, manager in owners.items():
+        records += [
+            customer_event(customer_id, 1, "registered", branch_id=branches[manager], name=run),
+            customer_event(customer_id, 2, "manager_assigned", manager, branches[manager]),
+        ]
+    await produce_plain(
+        crm_servers.kafka_bootstrap, records, name=contact_log.settings.topic_names()
+    )
+    await caught_up(contact_log, CustomerOwnersView.name, [(CUSTOMER, c, 2) for c in owners])
+    rm1, rm5 = realm_tokens.staff("rm-0001"), realm_tokens.staff("rm-0005")
+    bm, analyst = realm_tokens.staff("bm-0001"), realm_tokens.staff("ho-0001")
+
+    def contact(customer_id: str) -> dict[str, Any]:
+        return {
+            "contact_id": f"CT-{customer_id}",
+            "customer_id": customer_id,
+            "category": "phone",
+            "summary": "Her son starts university in Shanghai",
+            "called": True,
+            "outcome": "interested",
+            "manager_id": "RM-0099",
+            "started_at": datetime.now(UTC).isoformat(),
+        }
+
+    assert (await client.post("/contacts", json=contact(own), headers=rm1)).status_code == 201
+    refused = await client.post("/contacts", json=contact(colleague), headers=rm1)
+    assert_problem(refused, 404, "customer-not-found")
+    for customer_id in (colleague, region):  # the service's own account: the whole book
+        assert (await client.post("/contacts", json=contact(customer_id))).status_code == 201
+    for customer_id in owners:
+        read = await client.get(f"/contacts/CT-{customer_id}", params=AFTER_FIRST)
+        assert read.status_code == 200, read.text
+
+    async def timeline(customer_id: str, headers: dict[str, str]) -> httpx.Response:
+        return await client.get(f"/customers/{customer_id}/timeline", headers=headers)
+
+    async def as_if_missing(path: str, key: str, absent: str, headers: dict[str, str]) -> None:
+        answer = await client.get(path.format(key), headers=headers)
+        missing = await client.get(path.format(absent), headers=headers)
+        assert answer.status_code == missing.status_code == 404, answer.text
+        assert answer.text == missing.text.replace(absent, key)
+
+    assert (await client.get(f"/contacts/CT-{own}", headers=rm1)).status_code == 200
+    await as_if_missing("/contacts/{}", f"CT-{colleague}", "CT-absent", rm1)
+    await as_if_missing("/customers/{}/timeline", colleague, "C-absent", rm1)
+    for customer_id in (own, colleague):
+        assert (await timeline(customer_id, bm)).status_code == 200
+    await as_if_missing("/customers/{}/timeline", region, "C-absent", bm)
+    masked = (await timeline(region, analyst)).json()["items"]
+    assert [item["summary"] for item in masked] == ["***"]
+
+    tasks = await client.get("/managers/RM-0001/tasks", headers=rm1)
+    assert tasks.status_code == 200, tasks.text
+    assert [(t["kind"], t["customer_id"]) for t in _tasks(tasks.json())] == [("introduction", own)]
+    await as_if_missing("/managers/{}/tasks", "RM-0002", "RM-0404", rm1)
+    assert (await client.get("/managers/RM-0002/tasks", headers=bm)).status_code == 200
+    await as_if_missing("/managers/{}/tasks", "RM-0005", "RM-0404", bm)
+
+    # Moved to RM-0005 of another branch: out of RM-0001's book and the branch's at once.
+    moved = customer_event(own, 3, "manager_assigned", "RM-0005", "BR-002", previous="RM-0001")
+    await produce_plain(
+        crm_servers.kafka_bootstrap, [moved], name=contact_log.settings.topic_names()
+    )
+    await caught_up(contact_log, CustomerOwnersView.name, [(CUSTOMER, own, 3)])
+    await as_if_missing("/contacts/{}", f"CT-{own}", "CT-absent", rm1)
+    await as_if_missing("/customers/{}/timeline", own, "C-absent", bm)
+    assert (await client.get(f"/contacts/CT-{own}", headers=rm5)).status_code == 200
+    assert (await timeline(own, rm5)).json()["items"][0]["contact_id"] == f"CT-{own}"
+    after = (await client.get("/managers/RM-0001/tasks", headers=rm1)).json()
+    assert list(_tasks(after)) == []
+
+
+AFTER_FIRST = {"min_version": 1, "wait_ms": 10_000}
+HR = Service.HR.source
+
+
+def customer_event(
+    customer_id: str,
+    version: int,
+    kind: str,
+    manager_id: str | None = None,
+    branch_id: str | None = None,
+    *,
+    name: str = "",
+    previous: str | None = None,
+) -> Record:
+    """A customer service event, as the customer service publishes it."""
+    if kind == "registered":
+        data: dict[str, Any] = {
+            "customer_type": "individual",
+            "name": {"full_name": f"Fang Wang {name}"},
+            "status": "active",
+            "branch_id": branch_id,
+        }
+        event = cloudevent(
+            "crm.customer.registered", customer_id, version, data, source=CUSTOMER, schema_version=2
+        )
+    else:
+        data = {"manager_id": manager_id, "branch_id": branch_id, "previous_manager_id": previous}
+        event = cloudevent(
+            "crm.customer.manager_assigned", customer_id, version, data, source=CUSTOMER
+        )
+    return ("crm.customer.events", event)
+
+
+def _tasks(task_list: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for group in ("overdue", "today", "this_week", "upcoming") for t in task_list[group]]
