@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from crm_backbone.credentials import postgres_dsn
 from crm_backbone.eventstore import EventStoreConfig
 from crm_backbone.holds import VIEW_PARKING_SUFFIX
 from crm_backbone.parking import PARKING_COLLECTION
@@ -94,8 +95,7 @@ class System:
     # Wiring ----------------------------------------------------------------------------
 
     def _dsn(self, database: str) -> str:
-        base, _, _ = self.infra.postgres.admin_dsn.rpartition("/")
-        return f"{base}/{database}"
+        return postgres_dsn(self.infra.postgres.admin_dsn, None, database)
 
     def relay_child(
         self,

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 from crm_backbone.context import command_context
-from crm_backbone.credentials import OPS
+from crm_backbone.credentials import OPS, postgres_dsn
 from crm_backbone.readmodel import wait_until_applied
 from crm_backbone.runtime import ServiceHandle
 from crm_backbone.settings import ServiceSettings
@@ -144,7 +144,7 @@ def test_a_service_reaches_only_its_own_postgres_database(
             conn.execute('CREATE DATABASE "not_allowed"')
     for other in SERVICES:
         if other != service:
-            elsewhere = own.rpartition("/")[0] + f"/{settings.mongo_database(other)}"
+            elsewhere = postgres_dsn(own, None, settings.mongo_database(other))
             with pytest.raises(psycopg.OperationalError, match="CONNECT privilege"):
                 psycopg.connect(elsewhere, connect_timeout=10)
 

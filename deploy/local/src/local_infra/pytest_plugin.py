@@ -378,8 +378,7 @@ def postgres_database(crm_servers: Servers, unique_name: Callable[[str], str]) -
     name = unique_name("pg")[:60]
     with psycopg.connect(crm_servers.postgres_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = crm_servers.postgres_dsn.rpartition("/")
-    yield f"{base}/{name}"
+    yield credentials.postgres_dsn(crm_servers.postgres_dsn, None, name)
     with psycopg.connect(crm_servers.postgres_dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
