@@ -1,16 +1,18 @@
 """The campaign test's data: three hundred customers of the simulated bank
 (``crm_simulator.population``), re-keyed for one run, as customer and core-banking
-records; what the campaign must select from them; and the gateway's story of each message,
-with what each target reached."""
+records; what the campaign must select from them; and how the tests call the service (a
+realm account's bearer token on every request)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from crm_events import core_banking as cb
 from crm_events import customer as cu
 from crm_events.common import Channel, CorporateTier, Money
@@ -18,6 +20,7 @@ from crm_events.envelope import Envelope, KafkaRecord, to_kafka
 from crm_events.registry import EventPayload
 from crm_events.topics import Service, topic_for
 from crm_simulator.population import SimulatedCustomer, population
+from local_infra.tokens import RealmTokens
 
 CHANNELS = ["sms", "email", "phone"]
 OFFERED = "WM-GROWTH"
@@ -25,6 +28,22 @@ MIN_ASSETS = Decimal(5000)
 BUDGET = Decimal("12000.00")
 DAY = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 """When the gateway says the messages went out; opens and replies follow on later days."""
+
+
+class RealmAuth(httpx.Auth):
+    """Every request as ``account`` of the genuine Keycloak's realm: a staff user
+    (``rm-0001``) or, when ``service`` is true, a client's service account; the token is
+    fetched again shortly before it expires (``RealmTokens``)."""
+
+    def __init__(self, tokens: RealmTokens, account: str, *, service: bool = True) -> None:
+        self.tokens, self.account, self.service = tokens, account, service
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        token = (self.tokens.service_token if self.service else self.tokens.staff_token)(
+            self.account
+        )
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
 
 
 # The bank's customers ----------------------------------------------------------------------

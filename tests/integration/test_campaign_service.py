@@ -34,6 +34,7 @@ from crm_events.envelope import KafkaRecord
 from crm_events.topics import Service
 from local_infra.harness import serving
 from local_infra.pytest_plugin import Servers
+from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -46,6 +47,7 @@ from tests.integration.campaign_scenario import (
     OFFERED,
     Customer,
     Expected,
+    RealmAuth,
     Streams,
     bank,
     customer_events,
@@ -60,15 +62,20 @@ from tests.integration.campaign_upstream import (
 
 pytestmark = pytest.mark.integration
 
-ACTOR = {"X-Actor": "rm-0042"}
-
 
 @pytest.fixture
 async def service(
-    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str], topic_prefix: str
+    crm_servers: Servers,
+    oidc_issuer: str,
+    realm_tokens: RealmTokens,
+    tmp_path: Path,
+    unique_name: Callable[[str], str],
+    topic_prefix: str,
 ) -> AsyncIterator[tuple[CampaignService, httpx.AsyncClient]]:
-    """The service on topics of the test's own: it reads no other test's records."""
+    """The service on topics of the test's own: it reads no other test's records. The
+    client calls it as the campaign service's own account (the whole book)."""
     settings = CampaignSettings(
+        oidc_issuer=oidc_issuer,
         kafka_bootstrap=crm_servers.kafka_bootstrap,
         mongo_uri=crm_servers.mongo_uri,
         data_dir=tmp_path,
@@ -78,7 +85,9 @@ async def service(
     campaign_service = bootstrap(settings)
     async with (
         serving(create_app(campaign_service)) as url,
-        httpx.AsyncClient(base_url=url, headers=ACTOR, timeout=30) as client,
+        httpx.AsyncClient(
+            base_url=url, auth=RealmAuth(realm_tokens, "crm-campaign"), timeout=30
+        ) as client,
     ):
         yield campaign_service, client
     cleaner: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
