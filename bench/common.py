@@ -17,12 +17,17 @@ from typing import Any
 import psutil
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from crm_backbone.kafka_acls import ADMIN, Acl, service_acls
+from crm_backbone.kafka_grants import admin_session, create_acls, delete_acls
 from crm_backbone.projection import Document
+from crm_backbone.settings import ServiceSettings
 from crm_backbone.topic_names import TopicNames
+from crm_events.topics import Service
 from local_infra.accounts import as_administrators
 from local_infra.infra import (
     ENV_KAFKA,
     ENV_MONGO,
+    ENV_OIDC_ISSUER,
     ENV_POSTGRES,
     ENV_SECRETS,
     PROFILES,
@@ -37,33 +42,54 @@ Database = AsyncDatabase[Document]
 
 
 @dataclass(frozen=True)
+class Kafka:
+    """The cluster, and the benchmark's login: the servers' administrator (the launcher's
+    Kafka super user), so the run's own topics and groups need no grants for the
+    benchmark itself; the customer service's processes log in as themselves
+    (:func:`grant_customer_service`)."""
+
+    bootstrap: str
+    login: dict[str, Any]
+    """aiokafka client options (``ServiceSettings.kafka_client_options``); none: plaintext."""
+
+
+@dataclass(frozen=True)
 class Servers:
-    kafka: str
+    kafka: Kafka
     mongo: str
     postgres: str
+    oidc_issuer: str
+    """The identity provider whose tokens the service validates (the genuine Keycloak)."""
+    secrets_dir: Path | None
+    """The servers' passwords (``CRM_SECRETS_DIR``): the service's processes log in with theirs."""
     pids: dict[str, int]
     """Server name → PID, when they are this machine's ``make infra-up`` servers."""
     versions: dict[str, str]
 
 
+ADDRESSES = (ENV_KAFKA, ENV_MONGO, ENV_POSTGRES, ENV_OIDC_ISSUER)
+
+
 def servers() -> Servers:
-    """The addresses in the environment (all three), else those ``make infra-up`` wrote."""
-    found = {k: os.environ[k] for k in (ENV_KAFKA, ENV_MONGO, ENV_POSTGRES) if k in os.environ}
+    """The addresses in the environment (all four), else those ``make infra-up`` wrote."""
+    found = {k: os.environ[k] for k in ADDRESSES if k in os.environ}
     infra = Infra(PROFILES["run"])
-    if len(found) < 3:
+    if len(found) < len(ADDRESSES):
         if not infra.env_file.exists():
             raise SystemExit("no servers: run `make infra-up` or set the CRM_* addresses")
         found = read_env_file(infra.env_file)
     ours = found == infra.env()
     statuses = infra.status() if ours else []
     secrets = found.get(ENV_SECRETS) or os.environ.get(ENV_SECRETS)
-    mongo, postgres = as_administrators(
-        found[ENV_MONGO], found[ENV_POSTGRES], Path(secrets) if secrets else None
-    )
+    secrets_dir = Path(secrets) if secrets else None
+    mongo, postgres = as_administrators(found[ENV_MONGO], found[ENV_POSTGRES], secrets_dir)
+    login = ServiceSettings(secrets_dir=secrets_dir).kafka_client_options(ADMIN)
     return Servers(
-        found[ENV_KAFKA],
+        Kafka(found[ENV_KAFKA], login),
         mongo,
         postgres,
+        found[ENV_OIDC_ISSUER],
+        secrets_dir,
         {s.name: s.pid for s in statuses if s.running and s.pid is not None},
         {s.name: s.version for s in statuses if s.running},
     )
@@ -103,8 +129,25 @@ class Names:
         return f"{self.namespace}.{name}"
 
 
-async def create_topics(bootstrap: str, topics: Sequence[str], partitions: int = 6) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+def customer_service_acls(names: Names) -> list[Acl]:
+    """What the customer service's principal may do with the run's topics and groups:
+    what it may do with the contract's (``crm_backbone.kafka_acls``)."""
+    return service_acls(Service.CUSTOMER, names.service_topics, names.namespace)
+
+
+async def grant_customer_service(kafka: Kafka, names: Names, *, grant: bool = True) -> None:
+    """Grant (or take back) :func:`customer_service_acls`."""
+    if not kafka.login:
+        return  # a broker without access control
+    client = await admin_session(kafka.bootstrap, kafka.login)
+    try:
+        await (create_acls if grant else delete_acls)(client, customer_service_acls(names))
+    finally:
+        await client.close()
+
+
+async def create_topics(kafka: Kafka, topics: Sequence[str], partitions: int = 6) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, **kafka.login)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
@@ -112,8 +155,8 @@ async def create_topics(bootstrap: str, topics: Sequence[str], partitions: int =
         await admin.close()
 
 
-async def partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def partitions(kafka: Kafka, topics: Sequence[str]) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, **kafka.login)
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))

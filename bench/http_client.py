@@ -6,6 +6,8 @@ counts. Here httpx spends about 1 ms of CPU on each request (httpcore retries a 
 and its pool scans every connection): at 1,500 requests/s that would be most of a
 2-core machine. This client spends about 40 µs: it writes the request line and headers,
 reads the response head and ``Content-Length`` bytes of body, and keeps the connection.
+Every request carries the bearer token its connection's :data:`Credentials` give at that
+moment (a cached token, renewed before it expires: ``local_infra.tokens.RealmTokens``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-HEADERS = "X-Actor: RM-0001\r\n"
-"""Sent with every request: commands name their actor."""
+Credentials = Callable[[], str]
+"""The caller's current access token."""
 IDLE = 3.0
 """Seconds after which an idle connection is not reused: uvicorn closes keep-alive
 connections idle for 5 s, and a request written as it does would get no answer."""
@@ -28,23 +30,27 @@ connections idle for 5 s, and a request written as it does would get no answer."
 class Connection:
     """One keep-alive connection; one request at a time."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, credentials: Credentials | None = None) -> None:
         self.host, self.port = host, port
+        self.credentials = credentials
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.used = time.monotonic()
 
     @classmethod
-    def to(cls, url: str) -> Connection:
-        """A connection (opened at the first request) to the server of ``url``."""
+    def to(cls, url: str, credentials: Credentials | None = None) -> Connection:
+        """A connection (opened at the first request) to the server of ``url``, its
+        requests carrying the token ``credentials`` give (none without)."""
         address = urlsplit(url)
-        return cls(address.hostname or "127.0.0.1", address.port or 80)
+        return cls(address.hostname or "127.0.0.1", address.port or 80, credentials)
 
     async def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
         """The response's status and body."""
         if self._streams is None:
             self._streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self._streams
-        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{HEADERS}"
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+        if self.credentials is not None:
+            head += f"Authorization: Bearer {self.credentials()}\r\n"
         payload = b""
         if body is not None:
             payload = json.dumps(body).encode()
@@ -78,8 +84,9 @@ def _parse(head: bytes) -> tuple[int, int, bool]:
 class Pool:
     """Idle connections to one server, opened as needed."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, credentials: Credentials | None = None) -> None:
         self.url = url
+        self.credentials = credentials
         self._idle: list[Connection] = []
 
     @contextlib.asynccontextmanager
@@ -87,7 +94,7 @@ class Pool:
         """An idle connection (or a new one); back in the pool unless the request failed."""
         while self._idle and time.monotonic() - self._idle[0].used > IDLE:
             self._idle.pop(0).close()
-        connection = self._idle.pop() if self._idle else Connection.to(self.url)
+        connection = self._idle.pop() if self._idle else Connection.to(self.url, self.credentials)
         try:
             yield connection
         except BaseException:

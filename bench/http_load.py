@@ -1,15 +1,17 @@
 """Load on the customer service's HTTP API, and command → view latency.
 
-Three shapes of load:
+Three shapes of load, every request with a genuine access token (``http_client``):
 
-- **commands**, closed loop: ``concurrency`` relationship managers, each taking the next
-  customer and registering, assigning, activating and segmenting it;
+- **commands**, closed loop: ``concurrency`` clients of an upstream system's service
+  account, each taking the next customer and registering, assigning, activating and
+  segmenting it;
 - **steady**, open loop: profile changes at a fixed rate whatever the answers take; a
   MongoDB change stream on the view's positions says when each change reached the view
   (a position is written after its view updates were acknowledged);
-- **reads**, closed loop: ``GET /customers/{id}/view`` of random known customers, while
-  core banking's events :func:`flow` at a steady rate through the service's worker
-  process into the view the API reads.
+- **reads**, closed loop: ``GET /customers/{id}/view``, each reader a relationship manager
+  reading random customers of their own book (so every request also places its caller in
+  the organisation), while core banking's events :func:`flow` at a steady rate through
+  the service's worker process into the view the API reads.
 
 The load generator runs in the benchmark's process, on the same cores as the service
 (``http_client`` says why it is not httpx).
@@ -25,8 +27,10 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from crm_backbone.kafka import reliable_producer
+from crm_backbone.organisation import STAFF
 from crm_backbone.readmodel import guard_key
 from crm_customer.views import CustomerViews
 from crm_simulator.day import registration
@@ -34,8 +38,8 @@ from crm_simulator.feed import FeedEvent
 from crm_simulator.population import SimulatedCustomer
 
 from bench.bank import CRM_SOURCE
-from bench.common import Database, percentile
-from bench.http_client import Connection, Pool
+from bench.common import Database, Kafka, percentile
+from bench.http_client import Connection, Credentials, Pool
 
 
 @dataclass
@@ -69,9 +73,20 @@ class Latencies:
         if self.failures:
             raise RuntimeError(f"{what}: failed requests {self.failures}")
 
+    @classmethod
+    def merged(cls, parts: Iterable[Latencies]) -> Latencies:
+        """Rounds of one measurement as if they were one run."""
+        whole = cls()
+        for part in parts:
+            whole.samples += part.samples
+            whole.elapsed += part.elapsed
+            for why, count in part.failures.items():
+                whole.failures[why] = whole.failures.get(why, 0) + count
+        return whole
+
 
 async def commands(
-    url: str, customers: Sequence[SimulatedCustomer], concurrency: int
+    url: str, customers: Sequence[SimulatedCustomer], concurrency: int, credentials: Credentials
 ) -> tuple[Latencies, dict[str, int]]:
     """Register, assign, activate and segment each customer; the customers' last versions."""
     work: Iterator[SimulatedCustomer] = iter(customers)
@@ -105,7 +120,7 @@ async def commands(
                 if latencies.add(began, status):
                     versions[customer.customer_id] = json.loads(answer)["version"]
 
-    connections = [Connection.to(url) for _ in range(concurrency)]
+    connections = [Connection.to(url, credentials) for _ in range(concurrency)]
     try:
         began = time.perf_counter()
         await asyncio.gather(*(manager(connection) for connection in connections))
@@ -127,6 +142,18 @@ async def caught_up(db: Database, expected: dict[str, int], within: float = 300)
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"the service's view did not catch up within {within:g} s")
+
+
+async def staff_placed(db: Database, staff_ids: Iterable[str], within: float = 120) -> None:
+    """Wait until the service's organisation view places every one of ``staff_ids``."""
+    wanted = set(staff_ids)
+    deadline = time.perf_counter() + within
+    while time.perf_counter() < deadline:
+        placed = {d["_id"] async for d in db[STAFF].find({"_id": {"$in": list(wanted)}})}
+        if placed == wanted:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"the service's organisation view did not place them within {within:g} s")
 
 
 @dataclass
@@ -162,6 +189,7 @@ async def steady(
     customer_ids: Sequence[str],
     rate: float,
     seconds: float,
+    credentials: Credentials,
     drain: float = 5.0,
 ) -> Steady:
     """``rate`` profile changes a second for ``seconds``, round robin over the customers."""
@@ -185,7 +213,7 @@ async def steady(
             accepted.append((key, json.loads(answer)["version"], began))
 
     total = round(rate * seconds)
-    pool = Pool(url)
+    pool = Pool(url, credentials)
     try:
         began = time.perf_counter()
         running: set[asyncio.Task[None]] = set()
@@ -222,19 +250,22 @@ def _reached(moves: list[tuple[float, int]], version: int) -> float | None:
     return next((at for at, applied in moves if applied >= version), None)
 
 
+class Reader(NamedTuple):
+    """A relationship manager reading: their token, and the customers of their book."""
+
+    credentials: Credentials
+    customer_ids: Sequence[str]
+
+
 async def reads(
-    url: str,
-    customer_ids: Sequence[str],
-    concurrency: int,
-    seconds: float,
-    seed: int,
-    warmup: float = 2.0,
+    url: str, readers: Sequence[Reader], seconds: float, seed: int, warmup: float = 2.0
 ) -> Latencies:
-    """``GET /customers/{id}/view`` of random customers, ``concurrency`` at a time."""
+    """``GET /customers/{id}/view``: each reader, on a connection of their own, reads random
+    customers of their book, one at a time."""
     rng = random.Random(f"reads/{seed}")
     latencies = Latencies()
 
-    async def reader(connection: Connection, until: float, record: bool) -> None:
+    async def read(connection: Connection, ids: Sequence[str], until: float, record: bool) -> None:
         while time.perf_counter() < until:
             began = time.perf_counter()
             status, _ = await connection.request("GET", f"/customers/{rng.choice(ids)}/view")
@@ -243,10 +274,14 @@ async def reads(
 
     async def run(span: float, record: bool) -> None:
         until = time.perf_counter() + span
-        await asyncio.gather(*(reader(c, until, record) for c in connections))
+        await asyncio.gather(
+            *(
+                read(c, r.customer_ids, until, record)
+                for c, r in zip(connections, readers, strict=True)
+            )
+        )
 
-    ids = list(customer_ids)
-    connections = [Connection.to(url) for _ in range(concurrency)]
+    connections = [Connection.to(url, reader.credentials) for reader in readers]
     try:
         await run(warmup, record=False)
         began = time.perf_counter()
@@ -272,10 +307,10 @@ class Flow:
         return self.sent / (self.ended - self.began) if self.ended > self.began else 0.0
 
 
-async def flow(bootstrap: str, events: Iterable[FeedEvent], rate: float, into: Flow) -> None:
+async def flow(kafka: Kafka, events: Iterable[FeedEvent], rate: float, into: Flow) -> None:
     """Send ``events`` at ``rate`` a second (open loop) until they run out or the task is
     cancelled; ``into`` counts them."""
-    producer = reliable_producer(bootstrap, linger_ms=5)
+    producer = reliable_producer(kafka.bootstrap, linger_ms=5, **kafka.login)
     await producer.start()
     into.began = time.perf_counter()
     try:
@@ -289,3 +324,22 @@ async def flow(bootstrap: str, events: Iterable[FeedEvent], rate: float, into: F
     finally:
         into.ended = time.perf_counter()
         await producer.stop()
+
+
+async def validated_against_unchecked(
+    validated_url: str,
+    unchecked_url: str,
+    readers: Sequence[Reader],
+    seconds: float,
+    seed: int,
+    rounds: int = 4,
+) -> tuple[Latencies, Latencies]:
+    """The same reads of two API processes over the same view, one validating every token
+    and one that does not (``bench/unchecked_tokens.py``), ``seconds`` each in
+    alternating rounds, so that whatever else the machine does falls on both."""
+    validated: list[Latencies] = []
+    unchecked: list[Latencies] = []
+    for n in range(rounds):
+        validated.append(await reads(validated_url, readers, seconds / rounds, seed + n))
+        unchecked.append(await reads(unchecked_url, readers, seconds / rounds, seed + n))
+    return Latencies.merged(validated), Latencies.merged(unchecked)

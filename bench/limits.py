@@ -11,16 +11,18 @@ from crm_backbone.kafka import reliable_producer
 from crm_simulator.feed import FeedEvent
 from pymongo import UpdateOne
 
-from bench.common import Database, partitions
+from bench.common import Database, Kafka, partitions
 
 
-async def produce_rate(bootstrap: str, chunks: Iterable[list[FeedEvent]]) -> float:
+async def produce_rate(kafka: Kafka, chunks: Iterable[list[FeedEvent]]) -> float:
     """Records/s sent and acknowledged: bare sends, with the relay's producer settings
     (idempotent, ``acks=all``, 5 ms linger, 512 KiB batches).
 
     Only sending is timed: each chunk of events is made before its clock starts.
     """
-    producer = reliable_producer(bootstrap, linger_ms=5, max_batch_size=512 * 1024)
+    producer = reliable_producer(
+        kafka.bootstrap, linger_ms=5, max_batch_size=512 * 1024, **kafka.login
+    )
     await producer.start()
     sent, busy = 0, 0.0
     try:
@@ -41,12 +43,15 @@ async def produce_rate(bootstrap: str, chunks: Iterable[list[FeedEvent]]) -> flo
     return sent / busy
 
 
-async def consume_rate(bootstrap: str, topics: Sequence[str], total: int) -> float:
+async def consume_rate(kafka: Kafka, topics: Sequence[str], total: int) -> float:
     """Records/s a bare consumer reads from the beginning of ``topics`` (nothing decoded)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=10_000
+        bootstrap_servers=kafka.bootstrap,
+        enable_auto_commit=False,
+        max_poll_records=10_000,
+        **kafka.login,
     )
-    assigned = await partitions(bootstrap, topics)
+    assigned = await partitions(kafka, topics)
     await consumer.start()
     try:
         consumer.assign(assigned)

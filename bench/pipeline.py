@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from crm_backbone.kafka import KafkaDeadLetters, reliable_producer, subscribe
+from crm_backbone.kafka import KafkaDeadLetters, kafka_broker, reliable_producer, subscribe
 from crm_backbone.projection import BatchResult, ProjectionEngine, Record
 from crm_backbone.rebuild import rebuild
 from crm_backbone.relay import OutboxRelay
@@ -16,28 +16,28 @@ from crm_customer.publication import translate
 from crm_customer.views import CustomerViews
 from crm_customer.views.documents import CUSTOMERS
 from crm_events.envelope import from_kafka
-from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
 from bench.bank import CRM_SOURCE, Expected
-from bench.common import Database
+from bench.common import Database, Kafka
 
 WAIT = 600.0
 """Seconds a consumer phase may take before the benchmark gives up on it."""
 
 
 async def relay_rate(
-    app: CustomerApplication, bootstrap: str, topic: str, postgres_dsn: str | None = None
+    app: CustomerApplication, kafka: Kafka, topic: str, postgres_dsn: str | None = None
 ) -> float:
     """Events/s the relay publishes from ``app``'s store (everything in it) to ``topic``."""
     relay = OutboxRelay(
         app,
         translate,
         source=CRM_SOURCE,
-        bootstrap_servers=bootstrap,
+        bootstrap_servers=kafka.bootstrap,
         postgres_dsn=postgres_dsn,
         route=lambda _: topic,
+        kafka_login=kafka.login,
     )
     await relay.start()
     try:
@@ -82,7 +82,7 @@ class _Counting:
 
 
 async def projection_rate(
-    bootstrap: str,
+    kafka: Kafka,
     db: Database,
     topics: Sequence[str],
     group: str,
@@ -94,12 +94,12 @@ async def projection_rate(
     """Records/s the customer service's projection consumes and applies, from the first
     batch to the last, and over the first ``early`` records only (those the baseline
     applies): the real subscriber (faststream, batches of ``batch``), engine and view."""
-    producer = reliable_producer(bootstrap)
+    producer = reliable_producer(kafka.bootstrap, **kafka.login)
     await producer.start()
     engine = ProjectionEngine(CustomerViews(), db, KafkaDeadLetters(producer, dlq), group)
     await engine.setup()
     counting = _Counting(engine, total)
-    broker = KafkaBroker(bootstrap, logger=None)
+    broker = kafka_broker(kafka.bootstrap, kafka.login, logger=None)
     subscribe(broker, counting, topics, max_records=batch)
     try:
         await broker.start()
@@ -118,7 +118,7 @@ async def _keep_raw(message: StreamMessage[Any]) -> Any:
 
 
 async def baseline_rate(
-    bootstrap: str, db: Database, topics: Sequence[str], group: str, sample: int
+    kafka: Kafka, db: Database, topics: Sequence[str], group: str, sample: int
 ) -> float:
     """Events/s of the usual approach over the first ``sample`` events: a plain faststream
     subscriber, one event at a time, the same handlers, one ``find_one_and_update`` (upsert)
@@ -126,7 +126,7 @@ async def baseline_rate(
     view = CustomerViews()
     await view.setup(db)
     handlers = view.handlers()
-    broker = KafkaBroker(bootstrap, logger=None)
+    broker = kafka_broker(kafka.bootstrap, kafka.login, logger=None)
     done = asyncio.Event()
     times: list[float] = []
 
@@ -153,13 +153,18 @@ async def baseline_rate(
 
 
 async def rebuild_rate(
-    bootstrap: str, db: Database, topics: Sequence[str], live_group: str
+    kafka: Kafka, db: Database, topics: Sequence[str], live_group: str
 ) -> tuple[int, float]:
     """Records rebuilt and their rate: ``crm_backbone.rebuild`` of the view from offset 0,
     beside the live one, swapped in at the end."""
     began = time.perf_counter()
     progress = await rebuild(
-        CustomerViews(), db, bootstrap=bootstrap, live_group=live_group, topics=list(topics)
+        CustomerViews(),
+        db,
+        bootstrap=kafka.bootstrap,
+        login=kafka.login,
+        live_group=live_group,
+        topics=list(topics),
     )
     return progress.done, progress.done / (time.perf_counter() - began)
 

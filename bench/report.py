@@ -42,6 +42,11 @@ class Figures:
     reads_p99: float = 0.0
     reads_flow: float = 0.0
     """Core-banking events a second sent through the worker process during the reads."""
+    reads_validated: float = 0.0
+    reads_validated_p99: float = 0.0
+    reads_unchecked: float = 0.0
+    """The same reads by an API that takes tokens unchecked (``bench/unchecked_tokens.py``)."""
+    reads_unchecked_p99: float = 0.0
     rss: dict[str, tuple[float, float, str]] = field(default_factory=dict)
     """Service process → peak and steady-state RSS, and the phase that ended the steady state."""
 
@@ -195,6 +200,21 @@ def rows(f: Figures, settings: Mapping[str, Any]) -> list[Row]:
             met=not misses,
             miss=", ".join(misses),
             phase="reads",
+        )
+    )
+    validation = f.reads_validated / f.reads_unchecked if f.reads_unchecked else 0.0
+    table.append(
+        Row(
+            f"GET /customers/{{id}}/view, token validated ({settings['concurrency']} "
+            "relationship managers, nothing flowing)",
+            ours=f"{_n(f.reads_validated)} req/s, p99 {f.reads_validated_p99:.1f} ms",
+            reference=f"tokens unchecked {_n(f.reads_unchecked)} req/s, "
+            f"p99 {f.reads_unchecked_p99:.1f} ms",
+            ratio=f"{validation:.2f}",
+            target="≥ 0.9 of unchecked",
+            met=validation >= 0.9,
+            miss=_short(validation, 0.9),
+            phase="token_validation",
         )
     )
     for process, (peak, steady, phase) in f.rss.items():

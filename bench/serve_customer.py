@@ -2,7 +2,9 @@
 ``make run`` does): the same CLI, app and workers, configured by the environment the
 benchmark gives it (its own ``CRM_TOPIC_PREFIX`` keeps the run out of the topics
 ``make run``'s services consume, and lets it delete its topics afterwards), with its full
-garbage collections logged to ``$BENCH_GC_LOG``.
+garbage collections logged to ``$BENCH_GC_LOG``. With ``BENCH_TOKENS=unchecked`` its API
+reads tokens without validating them (``bench/unchecked_tokens.py``), the benchmark's
+"without token validation".
 
 A full (generation 2) collection stops the process while it traverses every object; the
 log (``<monotonic end time> <pause ms>`` lines) lets the benchmark tell such pauses from
@@ -15,6 +17,9 @@ import gc
 import os
 import time
 from typing import Any
+
+import typer
+from fastapi import FastAPI
 
 
 def _log_full_collections(path: str) -> None:
@@ -33,8 +38,28 @@ def _log_full_collections(path: str) -> None:
     gc.callbacks.append(observe)
 
 
+def _unchecked_cli() -> typer.Typer:
+    """``crm-customer``'s command line whose API takes tokens unchecked."""
+    from crm_backbone.serve import service_cli
+    from crm_customer.api import create_app
+    from crm_customer.bootstrap import CustomerSettings, bootstrap
+    from crm_customer.main import DEFAULT_PORT
+
+    from bench.unchecked_tokens import unchecked_authentication
+
+    def create(run_workers: bool) -> FastAPI:
+        service = bootstrap()
+        authentication = unchecked_authentication(service)
+        return create_app(service, run_workers=run_workers, authentication=authentication)
+
+    return service_cli("customer", DEFAULT_PORT, create, CustomerSettings(), bootstrap=bootstrap)
+
+
 def main() -> None:
     _log_full_collections(os.environ["BENCH_GC_LOG"])
+    if os.environ.get("BENCH_TOKENS") == "unchecked":
+        _unchecked_cli()()
+        return
     from crm_customer.main import cli
 
     cli()

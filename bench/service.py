@@ -72,21 +72,32 @@ def _free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def customer_process(
-    found: Servers, names: Names, data_dir: Path, *, role: Literal["api", "worker"], log: Path
+    found: Servers,
+    names: Names,
+    data_dir: Path,
+    *,
+    role: Literal["api", "worker"],
+    log: Path,
+    tokens: Literal["validated", "unchecked"] = "validated",
 ) -> AsyncIterator[ServiceProcess]:
     """The customer service's API (``serve --no-workers``) or its worker (``work``: relay
     and consumers) on a free port, with the run's namespace, data folder and topics;
-    stopped on the way out."""
+    stopped on the way out. Its API validates tokens against the identity provider, or
+    with ``tokens="unchecked"`` takes them unchecked (``bench/unchecked_tokens.py``)."""
     port = _free_port()
     gc_log = log.with_name(f"{log.stem}-{port}.gc")
     env = os.environ | {
-        "CRM_KAFKA_BOOTSTRAP": found.kafka,
+        "CRM_KAFKA_BOOTSTRAP": found.kafka.bootstrap,
         "CRM_MONGO_URI": found.mongo,
         "CRM_DATA_DIR": str(data_dir),
         "CRM_NAMESPACE": names.namespace,
         "CRM_TOPIC_PREFIX": names.service_topics.prefix,
+        "CRM_OIDC_ISSUER": found.oidc_issuer,
         "BENCH_GC_LOG": str(gc_log),
+        "BENCH_TOKENS": tokens,
     }
+    if found.secrets_dir is not None:
+        env["CRM_SECRETS_DIR"] = str(found.secrets_dir)
     command = ["serve", "--no-workers"] if role == "api" else ["work"]
     with log.open("ab") as out:
         process = await asyncio.create_subprocess_exec(

@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,12 +33,23 @@ from crm_customer.application import CustomerApplication
 from crm_customer.bootstrap import CustomerSettings
 from crm_customer.views.documents import CUSTOMERS
 from crm_events.topics import COREBANKING_ACCOUNTS, COREBANKING_CUSTOMERS, CUSTOMER_EVENTS
-from crm_simulator.population import population
+from crm_simulator.feed import organisation_feed
+from crm_simulator.population import SimulatedCustomer, population
+from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
 from bench import http_load, limits, pipeline, report
-from bench.bank import CRM_SOURCE, Expected, crm_history, upstream
-from bench.common import OUTPUT, CpuMeter, Database, Names, Servers, machine, servers
+from bench.bank import CRM_SOURCE, START, Expected, crm_history, upstream
+from bench.common import (
+    OUTPUT,
+    CpuMeter,
+    Database,
+    Names,
+    Servers,
+    grant_customer_service,
+    machine,
+    servers,
+)
 from bench.common import create_topics as create
 from bench.service import MB, ServiceProcess, customer_process
 
@@ -44,6 +58,8 @@ VIEW_TOPICS = (CUSTOMER_EVENTS.name, COREBANKING_ACCOUNTS.name, COREBANKING_CUST
 RELAY_POSTGRES = "relay.postgres"
 DEAD_LETTERS = "deadletter"
 ACCOUNT_EVENTS_PER_HTTP_CUSTOMER = 5
+UPSTREAM_SYSTEM = "core-banking"
+"""Whose service account sends the commands: core banking feeding the CRM."""
 
 
 def arguments() -> argparse.Namespace:
@@ -147,7 +163,7 @@ async def run(args: argparse.Namespace, found: Servers) -> None:
     started = datetime.now(UTC)
     busy = await asyncio.to_thread(psutil.cpu_percent, 3)
     print(
-        f"bench run {names.run}: {found.kafka}, {found.mongo}, PostgreSQL; "
+        f"bench run {names.run}: {found.kafka.bootstrap}, {found.mongo}, PostgreSQL; "
         f"machine {busy:.0f}% busy before it"
     )
     if busy > 10:
@@ -297,14 +313,20 @@ async def _http(
     tmp: Path,
 ) -> None:
     """The customer service as make run runs it, its API and its worker in processes of
-    their own: commands, command → view, reads while events flow, RSS."""
+    their own, every request with a token of the genuine identity provider: commands,
+    command → view, reads while events flow, reads with and without token validation, RSS."""
     customers = population(args.seed, args.customers)[: args.http_customers]
     data, log = tmp / "service", OUTPUT / "logs" / f"service-{names.run}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    tokens = RealmTokens(found.oidc_issuer)
+    await grant_customer_service(found.kafka, names)
+    system = functools.partial(tokens.service_token, UPSTREAM_SYSTEM)
     label = f"commands via HTTP, API only ({len(customers):,} customers)"
     async with customer_process(found, names, data, role="api", log=log) as api:
         async with phases("commands", label, api):
-            commands, versions = await http_load.commands(api.url, customers, args.concurrency)
+            commands, versions = await http_load.commands(
+                api.url, customers, args.concurrency, system
+            )
         rss = (api.peak_rss / MB, api.rss() / MB, "commands")
         figures.rss["customer API (serve --no-workers)"] = rss
         figures.commands = commands.rate
@@ -327,15 +349,19 @@ async def _http(
             only=core,
             chunk=count,
         )
+        readers = _readers(customers, versions, tokens, args.concurrency)
+        book_readers = [r.reader for r in readers]
         async with customer_process(found, names, data, role="worker", log=log) as worker:
-            label = "service catching up (relay, accounts, projection)"
+            label = "service catching up (relay, accounts, organisation, projection)"
             async with phases("catch_up", label, api, worker=worker):
-                await limits.produce_rate(found.kafka, [next(chunks)])
+                hr = list(organisation_feed(start=START, route=names.service_topics.of_event))
+                await limits.produce_rate(found.kafka, [hr, next(chunks)])
                 await http_load.caught_up(db, expected.positions)
+                await http_load.staff_placed(db, [r.staff_id for r in readers])
             label = f"command → view at {args.steady_rate:g}/s"
             async with phases("steady", label, api, worker=worker):
                 steady = await http_load.steady(
-                    api.url, db, list(versions), args.steady_rate, args.steady_seconds
+                    api.url, db, list(versions), args.steady_rate, args.steady_seconds, system
                 )
             worker_steady = worker.rss()
             flowed = http_load.Flow()
@@ -347,12 +373,27 @@ async def _http(
             try:
                 async with phases("reads", label, api, worker=worker):
                     reads = await http_load.reads(
-                        api.url, list(versions), args.concurrency, args.read_seconds, args.seed
+                        api.url, book_readers, args.read_seconds, args.seed
                     )
             finally:
                 sending.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sending
+            label = "GET /customers/{id}/view, token validated against unchecked"
+            unchecked_log = log.with_name(f"service-{names.run}-unchecked.log")
+            async with (
+                customer_process(
+                    found, names, data, role="api", log=unchecked_log, tokens="unchecked"
+                ) as unchecked,
+                phases("token_validation", label, api, worker=worker),
+            ):
+                validated, without = await http_load.validated_against_unchecked(
+                    api.url,
+                    unchecked.url,
+                    [r.reader for r in readers],
+                    args.read_seconds,
+                    args.seed,
+                )
             rss = (worker.peak_rss / MB, worker_steady / MB, "steady")
             figures.rss["customer worker (relay, consumers)"] = rss
     figures.steady_offered = steady.offered_rate
@@ -361,6 +402,40 @@ async def _http(
     figures.to_view_unseen = steady.unseen
     figures.reads, figures.reads_p50, figures.reads_p99 = reads.rate, reads.ms(50), reads.ms(99)
     figures.reads_flow = flowed.rate
+    figures.reads_validated, figures.reads_validated_p99 = validated.rate, validated.ms(99)
+    figures.reads_unchecked, figures.reads_unchecked_p99 = without.rate, without.ms(99)
+
+
+@dataclass(frozen=True)
+class BookReader:
+    """A relationship manager of the simulated bank reading their own book."""
+
+    staff_id: str
+    reader: http_load.Reader
+
+
+def _readers(
+    customers: Sequence[SimulatedCustomer],
+    registered: Mapping[str, int],
+    tokens: RealmTokens,
+    count: int,
+) -> list[BookReader]:
+    """The ``count`` relationship managers with the most registered customers, each with
+    their own token (their demo user's) and book."""
+    books: dict[str, list[str]] = defaultdict(list)
+    for customer in customers:
+        if customer.customer_id in registered:
+            books[customer.manager_id].append(customer.customer_id)
+    largest = sorted(books, key=lambda staff_id: (-len(books[staff_id]), staff_id))[:count]
+    return [
+        BookReader(
+            staff_id,
+            http_load.Reader(
+                functools.partial(tokens.staff_token, staff_id.lower()), books[staff_id]
+            ),
+        )
+        for staff_id in largest
+    ]
 
 
 async def _average_size(db: Database, collection: str) -> int:
@@ -372,7 +447,8 @@ async def _clean(found: Servers, names: Names, mongo: AsyncMongoClient[dict[str,
     for name in await mongo.list_database_names():
         if name.startswith(names.namespace):
             await mongo.drop_database(name)
-    admin = AIOKafkaAdminClient(bootstrap_servers=found.kafka)
+    await grant_customer_service(found.kafka, names, grant=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=found.kafka.bootstrap, **found.kafka.login)
     await admin.start()
     try:
         ours = [t for t in await admin.list_topics() if t.startswith(names.prefix)]
