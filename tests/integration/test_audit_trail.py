@@ -6,11 +6,11 @@ work through the APIs with their own tokens: a relationship manager registers a 
 opens an opportunity and logs a contact; the branch manager changes the segment; the
 campaign service's worker records an opt-out (its event produced to the campaign topic,
 as a worker does: no client). The manager and the analyst read the customer's view, the
-manager searches, and a colleague out of reach is refused (nothing shown, nothing
-recorded). The auditor's ``GET /audit`` then answers exactly who did what and who read,
-through which client, in time order, by every filter and page by page, and the same
-once ``crm-ops`` has rebuilt the trail; nobody else may ask it, and the auditor may read
-no customer.
+manager searches and reads the contact timeline, and a colleague out of reach is refused
+(nothing shown, nothing recorded). The auditor's ``GET /audit`` then answers exactly who
+did what and who read, through which client, in time order, by every filter and page by
+page, and the same once ``crm-ops`` has rebuilt the trail; nobody else may ask it, and
+the auditor may read no customer.
 """
 
 from __future__ import annotations
@@ -268,6 +268,8 @@ async def the_days_work(day: Day) -> tuple[list[Entry], datetime]:
         "/customers", params={"name": "audit wang"}, headers=rm.headers
     )
     assert [item["customer_id"] for item in searched.json()["items"]] == [customer]
+    timeline = await api["contact-log"].get(f"/customers/{customer}/timeline", headers=rm.headers)
+    assert [item["contact_id"] for item in timeline.json()["items"]] == [f"CT-{customer}"]
     colleague = day.staff("rm-0005")
     refused = await api["customer"].get(f"/customers/{customer}/view", headers=colleague.headers)
     assert_problem(refused, 404, "customer-not-found")
@@ -285,8 +287,13 @@ async def the_days_work(day: Day) -> tuple[list[Entry], datetime]:
         ("change", "customer", "crm.customer.consent_changed", CAMPAIGN_WORKER, None),
     ]
     reads: list[Entry] = [
-        ("read", "customer", "crm.audit.personal_data_read", reader.actor, reader.client)
-        for reader in (rm, analyst, rm)
+        ("read", service, "crm.audit.personal_data_read", reader.actor, reader.client)
+        for service, reader in (
+            ("customer", rm),
+            ("customer", analyst),
+            ("customer", rm),
+            ("contact-log", rm),
+        )
     ]
     return changes + reads, began
 
@@ -341,6 +348,7 @@ async def test_the_auditor_sees_who_did_what_and_who_read_through_which_client(
         ("GET /customers/{customer_id}/view", "RM-0001", False),
         ("GET /customers/{customer_id}/view", "HO-0001", True),
         ("GET /customers", "RM-0001", False),
+        ("GET /customers/{customer_id}/timeline", "RM-0001", False),
     ]
     assert "Wang" not in str(answered)
     assert "1234" not in str(answered)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from crm_backbone.callers import Reader, Who
+from crm_backbone.read_audit import PersonalReads
 from crm_backbone.service_api import (
     VIEW_BEHIND,
     Command,
@@ -137,13 +138,14 @@ async def cancel(
 async def activity(
     activity_id: ActivityId,
     caller: Reader,
+    reads: PersonalReads,
     commands: Commands,
     queries: Queries,
     min_version: MinVersion = None,
     wait_ms: WaitMs = 2_000,
 ) -> ActivityView:
     await commands.require_activity(caller.reach, activity_id)
-    return await read_view(
+    shown = await read_view(
         queries.wait_for,
         commands.application,
         Activity,
@@ -153,3 +155,5 @@ async def activity(
         lambda key: queries.activity(caller.reach, key),
         ActivityNotFound,
     )
+    await reads.record([shown.customer_id] if shown.customer_id else [])
+    return shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from crm_backbone.callers import Reader, Who
+from crm_backbone.read_audit import PersonalReads
 from crm_backbone.service_api import (
     VIEW_BEHIND,
     MinVersion,
@@ -75,13 +76,14 @@ async def log_contact(
 async def contact(
     contact_id: ContactId,
     caller: Reader,
+    reads: PersonalReads,
     commands: Commands,
     queries: Queries,
     min_version: MinVersion = None,
     wait_ms: WaitMs = 2_000,
 ) -> ContactView:
     await commands.require_contact(caller.reach, contact_id)
-    return await read_view(
+    shown = await read_view(
         queries.wait_for,
         commands.application,
         Contact,
@@ -91,3 +93,5 @@ async def contact(
         lambda key: queries.contact(caller.reach, key),
         ContactNotFound,
     )
+    await reads.record([shown.customer_id])
+    return shown

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from crm_backbone.callers import Reader
+from crm_backbone.read_audit import PersonalReads
 from crm_backbone.service_api import IsoDateTime
 from fastapi import APIRouter, Query
 
@@ -26,6 +27,7 @@ router = APIRouter(tags=["views"])
 async def tasks(
     manager_id: ManagerId,
     caller: Reader,
+    reads: PersonalReads,
     book: Book,
     queries: Queries,
     as_of: Annotated[
@@ -33,4 +35,7 @@ async def tasks(
     ] = None,
 ) -> TaskList:
     await book.require_staff(caller.reach, manager_id)
-    return await queries.tasks(book, caller.reach, manager_id, as_of)
+    listed = await queries.tasks(book, caller.reach, manager_id, as_of)
+    shown = (listed.overdue, listed.today, listed.this_week, listed.upcoming)
+    await reads.record(task.customer_id for tasks in shown for task in tasks if task.customer_id)
+    return listed

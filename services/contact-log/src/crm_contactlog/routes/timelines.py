@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from crm_backbone.callers import Reader
+from crm_backbone.read_audit import PersonalReads
 from fastapi import APIRouter, Query
 
 from crm_contactlog.queries import TimelinePage
@@ -23,10 +24,13 @@ router = APIRouter(tags=["views"])
 async def timeline(
     customer_id: CustomerId,
     caller: Reader,
+    reads: PersonalReads,
     book: Book,
     queries: Queries,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> TimelinePage:
     await book.require_customer(caller.reach, customer_id)
-    return await queries.timeline(caller.reach, customer_id, limit=limit, cursor=cursor)
+    page = await queries.timeline(caller.reach, customer_id, limit=limit, cursor=cursor)
+    await reads.record(contact.customer_id for contact in page.items)
+    return page
