@@ -32,7 +32,7 @@ from crm_customer.bootstrap import bootstrap as customer_bootstrap
 from crm_customer.routes.customers import Registration
 from crm_opportunity.bootstrap import OpportunitySettings
 from crm_opportunity.bootstrap import bootstrap as opportunity_bootstrap
-from local_infra.accounts import SERVICES
+from local_infra.accounts import SERVICES, provision_postgres
 from local_infra.pytest_plugin import NamespaceAccounts, Servers
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
@@ -147,6 +147,32 @@ def test_a_service_reaches_only_its_own_postgres_database(
             elsewhere = postgres_dsn(own, None, settings.mongo_database(other))
             with pytest.raises(psycopg.OperationalError, match="CONNECT privilege"):
                 psycopg.connect(elsewhere, connect_timeout=10)
+
+
+def test_what_a_superuser_made_in_a_service_database_is_handed_over_to_its_role(
+    crm_servers: Servers, namespace_accounts: NamespaceAccounts
+) -> None:
+    """The layout before roles: the superuser created the store's tables, types and
+    functions; provisioning again gives them to the service's role."""
+    settings = settings_of("customer", crm_servers, namespace_accounts)
+    database = settings.mongo_database("customer")
+    function = (
+        "CREATE OR REPLACE FUNCTION save_event(t text) RETURNS void LANGUAGE sql "
+        "AS $$ INSERT INTO stored_events (topic) VALUES (t) $$"
+    )
+    with psycopg.connect(
+        postgres_dsn(crm_servers.postgres_dsn, None, database), autocommit=True
+    ) as conn:
+        conn.execute("CREATE TABLE stored_events (id bigserial PRIMARY KEY, topic text)")
+        conn.execute("CREATE TYPE event_key AS (originator_id uuid, version int)")
+        conn.execute(function)
+    passwords = {"customer": namespace_accounts.passwords["customer"]}
+    provision_postgres(crm_servers.postgres_dsn, namespace_accounts.namespace, passwords)
+    with psycopg.connect(settings.postgres_client_dsn("customer"), autocommit=True) as conn:
+        conn.execute(function)
+        conn.execute("SELECT save_event('registered')")
+        conn.execute("ALTER TYPE event_key ADD ATTRIBUTE position bigint")
+        assert conn.execute("SELECT topic FROM stored_events").fetchall() == [("registered",)]
 
 
 def test_ops_reaches_the_services_databases_and_its_own(
