@@ -11,7 +11,7 @@ from crm_backbone.http import Problem
 from crm_backbone.organisation import Position
 from crm_backbone.principal import Principal
 from crm_backbone.read_audit import PersonalDataReads, ReadAudit, ReadRecorder, RecordedReads
-from crm_events.audit import PersonalDataRead
+from crm_events.audit import MAX_CUSTOMERS_PER_READ, PersonalDataRead
 from crm_events.envelope import Envelope
 from crm_events.organisation import Role
 from hypothesis import given
@@ -69,6 +69,17 @@ async def test_a_read_records_each_customer_shown_once_and_nothing_when_none_is(
     assert isinstance(read.data, PersonalDataRead)
     assert read.data.customer_ids == list(dict.fromkeys(shown))
     assert read.data.masked  # the analyst sees personal data masked, and is recorded
+
+
+async def test_a_read_of_more_customers_than_an_event_names_is_recorded_in_several() -> None:
+    recorder = RecordedReads()
+    shown = [f"C{n}" for n in range(MAX_CUSTOMERS_PER_READ + 2)]
+    caller = staff_caller(Role.ANALYST, "HO-0001")
+    await PersonalDataReads(recorder, caller, ENDPOINT, "/crm/customer").record(shown)
+    named = [read.data.customer_ids for read in recorder.reads]
+    assert [len(ids) for ids in named] == [MAX_CUSTOMERS_PER_READ, 2]
+    assert [customer for ids in named for customer in ids] == shown
+    assert len({read.id for read in recorder.reads}) == 2
 
 
 async def test_a_read_kafka_does_not_acknowledge_is_refused_with_a_503() -> None:

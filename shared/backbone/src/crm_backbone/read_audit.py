@@ -26,7 +26,7 @@ from uuid import uuid4
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from crm_events.audit import PersonalDataRead
+from crm_events.audit import MAX_CUSTOMERS_PER_READ, PersonalDataRead
 from crm_events.envelope import Envelope, to_kafka
 from crm_events.topics import PERSONAL_DATA_READS
 from fastapi import Depends, Request
@@ -149,13 +149,16 @@ class PersonalDataReads:
 
     async def record(self, customer_ids: Iterable[str]) -> None:
         """Record that the answer shows these customers' personal data (nothing when it
-        shows none); a 503 problem when that cannot be recorded."""
+        shows none; an event per thousand customers when it shows more); a 503 problem
+        when that cannot be recorded."""
         shown = list(dict.fromkeys(customer_ids))
-        if not shown:
-            return
+        for first in range(0, len(shown), MAX_CUSTOMERS_PER_READ):
+            await self._record(shown[first : first + MAX_CUSTOMERS_PER_READ])
+
+    async def _record(self, customer_ids: list[str]) -> None:
         principal = self.caller.principal
         payload = PersonalDataRead(
-            customer_ids=shown,
+            customer_ids=customer_ids,
             endpoint=self.endpoint,
             staff_id=principal.staff_id if principal else None,
             masked=self.caller.reach.masked,
