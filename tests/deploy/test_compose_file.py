@@ -15,6 +15,9 @@ import jsonschema
 import pytest
 import yaml
 from crm_backbone.credentials import OPS
+from crm_backbone.kafka_acls import ADMIN, PRINCIPALS, principal_of
+from crm_backbone.kafka_grants import password_variable as kafka_password_variable
+from crm_events.topics import Service
 from local_infra import compose_accounts
 from local_infra.accounts import SERVICES
 from local_infra.compose_accounts import password_variable
@@ -119,3 +122,38 @@ def test_the_databases_create_the_launchers_accounts_at_their_first_start(
         for process in (*SERVICES, OPS):
             assert password_variable(process) in environment
     assert "--keyFile" in compose["services"]["mongodb"]["command"]
+
+
+def test_kafka_admits_only_logged_in_clients_and_authorizes_them(compose: dict[str, Any]) -> None:
+    environment = compose["services"]["kafka"]["environment"]
+    protocols = dict(
+        pair.split(":") for pair in environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
+    assert environment["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert environment["KAFKA_AUTHORIZER_CLASS_NAME"].endswith(".StandardAuthorizer")
+    assert environment["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert environment["KAFKA_SUPER_USERS"] == f"User:{ADMIN}"
+    published = [str(port).rsplit(":", 1)[1] for port in compose["services"]["kafka"]["ports"]]
+    assert published == ["19092"], "the admin's PLAIN listener stays inside the network"
+
+
+def test_kafka_access_grants_every_principal_before_any_service_starts(
+    compose: dict[str, Any],
+) -> None:
+    access = compose["services"]["kafka-access"]
+    assert access["command"] == ["python", "-m", "crm_backbone.kafka_grants"]
+    for principal in PRINCIPALS:
+        if principal != ADMIN:
+            assert kafka_password_variable(principal) in access["environment"]
+    for pyproject in sorted((ROOT / "services").glob("*/pyproject.toml")):
+        name = pyproject.parent.name
+        for container in (name, f"{name}-worker"):
+            service = compose["services"][container]
+            assert service["depends_on"]["kafka-access"] == {
+                "condition": "service_completed_successfully"
+            }
+            principal = principal_of(Service(name))
+            own = f"${{{kafka_password_variable(principal)}:-{principal}-local}}"
+            assert service["environment"]["CRM_KAFKA_PASSWORD"] == own
+            assert "CRM_KAFKA_USERNAME" not in service["environment"]  # its own principal

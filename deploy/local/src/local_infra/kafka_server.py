@@ -24,12 +24,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from crm_backbone.kafka_acls import ADMIN, PRINCIPALS, acl_table
-from crm_backbone.kafka_grants import (
-    SCRAM_MECHANISM,
-    admin_session,
-    create_acls,
-    set_scram_credentials,
-)
+from crm_backbone.kafka_grants import SCRAM_MECHANISM, grant
 from crm_backbone.settings import KAFKA
 from crm_backbone.topic_names import CONTRACT_NAMES
 
@@ -112,14 +107,9 @@ class KafkaServer(Server):
         asyncio.run(self._grant())
 
     async def _grant(self) -> None:
-        client = await admin_session(self.address, self.login(ADMIN))
-        try:
-            await set_scram_credentials(
-                client, {p: self.secrets.password(KAFKA, p) for p in PRINCIPALS if p != ADMIN}
-            )
-            await create_acls(client, acl_table(CONTRACT_NAMES, NAMESPACE))
-        finally:
-            await client.close()
+        passwords = {p: self.secrets.password(KAFKA, p) for p in PRINCIPALS if p != ADMIN}
+        acls = acl_table(CONTRACT_NAMES, NAMESPACE)
+        await grant(self.address, self.login(ADMIN), passwords, acls)
 
     def _launch(self) -> None:
         if not port_is_free(self.controller_port):

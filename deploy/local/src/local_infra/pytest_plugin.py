@@ -37,7 +37,7 @@ from typing import Any
 import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from crm_backbone import credentials
+from crm_backbone import credentials, kafka_grants
 from crm_backbone.kafka_acls import (
     ADMIN,
     CRM_SERVICES,
@@ -50,7 +50,6 @@ from crm_backbone.kafka_acls import (
     acl_table,
     principal_of,
 )
-from crm_backbone.kafka_grants import admin_session, create_acls, delete_acls
 from crm_backbone.settings import KAFKA, ServiceSettings
 from crm_backbone.topic_names import TopicNames
 from pydantic import SecretStr
@@ -255,9 +254,12 @@ def kafka_login(principal: str) -> dict[str, Any]:
 async def _granting(bootstrap: str, acls: list[Acl], *, grant: bool) -> None:
     if not kafka_login(ADMIN):
         return
-    client = await admin_session(bootstrap, kafka_login(ADMIN))
+    if grant:
+        await kafka_grants.grant(bootstrap, kafka_login(ADMIN), {}, acls)
+        return
+    client = await kafka_grants.admin_session(bootstrap, kafka_login(ADMIN))
     try:
-        await (create_acls if grant else delete_acls)(client, acls)
+        await kafka_grants.delete_acls(client, acls)
     finally:
         await client.close()
 
@@ -271,7 +273,7 @@ def _integration_kafka_access(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="session")
-async def test_groups_granted(crm_servers: Servers) -> AsyncIterator[None]:
+async def test_groups_granted(crm_servers: Servers) -> None:
     """The services' and crm-ops's principals may use the test namespaces' groups, and
     crm-ops may do to the tests' own topics (``kafka_topics``) what it does to the
     contract's."""
@@ -286,9 +288,9 @@ async def test_groups_granted(crm_servers: Servers) -> AsyncIterator[None]:
             for operation in OPS_TOPIC_OPERATIONS
         ),
     ]
+    # Granted for good, never revoked: several test sessions may share the servers, and
+    # the grants name only the tests' own prefix.
     await _granting(crm_servers.kafka_bootstrap, acls, grant=True)
-    yield
-    await _granting(crm_servers.kafka_bootstrap, acls, grant=False)
 
 
 @pytest.fixture

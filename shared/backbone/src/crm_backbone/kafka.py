@@ -13,12 +13,13 @@ from typing import Any, Protocol
 import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 from crm_events.topics import DEAD_LETTER, TopicSpec, topic_specs
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
-from faststream.security import SASLScram512
+from faststream.security import SASLPlaintext, SASLScram512
 
 from crm_backbone.holds import Drains
 from crm_backbone.metrics import BATCHES_FAILED, CONSUMER_LAG
@@ -26,6 +27,7 @@ from crm_backbone.records import Record
 from crm_backbone.retries import HandlerRetries
 
 log = structlog.get_logger(__name__)
+NO_ERROR = 0
 
 
 async def ensure_topics(
@@ -38,7 +40,8 @@ async def ensure_topics(
     the client's options (``ServiceSettings.kafka_client_options``).
 
     A topic that exists with fewer partitions than the contract says is an error: keys
-    would map to other partitions than producers expect.
+    would map to other partitions than producers expect; so is a topic the broker refused
+    to create (the login may not create it: ``TopicAuthorizationFailedError``).
     """
     specs = list(specs if specs is not None else topic_specs())
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **login)
@@ -47,7 +50,7 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [
                     NewTopic(
                         s.name,
@@ -58,6 +61,9 @@ async def ensure_topics(
                     for s in missing
                 ]
             )
+            for topic, code, *message in response.topic_errors:
+                if code not in (NO_ERROR, TopicAlreadyExistsError.errno):  # created meanwhile
+                    raise for_code(code)(f"creating {topic}: {''.join(map(str, message))}")
         present = [spec for spec in specs if spec.name in existing]
         if present:
             described = await admin.describe_topics([spec.name for spec in present])
@@ -108,7 +114,8 @@ def kafka_broker(bootstrap_servers: str, login: Mapping[str, Any], **options: An
     """A faststream broker logged in with ``login`` (``ServiceSettings.kafka_client_options``)."""
     security = None
     if login:
-        security = SASLScram512(login["sasl_plain_username"], login["sasl_plain_password"])
+        mechanism = SASLScram512 if login["sasl_mechanism"] == "SCRAM-SHA-512" else SASLPlaintext
+        security = mechanism(login["sasl_plain_username"], login["sasl_plain_password"])
     return KafkaBroker(bootstrap_servers, security=security, **options)
 
 

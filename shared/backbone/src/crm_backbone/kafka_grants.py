@@ -4,17 +4,25 @@ aiokafka's admin client has no call for ACLs or SCRAM credentials, so these are 
 own admin requests (CreateAcls v1, DeleteAcls v1, AlterUserScramCredentials v0) built with
 aiokafka's protocol types and sent over its client. Both are idempotent: an ACL that exists
 is not duplicated, a credential is replaced.
+
+``python -m crm_backbone.kafka_grants`` does it for a deployment whose passwords are in
+the environment (docker-compose's ``kafka-access``): each principal's in
+:func:`password_variable`, the admin's login in the settings (``CRM_KAFKA_USERNAME``...),
+the deployment's topic prefix and namespace as its services have them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import for_code
+from aiokafka.protocol.admin import DescribeAclsRequest_v1
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import (
     Array,
@@ -30,7 +38,8 @@ from aiokafka.protocol.types import (
 )
 from pydantic import SecretStr
 
-from crm_backbone.kafka_acls import Acl, Operation, Pattern, Resource
+from crm_backbone.kafka_acls import ADMIN, PRINCIPALS, Acl, Operation, Pattern, Resource, acl_table
+from crm_backbone.settings import ServiceSettings
 
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 SCRAM_ITERATIONS = 8192
@@ -45,6 +54,7 @@ _OPERATION = {
     Operation.DESCRIBE_CONFIGS: 10,
 }
 _ALLOW = 3
+_ANY = 1
 _ANY_HOST = "*"
 
 
@@ -221,11 +231,31 @@ async def set_scram_credentials(client: AIOKafkaClient, passwords: Mapping[str, 
     _raise_errors(((r[1], r[2]) for r in response.results), "setting SCRAM credentials")
 
 
-async def create_acls(client: AIOKafkaClient, acls: Sequence[Acl]) -> None:
-    """Create the ACLs (existing ones are left as they are)."""
-    if acls:
-        response = await _send(client, _CreateAclsRequestV1([_binding(a) for a in acls]))
-        _raise_errors(response.results, "creating ACLs")
+async def _enforced(client: AIOKafkaClient) -> set[tuple[int, str, int, str, str, int, int]]:
+    """Every ACL the broker answered for holds now."""
+    request = DescribeAclsRequest_v1(_ANY, None, _ANY, None, None, _ANY, _ANY)
+    response = await _send(client, request)
+    _raise_errors([(response.error_code, response.error_message)], "describing ACLs")
+    return {
+        (resource, name, pattern, principal, host, operation, permission)
+        for resource, name, pattern, bindings in response.resources
+        for principal, host, operation, permission in bindings
+    }
+
+
+async def create_acls(
+    client: AIOKafkaClient, acls: Sequence[Acl], *, enforced_within: float = 30.0
+) -> None:
+    """Create the ACLs (existing ones are left as they are); return once the broker
+    enforces them (it applies what its controller committed a moment later)."""
+    if not acls:
+        return
+    response = await _send(client, _CreateAclsRequestV1([_binding(a) for a in acls]))
+    _raise_errors(response.results, "creating ACLs")
+    wanted = {_binding(acl) for acl in acls}
+    async with asyncio.timeout(enforced_within):
+        while not wanted <= await _enforced(client):  # noqa: ASYNC110 - the broker pushes no notice
+            await asyncio.sleep(0.05)
 
 
 async def delete_acls(client: AIOKafkaClient, acls: Sequence[Acl]) -> None:
@@ -241,3 +271,38 @@ async def admin_session(bootstrap: str, options: Mapping[str, Any]) -> AIOKafkaC
     client = AIOKafkaClient(bootstrap_servers=bootstrap, **options)
     await client.bootstrap()
     return client
+
+
+async def grant(
+    bootstrap: str,
+    admin_login: Mapping[str, Any],
+    passwords: Mapping[str, SecretStr],
+    acls: Sequence[Acl],
+) -> None:
+    """Set the principals' credentials and create the ACLs, as the admin."""
+    client = await admin_session(bootstrap, admin_login)
+    try:
+        if passwords:
+            await set_scram_credentials(client, passwords)
+        await create_acls(client, acls)
+    finally:
+        await client.close()
+
+
+def password_variable(principal: str) -> str:
+    """The environment variable holding ``principal``'s password for :func:`main`."""
+    return f"CRM_KAFKA_{principal.upper().replace('-', '_')}_PASSWORD"
+
+
+def main() -> None:
+    """Every principal's credential and the deployment's ACL table (docker-compose)."""
+    settings = ServiceSettings()
+    passwords = {p: SecretStr(os.environ[password_variable(p)]) for p in PRINCIPALS if p != ADMIN}
+    acls = acl_table(settings.topic_names(), settings.namespace)
+    asyncio.run(
+        grant(settings.kafka_bootstrap, settings.kafka_client_options(ADMIN), passwords, acls)
+    )
+
+
+if __name__ == "__main__":
+    main()
