@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-from crm_backbone.kafka import reliable_producer
 from crm_backbone.parking import PARKING_COLLECTION
 from crm_backbone.projection import Document
 from crm_backbone.readmodel import wait_until_applied
@@ -32,7 +31,7 @@ from crm_campaign.audience import AudienceView
 from crm_campaign.bootstrap import CampaignService, CampaignSettings, bootstrap
 from crm_events.envelope import KafkaRecord
 from crm_events.topics import Service
-from local_infra.harness import serving
+from local_infra.harness import produce_plain, serving
 from local_infra.pytest_plugin import Servers
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
@@ -118,17 +117,11 @@ async def counted(collection: AsyncCollection[Document], query: Document, n: int
 async def produce(
     bootstrap: str, topics: TopicNames, records: Iterable[tuple[str, KafkaRecord]]
 ) -> None:
-    """Send ``records``, each to the deployment's name of its contract topic."""
-    producer = reliable_producer(bootstrap)
-    await producer.start()
-    try:
-        sent = [
-            await producer.send(topics(topic), value=r.value, key=r.key, headers=r.headers)
-            for topic, r in records
-        ]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
+    """Send ``records``, each to the deployment's name of its contract topic, as the
+    principal owning that topic."""
+    await produce_plain(
+        bootstrap, [(topic, (r.key, r.value, r.headers)) for topic, r in records], name=topics
+    )
 
 
 # The test ------------------------------------------------------------------------------------
