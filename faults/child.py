@@ -15,9 +15,11 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
-from crm_backbone.settings import configure_logging
+from crm_backbone.kafka_acls import ADMIN
+from crm_backbone.settings import ServiceSettings, configure_logging
 
 
 class KillSwitch:
@@ -42,6 +44,13 @@ def configuration(name: str) -> dict[str, Any]:
     configure_logging(name, level="WARNING", fmt="console")
     config: dict[str, Any] = json.loads(sys.argv[1])
     return config
+
+
+def kafka_login(config: dict[str, Any]) -> dict[str, Any]:
+    """The suite's Kafka login (the admin: the suite's own topics and groups are in no
+    ACL table), its password read from the folder the configuration names."""
+    settings = ServiceSettings(kafka_secrets_dir=Path(config["kafka_secrets"]))
+    return settings.kafka_client_options(ADMIN)
 
 
 READY = "child ready"

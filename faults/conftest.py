@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from crm_backbone.kafka_acls import ADMIN
 from local_infra.infra import PROFILES, Infra
 from local_infra.process import InfraError
 from pymongo import MongoClient
@@ -106,7 +107,9 @@ def _drop_leftovers(infra: Infra) -> None:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     async def delete_topics() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka.address)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=infra.kafka.address, **infra.kafka.login(ADMIN)
+        )
         await admin.start()
         try:
             old = [t for t in await admin.list_topics() if t.startswith(PREFIX)]

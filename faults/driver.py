@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from crm_backbone.kafka import reliable_producer
+from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.topic_names import TopicNames
 
 from faults.plan import Command, Plan, Upstream
@@ -106,7 +107,11 @@ class Driver:
 
     async def _upstream(self) -> None:
         upstream = self.plan.upstream
-        producer = Producer(self.system.infra.kafka.address, self.system.topic_names)
+        producer = Producer(
+            self.system.infra.kafka.address,
+            self.system.topic_names,
+            self.system.infra.kafka.login(ADMIN),
+        )
         try:
             index = 0
             while index < len(upstream):
@@ -132,7 +137,11 @@ class Driver:
         again, in another order across keys (each key's own order kept, so its partition
         sees the copies in order, after the originals)."""
         await self.reached(start)
-        producer = Producer(self.system.infra.kafka.address, self.system.topic_names)
+        producer = Producer(
+            self.system.infra.kafka.address,
+            self.system.topic_names,
+            self.system.infra.kafka.login(ADMIN),
+        )
         rng = random.Random(self.system.name)
         copied = 0
         try:
@@ -168,9 +177,10 @@ class Producer:
     what had been written then arrives twice, later in its partition, never out of order.
     """
 
-    def __init__(self, bootstrap: str, topics: TopicNames) -> None:
+    def __init__(self, bootstrap: str, topics: TopicNames, login: dict[str, Any]) -> None:
         self.bootstrap = bootstrap
         self.topic_names = topics
+        self.login = login
         self._producer: Any = None
 
     async def send(self, chunk: Sequence[Upstream]) -> None:
@@ -180,7 +190,7 @@ class Producer:
         try:
             if self._producer is None:
                 self._producer = reliable_producer(
-                    self.bootstrap, linger_ms=5, request_timeout_ms=15000
+                    self.bootstrap, linger_ms=5, request_timeout_ms=15000, **self.login
                 )
                 await self._producer.start()
             async with asyncio.timeout(60):

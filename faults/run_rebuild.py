@@ -18,7 +18,7 @@ from crm_customer.views import CustomerViews
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from faults.child import KillSwitch, configuration
+from faults.child import KillSwitch, configuration, kafka_login
 
 _swap = rebuilding._swap
 
@@ -44,6 +44,7 @@ async def main() -> None:
             CustomerViews(),
             mongo[config["database"]],
             bootstrap=config["kafka"],
+            login=kafka_login(config),
             live_group=config["live_group"],
             topics=config["topics"],
             lease=config["lease"],

@@ -26,7 +26,7 @@ from crm_events.topics import Service
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Tracking
 
-from faults.child import KillSwitch, configuration, run_until_stopped
+from faults.child import KillSwitch, configuration, kafka_login, run_until_stopped
 
 
 class _DyingTracking:
@@ -68,6 +68,7 @@ async def main() -> None:
         else translate,
         source=Service.CUSTOMER.source,
         bootstrap_servers=config["kafka"],
+        kafka_login=kafka_login(config),
         postgres_dsn=store.postgres_dsn,
         route=TopicNames(config["topic_prefix"]).of_event,
         name=f"{app.name}->kafka-{config['name']}" if config.get("name") else None,

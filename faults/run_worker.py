@@ -23,6 +23,7 @@ from typing import Any
 from crm_backbone.kafka import (
     KafkaDeadLetters,
     drain_released_holds,
+    kafka_broker,
     reliable_producer,
     subscribe,
 )
@@ -38,10 +39,9 @@ from crm_backbone.projection import (
 from crm_customer.views import CustomerViews
 from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload
-from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
-from faults.child import KillSwitch, configuration, run_until_stopped
+from faults.child import KillSwitch, configuration, kafka_login, run_until_stopped
 from faults.ledger import Ledger
 
 
@@ -99,12 +99,12 @@ async def main() -> None:
     config = configuration("fault-worker")
     switch = KillSwitch()
     die: dict[str, str] = config.get("die") or {}
-    producer = reliable_producer(config["kafka"])
+    producer = reliable_producer(config["kafka"], **kafka_login(config))
     await producer.start()
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(config["mongo"], tz_aware=True)
     database = mongo[config["database"]]
     dead_letters = KafkaDeadLetters(producer, config["dead_letters"])
-    broker = KafkaBroker(config["kafka"], logger=None)
+    broker = kafka_broker(config["kafka"], kafka_login(config), logger=None)
     bug: dict[str, Any] | None = config.get("bug")
     views = _ViewsWithBug(bug["event"], bug["one_in"]) if bug else CustomerViews()
     engines: list[ProjectionEngine] = []

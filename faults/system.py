@@ -27,8 +27,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from crm_backbone.credentials import postgres_dsn
 from crm_backbone.eventstore import EventStoreConfig
 from crm_backbone.holds import VIEW_PARKING_SUFFIX
+from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.parking import PARKING_COLLECTION
 from crm_backbone.projection import Document
+from crm_backbone.settings import KAFKA
 from crm_backbone.topic_names import TopicNames
 from crm_customer.application import CustomerApplication
 from crm_customer.views import CustomerViews
@@ -110,6 +112,7 @@ class System:
         stored from that time on."""
         config = {
             "kafka": self.infra.kafka.address,
+            "kafka_secrets": str(self.infra.kafka.secrets.folder / KAFKA),
             "postgres": self.store_dsn,
             "topic_prefix": self.topic_names.prefix,
             "name": "replay" if replay else None,
@@ -126,6 +129,7 @@ class System:
         assert set(PIPELINE_TOPICS) <= set(CustomerViews.topics)
         config = {
             "kafka": self.infra.kafka.address,
+            "kafka_secrets": str(self.infra.kafka.secrets.folder / KAFKA),
             "mongo": self.infra.mongo.admin_uri,
             "database": self.name,
             "view_topics": self.topics,
@@ -143,6 +147,7 @@ class System:
         (``run_rebuild``; not started, not supervised)."""
         config = {
             "kafka": self.infra.kafka.address,
+            "kafka_secrets": str(self.infra.kafka.secrets.folder / KAFKA),
             "mongo": self.infra.mongo.admin_uri,
             "database": self.name,
             "topics": self.topics,
@@ -160,7 +165,9 @@ class System:
         return self
 
     async def _start(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.infra.kafka.address)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.infra.kafka.address, **self.infra.kafka.login(ADMIN)
+        )
         await admin.start()
         try:
             await admin.create_topics(
@@ -208,7 +215,9 @@ class System:
         for database in await self.mongo.list_database_names():
             if database.startswith(self.name):  # a rebuild's scratch database too
                 await self.mongo.drop_database(database)
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.infra.kafka.address)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.infra.kafka.address, **self.infra.kafka.login(ADMIN)
+        )
         await admin.start()
         try:
             await admin.delete_topics([*self.topics, self.dead_letter_topic])
@@ -280,7 +289,9 @@ class System:
     async def dead_letters(self) -> tuple[dict[str, int], int]:
         """Distinct records dead-lettered, per consumer group; and dead-letter records."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.infra.kafka.address, enable_auto_commit=False
+            bootstrap_servers=self.infra.kafka.address,
+            enable_auto_commit=False,
+            **self.infra.kafka.login(ADMIN),
         )
         await consumer.start()
         origins: dict[str, set[tuple[bytes, ...]]] = defaultdict(set)
@@ -305,7 +316,9 @@ class System:
 
     async def published(self, topic: str) -> int:
         """Records written so far to the suite's copy of contract topic ``topic``."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.infra.kafka.address)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.infra.kafka.address, **self.infra.kafka.login(ADMIN)
+        )
         await consumer.start()
         try:
             name = self.topic_names(topic)
@@ -326,8 +339,12 @@ class System:
 
     async def lag(self) -> int:
         """Records of the pipeline's topics that a consumer group has not committed yet."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.infra.kafka.address)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.infra.kafka.address)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.infra.kafka.address, **self.infra.kafka.login(ADMIN)
+        )
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.infra.kafka.address, **self.infra.kafka.login(ADMIN)
+        )
         await admin.start()
         await consumer.start()
         try:
