@@ -18,6 +18,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from crm_backbone.access import SERVICE_REACHES, ServiceRole
+from crm_backbone.book import CUSTOMER_OWNERS, CustomerBook
 from crm_backbone.projection import Document, ProjectionEngine
 from crm_backbone.testing import InMemoryRecord, NoDeadLetters, interleave
 from crm_events import opportunity as op
@@ -25,7 +27,7 @@ from crm_events.common import Channel, Money
 from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload
 from crm_events.topics import Service
-from crm_opportunity.policies import KNOWN_CUSTOMERS
+from crm_opportunity.ownership import Book
 from crm_opportunity.queries import OpportunityQueries, OpportunityView
 from crm_opportunity.views import OpportunityViews
 from local_infra.pytest_plugin import Servers
@@ -47,6 +49,8 @@ FUNNEL = [
     "implementation",
     "closed_won",
 ]
+WHOLE_BOOK = SERVICE_REACHES[ServiceRole.CRM_SERVICE]
+"""The service's own reach: every record (scoping: ``test_opportunity_scope.py``)."""
 PROBABILITY = dict(
     zip([*FUNNEL, "closed_lost"], [10, 20, 40, 60, 80, 95, 100, 100, 0], strict=True)
 )
@@ -340,20 +344,22 @@ async def test_the_views_are_the_same_whatever_order_and_redelivery(
         rng = random.Random(seed)
         database = client[f"{mongo_database}_{seed}"]
         try:
-            await database[KNOWN_CUSTOMERS].insert_many(  # what the customer stream said
+            await database[CUSTOMER_OWNERS].insert_many(  # what the customer stream said
                 [{"_id": "C1", "branch_id": "BR-1"}, {"_id": "C2", "branch_id": "BR-2"}]
             )
             await project(database, interleave([s.records for s in all_streams], rng), rng)
-            queries = OpportunityQueries(database, due_soon_hours=24, now=lambda: NOW)
+            book = Book(CustomerBook(database))
+            queries = OpportunityQueries(database, book, due_soon_hours=24, now=lambda: NOW)
+            every = WHOLE_BOOK
             outcomes.append(
                 {
-                    "pipeline": (await queries.pipeline()).model_dump(),
-                    "by_manager_a": (await queries.pipeline(manager_id="RM-A")).model_dump(),
-                    "wm": (await queries.pipeline(product="WM-1")).model_dump(),
-                    "o2": await queries.opportunity("O2"),
-                    "queue": (await queries.lead_queue("BR-1")).model_dump(),
-                    "board": (await queries.sla_board()).model_dump(),
-                    "board_br2": (await queries.sla_board("BR-2")).model_dump(),
+                    "pipeline": (await queries.pipeline(every)).model_dump(),
+                    "by_manager_a": (await queries.pipeline(every, manager_id="RM-A")).model_dump(),
+                    "wm": (await queries.pipeline(every, product="WM-1")).model_dump(),
+                    "o2": await queries.opportunity(every, "O2"),
+                    "queue": (await queries.lead_queue(every, "BR-1")).model_dump(),
+                    "board": (await queries.sla_board(every)).model_dump(),
+                    "board_br2": (await queries.sla_board(every, "BR-2")).model_dump(),
                 }
             )
         finally:

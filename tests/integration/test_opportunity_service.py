@@ -4,7 +4,8 @@ The customer and campaign services are stood in for by plain producers writing t
 events by hand; a relationship manager's day goes through the HTTP API; the pipeline,
 the lead queue and the SLA board are read over HTTP and checked against figures this
 test computes itself. Waiting is on MongoDB change streams (read-your-writes), never on
-sleeps.
+sleeps. The day's calls are the service's own account's (a token of the genuine
+Keycloak): who reaches what is ``test_opportunity_access.py``'s subject.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from crm_opportunity.application import campaign_lead_id
 from crm_opportunity.bootstrap import OpportunityService, OpportunitySettings, bootstrap
 from local_infra.harness import cloudevent, produce_plain, serving
 from local_infra.pytest_plugin import Servers
+from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
@@ -46,7 +48,12 @@ PROBABILITY = {
 
 @pytest.fixture
 async def service(
-    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str], topic_prefix: str
+    crm_servers: Servers,
+    oidc_issuer: str,
+    realm_tokens: RealmTokens,
+    tmp_path: Path,
+    unique_name: Callable[[str], str],
+    topic_prefix: str,
 ) -> AsyncIterator[tuple[OpportunityService, httpx.AsyncClient]]:
     """The service on topics of the test's own: it reads no other test's records."""
     settings = OpportunitySettings(
@@ -55,11 +62,13 @@ async def service(
         data_dir=tmp_path,
         namespace=unique_name("ns")[:40],
         topic_prefix=topic_prefix,
+        oidc_issuer=oidc_issuer,
     )
     opportunity_service = bootstrap(settings)
+    headers = realm_tokens.service("crm-opportunity")
     async with (
         serving(create_app(opportunity_service)) as url,
-        httpx.AsyncClient(base_url=url, headers={"X-Actor": "rm-test"}, timeout=30) as client,
+        httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client,
     ):
         yield opportunity_service, client
     cleaner: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)

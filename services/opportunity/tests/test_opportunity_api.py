@@ -1,6 +1,8 @@
 """The HTTP contract of the opportunity service's commands: status codes and problem documents.
 
-The API runs in-process without workers, on an SQLite store in a temporary folder.
+The API runs in-process without workers, on an SQLite store in a temporary folder. The
+caller is the service's own account (``crm_service``: the whole book) unless a test is
+about someone else.
 """
 
 from __future__ import annotations
@@ -11,18 +13,19 @@ from typing import Any
 
 import httpx
 import pytest
+from crm_backbone.testing_identity import TestIdentity
 from crm_opportunity.api import create_app
 from crm_opportunity.bootstrap import OpportunitySettings, bootstrap
 from local_infra.harness import assert_problem, in_process
 
-ACTOR = {"X-Actor": "rm-0042"}
+IDENTITY = TestIdentity()
 
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     service = bootstrap(OpportunitySettings(data_dir=tmp_path))
-    app = create_app(service, run_workers=False)
-    async with in_process(app, service.close, ACTOR) as client:
+    app = create_app(service, run_workers=False, authentication=IDENTITY.authentication)
+    async with in_process(app, service.close, IDENTITY.service("crm-opportunity")) as client:
         yield client
 
 
@@ -107,8 +110,10 @@ async def test_a_stale_version_is_a_409_naming_the_current_one(client: httpx.Asy
 
 
 async def test_bad_requests_are_problem_documents(client: httpx.AsyncClient) -> None:
-    no_actor = await client.post("/opportunities", json=opportunity(), headers={"X-Actor": ""})
-    assert_problem(no_actor, 422, "invalid-request")
+    no_token = await client.post(
+        "/opportunities", json=opportunity(), headers={"Authorization": ""}
+    )
+    assert_problem(no_token, 401, "unauthenticated")
     invalid = await client.post(
         "/opportunities",
         json=opportunity(products=[], expected_value={"amount": "lots", "currency": "CNY"}),

@@ -72,10 +72,14 @@ class OpportunityApplication(ServiceApplication):
     # Leads ------------------------------------------------------------------------------
 
     def capture_lead(self, lead_id: str | None, fields: JsonDict) -> Created:
-        """Capture a lead under ``lead_id`` or a new ``L-`` id."""
+        """Capture a lead under ``lead_id`` or a new ``L-`` id, assigned to the
+        ``manager_id`` the fields name, if any, in the same save."""
         lead_id = lead_id or self.new_id("L")
         self._ensure_free(lead_id)
-        lead = Lead.capture(lead_id, fields)
+        manager_id = fields.get("manager_id")
+        lead = Lead.capture(lead_id, {k: v for k, v in fields.items() if k != "manager_id"})
+        if manager_id is not None:
+            lead.assign(manager_id, "assigned when captured")
         self._save(lead)
         return Created(lead_id, lead.version)
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crm_backbone.book import CustomerBook, CustomerOwnersView
 from crm_backbone.organisation import OrganisationView
 from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
 
 from crm_opportunity.application import OpportunityApplication
+from crm_opportunity.ownership import Book, Gate
 from crm_opportunity.policies import CampaignLeads
 from crm_opportunity.publication import translate
 from crm_opportunity.queries import OpportunityQueries
@@ -32,6 +34,7 @@ class OpportunityService(ServiceHandle):
     application: OpportunityApplication
     settings: OpportunitySettings
     queries: OpportunityQueries
+    gate: Gate
 
 
 def bootstrap(settings: OpportunitySettings | None = None) -> OpportunityService:
@@ -41,8 +44,11 @@ def bootstrap(settings: OpportunitySettings | None = None) -> OpportunityService
     runtime = infra.runtime(
         application,
         translate,
-        projections=[OpportunityViews(), OrganisationView()],
+        projections=[OpportunityViews(), CustomerOwnersView(), OrganisationView()],
         policies=[CampaignLeads(application, infra.database)],
     )
-    queries = OpportunityQueries(infra.database, due_soon_hours=settings.sla_due_soon_hours)
-    return OpportunityService(application, runtime, infra.mongo, settings, queries)
+    book = Book(CustomerBook(infra.database))
+    queries = OpportunityQueries(infra.database, book, due_soon_hours=settings.sla_due_soon_hours)
+    return OpportunityService(
+        application, runtime, infra.mongo, settings, queries, Gate(application, book)
+    )

@@ -15,6 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from bson.decimal128 import Decimal128
+from crm_backbone.access import Reach
+from crm_backbone.book import CUSTOMER_OWNERS
 from crm_backbone.projection import Document
 from crm_backbone.readmodel import document_version, wait_until_applied
 from crm_events.opportunity import NeedKind
@@ -23,7 +25,7 @@ from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_opportunity.domain.opportunity import FUNNEL
-from crm_opportunity.policies import KNOWN_CUSTOMERS
+from crm_opportunity.ownership import LEAD_PERSONAL, OPPORTUNITY_PERSONAL, Book
 from crm_opportunity.views import LEAD_QUEUE_ORDER, LEADS, NEEDS, OPPORTUNITIES, OpportunityViews
 
 SOURCE = Service.OPPORTUNITY.source
@@ -145,11 +147,13 @@ class SlaBoard(BaseModel):
 
 
 class OpportunityQueries:
-    """Read side of the opportunity service."""
+    """Read side of the opportunity service: every query is of one caller's reach, and
+    narrowed to it in MongoDB (``crm_opportunity.ownership``)."""
 
     def __init__(
         self,
         database: AsyncDatabase[Document],
+        book: Book,
         *,
         due_soon_hours: int = 24,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -157,6 +161,7 @@ class OpportunityQueries:
         self.opportunities = database[OPPORTUNITIES]
         self.leads = database[LEADS]
         self.needs = database[NEEDS]
+        self.book = book
         self.positions = database[f"{OpportunityViews.name}__positions"]
         self.due_soon_hours = due_soon_hours
         self.now = now
@@ -165,10 +170,13 @@ class OpportunityQueries:
         """Wait (bounded) until the views have applied ``version`` of the aggregate's events."""
         return await wait_until_applied(self.positions, SOURCE, aggregate_id, version, within)
 
-    async def opportunity(self, opportunity_id: str) -> OpportunityView | None:
-        doc = await self.opportunities.find_one({"_id": opportunity_id})
-        if doc is None:
+    async def opportunity(self, reach: Reach, opportunity_id: str) -> OpportunityView | None:
+        """The opportunity's view as ``reach`` may see it, if it is there and in reach."""
+        query = {"$and": [{"_id": opportunity_id}, await self.book.of_customers(reach)]}
+        found = await self.opportunities.find_one(query)
+        if found is None:
             return None
+        doc = OPPORTUNITY_PERSONAL.shown(reach, found)
         value = _amount(doc["expected_value"]["amount"])
         currency = doc["expected_value"]["currency"]
         reached = set(doc.get("stages_reached", []))
@@ -188,6 +196,7 @@ class OpportunityQueries:
 
     async def pipeline(
         self,
+        reach: Reach,
         *,
         manager_id: str | None = None,
         branch_id: str | None = None,
@@ -213,7 +222,8 @@ class OpportunityQueries:
                 {"$group": {"_id": "$stages_reached", "count": {"$sum": 1}}},
             ],
         }
-        cursor = await self.opportunities.aggregate([{"$match": match}, {"$facet": facets}])
+        in_reach = {"$and": [match, await self.book.of_customers(reach)]}
+        cursor = await self.opportunities.aggregate([{"$match": in_reach}, {"$facet": facets}])
         result: Document = (await cursor.to_list())[0]
         reached = {row["_id"]: row["count"] for row in result["reached"]}
         return Pipeline(
@@ -229,30 +239,39 @@ class OpportunityQueries:
             closed_lost=reached.get("closed_lost", 0),
         )
 
-    async def lead_queue(self, branch_id: str, limit: int = 100) -> LeadQueue:
-        """The branch's open leads, oldest first."""
-        query = {"branch_id": branch_id, "open": True}
+    async def lead_queue(self, reach: Reach, branch_id: str, limit: int = 100) -> LeadQueue:
+        """The branch's open leads in reach, oldest first."""
+        query = {"$and": [{"branch_id": branch_id, "open": True}, await self.book.of_leads(reach)]}
         found = self.leads.find(query).sort(LEAD_QUEUE_ORDER).limit(limit)
         return LeadQueue(
             branch_id=branch_id,
             open=await self.leads.count_documents(query),
-            items=[QueuedLead.model_validate(doc) async for doc in found],
+            items=[
+                QueuedLead.model_validate(LEAD_PERSONAL.shown(reach, doc)) async for doc in found
+            ],
         )
 
     async def sla_board(
-        self, branch_id: str | None = None, due_soon_hours: int | None = None
+        self, reach: Reach, branch_id: str | None = None, due_soon_hours: int | None = None
     ) -> SlaBoard:
-        """Open complaints by SLA state at this moment, the most urgent first.
+        """Open complaints in reach by SLA state at this moment, the most urgent first.
 
         A complaint's branch is its customer's, as the customer stream last said.
         """
         now, hours = self.now(), due_soon_hours or self.due_soon_hours
         soon = now + timedelta(hours=hours)
         stages: list[Document] = [
-            {"$match": {"kind": NeedKind.COMPLAINT.value, "open": True}},
+            {
+                "$match": {
+                    "$and": [
+                        {"kind": NeedKind.COMPLAINT.value, "open": True},
+                        await self.book.of_customers(reach),
+                    ]
+                }
+            },
             {
                 "$lookup": {
-                    "from": KNOWN_CUSTOMERS,
+                    "from": CUSTOMER_OWNERS,
                     "localField": "customer_id",
                     "foreignField": "_id",
                     "as": "customer",

@@ -1,4 +1,5 @@
-"""What the routes are given: the service's application (commands) and its queries."""
+"""What the routes are given: the service's application (commands), its queries, and the
+records of the write model as a caller may reach them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import Depends
 
 from crm_opportunity.application import OpportunityApplication
 from crm_opportunity.bootstrap import OpportunityService
+from crm_opportunity.ownership import Gate
 from crm_opportunity.queries import OpportunityQueries
 
 Commands = Annotated[
@@ -17,3 +19,5 @@ Commands = Annotated[
 Queries = Annotated[
     OpportunityQueries, Depends(from_handle(OpportunityService, lambda s: s.queries))
 ]
+Records = Annotated[Gate, Depends(from_handle(OpportunityService, lambda s: s.gate))]
+"""The write model's records as the caller may reach them (``crm_opportunity.ownership``)."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from crm_backbone.callers import Who
+from crm_backbone.access import Reach
+from crm_backbone.application import Created
+from crm_backbone.callers import Reader, Who
 from crm_backbone.http import location
 from crm_backbone.service_api import Command, RequestBody
 from crm_events.common import Email, Id, Name, Phone
@@ -13,7 +15,9 @@ from crm_events.opportunity import LeadSource
 from fastapi import APIRouter, Response
 from pydantic import ConfigDict, Field
 
-from crm_opportunity.routes.dependencies import Commands
+from crm_opportunity.application import Conversion as Converting
+from crm_opportunity.ownership import LEAD_PERSONAL
+from crm_opportunity.routes.dependencies import Commands, Records
 from crm_opportunity.routes.models import (
     DEAL_EXAMPLE,
     Accepted,
@@ -21,7 +25,8 @@ from crm_opportunity.routes.models import (
     Converted,
     Deal,
     LeadId,
-    answers,
+    create_in_reach,
+    run_in_reach,
 )
 
 router = APIRouter(tags=["leads"])
@@ -52,6 +57,11 @@ class LeadCapture(RequestBody):
     campaign_id: Id | None = Field(None, description="Required for, and only for, source campaign")
     products_of_interest: list[Id] = []
     branch_id: Id
+    manager_id: Id | None = Field(
+        None,
+        description="Assigned on capture; a relationship manager's own capture of a "
+        "prospect is theirs by default",
+    )
     notes: str | None = None
 
 
@@ -76,25 +86,49 @@ class Conversion(Deal, Command):
 
 @router.post("/leads", status_code=201, summary="Capture a lead")
 async def capture_lead(
-    body: LeadCapture, who: Who, commands: Commands, response: Response
+    body: LeadCapture, who: Who, commands: Commands, records: Records, response: Response
 ) -> Accepted:
-    fields = body.model_dump(mode="json", exclude={"lead_id"})
-    return await answers.create(who, response, "leads", commands.capture_lead, body.lead_id, fields)
+    async def capture() -> Created:
+        fields = body.model_dump(mode="json", exclude={"lead_id"})
+        admitted = await records.new_lead(who.reach, who.principal, fields)
+        return await asyncio.to_thread(commands.capture_lead, body.lead_id, admitted)
+
+    return await create_in_reach(who, response, "leads", capture)
 
 
 @router.post("/leads/{lead_id}/qualify", summary="Qualify (upgrade) a lead")
 async def qualify_lead(
-    lead_id: LeadId, body: Qualification, who: Who, commands: Commands
+    lead_id: LeadId, body: Qualification, who: Who, commands: Commands, records: Records
 ) -> Accepted:
-    return await answers.run(
-        who, commands.qualify_lead, lead_id, body.expected_version, body.customer_id, body.notes
+    async def qualifiable(reach: Reach, key: str) -> None:
+        """The lead, and the customer it is qualified for (it follows them from now)."""
+        await records.lead(reach, key)
+        if body.customer_id is not None:
+            await records.customer(reach, body.customer_id)
+
+    return await run_in_reach(
+        who,
+        qualifiable,
+        commands.qualify_lead,
+        lead_id,
+        body.expected_version,
+        body.customer_id,
+        body.notes,
     )
 
 
 @router.put("/leads/{lead_id}/manager", summary="Assign a lead to a manager")
-async def assign_lead(lead_id: LeadId, body: Assignment, who: Who, commands: Commands) -> Accepted:
-    return await answers.run(
-        who, commands.assign_lead, lead_id, body.expected_version, body.manager_id, body.reason
+async def assign_lead(
+    lead_id: LeadId, body: Assignment, who: Who, commands: Commands, records: Records
+) -> Accepted:
+    return await run_in_reach(
+        who,
+        records.lead,
+        commands.assign_lead,
+        lead_id,
+        body.expected_version,
+        body.manager_id,
+        body.reason,
     )
 
 
@@ -104,12 +138,22 @@ async def assign_lead(lead_id: LeadId, body: Assignment, who: Who, commands: Com
     summary="Convert a qualified, assigned lead into an opportunity",
 )
 async def convert_lead(
-    lead_id: LeadId, body: Conversion, who: Who, commands: Commands, response: Response
+    lead_id: LeadId,
+    body: Conversion,
+    who: Who,
+    commands: Commands,
+    records: Records,
+    response: Response,
 ) -> Converted:
     deal = body.model_dump(mode="json", exclude={"opportunity_id", "expected_version"})
-    converted = await who.run(
-        commands.convert_lead, lead_id, body.expected_version, body.opportunity_id, deal
-    )
+
+    async def convert() -> Converting:  # the opportunity is the lead's customer's
+        await records.lead(who.reach, lead_id)
+        return await asyncio.to_thread(
+            commands.convert_lead, lead_id, body.expected_version, body.opportunity_id, deal
+        )
+
+    converted = await who.run_async(convert)
     opportunity = converted.opportunity
     response.headers["Location"] = location("opportunities", opportunity.id)
     return Converted(
@@ -122,27 +166,30 @@ async def convert_lead(
 
 @router.post("/leads/{lead_id}/disqualify", summary="Disqualify a lead")
 async def disqualify_lead(
-    lead_id: LeadId, body: Disqualification, who: Who, commands: Commands
+    lead_id: LeadId, body: Disqualification, who: Who, commands: Commands, records: Records
 ) -> Accepted:
-    return await answers.run(
-        who, commands.disqualify_lead, lead_id, body.expected_version, body.reason
+    return await run_in_reach(
+        who, records.lead, commands.disqualify_lead, lead_id, body.expected_version, body.reason
     )
 
 
 @router.get("/leads/{lead_id}", summary="The lead as its events say now")
-async def lead(lead_id: LeadId, commands: Commands) -> dict[str, Any]:
-    found = await asyncio.to_thread(commands.lead, lead_id)
-    return {
-        "lead_id": found.lead_id,
-        "version": found.version,
-        "status": found.status.value,
-        "customer_id": found.customer_id,
-        "contact_name": found.contact_name,
-        "source": found.source.value,
-        "campaign_id": found.campaign_id,
-        "products_of_interest": found.products_of_interest,
-        "branch_id": found.branch_id,
-        "manager_id": found.manager_id,
-        "opportunity_id": found.opportunity_id,
-        "disqualified_reason": found.disqualified_reason,
-    }
+async def lead(lead_id: LeadId, caller: Reader, records: Records) -> dict[str, Any]:
+    found = await records.lead(caller.reach, lead_id)
+    return LEAD_PERSONAL.shown(
+        caller.reach,
+        {
+            "lead_id": found.lead_id,
+            "version": found.version,
+            "status": found.status.value,
+            "customer_id": found.customer_id,
+            "contact_name": found.contact_name,
+            "source": found.source.value,
+            "campaign_id": found.campaign_id,
+            "products_of_interest": found.products_of_interest,
+            "branch_id": found.branch_id,
+            "manager_id": found.manager_id,
+            "opportunity_id": found.opportunity_id,
+            "disqualified_reason": found.disqualified_reason,
+        },
+    )

@@ -3,12 +3,18 @@ bodies of more than one resource."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Concatenate, ParamSpec
 
-from crm_backbone.service_api import Answers, Command, RequestBody
+from crm_backbone.access import Reach
+from crm_backbone.application import Created
+from crm_backbone.callers import Caller
+from crm_backbone.http import location
+from crm_backbone.service_api import Command, RequestBody
 from crm_events.common import Id, Money, Name
-from fastapi import Path
+from fastapi import Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 LeadId = Annotated[Id, Path(description="Lead id", examples=["L-0001"])]
@@ -26,8 +32,39 @@ class Converted(Accepted):
     opportunity_version: int
 
 
-answers = Answers(lambda key, version: Accepted(id=key, version=version))
-"""Runs a command on a lead, an opportunity or a need and answers it with :class:`Accepted`."""
+P = ParamSpec("P")
+Require = Callable[[Reach, str], Awaitable[object]]
+"""Finds one record in a reach, or raises its 404 (a method of ``ownership.Gate``)."""
+
+
+async def run_in_reach(
+    who: Caller,
+    require: Require,
+    command: Callable[Concatenate[str, int | None, P], int],
+    key: str,
+    expected: int | None,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> Accepted:
+    """Run ``command`` on the lead, opportunity or need ``key`` as ``who``, conditional on
+    its ``expected`` version, once ``require`` found it in the caller's reach (403 first
+    for a caller that may not change the book, then 404 for a record out of reach)."""
+
+    async def in_reach() -> int:
+        await require(who.reach, key)
+        return await asyncio.to_thread(command, key, expected, *args, **kwargs)
+
+    return Accepted(id=key, version=await who.run_async(in_reach))
+
+
+async def create_in_reach(
+    who: Caller, response: Response, collection: str, create: Callable[[], Awaitable[Created]]
+) -> Accepted:
+    """Run ``create`` (which checks that what it makes is in the caller's reach, then
+    makes it) as ``who``: the answer names the new record, ``Location`` its path."""
+    new = await who.run_async(create)
+    response.headers["Location"] = location(collection, new.id)
+    return Accepted(id=new.id, version=new.version)
 
 
 class Assignment(Command):

@@ -6,15 +6,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from crm_backbone.callers import Who
+from crm_backbone.application import Created
+from crm_backbone.callers import Reader, Who
 from crm_backbone.service_api import Command, RequestBody
 from crm_events.common import Channel, Id, Name
 from crm_events.opportunity import NeedKind, NeedStatus, Severity, Urgency
 from fastapi import APIRouter, Response
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from crm_opportunity.routes.dependencies import Commands
-from crm_opportunity.routes.models import Accepted, Assignment, NeedId, answers
+from crm_opportunity.ownership import NEED_PERSONAL
+from crm_opportunity.routes.dependencies import Commands, Records
+from crm_opportunity.routes.models import (
+    Accepted,
+    Assignment,
+    NeedId,
+    create_in_reach,
+    run_in_reach,
+)
 
 router = APIRouter(tags=["needs"])
 
@@ -80,29 +88,54 @@ class Confirmation(Command):
 
 
 @router.post("/needs", status_code=201, summary="Log a need or a complaint")
-async def log_need(body: NeedLog, who: Who, commands: Commands, response: Response) -> Accepted:
-    fields = body.model_dump(mode="json", exclude={"need_id"})
-    return await answers.create(who, response, "needs", commands.log_need, body.need_id, fields)
+async def log_need(
+    body: NeedLog, who: Who, commands: Commands, records: Records, response: Response
+) -> Accepted:
+    async def log() -> Created:
+        await records.customer(who.reach, body.customer_id)
+        fields = body.model_dump(mode="json", exclude={"need_id"})
+        return await asyncio.to_thread(commands.log_need, body.need_id, fields)
+
+    return await create_in_reach(who, response, "needs", log)
 
 
 @router.put("/needs/{need_id}/owner", summary="Assign the need to its owner")
-async def assign_need(need_id: NeedId, body: Assignment, who: Who, commands: Commands) -> Accepted:
-    return await answers.run(
-        who, commands.assign_need, need_id, body.expected_version, body.manager_id, body.reason
+async def assign_need(
+    need_id: NeedId, body: Assignment, who: Who, commands: Commands, records: Records
+) -> Accepted:
+    return await run_in_reach(
+        who,
+        records.need,
+        commands.assign_need,
+        need_id,
+        body.expected_version,
+        body.manager_id,
+        body.reason,
     )
 
 
 @router.post("/needs/{need_id}/status", summary="Set the working status")
-async def work_on_need(need_id: NeedId, body: NeedWork, who: Who, commands: Commands) -> Accepted:
-    return await answers.run(
-        who, commands.work_on_need, need_id, body.expected_version, body.status, body.sub_status
+async def work_on_need(
+    need_id: NeedId, body: NeedWork, who: Who, commands: Commands, records: Records
+) -> Accepted:
+    return await run_in_reach(
+        who,
+        records.need,
+        commands.work_on_need,
+        need_id,
+        body.expected_version,
+        body.status,
+        body.sub_status,
     )
 
 
 @router.post("/needs/{need_id}/resolve", summary="Resolve the need")
-async def resolve_need(need_id: NeedId, body: Resolution, who: Who, commands: Commands) -> Accepted:
-    return await answers.run(
+async def resolve_need(
+    need_id: NeedId, body: Resolution, who: Who, commands: Commands, records: Records
+) -> Accepted:
+    return await run_in_reach(
         who,
+        records.need,
         commands.resolve_need,
         need_id,
         body.expected_version,
@@ -114,18 +147,23 @@ async def resolve_need(need_id: NeedId, body: Resolution, who: Who, commands: Co
 @router.post(
     "/needs/{need_id}/reopen", summary="The customer rejects the resolution: work on it again"
 )
-async def reopen_need(need_id: NeedId, body: Reopening, who: Who, commands: Commands) -> Accepted:
-    return await answers.run(who, commands.reopen_need, need_id, body.expected_version, body.reason)
+async def reopen_need(
+    need_id: NeedId, body: Reopening, who: Who, commands: Commands, records: Records
+) -> Accepted:
+    return await run_in_reach(
+        who, records.need, commands.reopen_need, need_id, body.expected_version, body.reason
+    )
 
 
 @router.post(
     "/needs/{need_id}/confirm", summary="The customer's answer to the resolution; ends the need"
 )
 async def confirm_need(
-    need_id: NeedId, body: Confirmation, who: Who, commands: Commands
+    need_id: NeedId, body: Confirmation, who: Who, commands: Commands, records: Records
 ) -> Accepted:
-    return await answers.run(
+    return await run_in_reach(
         who,
+        records.need,
         commands.confirm_need,
         need_id,
         body.expected_version,
@@ -136,24 +174,27 @@ async def confirm_need(
 
 
 @router.get("/needs/{need_id}", summary="The need as its events say now")
-async def need(need_id: NeedId, commands: Commands) -> dict[str, Any]:
-    found = await asyncio.to_thread(commands.need, need_id)
-    return {
-        "need_id": found.need_id,
-        "version": found.version,
-        "customer_id": found.customer_id,
-        "kind": found.kind.value,
-        "summary": found.summary,
-        "content": found.content,
-        "severity": found.severity,
-        "urgency": found.urgency,
-        "status": found.status.value,
-        "sub_status": found.sub_status,
-        "owner_id": found.owner_id,
-        "started_at": found.started_at,
-        "sla_due_at": found.sla_due_at,
-        "resolution": found.resolution,
-        "resolved_at": found.resolved_at,
-        "satisfied": found.satisfied,
-        "ended_at": found.ended_at,
-    }
+async def need(need_id: NeedId, caller: Reader, records: Records) -> dict[str, Any]:
+    found = await records.need(caller.reach, need_id)
+    return NEED_PERSONAL.shown(
+        caller.reach,
+        {
+            "need_id": found.need_id,
+            "version": found.version,
+            "customer_id": found.customer_id,
+            "kind": found.kind.value,
+            "summary": found.summary,
+            "content": found.content,
+            "severity": found.severity,
+            "urgency": found.urgency,
+            "status": found.status.value,
+            "sub_status": found.sub_status,
+            "owner_id": found.owner_id,
+            "started_at": found.started_at,
+            "sla_due_at": found.sla_due_at,
+            "resolution": found.resolution,
+            "resolved_at": found.resolved_at,
+            "satisfied": found.satisfied,
+            "ended_at": found.ended_at,
+        },
+    )

@@ -3,6 +3,9 @@ and manager."""
 
 from __future__ import annotations
 
+import asyncio
+
+from crm_backbone.application import Created
 from crm_backbone.callers import Who
 from crm_backbone.service_api import Command
 from crm_events.common import Id, Money, Name, Percent
@@ -10,14 +13,15 @@ from crm_events.opportunity import LeadSource, OpportunityStage
 from fastapi import APIRouter, Response
 from pydantic import ConfigDict, Field
 
-from crm_opportunity.routes.dependencies import Commands
+from crm_opportunity.routes.dependencies import Commands, Records
 from crm_opportunity.routes.models import (
     DEAL_EXAMPLE,
     Accepted,
     Assignment,
     Deal,
     OpportunityId,
-    answers,
+    create_in_reach,
+    run_in_reach,
 )
 
 router = APIRouter(tags=["opportunities"])
@@ -80,12 +84,14 @@ class ValueChange(Command):
 
 @router.post("/opportunities", status_code=201, summary="Open an opportunity")
 async def open_opportunity(
-    body: NewOpportunity, who: Who, commands: Commands, response: Response
+    body: NewOpportunity, who: Who, commands: Commands, records: Records, response: Response
 ) -> Accepted:
-    fields = body.model_dump(mode="json", exclude={"opportunity_id"})
-    return await answers.create(
-        who, response, "opportunities", commands.open_opportunity, body.opportunity_id, fields
-    )
+    async def open_() -> Created:
+        await records.customer(who.reach, body.customer_id)
+        fields = body.model_dump(mode="json", exclude={"opportunity_id"})
+        return await asyncio.to_thread(commands.open_opportunity, body.opportunity_id, fields)
+
+    return await create_in_reach(who, response, "opportunities", open_)
 
 
 @router.post(
@@ -93,10 +99,11 @@ async def open_opportunity(
     summary="Move forward in the funnel, or close won or lost",
 )
 async def move(
-    opportunity_id: OpportunityId, body: StageMove, who: Who, commands: Commands
+    opportunity_id: OpportunityId, body: StageMove, who: Who, commands: Commands, records: Records
 ) -> Accepted:
-    return await answers.run(
+    return await run_in_reach(
         who,
+        records.opportunity,
         commands.move_opportunity,
         opportunity_id,
         body.expected_version,
@@ -110,10 +117,15 @@ async def move(
     summary="Override the stage's default probability, with a reason",
 )
 async def override_probability(
-    opportunity_id: OpportunityId, body: ProbabilityOverride, who: Who, commands: Commands
+    opportunity_id: OpportunityId,
+    body: ProbabilityOverride,
+    who: Who,
+    commands: Commands,
+    records: Records,
 ) -> Accepted:
-    return await answers.run(
+    return await run_in_reach(
         who,
+        records.opportunity,
         commands.override_probability,
         opportunity_id,
         body.expected_version,
@@ -124,10 +136,11 @@ async def override_probability(
 
 @router.put("/opportunities/{opportunity_id}/expected-value", summary="Change the expected value")
 async def change_expected_value(
-    opportunity_id: OpportunityId, body: ValueChange, who: Who, commands: Commands
+    opportunity_id: OpportunityId, body: ValueChange, who: Who, commands: Commands, records: Records
 ) -> Accepted:
-    return await answers.run(
+    return await run_in_reach(
         who,
+        records.opportunity,
         commands.change_expected_value,
         opportunity_id,
         body.expected_version,
@@ -138,10 +151,11 @@ async def change_expected_value(
 
 @router.put("/opportunities/{opportunity_id}/manager", summary="Reassign to another manager")
 async def reassign(
-    opportunity_id: OpportunityId, body: Assignment, who: Who, commands: Commands
+    opportunity_id: OpportunityId, body: Assignment, who: Who, commands: Commands, records: Records
 ) -> Accepted:
-    return await answers.run(
+    return await run_in_reach(
         who,
+        records.opportunity,
         commands.reassign_opportunity,
         opportunity_id,
         body.expected_version,

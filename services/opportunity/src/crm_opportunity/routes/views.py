@@ -6,13 +6,14 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated
 
+from crm_backbone.callers import Reader
 from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_view
 from fastapi import APIRouter, Query
 
 from crm_opportunity.application import NotFound
 from crm_opportunity.domain.base import PipelineAggregate
 from crm_opportunity.queries import LeadQueue, OpportunityView, Pipeline, SlaBoard
-from crm_opportunity.routes.dependencies import Commands, Queries
+from crm_opportunity.routes.dependencies import Commands, Queries, Records
 from crm_opportunity.routes.models import OpportunityId
 
 router = APIRouter(tags=["views"])
@@ -20,11 +21,12 @@ router = APIRouter(tags=["views"])
 
 @router.get("/leads", summary="A branch's queue of open leads, oldest first")
 async def lead_queue(
+    caller: Reader,
     queries: Queries,
     branch_id: Annotated[str, Query(description="The branch")],
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> LeadQueue:
-    return await queries.lead_queue(branch_id, limit)
+    return await queries.lead_queue(caller.reach, branch_id, limit)
 
 
 @router.get(
@@ -32,11 +34,14 @@ async def lead_queue(
 )
 async def opportunity(
     opportunity_id: OpportunityId,
+    caller: Reader,
     commands: Commands,
     queries: Queries,
+    records: Records,
     min_version: MinVersion = None,
     wait_ms: WaitMs = 2_000,
 ) -> OpportunityView:
+    await records.opportunity(caller.reach, opportunity_id)  # before telling any version
     return await read_view(
         queries.wait_for,
         commands,
@@ -44,27 +49,31 @@ async def opportunity(
         opportunity_id,
         min_version,
         wait_ms,
-        queries.opportunity,
+        partial(queries.opportunity, caller.reach),
         partial(NotFound, "opportunity"),
     )
 
 
 @router.get("/pipeline", summary="The weighted sales pipeline and conversion")
 async def pipeline(
+    caller: Reader,
     queries: Queries,
     manager_id: str | None = None,
     branch_id: str | None = None,
     product: str | None = None,
 ) -> Pipeline:
-    return await queries.pipeline(manager_id=manager_id, branch_id=branch_id, product=product)
+    return await queries.pipeline(
+        caller.reach, manager_id=manager_id, branch_id=branch_id, product=product
+    )
 
 
 @router.get("/complaints/sla", summary="Open complaints by SLA state")
 async def sla_board(
+    caller: Reader,
     queries: Queries,
     branch_id: Annotated[str | None, Query(description="The customers' branch")] = None,
     due_soon_hours: Annotated[
         int | None, Query(ge=1, le=720, description="Default: the service's setting")
     ] = None,
 ) -> SlaBoard:
-    return await queries.sla_board(branch_id, due_soon_hours)
+    return await queries.sla_board(caller.reach, branch_id, due_soon_hours)
