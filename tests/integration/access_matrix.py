@@ -59,6 +59,8 @@ class Kind(StrEnum):
     403 when the new manager is outside the caller's reach)."""
     MANAGE = "manage"
     """Running a campaign of a branch: branch management and the systems only."""
+    AUDIT = "audit"
+    """The audit trail: the auditor's alone."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ analyst (read-only), the operator and the auditor (no book), an upstream system
 def expected_status(caller: Caller, kind: Kind, label: str) -> int | Literal["2xx"]:
     """What ``caller`` must get from an endpoint of ``kind`` about customer ``label``."""
     reaches = caller.reaches(OWNERS[label])
+    if kind is Kind.AUDIT:
+        return 200 if caller.name == "au-0001" else 403
     if kind in (Kind.COMMAND, Kind.PLACE, Kind.REASSIGN, Kind.MANAGE):
         if not caller.may_write or (kind is Kind.MANAGE and caller.name == "rm-0001"):
             return 403

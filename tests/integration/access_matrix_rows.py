@@ -604,6 +604,26 @@ def _campaign_command(
     )
 
 
+RESPONSE_SETUP: tuple[Step, ...] = (*SCHEDULED, ("POST", "/start", {}))
+
+
+async def _response(world: World, label: str) -> Call:
+    """A customer's answer to the campaign that targets the four test customers."""
+    return Call(
+        f"/campaigns/{world.records['targeting', label]}/responses",
+        {
+            "customer_id": world.customers[label],
+            "channel": "phone",
+            "stage": "contacted",
+            "occurred_at": "2026-03-02T10:00:00+08:00",
+        },
+    )
+
+
+async def _audit(world: World, label: str) -> Call:
+    return Call("/audit", params={"customer_id": world.customers[label]})
+
+
 async def _campaigns(world: World, label: str) -> Call:
     return Call("/campaigns", params={"limit": "100"})
 
@@ -653,6 +673,15 @@ CAMPAIGN_ROWS = [
         Kind.MANAGE,
         _campaign_command("/cancel", {"reason": "matrix"}),
     ),
+    Row(
+        "campaign",
+        "POST",
+        "/campaigns/{campaign_id}/complete",
+        Kind.MANAGE,
+        _campaign_command("/complete", {}, RESPONSE_SETUP),
+    ),
+    Row("campaign", "POST", "/campaigns/{campaign_id}/responses", Kind.COMMAND, _response),
+    Row("customer", "GET", "/audit", Kind.AUDIT, _audit),
 ]
 
 ROWS = [*CUSTOMER_ROWS, *OPPORTUNITY_ROWS, *CONTACT_LOG_ROWS, *CAMPAIGN_ROWS]

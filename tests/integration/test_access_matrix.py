@@ -51,6 +51,7 @@ from tests.integration.access_matrix import (
 )
 from tests.integration.access_matrix_rows import (
     ROWS,
+    SCHEDULED,
     SETUP_PRODUCT_PREFIX,
     Row,
     activity_body,
@@ -107,6 +108,7 @@ class MatrixWorld:
                 "name": {"full_name": f"{name} {self.run} {label}"},
                 "branch_id": owners.branch_id,
                 "phone": "+86 139 1234 5678",
+                "preferred_channel": "phone",
             },
         )
         await self.seed(
@@ -208,6 +210,7 @@ async def _make_records(world: MatrixWorld, databases: Mapping[str, Any]) -> Non
             },
         )
         world.records["group", label] = group_id
+    await _target_the_test_customers(world, databases["campaign"])
     ours = {"_id": {"$in": list(world.customers.values())}}
     for name in ("opportunity", "contact-log"):
         await _until(partial(_count, databases[name]["customer_owners"], ours), len(LABELS))
@@ -242,6 +245,29 @@ async def _make_records(world: MatrixWorld, databases: Mapping[str, Any]) -> Non
         await _read_when_applied(
             world, "contact-log", f"/activities/{world.records['activity', label]}"
         )
+
+
+async def _target_the_test_customers(world: MatrixWorld, campaigns: Any) -> None:
+    """A campaign of the whole bank whose start targets the four test customers (active,
+    high value, reachable by phone), for the responses' row."""
+    for customer_id in world.customers.values():
+        path = f"/customers/{customer_id}"
+        await world.seed("customer", "POST", f"{path}/status", {"status": "active", "reason": "x"})
+        await world.seed(
+            "customer", "POST", f"{path}/segment", {"value_band": "high", "reason": "x"}
+        )
+    ours = {
+        "_id": {"$in": list(world.customers.values())},
+        "status": "active",
+        "value_band": "high",
+    }
+    await _until(partial(_count, campaigns["audience"], ours), len(LABELS))
+    draft = campaign_body(world, "own") | {"criteria": {"statuses": ["active"]}}
+    campaign_id = new_id(await world.seed("campaign", "POST", "/campaigns", draft))
+    for step, body in (("/schedule", SCHEDULED[0][2]), ("/start", {})):
+        await world.seed("campaign", "POST", f"/campaigns/{campaign_id}{step}", body)
+    for label in LABELS:
+        world.records["targeting", label] = campaign_id
 
 
 async def _read_when_applied(world: MatrixWorld, service: str, path: str) -> None:
