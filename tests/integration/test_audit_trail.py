@@ -6,11 +6,11 @@ work through the APIs with their own tokens: a relationship manager registers a 
 opens an opportunity and logs a contact; the branch manager changes the segment; the
 campaign service's worker records an opt-out (its event produced to the campaign topic,
 as a worker does: no client). The manager and the analyst read the customer's view, the
-manager searches and reads the contact timeline, and a colleague out of reach is refused
-(nothing shown, nothing recorded). The auditor's ``GET /audit`` then answers exactly who
-did what and who read, through which client, in time order, by every filter and page by
-page, and the same once ``crm-ops`` has rebuilt the trail; nobody else may ask it, and
-the auditor may read no customer.
+manager searches, reads the contact timeline and the opportunity, and a colleague out of
+reach is refused (nothing shown, nothing recorded). The auditor's ``GET /audit`` then
+answers exactly who did what and who read, through which client, in time order, by every
+filter and page by page, and the same once ``crm-ops`` has rebuilt the trail; nobody
+else may ask it, and the auditor may read no customer.
 """
 
 from __future__ import annotations
@@ -270,6 +270,12 @@ async def the_days_work(day: Day) -> tuple[list[Entry], datetime]:
     assert [item["customer_id"] for item in searched.json()["items"]] == [customer]
     timeline = await api["contact-log"].get(f"/customers/{customer}/timeline", headers=rm.headers)
     assert [item["contact_id"] for item in timeline.json()["items"]] == [f"CT-{customer}"]
+    deal = await api["opportunity"].get(
+        f"/opportunities/OPP-{customer}",
+        params={"min_version": 1, "wait_ms": 10_000},
+        headers=rm.headers,
+    )
+    assert deal.status_code == 200, deal.text
     colleague = day.staff("rm-0005")
     refused = await api["customer"].get(f"/customers/{customer}/view", headers=colleague.headers)
     assert_problem(refused, 404, "customer-not-found")
@@ -293,6 +299,7 @@ async def the_days_work(day: Day) -> tuple[list[Entry], datetime]:
             ("customer", analyst),
             ("customer", rm),
             ("contact-log", rm),
+            ("opportunity", rm),
         )
     ]
     return changes + reads, began
@@ -349,6 +356,7 @@ async def test_the_auditor_sees_who_did_what_and_who_read_through_which_client(
         ("GET /customers/{customer_id}/view", "HO-0001", True),
         ("GET /customers", "RM-0001", False),
         ("GET /customers/{customer_id}/timeline", "RM-0001", False),
+        ("GET /opportunities/{opportunity_id}", "RM-0001", False),
     ]
     assert "Wang" not in str(answered)
     assert "1234" not in str(answered)
@@ -364,7 +372,8 @@ async def test_the_auditor_sees_who_did_what_and_who_read_through_which_client(
     assert by_filter["kind=read"] == reads
     assert by_filter["actor=rm-0001"] == [e for e in answered if e["actor"] == rm.actor]
     assert [entry(e) for e in by_filter["service=opportunity"]] == [
-        ("change", "opportunity", "crm.opportunity.created", rm.actor, rm.client)
+        ("change", "opportunity", "crm.opportunity.created", rm.actor, rm.client),
+        ("read", "opportunity", "crm.audit.personal_data_read", rm.actor, rm.client),
     ]
     assert by_filter["before the day"] == []
     assert by_filter["from the day"] == answered

@@ -9,6 +9,7 @@ from crm_backbone.access import Reach
 from crm_backbone.application import Created
 from crm_backbone.callers import Reader, Who
 from crm_backbone.http import location
+from crm_backbone.read_audit import PersonalReads
 from crm_backbone.service_api import Command, RequestBody
 from crm_events.common import Email, Id, Name, Phone
 from crm_events.opportunity import LeadSource
@@ -174,8 +175,11 @@ async def disqualify_lead(
 
 
 @router.get("/leads/{lead_id}", summary="The lead as its events say now")
-async def lead(lead_id: LeadId, caller: Reader, records: Records) -> dict[str, Any]:
+async def lead(
+    lead_id: LeadId, caller: Reader, reads: PersonalReads, records: Records
+) -> dict[str, Any]:
     found = await records.lead(caller.reach, lead_id)
+    await reads.record([found.customer_id] if found.customer_id else [])
     return LEAD_PERSONAL.shown(
         caller.reach,
         {

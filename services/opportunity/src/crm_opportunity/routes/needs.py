@@ -8,6 +8,7 @@ from typing import Any
 
 from crm_backbone.application import Created
 from crm_backbone.callers import Reader, Who
+from crm_backbone.read_audit import PersonalReads
 from crm_backbone.service_api import Command, RequestBody
 from crm_events.common import Channel, Id, Name
 from crm_events.opportunity import NeedKind, NeedStatus, Severity, Urgency
@@ -174,8 +175,11 @@ async def confirm_need(
 
 
 @router.get("/needs/{need_id}", summary="The need as its events say now")
-async def need(need_id: NeedId, caller: Reader, records: Records) -> dict[str, Any]:
+async def need(
+    need_id: NeedId, caller: Reader, reads: PersonalReads, records: Records
+) -> dict[str, Any]:
     found = await records.need(caller.reach, need_id)
+    await reads.record([found.customer_id])
     return NEED_PERSONAL.shown(
         caller.reach,
         {

@@ -7,6 +7,7 @@ from functools import partial
 from typing import Annotated
 
 from crm_backbone.callers import Reader
+from crm_backbone.read_audit import PersonalReads
 from crm_backbone.service_api import VIEW_BEHIND, MinVersion, WaitMs, read_view
 from fastapi import APIRouter, Query
 
@@ -22,11 +23,14 @@ router = APIRouter(tags=["views"])
 @router.get("/leads", summary="A branch's queue of open leads, oldest first")
 async def lead_queue(
     caller: Reader,
+    reads: PersonalReads,
     queries: Queries,
     branch_id: Annotated[str, Query(description="The branch")],
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> LeadQueue:
-    return await queries.lead_queue(caller.reach, branch_id, limit)
+    queue = await queries.lead_queue(caller.reach, branch_id, limit)
+    await reads.record(lead.customer_id for lead in queue.items if lead.customer_id)
+    return queue
 
 
 @router.get(
@@ -35,6 +39,7 @@ async def lead_queue(
 async def opportunity(
     opportunity_id: OpportunityId,
     caller: Reader,
+    reads: PersonalReads,
     commands: Commands,
     queries: Queries,
     records: Records,
@@ -42,7 +47,7 @@ async def opportunity(
     wait_ms: WaitMs = 2_000,
 ) -> OpportunityView:
     await records.opportunity(caller.reach, opportunity_id)  # before telling any version
-    return await read_view(
+    shown = await read_view(
         queries.wait_for,
         commands,
         PipelineAggregate,
@@ -52,6 +57,8 @@ async def opportunity(
         partial(queries.opportunity, caller.reach),
         partial(NotFound, "opportunity"),
     )
+    await reads.record([shown.customer_id])
+    return shown
 
 
 @router.get("/pipeline", summary="The weighted sales pipeline and conversion")
