@@ -379,16 +379,18 @@ async def _http(
                 sending.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sending
+            # Two fresh API processes, started together: neither is warmer than the other.
             label = "GET /customers/{id}/view, token validated against unchecked"
             unchecked_log = log.with_name(f"service-{names.run}-unchecked.log")
             async with (
+                customer_process(found, names, data, role="api", log=log) as checking,
                 customer_process(
                     found, names, data, role="api", log=unchecked_log, tokens="unchecked"
                 ) as unchecked,
-                phases("token_validation", label, api, worker=worker),
+                phases("token_validation", label, checking, worker=worker),
             ):
                 validated, without = await http_load.validated_against_unchecked(
-                    api.url,
+                    checking.url,
                     unchecked.url,
                     [r.reader for r in readers],
                     args.read_seconds,
