@@ -61,6 +61,8 @@ class Kind(StrEnum):
     """Running a campaign of a branch: branch management and the systems only."""
     AUDIT = "audit"
     """The audit trail: the auditor's alone."""
+    OPS = "ops"
+    """The operators' endpoints: the operator's alone."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ def expected_status(caller: Caller, kind: Kind, label: str) -> int | Literal["2x
     reaches = caller.reaches(OWNERS[label])
     if kind is Kind.AUDIT:
         return 200 if caller.name == "au-0001" else 403
+    if kind is Kind.OPS:
+        return 200 if caller.name == "op-0001" else 403
     if kind in (Kind.COMMAND, Kind.PLACE, Kind.REASSIGN, Kind.MANAGE):
         if not caller.may_write or (kind is Kind.MANAGE and caller.name == "rm-0001"):
             return 403

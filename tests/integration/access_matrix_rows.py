@@ -684,4 +684,14 @@ CAMPAIGN_ROWS = [
     Row("customer", "GET", "/audit", Kind.AUDIT, _audit),
 ]
 
-ROWS = [*CUSTOMER_ROWS, *OPPORTUNITY_ROWS, *CONTACT_LOG_ROWS, *CAMPAIGN_ROWS]
+
+async def _consumers(world: World, label: str) -> Call:
+    return Call("/ops/consumers")
+
+
+OPERATIONS_ROWS = [
+    Row(service, "GET", "/ops/consumers", Kind.OPS, _consumers)
+    for service in ("customer", "opportunity", "contact-log", "campaign")
+]
+
+ROWS = [*CUSTOMER_ROWS, *OPPORTUNITY_ROWS, *CONTACT_LOG_ROWS, *CAMPAIGN_ROWS, *OPERATIONS_ROWS]

@@ -44,6 +44,7 @@ from crm_backbone.http import (
     ops_router,
     problem_responses,
 )
+from crm_backbone.ops_api import operators_router
 from crm_backbone.read_audit import ReadAudit
 from crm_backbone.runtime import ServiceHandle
 
@@ -271,6 +272,7 @@ def service_api(
         },
     )
     app.include_router(ops_router(handle.runtime.readiness_checks, asyncapi_document(service)))
+    app.include_router(operators_router(lambda: handle.runtime.health))
     for router in routers:
         app.include_router(router)
     authentication = authentication or Authentication.configured(handle.settings, handle.database)
