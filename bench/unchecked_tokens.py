@@ -4,16 +4,18 @@ issuer, audience or expiry). It exists only here, for ``serve_customer.py`` when
 ``BENCH_TOKENS=unchecked``; no service can be configured to run like this.
 
 What it still does is what any request needs whatever the validation: read the claims to
-know the caller, and place the caller in the organisation (the same
-``OrganisationDirectory``), so the difference the benchmark measures is the validation's.
+know the caller, and place the caller in the organisation (the production app's own
+positions, remembered as long), so the difference the benchmark measures is the
+validation's.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jwt
 from crm_backbone.callers import Authentication
 from crm_backbone.identity import TokenValidator, unauthenticated
-from crm_backbone.organisation import OrganisationDirectory
 from crm_backbone.principal import Principal
 from crm_backbone.runtime import ServiceHandle
 
@@ -34,5 +36,6 @@ class UncheckedTokens(TokenValidator):
 
 def unchecked_authentication(service: ServiceHandle) -> Authentication:
     """The service's authentication with :class:`UncheckedTokens` in place of its validator."""
+    configured = Authentication.configured(service.settings, service.database)
     issuer = service.settings.oidc_issuer or "unchecked"
-    return Authentication(UncheckedTokens(issuer), OrganisationDirectory(service.database))
+    return replace(configured, validator=UncheckedTokens(issuer))
