@@ -393,3 +393,52 @@ def test_generated_headers_never_break_the_validator(
     assert isinstance(result, Principal | ChallengeProblem)
     if isinstance(result, ChallengeProblem):
         assert result.status == 401
+
+
+# -- a verified token remembered ----------------------------------------------------------
+
+
+class CountingDecode:
+    """``jwt.decode``, counting the tokens it verifies."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.verified: list[str] = []
+        self._decode = jwt.decode
+        monkeypatch.setattr(jwt, "decode", self)
+
+    def __call__(self, token: str, *args: Any, **kwargs: Any) -> Any:
+        self.verified.append(token)
+        return self._decode(token, *args, **kwargs)
+
+
+def test_a_token_verified_once_is_not_verified_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    validator = validator_for(TestProvider([RS256]))
+    decode = CountingDecode(monkeypatch)
+    token, other = RS256.sign(claims()), RS256.sign(claims(sub="7d2f0e8a-other"))
+
+    async def three_calls() -> list[Principal]:
+        return [await validator.validate(t) for t in (token, token, other)]
+
+    first, again, _ = asyncio.run(three_calls())
+    assert first == again
+    assert decode.verified == [token, other]
+
+
+def test_a_remembered_token_is_verified_again_once_expired(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past its ``exp`` (and the leeway) by the validator's clock, a token is verified
+    afresh (PyJWT then refuses it by its own clock)."""
+    clock = Clock(now=time.time())
+    keys = SigningKeys(TestProvider([RS256]), ["RS256"], refresh_interval=10, clock=Clock())
+    validator = TokenValidator(keys, issuer=ISSUER, audience=AUDIENCE, leeway=5, clock=clock)
+    decode = CountingDecode(monkeypatch)
+    token = RS256.sign(claims(exp=int(clock.now) + 60))
+    for _ in range(2):
+        assert isinstance(outcome(validator, token), Principal)
+    clock.now += 64
+    assert isinstance(outcome(validator, token), Principal)
+    assert len(decode.verified) == 1
+    clock.now += 1
+    assert isinstance(outcome(validator, token), Principal)  # PyJWT's clock: not expired yet
+    assert len(decode.verified) == 2

@@ -32,6 +32,7 @@ from jwt import (
     InvalidIssuerError,
     InvalidSignatureError,
     MissingRequiredClaimError,
+    PyJWK,
     PyJWTError,
 )
 
@@ -95,7 +96,15 @@ def _refusal(error: PyJWTError) -> ChallengeProblem:
 
 
 class TokenValidator:
-    """Validates the provider's access tokens for one audience."""
+    """Validates the provider's access tokens for one audience.
+
+    A client sends the same token with every call until it expires: a token verified
+    once is remembered (its exact text, its principal, its expiry and the key that
+    verified it), so its next calls cost a lookup, not a signature check. A remembered
+    token still stops at its expiry, and as soon as its key is no longer the provider's."""
+
+    REMEMBERED = 10_000
+    """Beyond this many tokens remembered, the memory starts again empty."""
 
     def __init__(
         self,
@@ -104,16 +113,44 @@ class TokenValidator:
         issuer: str,
         audience: str,
         leeway: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.algorithms = keys.algorithms
         self.leeway = leeway
         self._keys = keys
+        self._clock = clock
+        self._verified: dict[str, tuple[Principal, float, str, PyJWK]] = {}
 
     async def validate(self, token: str) -> Principal:
         """The principal ``token`` proves; a 401 :class:`ChallengeProblem` when it proves
         none, a 503 problem when the provider's keys cannot be fetched."""
+        verified = self._verified.get(token)
+        if verified is not None:
+            principal, expires, kid, key = verified
+            if self._clock() < expires and await self._key(kid) is key:
+                return principal
+            del self._verified[token]
+        principal, claims, kid, key = await self._verify(token)
+        if len(self._verified) >= self.REMEMBERED:
+            self._verified.clear()
+        self._verified[token] = (principal, float(claims["exp"]) + self.leeway, kid, key)
+        return principal
+
+    async def _key(self, kid: str) -> PyJWK | None:
+        try:
+            return await self._keys.key(kid)
+        except SigningKeysUnavailable:
+            raise Problem(
+                503,
+                "identity-provider-unavailable",
+                "Service unavailable",
+                "the identity provider's signing keys cannot be fetched; retry",
+            ) from None
+
+    async def _verify(self, token: str) -> tuple[Principal, dict[str, Any], str, PyJWK]:
+        """Every check of ``token``: its principal, claims, key id and key."""
         try:
             header = jwt.get_unverified_header(token)
         except PyJWTError as error:
@@ -123,15 +160,7 @@ class TokenValidator:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise unauthenticated("the token names no signing key")
-        try:
-            key = await self._keys.key(kid)
-        except SigningKeysUnavailable:
-            raise Problem(
-                503,
-                "identity-provider-unavailable",
-                "Service unavailable",
-                "the identity provider's signing keys cannot be fetched; retry",
-            ) from None
+        key = await self._key(kid)
         if key is None:
             raise unauthenticated("the token's signing key is not one of the provider's")
         try:
@@ -147,7 +176,7 @@ class TokenValidator:
         except PyJWTError as error:
             raise _refusal(error) from None
         try:
-            return Principal.from_claims(claims)
+            return Principal.from_claims(claims), claims, kid, key
         except ValueError:
             raise unauthenticated("the token's subject is not an id") from None
 
