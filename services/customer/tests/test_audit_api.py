@@ -111,3 +111,19 @@ async def test_the_auditor_reads_no_customer(client: httpx.AsyncClient) -> None:
     for path in ("/customers/C1", "/customers/C1/view", "/customers"):
         refused = await client.get(path, headers=IDENTITY.staff("AU-0001"))
         assert_problem(refused, 403, "forbidden")
+
+
+async def test_the_reads_document_their_503_and_the_trail_records_none(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in ("/customers", "/customers/{customer_id}", "/customers/{customer_id}/view"):
+        content = paths[path]["get"]["responses"]["503"]["content"]["application/problem+json"]
+        assert "audit-unavailable" in content["examples"], path
+    assert "503" not in paths["/audit"]["get"]["responses"]
+    assert (
+        "view-behind"
+        in paths["/customers/{customer_id}/view"]["get"]["responses"]["503"]["content"][
+            "application/problem+json"
+        ]["examples"]
+    )

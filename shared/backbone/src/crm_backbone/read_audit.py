@@ -29,10 +29,12 @@ from aiokafka import AIOKafkaProducer
 from crm_events.audit import MAX_CUSTOMERS_PER_READ, PersonalDataRead
 from crm_events.envelope import Envelope, to_kafka
 from crm_events.topics import PERSONAL_DATA_READS
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from crm_backbone.callers import Caller, Reader
-from crm_backbone.http import Problem
+from crm_backbone.http import PROBLEM_JSON, Problem, problem_responses
 from crm_backbone.kafka import ensure_topics, reliable_producer
 from crm_backbone.runtime import ServiceHandle, ServiceRuntime
 from crm_backbone.topic_names import TopicNames
@@ -43,14 +45,17 @@ RECORD_WITHIN_S = 5.0
 """How long a read waits for its audit event to be acknowledged before it fails closed."""
 
 
+AUDIT_UNAVAILABLE = (
+    503,
+    "audit-unavailable",
+    "Service unavailable",
+    "this read of personal data could not be recorded in the audit trail; retry",
+)
+
+
 def audit_unavailable() -> Problem:
     """503: the read could not be recorded, so it is not answered."""
-    return Problem(
-        503,
-        "audit-unavailable",
-        "Service unavailable",
-        "this read of personal data could not be recorded in the audit trail; retry",
-    )
+    return Problem(*AUDIT_UNAVAILABLE)
 
 
 class ReadRecorder(Protocol):
@@ -200,3 +205,34 @@ def personal_data_reads(
 
 PersonalReads = Annotated[PersonalDataReads, Depends(personal_data_reads)]
 """A read route's recorder of the personal data it shows (its caller a :data:`Reader`)."""
+
+
+def _records_reads(dependant: Dependant) -> bool:
+    return any(
+        sub.call is personal_data_reads or _records_reads(sub) for sub in dependant.dependencies
+    )
+
+
+def document_audited_reads(routers: Iterable[APIRouter]) -> None:
+    """Give every route of ``routers`` that records its reads its 503 ``audit-unavailable``
+    in the OpenAPI document, beside a 503 it documents already (``view-behind``)."""
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and _records_reads(route.dependant):
+                route.responses = {**route.responses, 503: _with_audit_unavailable(route)}
+
+
+def _with_audit_unavailable(route: APIRoute) -> dict[str, Any]:
+    ((_, audit),) = problem_responses(AUDIT_UNAVAILABLE).items()
+    documented = route.responses.get(503) or route.responses.get("503")
+    if documented is None:
+        return audit
+    content = documented["content"][PROBLEM_JSON]
+    examples = content.get("examples") or {
+        str(content["example"]["type"]).rsplit("/", 1)[-1]: {"value": content["example"]}
+    }
+    examples["audit-unavailable"] = {"value": audit["content"][PROBLEM_JSON]["example"]}
+    return {
+        "description": documented["description"],
+        "content": {PROBLEM_JSON: {"examples": examples}},
+    }

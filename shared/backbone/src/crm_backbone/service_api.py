@@ -45,7 +45,7 @@ from crm_backbone.http import (
     problem_responses,
 )
 from crm_backbone.ops_api import operators_router
-from crm_backbone.read_audit import ReadAudit
+from crm_backbone.read_audit import ReadAudit, document_audited_reads
 from crm_backbone.runtime import ServiceHandle
 
 H = TypeVar("H", bound=ServiceHandle)
@@ -273,6 +273,7 @@ def service_api(
     )
     app.include_router(ops_router(handle.runtime.readiness_checks, asyncapi_document(service)))
     app.include_router(operators_router(lambda: handle.runtime.health))
+    document_audited_reads(routers)
     for router in routers:
         app.include_router(router)
     authentication = authentication or Authentication.configured(handle.settings, handle.database)
