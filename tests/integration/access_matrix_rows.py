@@ -63,6 +63,8 @@ class Row:
     """For a list: the test customers (labels) its answer shows."""
     counted: Callable[[Any], int] | None = None
     """For a list of figures: how many of the test customers' records it counts."""
+    within: Callable[[str], frozenset[str]] | None = None
+    """For a list called about each customer: the test customers it may show at most."""
 
 
 def _path(template: str, **ids: str) -> str:
@@ -396,7 +398,97 @@ def _need_command(
 OWNED: tuple[Step, ...] = (("PUT", "/owner", _to_manager),)
 RESOLVED: tuple[Step, ...] = (("POST", "/resolve", {"resolution": "refunded"}),)
 
+
+def lead_body(world: World, label: str) -> dict[str, Any]:
+    """A prospect's lead in the book of ``label``'s owners."""
+    owners = OWNERS[label]
+    return {
+        "contact_name": "Zhao Min",
+        "phone": "+86 139 5555 0101",
+        "source": "walk_in",
+        "products_of_interest": ["MORTGAGE-30Y"],
+        "branch_id": owners.branch_id,
+        "manager_id": owners.manager_id,
+    }
+
+
+def _qualified_for(world: World, label: str) -> Mapping[str, Any]:
+    return {"customer_id": world.customers[label], "notes": "budget confirmed"}
+
+
+CONVERSION = {
+    "title": "Matrix mortgage",
+    "products": ["MORTGAGE-30Y"],
+    "expected_value": {"amount": "100000.00", "currency": "CNY"},
+    "expected_close_date": "2027-03-31",
+}
+
+
+def _lead_command(
+    template: str, body: Body, before: tuple[Step, ...] = ()
+) -> Callable[[World, str], Awaitable[Call]]:
+    return _on_fresh("opportunity", "/leads", lead_body, "/leads/{id}" + template, body, before)
+
+
+async def _lead_queue(world: World, label: str) -> Call:
+    return Call("/leads", params={"branch_id": OWNERS[label].branch_id, "limit": "500"})
+
+
+def _queued(answer: Any, world: World) -> frozenset[str]:
+    leads = {lead_id: label for (kind, label), lead_id in world.records.items() if kind == "lead"}
+    return frozenset(leads[item["lead_id"]] for item in answer["items"] if item["lead_id"] in leads)
+
+
+def _same_branch(label: str) -> frozenset[str]:
+    return frozenset(
+        other for other, owners in OWNERS.items() if owners.branch_id == OWNERS[label].branch_id
+    )
+
+
+LEAD_ROWS = [
+    Row("opportunity", "POST", "/leads", Kind.PLACE, _create("/leads", lead_body)),
+    Row("opportunity", "GET", "/leads/{lead_id}", Kind.READ, _record_read("lead", "/leads/{id}")),
+    Row(
+        "opportunity",
+        "GET",
+        "/leads",
+        Kind.LIST,
+        _lead_queue,
+        listed=_queued,
+        within=_same_branch,
+    ),
+    Row(
+        "opportunity",
+        "POST",
+        "/leads/{lead_id}/qualify",
+        Kind.COMMAND,
+        _lead_command("/qualify", _qualified_for),
+    ),
+    Row(
+        "opportunity",
+        "PUT",
+        "/leads/{lead_id}/manager",
+        Kind.COMMAND,
+        _lead_command("/manager", _to_manager),
+    ),
+    Row(
+        "opportunity",
+        "POST",
+        "/leads/{lead_id}/convert",
+        Kind.COMMAND,
+        _lead_command("/convert", CONVERSION, (("POST", "/qualify", _qualified_for),)),
+    ),
+    Row(
+        "opportunity",
+        "POST",
+        "/leads/{lead_id}/disqualify",
+        Kind.COMMAND,
+        _lead_command("/disqualify", {"reason": "already served elsewhere"}),
+    ),
+]
+
 OPPORTUNITY_ROWS = [
+    *LEAD_ROWS,
     Row(
         "opportunity",
         "PUT",
