@@ -44,7 +44,19 @@ class Connection:
         return cls(address.hostname or "127.0.0.1", address.port or 80, credentials)
 
     async def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
-        """The response's status and body."""
+        """The response's status and body. A ``GET`` on a kept connection the server closed
+        before answering (its keep-alive timer fired as the request left) is sent again on
+        a new connection, as HTTP clients do with idempotent requests."""
+        reused = self._streams is not None
+        try:
+            return await self._exchange(method, path, body)
+        except asyncio.IncompleteReadError as error:
+            self.close()
+            if not (reused and method == "GET" and not error.partial):
+                raise
+        return await self._exchange(method, path, body)
+
+    async def _exchange(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
         if self._streams is None:
             self._streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self._streams
