@@ -13,7 +13,7 @@ import typer
 from crm_backbone.projection import Projection
 from crm_backbone.rebuild import Progress, abort_rebuild, rebuild, replay
 from crm_backbone.settings import ServiceSettings
-from crm_events.topics import HR_ORGANISATION, SUBSCRIPTIONS
+from crm_events.topics import CUSTOMER_EVENTS, HR_ORGANISATION, SUBSCRIPTIONS, Service
 from pymongo import AsyncMongoClient
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as ProgressBar
@@ -46,13 +46,22 @@ VIEWS = {
     "audit_trail": View("customer", "crm_customer.audit_trail:AuditTrail"),
     "opportunity_view": View("opportunity", "crm_opportunity.views:OpportunityViews"),
     "campaign_tracking": View("campaign", "crm_campaign.views:CampaignTracking"),
+    "audience": View("campaign", "crm_campaign.audience:AudienceView"),
     "contact_log_view": View("contact-log", "crm_contactlog.views:ContactLogViews"),
+    "derived_tasks": View("contact-log", "crm_contactlog.task_inputs:TaskInputs"),
     **{
         f"organisation_view@{service.value}": View(
             service.value, "crm_backbone.organisation:OrganisationView"
         )
         for service, topics in SUBSCRIPTIONS.items()
         if HR_ORGANISATION in topics
+    },
+    **{
+        f"customer_owners@{service.value}": View(
+            service.value, "crm_backbone.book:CustomerOwnersView"
+        )
+        for service, topics in SUBSCRIPTIONS.items()
+        if CUSTOMER_EVENTS in topics and service is not Service.CUSTOMER
     },
 }
 """Every read model ops can rebuild, by its projection's name (``@service`` for a view
