@@ -1,5 +1,6 @@
 """`make run`'s supervisor end to end: start (API and workers as separate processes), views
-fill, Ctrl-C, nothing left running."""
+fill, the API it says how to call answers a token of the run's Keycloak, Ctrl-C, nothing
+left running."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from local_infra.infra import ENV_KAFKA, PROFILES, Infra
 from local_infra.pytest_plugin import Servers
+from local_infra.tokens import RealmTokens
 
 pytestmark = pytest.mark.integration
 
 APPLIED = re.compile(r"customer: ready \d+ ev/s applied=([\d,]+)")
+CALL = re.compile(r'curl -H "Authorization: Bearer \$TOKEN" (\S+)')
 
 
 def free_port() -> int:
@@ -30,7 +34,10 @@ def free_port() -> int:
 
 
 def test_the_system_runs_fills_its_views_and_stops_cleanly(
-    crm_servers: Servers, tmp_path: Path, unique_name: Callable[[str], str]
+    crm_servers: Servers,
+    realm_tokens: RealmTokens,
+    tmp_path: Path,
+    unique_name: Callable[[str], str],
 ) -> None:
     test_profile = Infra(PROFILES["test"])
     ours = all(status.running for status in test_profile.status())
@@ -69,6 +76,12 @@ def test_the_system_runs_fills_its_views_and_stops_cleanly(
                 break
         else:
             pytest.fail("crm-run ended before the views filled:\n" + "".join(lines))
+        assert "TOKEN=$(.venv/bin/crm-infra token rm-0001 --profile test)" in "".join(lines)
+        call = CALL.search("".join(lines))
+        assert call is not None, lines
+        assert httpx.get(call.group(1)).status_code == 401
+        answer = httpx.get(call.group(1), headers=realm_tokens.service("crm-customer"))
+        assert answer.status_code == 200, answer.text
         children = psutil.Process(process.pid).children(recursive=True)
         commands = [" ".join(c.cmdline()) for c in children]
         # The API and the workers run as separate processes.
