@@ -18,19 +18,17 @@ customer (yet) is its own manager's and branch's, until it is qualified for a cu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from crm_backbone.access import (
     AccessRefused,
     Reach,
-    as_shown,
     in_reach,
     require_in_reach,
     scope_filter,
 )
-from crm_backbone.masking import HIDDEN, PersonalData
+from crm_backbone.masking import PersonalData
 from crm_backbone.principal import Principal
 
 from crm_opportunity.application import OpportunityApplication
@@ -147,30 +145,12 @@ class Gate:
         return fields
 
 
-@dataclass(frozen=True)
-class Personal:
-    """An answer's personal data: masked by kind, and free-text notes about the person
-    hidden whole, for a masked reach."""
-
-    data: Mapping[str, PersonalData]
-    notes: tuple[str, ...] = ()
-
-    def shown(self, reach: Reach, record: Mapping[str, Any]) -> dict[str, Any]:
-        shown = as_shown(reach, record, self.data)
-        if reach.masked:
-            for note in self.notes:
-                if shown.get(note) is not None:
-                    shown[note] = HIDDEN
-        return shown
-
-
-LEAD_PERSONAL = Personal(
-    {
-        "contact_name": PersonalData.NAME,
-        "phone": PersonalData.PHONE,
-        "email": PersonalData.EMAIL,
-    },
-    notes=("notes",),
-)
-OPPORTUNITY_PERSONAL = Personal({"contacts": PersonalData.NAME}, notes=("description",))
-NEED_PERSONAL = Personal({}, notes=("content", "feedback"))
+LEAD_PERSONAL = {
+    "contact_name": PersonalData.NAME,
+    "phone": PersonalData.PHONE,
+    "email": PersonalData.EMAIL,
+    "notes": PersonalData.FREE_TEXT,
+}
+"""A lead's personal data, masked for a masked reach (``crm_backbone.access.as_shown``)."""
+OPPORTUNITY_PERSONAL = {"contacts": PersonalData.NAME, "description": PersonalData.FREE_TEXT}
+NEED_PERSONAL = {"content": PersonalData.FREE_TEXT, "feedback": PersonalData.FREE_TEXT}

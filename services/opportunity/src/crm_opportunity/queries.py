@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from bson.decimal128 import Decimal128
-from crm_backbone.access import Reach
+from crm_backbone.access import Reach, as_shown
 from crm_backbone.book import CUSTOMER_OWNERS
 from crm_backbone.projection import Document
 from crm_backbone.readmodel import document_version, wait_until_applied
@@ -176,7 +176,7 @@ class OpportunityQueries:
         found = await self.opportunities.find_one(query)
         if found is None:
             return None
-        doc = OPPORTUNITY_PERSONAL.shown(reach, found)
+        doc = as_shown(reach, found, OPPORTUNITY_PERSONAL)
         value = _amount(doc["expected_value"]["amount"])
         currency = doc["expected_value"]["currency"]
         reached = set(doc.get("stages_reached", []))
@@ -247,7 +247,8 @@ class OpportunityQueries:
             branch_id=branch_id,
             open=await self.leads.count_documents(query),
             items=[
-                QueuedLead.model_validate(LEAD_PERSONAL.shown(reach, doc)) async for doc in found
+                QueuedLead.model_validate(as_shown(reach, doc, LEAD_PERSONAL))
+                async for doc in found
             ],
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from crm_backbone.access import Reach
+from crm_backbone.access import Reach, as_shown
 from crm_backbone.application import Created
 from crm_backbone.callers import Reader, Who
 from crm_backbone.http import location
@@ -180,7 +180,7 @@ async def lead(
 ) -> dict[str, Any]:
     found = await records.lead(caller.reach, lead_id)
     await reads.record([found.customer_id] if found.customer_id else [])
-    return LEAD_PERSONAL.shown(
+    return as_shown(
         caller.reach,
         {
             "lead_id": found.lead_id,
@@ -196,4 +196,5 @@ async def lead(
             "opportunity_id": found.opportunity_id,
             "disqualified_reason": found.disqualified_reason,
         },
+        LEAD_PERSONAL,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from crm_backbone.access import as_shown
 from crm_backbone.application import Created
 from crm_backbone.callers import Reader, Who
 from crm_backbone.read_audit import PersonalReads
@@ -180,7 +181,7 @@ async def need(
 ) -> dict[str, Any]:
     found = await records.need(caller.reach, need_id)
     await reads.record([found.customer_id])
-    return NEED_PERSONAL.shown(
+    return as_shown(
         caller.reach,
         {
             "need_id": found.need_id,
@@ -201,4 +202,5 @@ async def need(
             "satisfied": found.satisfied,
             "ended_at": found.ended_at,
         },
+        NEED_PERSONAL,
     )
