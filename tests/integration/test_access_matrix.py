@@ -266,8 +266,12 @@ async def _target_the_test_customers(world: MatrixWorld, campaigns: Any) -> None
     await _until(partial(_count, campaigns["audience"], ours), len(LABELS))
     draft = campaign_body(world, "own") | {"criteria": {"statuses": ["active"]}}
     campaign_id = new_id(await world.seed("campaign", "POST", "/campaigns", draft))
-    for step, body in (("/schedule", SCHEDULED[0][2]), ("/start", {})):
-        await world.seed("campaign", "POST", f"/campaigns/{campaign_id}{step}", body)
+    await world.seed("campaign", "POST", f"/campaigns/{campaign_id}/schedule", SCHEDULED[0][2])
+    try:
+        await world.seed("campaign", "POST", f"/campaigns/{campaign_id}/start", {})
+    except AssertionError as refused:
+        found = [doc async for doc in campaigns["audience"].find({"_id": ours["_id"]})]
+        raise AssertionError(f"{refused}; the audience holds {found}") from None
     for label in LABELS:
         world.records["targeting", label] = campaign_id
 
