@@ -15,8 +15,10 @@ input refused, valid input accepted, ``Allow`` on a 405, ...), plus this module'
   event store holds (the workers do not run here, so a view never catches up; a
   version that does not exist must be refused at once with a 4xx).
 
-Every request carries a valid token of the genuine Keycloak, the service's own service
-account (role ``crm_service``: the whole book), so the inputs reach the routes;
+Every request carries a valid token of the genuine Keycloak: in one pass the service's own
+service account (role ``crm_service``: the whole book), in another a relationship manager
+(``rm-0001``, placed in the organisation as HR's events place them: most records are out
+of their book, and answer 404 as if missing), so the inputs reach the routes;
 schemathesis's ``ignored_auth`` check sends them again without it and with a made-up one,
 expecting 401. The documents declare both ways to authenticate (a bearer token, the
 provider's login for ``/docs``) on every operation. The ``Authorization`` header itself is
@@ -37,6 +39,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,7 @@ import httpx
 import jwt
 import pytest
 import schemathesis
+from crm_backbone.organisation import OrganisationView
 from crm_backbone.runtime import ServiceHandle
 from crm_backbone.settings import ServiceSettings
 from crm_backbone.testing_identity import Signer, access_claims, b64
@@ -55,6 +59,7 @@ from crm_customer import api as customer_api
 from crm_customer import bootstrap as customer_boot
 from crm_opportunity import api as opportunity_api
 from crm_opportunity import bootstrap as opportunity_boot
+from crm_simulator.feed import organisation_feed
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -68,6 +73,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 pytestmark = pytest.mark.integration
 
+SERVICE_ACCOUNT = "service-account"
+CALLERS = (SERVICE_ACCOUNT, "rm-0001")
+"""Who each pass calls as."""
 EXAMPLES_PER_OPERATION = 25
 """Generated requests per operation and phase; about a minute for the four services."""
 
@@ -80,6 +88,13 @@ class Served:
     service: ServiceHandle
     client_id: str
     """The service's own client in the identity provider: its service account calls."""
+    caller: str = SERVICE_ACCOUNT
+    """Who calls: the service's account (:data:`SERVICE_ACCOUNT`), or a demo user."""
+
+    def headers(self, tokens: RealmTokens) -> dict[str, str]:
+        if self.caller == SERVICE_ACCOUNT:
+            return tokens.service(self.client_id)
+        return tokens.staff(self.caller)
 
     def stored_events(self) -> int:
         return int(self.service.application.recorder.max_notification_id() or 0)
@@ -113,10 +128,12 @@ KINDS = {
 
 
 @contextmanager
-def served(name: str, servers: Servers, oidc_issuer: str, data_dir: Path) -> Iterator[Served]:
+def served(
+    name: str, servers: Servers, oidc_issuer: str, data_dir: Path, caller: str
+) -> Iterator[Served]:
     """Serve service ``name``'s app without its workers on a loopback port, in a thread of
     its own (its own event loop, as a service process has), validating ``oidc_issuer``'s
-    tokens, until the block ends."""
+    tokens and knowing the simulated bank's organisation, until the block ends."""
     kind = KINDS[name]
     started: queue.Queue[Served | BaseException] = queue.Queue()
     stop = threading.Event()
@@ -128,10 +145,12 @@ def served(name: str, servers: Servers, oidc_issuer: str, data_dir: Path) -> Ite
         oidc_issuer=oidc_issuer,
     )
 
+    place_the_organisation(servers.mongo_uri, service_settings.mongo_database(name))
+
     async def serve() -> None:
         service = kind.bootstrap(service_settings)
         async with serving(kind.create_app(service, run_workers=False)) as url:
-            started.put(Served(url, service, f"crm-{name}"))
+            started.put(Served(url, service, f"crm-{name}", caller))
             await asyncio.to_thread(stop.wait)
 
     def run() -> None:
@@ -155,15 +174,34 @@ def served(name: str, servers: Servers, oidc_issuer: str, data_dir: Path) -> Ite
             cleaner.drop_database(service_settings.mongo_database(name))
 
 
-@pytest.fixture(scope="module", params=sorted(KINDS))
+def place_the_organisation(mongo_uri: str, database: str) -> None:
+    """The service's org read model as HR's events of the simulated bank make it (the
+    organisation view's own handlers; the workers that would consume them do not run)."""
+    handlers = OrganisationView().handlers()
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(mongo_uri) as client:
+        for event in organisation_feed(start=datetime(2026, 1, 5, tzinfo=UTC)):
+            assert event.envelope is not None
+            for update in handlers[event.envelope.type](event.envelope):
+                client[database][update.collection].update_one(
+                    {"_id": update.document_id}, update.update, upsert=True
+                )
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(name, caller) for caller in CALLERS for name in sorted(KINDS)],
+    ids=lambda param: f"{param[0]}-as-{param[1]}",
+)
 def service(
     request: pytest.FixtureRequest,
     crm_servers: Servers,
     oidc_issuer: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
-    name = request.param
-    with served(name, crm_servers, oidc_issuer, tmp_path_factory.mktemp(name)) as running:
+    name, caller = request.param
+    data_dir = tmp_path_factory.mktemp(name)
+    with served(name, crm_servers, oidc_issuer, data_dir, caller) as running:
         yield running
 
 
@@ -195,7 +233,7 @@ def test_no_input_breaks_an_api(
 ) -> None:
     wait_briefly(case)
     events_before = service.stored_events()
-    token = realm_tokens.service(service.client_id)
+    token = service.headers(realm_tokens)
     response = case.call(base_url=service.url, headers=token, timeout=30)
     written = service.stored_events() - events_before
     case.validate_response(
