@@ -7,9 +7,8 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from pydantic import SecretStr
-
 from crm_simulator.logins import RENEW_BEFORE_S, LoginRefused, Logins, Tokens
+from pydantic import SecretStr
 
 ISSUER = "http://idp.test/realms/crm"
 
