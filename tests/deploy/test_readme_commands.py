@@ -18,6 +18,8 @@ READMES = [
 ]
 SHELL_BLOCKS = {"sh", "bash", "shell", "console"}
 ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
+SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
+"""``$(command)``: the inner command is checked like any other."""
 BOOTSTRAP = ROOT / "deploy" / "local" / "bootstrap.sh"
 SYSTEM_PROGRAMS = {"curl"}
 """Programs ``make setup`` installs (deploy/local/bootstrap.sh) when a machine lacks them."""
@@ -62,25 +64,40 @@ def make_targets() -> set[str]:
     return set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.MULTILINE))
 
 
+def simple_commands(command: str) -> list[str]:
+    """``command`` and the commands substituted in it (``TOKEN=$(...)``), each alone."""
+    return [*SUBSTITUTION.findall(command), SUBSTITUTION.sub("value", command)]
+
+
 def test_every_readme_command_runs_in_a_plain_shell_after_make_setup() -> None:
     installed, targets = scripts(), make_targets()
     seen = 0
     for readme in READMES:
-        for command in commands(readme):
-            words = [w for w in shlex.split(command) if not ASSIGNMENT.match(w)]
-            where = f"{readme.relative_to(ROOT)}: {command}"
-            seen += 1
-            if words[0] == "make":
-                assert set(words[1:2]) <= targets, where
-            elif words[0] in SYSTEM_PROGRAMS:
-                continue
-            elif words[0] == "export":
-                assert all(ASSIGNMENT.match(w) for w in words[1:]), where
-            else:
-                program = Path(words[0])
-                assert program.parent == Path(".venv/bin"), where
-                assert program.name in installed, where
+        for line in commands(readme):
+            where = f"{readme.relative_to(ROOT)}: {line}"
+            for command in simple_commands(line):
+                words = [w for w in shlex.split(command, comments=True) if not ASSIGNMENT.match(w)]
+                seen += 1
+                if not words:  # only assignments, or a comment
+                    continue
+                if words[0] == "make":
+                    assert set(words[1:2]) <= targets, where
+                elif words[0] in SYSTEM_PROGRAMS:
+                    continue
+                elif words[0] == "export":
+                    assert all(ASSIGNMENT.match(w) for w in words[1:]), where
+                else:
+                    program = Path(words[0])
+                    assert program.parent == Path(".venv/bin"), where
+                    assert program.name in installed, where
     assert seen > 5
+
+
+def test_a_substituted_command_is_checked_on_its_own() -> None:
+    assert simple_commands("TOKEN=$(.venv/bin/crm-infra token rm-0001)") == [
+        ".venv/bin/crm-infra token rm-0001",
+        "TOKEN=value",
+    ]
 
 
 def test_make_setup_installs_the_system_programs_readmes_call() -> None:

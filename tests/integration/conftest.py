@@ -3,18 +3,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from crm_backbone.eventstore import EventStoreConfig
+from crm_backbone.settings import ServiceSettings
 from crm_backbone.topic_names import TopicNames
 from crm_simulator.feed import organisation_feed
 from local_infra.harness import produce_plain
+from local_infra.pytest_plugin import Servers
 from local_infra.tokens import RealmTokens
 
 ORGANISATION_DATE = datetime(2026, 1, 5, tzinfo=UTC)
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+class SettingsFor(Protocol):
+    def __call__(self, kind: type[SettingsT], **overrides: Any) -> SettingsT: ...
+
+
+@pytest.fixture
+def settings_for(
+    crm_servers: Servers,
+    tmp_path: Path,
+    unique_name: Callable[[str], str],
+    topic_prefix: str,
+    oidc_issuer: str,
+) -> SettingsFor:
+    """A service's settings on the test servers and Keycloak, with the test's own topics,
+    databases (namespace) and folder; ``overrides`` replace any of them."""
+
+    def settings(kind: type[SettingsT], **overrides: Any) -> SettingsT:
+        values: dict[str, Any] = {
+            "oidc_issuer": oidc_issuer,
+            "kafka_bootstrap": crm_servers.kafka_bootstrap,
+            "mongo_uri": crm_servers.mongo_uri,
+            "data_dir": tmp_path,
+            "namespace": unique_name("ns")[:40],
+            "topic_prefix": topic_prefix,
+        }
+        return kind(**(values | overrides))
+
+    return settings
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

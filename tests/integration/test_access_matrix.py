@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -62,7 +61,7 @@ from tests.integration.access_matrix_rows import (
     new_id,
     opportunity_body,
 )
-from tests.integration.conftest import publish_organisation
+from tests.integration.conftest import SettingsFor, publish_organisation
 
 pytestmark = pytest.mark.integration
 
@@ -121,40 +120,35 @@ class MatrixWorld:
         return customer_id
 
 
-def _settings(crm_servers: Servers, oidc_issuer: str, **common: Any) -> dict[str, Any]:
-    return {
-        "kafka_bootstrap": crm_servers.kafka_bootstrap,
-        "mongo_uri": crm_servers.mongo_uri,
-        "oidc_issuer": oidc_issuer,
-        **common,
-    }
-
-
 @pytest.fixture
 async def world(
     crm_servers: Servers,
-    oidc_issuer: str,
     realm_tokens: RealmTokens,
-    tmp_path: Path,
     unique_name: Callable[[str], str],
     topic_prefix: str,
+    settings_for: SettingsFor,
 ) -> AsyncIterator[MatrixWorld]:
     namespace = unique_name("mx")[:30]
-    common = _settings(
-        crm_servers, oidc_issuer, data_dir=tmp_path, namespace=namespace, topic_prefix=topic_prefix
-    )
     apps: dict[str, FastAPI] = {
         "customer": customer_api.create_app(
-            customer_boot.bootstrap(customer_boot.CustomerSettings(**common))
+            customer_boot.bootstrap(
+                settings_for(customer_boot.CustomerSettings, namespace=namespace)
+            )
         ),
         "opportunity": opportunity_api.create_app(
-            opportunity_boot.bootstrap(opportunity_boot.OpportunitySettings(**common))
+            opportunity_boot.bootstrap(
+                settings_for(opportunity_boot.OpportunitySettings, namespace=namespace)
+            )
         ),
         "contact-log": contact_api.create_app(
-            contact_boot.bootstrap(contact_boot.ContactLogSettings(**common))
+            contact_boot.bootstrap(
+                settings_for(contact_boot.ContactLogSettings, namespace=namespace)
+            )
         ),
         "campaign": campaign_api.create_app(
-            campaign_boot.bootstrap(campaign_boot.CampaignSettings(**common))
+            campaign_boot.bootstrap(
+                settings_for(campaign_boot.CampaignSettings, namespace=namespace)
+            )
         ),
     }
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)

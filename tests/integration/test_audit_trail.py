@@ -21,7 +21,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,7 +49,7 @@ from local_infra.pytest_plugin import Servers, kafka_login
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
-from tests.integration.conftest import publish_organisation
+from tests.integration.conftest import SettingsFor, publish_organisation
 
 pytestmark = pytest.mark.integration
 
@@ -89,24 +88,21 @@ class Day:
 @pytest.fixture
 async def day(
     crm_servers: Servers,
-    tmp_path: Path,
     unique_name: Callable[[str], str],
     topic_prefix: str,
-    oidc_issuer: str,
     realm_tokens: RealmTokens,
+    settings_for: SettingsFor,
 ) -> AsyncIterator[Day]:
     namespace = unique_name("audit")[:30]
-    common: dict[str, Any] = {
-        "oidc_issuer": oidc_issuer,
-        "kafka_bootstrap": crm_servers.kafka_bootstrap,
-        "mongo_uri": crm_servers.mongo_uri,
-        "data_dir": tmp_path,
-        "namespace": namespace,
-        "topic_prefix": topic_prefix,
-    }
-    customer = customer_boot.bootstrap(customer_boot.CustomerSettings(**common))
-    opportunity = opportunity_boot.bootstrap(opportunity_boot.OpportunitySettings(**common))
-    contact_log = contact_boot.bootstrap(contact_boot.ContactLogSettings(**common))
+    customer = customer_boot.bootstrap(
+        settings_for(customer_boot.CustomerSettings, namespace=namespace)
+    )
+    opportunity = opportunity_boot.bootstrap(
+        settings_for(opportunity_boot.OpportunitySettings, namespace=namespace)
+    )
+    contact_log = contact_boot.bootstrap(
+        settings_for(contact_boot.ContactLogSettings, namespace=namespace)
+    )
     handles: dict[str, ServiceHandle] = {
         "customer": customer,
         "opportunity": opportunity,

@@ -17,7 +17,6 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -51,7 +50,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.integration.campaign_scenario import RealmAuth
-from tests.integration.conftest import publish_organisation
+from tests.integration.conftest import SettingsFor, publish_organisation
 
 pytestmark = pytest.mark.integration
 
@@ -266,20 +265,11 @@ class Bank:
 @pytest.fixture
 async def scoped_service(
     crm_servers: Servers,
-    oidc_issuer: str,
-    tmp_path: Path,
-    unique_name: Callable[[str], str],
     topic_prefix: str,
+    settings_for: SettingsFor,
 ) -> AsyncIterator[tuple[CampaignService, str]]:
     """The service (API and workers) on the test's own topics, its organisation published."""
-    settings = CampaignSettings(
-        kafka_bootstrap=crm_servers.kafka_bootstrap,
-        mongo_uri=crm_servers.mongo_uri,
-        oidc_issuer=oidc_issuer,
-        data_dir=tmp_path,
-        namespace=unique_name("ns")[:40],
-        topic_prefix=topic_prefix,
-    )
+    settings = settings_for(CampaignSettings)
     service = bootstrap(settings)
     database = service.mongo[settings.mongo_database("campaign")]
     async with serving(create_app(service)) as url:

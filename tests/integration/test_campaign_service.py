@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -58,6 +57,7 @@ from tests.integration.campaign_upstream import (
     gateway_message,
     gateway_reports,
 )
+from tests.integration.conftest import SettingsFor
 
 pytestmark = pytest.mark.integration
 
@@ -65,22 +65,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def service(
     crm_servers: Servers,
-    oidc_issuer: str,
     realm_tokens: RealmTokens,
-    tmp_path: Path,
-    unique_name: Callable[[str], str],
-    topic_prefix: str,
+    settings_for: SettingsFor,
 ) -> AsyncIterator[tuple[CampaignService, httpx.AsyncClient]]:
     """The service on topics of the test's own: it reads no other test's records. The
     client calls it as the campaign service's own account (the whole book)."""
-    settings = CampaignSettings(
-        oidc_issuer=oidc_issuer,
-        kafka_bootstrap=crm_servers.kafka_bootstrap,
-        mongo_uri=crm_servers.mongo_uri,
-        data_dir=tmp_path,
-        namespace=unique_name("ns")[:40],
-        topic_prefix=topic_prefix,
-    )
+    settings = settings_for(CampaignSettings)
     campaign_service = bootstrap(settings)
     async with (
         serving(create_app(campaign_service)) as url,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Generator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,7 +28,7 @@ from local_infra.pytest_plugin import Servers
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
-from tests.integration.conftest import publish_organisation
+from tests.integration.conftest import SettingsFor, publish_organisation
 
 pytestmark = pytest.mark.integration
 
@@ -61,20 +60,10 @@ class AsAccount(httpx.Auth):
 @pytest.fixture
 async def service(
     crm_servers: Servers,
-    tmp_path: Path,
-    unique_name: Callable[[str], str],
-    topic_prefix: str,
-    oidc_issuer: str,
     realm_tokens: RealmTokens,
+    settings_for: SettingsFor,
 ) -> AsyncIterator[tuple[ContactLogService, httpx.AsyncClient]]:
-    settings = ContactLogSettings(
-        oidc_issuer=oidc_issuer,
-        kafka_bootstrap=crm_servers.kafka_bootstrap,
-        mongo_uri=crm_servers.mongo_uri,
-        data_dir=tmp_path,
-        namespace=unique_name("ns")[:40],
-        topic_prefix=topic_prefix,
-    )
+    settings = settings_for(ContactLogSettings)
     contact_log = bootstrap(settings)
     async with (
         serving(create_app(contact_log)) as url,

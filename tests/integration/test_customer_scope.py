@@ -16,7 +16,6 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,7 +42,7 @@ from local_infra.pytest_plugin import Servers
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
-from tests.integration.conftest import publish_organisation
+from tests.integration.conftest import SettingsFor, publish_organisation
 
 pytestmark = pytest.mark.integration
 
@@ -214,19 +213,10 @@ def test_the_views_answer_each_reach_exactly_its_customers(
 @pytest.fixture
 async def service(
     crm_servers: Servers,
-    tmp_path: Path,
-    unique_name: Callable[[str], str],
     topic_prefix: str,
-    oidc_issuer: str,
+    settings_for: SettingsFor,
 ) -> AsyncIterator[tuple[CustomerService, str]]:
-    settings = CustomerSettings(
-        oidc_issuer=oidc_issuer,
-        kafka_bootstrap=crm_servers.kafka_bootstrap,
-        mongo_uri=crm_servers.mongo_uri,
-        data_dir=tmp_path,
-        namespace=unique_name("ns")[:40],
-        topic_prefix=topic_prefix,
-    )
+    settings = settings_for(CustomerSettings)
     customer_service = bootstrap(settings)
     async with serving(create_app(customer_service)) as url:
         await publish_organisation(crm_servers.kafka_bootstrap, topic_prefix)

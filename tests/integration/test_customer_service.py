@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +24,8 @@ from local_infra.pytest_plugin import Servers, kafka_login
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
+from tests.integration.conftest import SettingsFor
+
 pytestmark = pytest.mark.integration
 
 CORE = "/bank/core-banking"
@@ -33,21 +34,11 @@ CORE = "/bank/core-banking"
 @pytest.fixture
 async def service(
     crm_servers: Servers,
-    tmp_path: Path,
-    unique_name: Callable[[str], str],
-    topic_prefix: str,
-    oidc_issuer: str,
     realm_tokens: RealmTokens,
+    settings_for: SettingsFor,
 ) -> AsyncIterator[tuple[CustomerService, httpx.AsyncClient]]:
     """The service, and a client calling it as its own service account (whole book)."""
-    settings = CustomerSettings(
-        oidc_issuer=oidc_issuer,
-        kafka_bootstrap=crm_servers.kafka_bootstrap,
-        mongo_uri=crm_servers.mongo_uri,
-        data_dir=tmp_path,
-        namespace=unique_name("ns")[:40],
-        topic_prefix=topic_prefix,
-    )
+    settings = settings_for(CustomerSettings)
     customer_service = bootstrap(settings)
     async with (
         serving(create_app(customer_service)) as url,

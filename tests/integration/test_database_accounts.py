@@ -230,7 +230,29 @@ async def a_customer_is_registered_and_viewed(customer: CustomerService) -> None
     )
     with command_context(actor="rm-0001"):
         created = customer.application.register(
-            customer_id, registration.model_dump(mode="json", exclude={"customer_id"})
+            customer_id, registration.model_dump(mode="json", exclude={"customer_id", "manager_id"})
         )
     positions = customer.queries.positions
     assert await wait_until_applied(positions, "/crm/customer", customer_id, created.version, 60)
+
+
+async def test_a_service_without_its_mongodb_password_is_not_ready(
+    crm_servers: Servers, tmp_path: Path
+) -> None:
+    """Readiness proves the service's own access, not only that the server answers (a
+    ping answers anyone)."""
+    settings = CustomerSettings(
+        mongo_uri=bare(crm_servers.mongo_uri),
+        namespace=f"t_{uuid.uuid4().hex[:10]}",
+        data_dir=tmp_path,
+        secrets_dir=tmp_path / "no-secrets",
+    )
+    handle = customer_bootstrap(settings)
+    try:
+        reason = await handle.runtime.readiness_checks()["mongodb"]()
+    except OperationFailure as refused:
+        reason = str(refused)
+    finally:
+        await handle.close()
+    assert reason is not None
+    assert "authentication" in reason

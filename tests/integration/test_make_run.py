@@ -10,20 +10,22 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 from local_infra.infra import ENV_KAFKA, PROFILES, Infra
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import NamespaceAccounts, Servers
 from local_infra.tokens import RealmTokens
 
 pytestmark = pytest.mark.integration
 
 APPLIED = re.compile(r"customer: ready \d+ ev/s applied=([\d,]+)")
 CALL = re.compile(r'curl -H "Authorization: Bearer \$TOKEN" (\S+)')
+FILL_LIMIT_S = 420
+"""How long the views may take to fill before the run is stopped and its output shown."""
 
 
 def free_port() -> int:
@@ -36,16 +38,18 @@ def free_port() -> int:
 def test_the_system_runs_fills_its_views_and_stops_cleanly(
     crm_servers: Servers,
     realm_tokens: RealmTokens,
+    namespace_accounts: NamespaceAccounts,
     tmp_path: Path,
-    unique_name: Callable[[str], str],
 ) -> None:
+    """crm-run makes the MongoDB and PostgreSQL accounts of the namespace it runs (here the
+    test's own, dropped afterwards) and its processes connect as them."""
     test_profile = Infra(PROFILES["test"])
     ours = all(status.running for status in test_profile.status())
     if not ours or crm_servers.kafka_bootstrap != test_profile.env()[ENV_KAFKA]:
         pytest.skip("crm-run --profile test runs on this checkout's own test servers only")
     env = os.environ | {
         "CRM_DATA_DIR": str(tmp_path),
-        "CRM_NAMESPACE": unique_name("run")[:30],
+        "CRM_NAMESPACE": namespace_accounts.namespace,
     }
     crm_run = Path(sys.executable).parent / "crm-run"
     argv = [
@@ -66,6 +70,8 @@ def test_the_system_runs_fills_its_views_and_stops_cleanly(
     )
     lines: list[str] = []
     children: list[psutil.Process] = []
+    watchdog = threading.Timer(FILL_LIMIT_S, process.send_signal, (signal.SIGINT,))
+    watchdog.start()
     try:
         assert process.stdout is not None
         for line in process.stdout:
@@ -75,7 +81,10 @@ def test_the_system_runs_fills_its_views_and_stops_cleanly(
             if match and int(match.group(1).replace(",", "")) > 0:
                 break
         else:
-            pytest.fail("crm-run ended before the views filled:\n" + "".join(lines))
+            pytest.fail(
+                f"crm-run ended, or was stopped after {FILL_LIMIT_S} s, before the views "
+                "filled:\n" + "".join(lines)
+            )
         assert "TOKEN=$(.venv/bin/crm-infra token rm-0001 --profile test)" in "".join(lines)
         call = CALL.search("".join(lines))
         assert call is not None, lines
@@ -91,8 +100,12 @@ def test_the_system_runs_fills_its_views_and_stops_cleanly(
         output, _ = process.communicate(timeout=60)
         lines.append(output)
     finally:
+        watchdog.cancel()
         if process.poll() is None:
             process.kill()
+        secrets = test_profile.mongo.secrets.folder
+        for written in secrets.glob(f"*/{namespace_accounts.namespace}_*"):
+            written.unlink()
     text = "".join(lines)
     assert process.returncode == 0, text
     assert "stopped: no process left running" in text

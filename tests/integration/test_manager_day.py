@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,7 +34,7 @@ from local_infra.pytest_plugin import Servers
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
-from tests.integration.conftest import publish_organisation
+from tests.integration.conftest import SettingsFor, publish_organisation
 
 pytestmark = pytest.mark.integration
 
@@ -47,30 +46,27 @@ Clients = dict[str, httpx.AsyncClient]
 @pytest.fixture
 async def services(
     crm_servers: Servers,
-    oidc_issuer: str,
     realm_tokens: RealmTokens,
-    tmp_path: Path,
     unique_name: Callable[[str], str],
     topic_prefix: str,
+    settings_for: SettingsFor,
 ) -> AsyncIterator[tuple[Clients, Any]]:
     """The three services on topics of the test's own (they read no other test's
     records), once each knows where the organisation places the manager; the clients
     call as the manager."""
     namespace = unique_name("day")[:30]
-    common: dict[str, Any] = {
-        "kafka_bootstrap": crm_servers.kafka_bootstrap,
-        "mongo_uri": crm_servers.mongo_uri,
-        "data_dir": tmp_path,
-        "namespace": namespace,
-        "topic_prefix": topic_prefix,
-        "oidc_issuer": oidc_issuer,
-    }
-    customer = customer_boot.bootstrap(customer_boot.CustomerSettings(**common))
-    contact_log = contact_boot.bootstrap(contact_boot.ContactLogSettings(**common))
+    customer = customer_boot.bootstrap(
+        settings_for(customer_boot.CustomerSettings, namespace=namespace)
+    )
+    contact_log = contact_boot.bootstrap(
+        settings_for(contact_boot.ContactLogSettings, namespace=namespace)
+    )
     apps = {
         "customer": customer_api.create_app(customer),
         "opportunity": opportunity_api.create_app(
-            opportunity_boot.bootstrap(opportunity_boot.OpportunitySettings(**common))
+            opportunity_boot.bootstrap(
+                settings_for(opportunity_boot.OpportunitySettings, namespace=namespace)
+            )
         ),
         "contact-log": contact_api.create_app(contact_log),
     }

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,7 +31,7 @@ from local_infra.pytest_plugin import Servers
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
-from tests.integration.conftest import publish_organisation
+from tests.integration.conftest import SettingsFor, publish_organisation
 
 pytestmark = pytest.mark.integration
 
@@ -80,20 +79,12 @@ async def staff_placed(service: OpportunityService) -> None:
 @pytest.fixture
 async def world(
     crm_servers: Servers,
-    oidc_issuer: str,
     realm_tokens: RealmTokens,
-    tmp_path: Path,
     unique_name: Callable[[str], str],
     topic_prefix: str,
+    settings_for: SettingsFor,
 ) -> AsyncIterator[World]:
-    settings = OpportunitySettings(
-        kafka_bootstrap=crm_servers.kafka_bootstrap,
-        mongo_uri=crm_servers.mongo_uri,
-        data_dir=tmp_path,
-        namespace=unique_name("ns")[:40],
-        topic_prefix=topic_prefix,
-        oidc_issuer=oidc_issuer,
-    )
+    settings = settings_for(OpportunitySettings)
     service = bootstrap(settings)
     suffix = unique_name("")[-8:]
     customers = {label: f"C{label}-{suffix}" for label in OWNERS}

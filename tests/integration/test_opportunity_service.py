@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,6 +28,8 @@ from local_infra.harness import cloudevent, produce_plain, serving
 from local_infra.pytest_plugin import Servers
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
+
+from tests.integration.conftest import SettingsFor
 
 pytestmark = pytest.mark.integration
 
@@ -49,21 +50,11 @@ PROBABILITY = {
 @pytest.fixture
 async def service(
     crm_servers: Servers,
-    oidc_issuer: str,
     realm_tokens: RealmTokens,
-    tmp_path: Path,
-    unique_name: Callable[[str], str],
-    topic_prefix: str,
+    settings_for: SettingsFor,
 ) -> AsyncIterator[tuple[OpportunityService, httpx.AsyncClient]]:
     """The service on topics of the test's own: it reads no other test's records."""
-    settings = OpportunitySettings(
-        kafka_bootstrap=crm_servers.kafka_bootstrap,
-        mongo_uri=crm_servers.mongo_uri,
-        data_dir=tmp_path,
-        namespace=unique_name("ns")[:40],
-        topic_prefix=topic_prefix,
-        oidc_issuer=oidc_issuer,
-    )
+    settings = settings_for(OpportunitySettings)
     opportunity_service = bootstrap(settings)
     headers = realm_tokens.service("crm-opportunity")
     async with (

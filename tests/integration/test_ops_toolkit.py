@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +34,8 @@ from local_infra.pytest_plugin import TEST_GROUPS, Servers, kafka_login
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient, MongoClient
 from typer.testing import CliRunner
+
+from tests.integration.conftest import SettingsFor
 
 pytestmark = pytest.mark.integration
 
@@ -209,21 +210,13 @@ def test_the_command_line_rebuilds_and_replays_a_view(
 
 async def test_projections_and_relay_status_of_a_running_service(
     crm_servers: Servers,
-    tmp_path: Path,
     unique_name: Callable[[str], str],
     topic_prefix: str,
-    oidc_issuer: str,
     realm_tokens: RealmTokens,
+    settings_for: SettingsFor,
 ) -> None:
     namespace = unique_name("st")[:30]
-    settings = CustomerSettings(
-        oidc_issuer=oidc_issuer,
-        kafka_bootstrap=crm_servers.kafka_bootstrap,
-        mongo_uri=crm_servers.mongo_uri,
-        data_dir=tmp_path,
-        namespace=namespace,
-        topic_prefix=topic_prefix,
-    )
+    settings = settings_for(CustomerSettings, namespace=namespace)
     service = bootstrap(settings)
     env = {
         "CRM_KAFKA_BOOTSTRAP": crm_servers.kafka_bootstrap,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from local_infra.harness import serving
 from local_infra.pytest_plugin import Servers
 from pymongo import AsyncMongoClient
 
-from tests.integration.conftest import publish_organisation
+from tests.integration.conftest import SettingsFor, publish_organisation
 
 pytestmark = pytest.mark.integration
 
@@ -36,31 +35,28 @@ SEED, CUSTOMERS = 7, 6
 @pytest.fixture
 async def urls(
     crm_servers: Servers,
-    oidc_issuer: str,
-    tmp_path: Path,
     unique_name: Callable[[str], str],
     topic_prefix: str,
+    settings_for: SettingsFor,
 ) -> AsyncIterator[dict[str, str]]:
     """The customer, opportunity and contact-log services on the test's own topics, once
     each knows the simulated bank's organisation."""
     namespace = unique_name("sd")[:30]
-    common: dict[str, Any] = {
-        "kafka_bootstrap": crm_servers.kafka_bootstrap,
-        "mongo_uri": crm_servers.mongo_uri,
-        "data_dir": tmp_path,
-        "namespace": namespace,
-        "topic_prefix": topic_prefix,
-        "oidc_issuer": oidc_issuer,
-    }
     apps: dict[str, FastAPI] = {
         "customer": customer_api.create_app(
-            customer_boot.bootstrap(customer_boot.CustomerSettings(**common))
+            customer_boot.bootstrap(
+                settings_for(customer_boot.CustomerSettings, namespace=namespace)
+            )
         ),
         "opportunity": opportunity_api.create_app(
-            opportunity_boot.bootstrap(opportunity_boot.OpportunitySettings(**common))
+            opportunity_boot.bootstrap(
+                settings_for(opportunity_boot.OpportunitySettings, namespace=namespace)
+            )
         ),
         "contact-log": contact_api.create_app(
-            contact_boot.bootstrap(contact_boot.ContactLogSettings(**common))
+            contact_boot.bootstrap(
+                settings_for(contact_boot.ContactLogSettings, namespace=namespace)
+            )
         ),
     }
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)

@@ -24,10 +24,13 @@ from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.topic_names import TopicNames
 from crm_customer.api import create_app
 from crm_customer.bootstrap import CustomerSettings, bootstrap
+from crm_events.topics import SUBSCRIPTIONS, Service, written_by
 from local_infra.harness import serving
 from local_infra.pytest_plugin import Servers, kafka_login
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
+
+from tests.integration.conftest import SettingsFor
 
 pytestmark = pytest.mark.integration
 
@@ -66,8 +69,8 @@ async def test_the_worker_process_publishes_and_projects_what_the_api_process_wr
     tmp_path: Path,
     unique_name: Callable[[str], str],
     topic_prefix: str,
-    oidc_issuer: str,
     realm_tokens: RealmTokens,
+    settings_for: SettingsFor,
 ) -> None:
     namespace = unique_name("wk")[:30]
     env = os.environ | {
@@ -88,14 +91,7 @@ async def test_the_worker_process_publishes_and_projects_what_the_api_process_wr
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
-    settings = CustomerSettings(
-        oidc_issuer=oidc_issuer,
-        kafka_bootstrap=crm_servers.kafka_bootstrap,
-        mongo_uri=crm_servers.mongo_uri,
-        data_dir=tmp_path,
-        namespace=namespace,
-        topic_prefix=topic_prefix,
-    )
+    settings = settings_for(CustomerSettings, namespace=namespace)
     customer_id = f"C-{namespace[-8:]}"
     try:
         await wait_ready(worker_url, worker)
@@ -138,7 +134,11 @@ async def test_the_worker_process_publishes_and_projects_what_the_api_process_wr
     assert set(worker_checks) >= {"event_store", "mongodb", "kafka", "relay", "consumers"}
     assert "crm_relay_last_success_timestamp_seconds" in metrics
     assert 'outcome="applied"' in metrics
-    assert topics == {spec.name for spec in TopicNames(topic_prefix).specs()}
+    # It creates the topics its own principal may: those the service writes and reads.
+    used = {
+        topic.name for topic in (*written_by(Service.CUSTOMER), *SUBSCRIPTIONS[Service.CUSTOMER])
+    }
+    assert topics == {spec.name for spec in TopicNames(topic_prefix).specs(used)}
     # Stopped gracefully (uvicorn re-raises the SIGTERM it handled once it has shut down).
     assert worker.returncode in (0, -signal.SIGTERM)
     assert b"Traceback" not in errors, errors.decode(errors="replace")[-3000:]

@@ -130,6 +130,13 @@ def test_env_file_round_trips_every_address(tmp_path: Path) -> None:
     assert "@" not in infra.env_file.read_text(), "passwords stay in the secrets folder"
 
 
+def test_a_profile_without_identity_neither_runs_nor_names_keycloak(tmp_path: Path) -> None:
+    infra = Infra(Profile(tmp_path, 1, 2, 3, 4, 5, identity=False))
+    assert [server.name for server in infra.servers] == ["kafka", "mongod", "postgres"]
+    assert "CRM_OIDC_ISSUER" not in infra.env()
+    assert not PROFILES["faults"].identity, "the fault suite calls no API"
+
+
 def test_profiles_do_not_share_ports_or_state() -> None:
     profiles = list(PROFILES.values())
     assert len({profile.state_dir for profile in profiles}) == len(profiles)

@@ -2,7 +2,7 @@
 with tokens made in the test (``crm_backbone.testing_identity``).
 
 What each caller may do is written out here from the test organisation, not asked of the
-access module. The customers' current owners are held in memory (``OwnersInMemory``);
+access module. The customers' current owners are held in memory (``FixedCustomerBook``);
 the figures and lists narrowed in the genuine MongoDB are tried in
 ``tests/integration/test_campaign_scope.py``.
 """
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from crm_backbone.access import NotInReach, Reach, in_reach, scope_filter
-from crm_backbone.testing_identity import TestIdentity
+from crm_backbone.testing_identity import FixedCustomerBook, TestIdentity
 from crm_campaign.api import create_app
 from crm_campaign.bootstrap import CampaignService, CampaignSettings, bootstrap
 from crm_campaign.targeting import Criteria, Profile
@@ -66,23 +65,6 @@ def may_manage(caller: str, branches: Sequence[str]) -> bool:
     if caller in SERVICES:
         return True
     return caller in COVERED and bool(branches) and set(branches) <= COVERED[caller]
-
-
-class OwnersInMemory:
-    """The customers' current owners (``CustomerBook``'s answers, without MongoDB)."""
-
-    def __init__(self, owners: Mapping[str, tuple[str, str]]) -> None:
-        self.owners = {c: {"manager_id": m, "branch_id": b} for c, (m, b) in owners.items()}
-
-    async def scope(self, reach: Reach, field: str = "customer_id") -> dict[str, Any]:
-        if not scope_filter(reach):
-            return {}
-        return {field: {"$in": sorted(c for c, o in self.owners.items() if in_reach(reach, o))}}
-
-    async def require(self, reach: Reach, customer_id: str, *, kind: str, key: str) -> None:
-        owners = self.owners.get(customer_id)
-        if scope_filter(reach) and (owners is None or not in_reach(reach, owners)):
-            raise NotInReach(kind, key)
 
 
 class FixedAudience:
@@ -241,7 +223,9 @@ def test_responses_and_counts_follow_the_customers_owners_today(
         service.audience = FixedAudience(
             [customer(c, *at_start) for c, (at_start, _) in book.items()]
         )
-        service.access.book = OwnersInMemory({c: today for c, (_, today) in book.items()})
+        service.access.book = FixedCustomerBook(
+            {c: {"manager_id": m, "branch_id": b} for c, (_, (m, b)) in book.items()}
+        )
         in_reach = {c for c, (_, today) in book.items() if sees(caller, *today)}
         as_caller = headers(caller)
         async with client_of(app) as client:

@@ -1,7 +1,7 @@
 """Who reaches which lead, opportunity and need, through the HTTP API, in-process.
 
 The customers' owners (what ``customer_owners`` holds in MongoDB) are a fixed map here
-(:class:`FixedOwners`); the records are made through the API by the service's own
+(``FixedCustomerBook``); the records are made through the API by the service's own
 account, then every staff member of the test organisation reads them and commands
 them. What each one should reach is computed here from the organisation, independently
 of ``crm_backbone.access``: a record out of reach must answer exactly what a record that
@@ -20,9 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-from crm_backbone.access import NotInReach, Reach, in_reach, scope_filter
 from crm_backbone.masking import HIDDEN, PersonalData
-from crm_backbone.testing_identity import TEST_BRANCHES, TestIdentity
+from crm_backbone.testing_identity import TEST_BRANCHES, FixedCustomerBook, TestIdentity
 from crm_opportunity.api import create_app
 from crm_opportunity.bootstrap import OpportunitySettings, bootstrap
 from crm_opportunity.ownership import Book, Gate
@@ -35,23 +34,6 @@ SERVICE = "crm-opportunity"
 MANAGERS = {"RM-0001": "BR-001", "RM-0002": "BR-001", "RM-0005": "BR-002", "RM-0009": "BR-003"}
 BOOK_STAFF = ("RM-0001", "RM-0002", "RM-0005", "RM-0009", "BM-0001", "RH-0001")
 SLA = {"started_at": "2026-11-23T09:00:00+08:00", "sla_due_at": "2026-11-24T09:00:00+08:00"}
-
-
-class FixedOwners:
-    """The customers' owners as the customer stream last said them (a fixed map)."""
-
-    def __init__(self, owners: Mapping[str, Mapping[str, str]]) -> None:
-        self.owners = owners
-
-    async def scope(self, reach: Reach, field: str = "customer_id") -> dict[str, Any]:
-        if not scope_filter(reach):
-            return {}
-        return {field: {"$in": sorted(c for c, o in self.owners.items() if in_reach(reach, o))}}
-
-    async def require(self, reach: Reach, customer_id: str, *, kind: str, key: str) -> None:
-        owners = self.owners.get(customer_id)
-        if scope_filter(reach) and (owners is None or not in_reach(reach, owners)):
-            raise NotInReach(kind, key)
 
 
 def reaches(staff_id: str, manager_id: str | None, branch_id: str | None) -> bool:
@@ -71,7 +53,7 @@ async def api(owners: Mapping[str, Mapping[str, str]]) -> AsyncIterator[httpx.As
     """The API on a store of its own, its customers owned as ``owners`` says."""
     with tempfile.TemporaryDirectory() as folder:
         service = bootstrap(OpportunitySettings(data_dir=Path(folder)))
-        service.gate = Gate(service.application, Book(FixedOwners(owners)))
+        service.gate = Gate(service.application, Book(FixedCustomerBook(owners)))
         app = create_app(service, run_workers=False, authentication=IDENTITY.authentication)
         async with in_process(app, service.close, IDENTITY.service(SERVICE)) as client:
             yield client

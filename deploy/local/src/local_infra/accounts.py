@@ -83,9 +83,11 @@ class LocalSecrets:
             path.write_text(default or secrets.token_urlsafe(24))
         return SecretStr(path.read_text().strip())
 
-    def passwords(self, server: str, processes: tuple[str, ...]) -> dict[str, SecretStr]:
-        """Each process's password on ``server`` (namespace ``crm``)."""
-        return {p: self.password(server, database_name(NAMESPACE, p)) for p in processes}
+    def passwords(
+        self, server: str, processes: tuple[str, ...], namespace: str = NAMESPACE
+    ) -> dict[str, SecretStr]:
+        """Each process's password on ``server`` in ``namespace``."""
+        return {p: self.password(server, database_name(namespace, p)) for p in processes}
 
 
 def new_key_file(path: Path) -> None:

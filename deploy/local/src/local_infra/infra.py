@@ -31,6 +31,8 @@ class Profile:
     mongo_port: int
     postgres_port: int
     keycloak_port: int
+    identity: bool = True
+    """Whether the profile runs Keycloak (the fault suite calls no API, so it does not)."""
 
 
 PROFILES = {
@@ -38,7 +40,9 @@ PROFILES = {
     "run": Profile(PROJECT_ROOT / "var" / "infra", 19092, 19093, 27117, 15432, 18180),
     # the test harness, so tests never touch the data of a running system
     "test": Profile(PROJECT_ROOT / "var" / "test-infra", 29092, 29093, 27217, 25432, 28180),
-    "faults": Profile(PROJECT_ROOT / "var" / "fault-infra", 31092, 31093, 27317, 31432, 31180),
+    "faults": Profile(
+        PROJECT_ROOT / "var" / "fault-infra", 31092, 31093, 27317, 31432, 31180, identity=False
+    ),
 }
 
 
@@ -51,7 +55,9 @@ class Infra:
         self.mongo = MongoServer(profile.state_dir, profile.mongo_port)
         self.postgres = PostgresServer(profile.state_dir, profile.postgres_port)
         self.keycloak = KeycloakServer(profile.state_dir, profile.keycloak_port)
-        self.servers: tuple[Server, ...] = (self.kafka, self.mongo, self.postgres, self.keycloak)
+        self.servers: tuple[Server, ...] = (self.kafka, self.mongo, self.postgres)
+        if profile.identity:
+            self.servers += (self.keycloak,)
         self.env_file = profile.state_dir / "infra.env"
 
     def up(self) -> dict[str, float]:
@@ -73,6 +79,12 @@ class Infra:
         self.write_env_file()
         return timings
 
+    def provision(self, namespace: str) -> None:
+        """Accounts on MongoDB and PostgreSQL for the CRM's processes in ``namespace``
+        (``up`` makes those of the default namespace, ``crm``)."""
+        self.mongo.provision(namespace)
+        self.postgres.provision(namespace)
+
     def down(self, only: Collection[str] | None = None) -> list[str]:
         """Stop exactly the processes this profile started (or those of them named in
         ``only``); names of those stopped."""
@@ -83,13 +95,15 @@ class Infra:
         return [server.status() for server in self.servers]
 
     def env(self) -> dict[str, str]:
-        return {
+        addresses = {
             ENV_KAFKA: self.kafka.address,
             ENV_MONGO: self.mongo.address,
             ENV_POSTGRES: self.postgres.address,
-            ENV_OIDC_ISSUER: self.keycloak.address,
             ENV_SECRETS: str(self.mongo.secrets.folder.resolve()),
         }
+        if self.profile.identity:
+            addresses[ENV_OIDC_ISSUER] = self.keycloak.address
+        return addresses
 
     def write_env_file(self) -> None:
         lines = [f"{key}={value}" for key, value in self.env().items()]

@@ -124,12 +124,20 @@ class MongoServer(Server):
                 what="mongod becoming replica-set primary",
                 log=self.log,
             )
-            admin = Account(
-                MONGO_ADMIN, self.secrets.password(MONGODB, MONGO_ADMIN, LOCAL_ADMIN_PASSWORD)
-            )
-            self._create_admin(client, admin)
-        with self._client(admin) as client:
-            provision_mongo(client, NAMESPACE, self.secrets.passwords(MONGODB, (*SERVICES, OPS)))
+            self._create_admin(client, self._admin())
+        self.provision(NAMESPACE)
+
+    def provision(self, namespace: str) -> None:
+        """The users of the CRM's processes in ``namespace``, their passwords in the
+        secrets folder (created, or brought up to date)."""
+        with self._client(self._admin()) as client:
+            passwords = self.secrets.passwords(MONGODB, (*SERVICES, OPS), namespace)
+            provision_mongo(client, namespace, passwords)
+
+    def _admin(self) -> Account:
+        return Account(
+            MONGO_ADMIN, self.secrets.password(MONGODB, MONGO_ADMIN, LOCAL_ADMIN_PASSWORD)
+        )
 
     def _create_admin(self, client: MongoClient[dict[str, object]], admin: Account) -> None:
         """Create the administrator while MongoDB lets a loopback client create the first

@@ -138,7 +138,13 @@ class PostgresServer(Server):
         return True
 
     def after_start(self) -> None:
-        provision_postgres(self.admin_dsn, NAMESPACE, self.secrets.passwords(POSTGRESQL, SERVICES))
+        self.provision(NAMESPACE)
+
+    def provision(self, namespace: str) -> None:
+        """Each service's role and database in ``namespace``, the roles' passwords in the
+        secrets folder (created, or brought up to date)."""
+        passwords = self.secrets.passwords(POSTGRESQL, SERVICES, namespace)
+        provision_postgres(self.admin_dsn, namespace, passwords)
 
     def _run_as(self) -> str | None:
         """PostgreSQL refuses to run as root: drop to the ``postgres`` user when we are root."""

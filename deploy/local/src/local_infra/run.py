@@ -25,6 +25,7 @@ from typing import IO, Annotated
 import httpx
 import typer
 
+from local_infra.accounts import NAMESPACE
 from local_infra.infra import PROFILES, Infra
 from local_infra.paths import PROJECT_ROOT
 
@@ -207,6 +208,7 @@ async def run_system(
     _say(f"{'identity':<12} ready  Keycloak {infra.keycloak.address}: every API call needs a token")
     defaults = {"CRM_LOG_FORMAT": "json", "CRM_DATA_DIR": str(PROJECT_ROOT / "var" / "services")}
     env = defaults | dict(os.environ) | servers | {"PYTHONUNBUFFERED": "1"}
+    await asyncio.to_thread(infra.provision, env.get("CRM_NAMESPACE", NAMESPACE))
     logs = PROJECT_ROOT / "var" / "run" / "logs"
     bin_dir = Path(sys.executable).parent
     services = [

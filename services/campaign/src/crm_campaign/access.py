@@ -27,10 +27,10 @@ of reach answers what a customer who does not exist answers: 404 ``customer-not-
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from crm_backbone.access import AccessRefused, Reach, require_command
-from crm_backbone.book import CustomerBook
+from crm_backbone.book import CustomerBook, CustomersInReach
 from crm_backbone.projection import Document
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -75,19 +75,11 @@ def campaign_branches(criteria: dict[str, Any]) -> list[str]:
     return list(criteria.get("branch_ids") or [])
 
 
-class Book(Protocol):
-    """The customers' owners (``crm_backbone.book.CustomerBook``)."""
-
-    async def scope(self, reach: Reach, field: str = "customer_id") -> dict[str, Any]: ...
-
-    async def require(self, reach: Reach, customer_id: str, *, kind: str, key: str) -> None: ...
-
-
 class CampaignAccess:
     """The rules that need the customers' current owners (``customer_owners``)."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
-        self.book: Book = CustomerBook(database)
+        self.book: CustomersInReach = CustomerBook(database)
 
     async def targets_scope(self, reach: Reach) -> Document:
         """The filter of the ``campaign_targets`` whose customer is in reach (``{}``: all)."""

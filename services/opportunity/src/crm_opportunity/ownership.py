@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from crm_backbone.access import (
     AccessRefused,
@@ -28,6 +28,7 @@ from crm_backbone.access import (
     require_in_reach,
     scope_filter,
 )
+from crm_backbone.book import CustomersInReach
 from crm_backbone.masking import PersonalData
 from crm_backbone.principal import Principal
 
@@ -38,14 +39,6 @@ from crm_opportunity.domain.need import Need
 from crm_opportunity.domain.opportunity import Opportunity
 
 Filter = dict[str, Any]
-
-
-class CustomerOwners(Protocol):
-    """Which customers a reach covers (:class:`crm_backbone.book.CustomerBook`)."""
-
-    async def scope(self, reach: Reach, field: str = "customer_id") -> dict[str, Any]: ...
-
-    async def require(self, reach: Reach, customer_id: str, *, kind: str, key: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -65,7 +58,7 @@ class LeadOwners:
 class Book:
     """The scope of the service's collections, and the checks of one record's owners."""
 
-    def __init__(self, customers: CustomerOwners) -> None:
+    def __init__(self, customers: CustomersInReach) -> None:
         self.customers = customers
 
     async def of_customers(self, reach: Reach) -> Filter:

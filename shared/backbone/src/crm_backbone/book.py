@@ -18,7 +18,7 @@ of the old manager's book at once, in every view of the service.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from crm_events import customer as events
 from crm_events.envelope import Envelope
@@ -65,6 +65,15 @@ class CustomerOwnersView(Projection):
 
 def _owners(e: Event, owners: Mapping[str, Any]) -> ViewUpdate:
     return ViewUpdate(CUSTOMER_OWNERS, e.aggregateid, {"$set": dict(owners)})
+
+
+class CustomersInReach(Protocol):
+    """Which customers a reach covers: :class:`CustomerBook`, or a fixed map in unit tests
+    (:class:`crm_backbone.testing_identity.FixedCustomerBook`)."""
+
+    async def scope(self, reach: Reach, field: str = "customer_id") -> dict[str, Any]: ...
+
+    async def require(self, reach: Reach, customer_id: str, *, kind: str, key: str) -> None: ...
 
 
 class CustomerBook:

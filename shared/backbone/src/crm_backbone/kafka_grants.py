@@ -58,6 +58,18 @@ _ANY = 1
 _ANY_HOST = "*"
 
 
+_ACL_BINDING = (
+    ("resource_type", Int8),
+    ("resource_name", String("utf-8")),
+    ("pattern_type", Int8),
+    ("principal", String("utf-8")),
+    ("host", String("utf-8")),
+    ("operation", Int8),
+    ("permission_type", Int8),
+)
+"""The fields of one ACL binding, as CreateAcls and DeleteAcls (v1) carry them."""
+
+
 class _CreateAclsResponse(Response):  # type: ignore[misc]
     API_KEY = 30
     API_VERSION = 1
@@ -71,20 +83,7 @@ class _CreateAclsRequestV1(RequestStruct):  # type: ignore[misc]
     API_KEY = 30
     API_VERSION = 1
     RESPONSE_TYPE = _CreateAclsResponse
-    SCHEMA = Schema(
-        (
-            "creations",
-            Array(
-                ("resource_type", Int8),
-                ("resource_name", String("utf-8")),
-                ("pattern_type", Int8),
-                ("principal", String("utf-8")),
-                ("host", String("utf-8")),
-                ("operation", Int8),
-                ("permission_type", Int8),
-            ),
-        )
-    )
+    SCHEMA = Schema(("creations", Array(*_ACL_BINDING)))
 
 
 class _DeleteAclsResponse(Response):  # type: ignore[misc]
@@ -99,17 +98,7 @@ class _DeleteAclsResponse(Response):  # type: ignore[misc]
                 ("error_message", String("utf-8")),
                 (
                     "matching",
-                    Array(
-                        ("error_code", Int16),
-                        ("error_message", String("utf-8")),
-                        ("resource_type", Int8),
-                        ("resource_name", String("utf-8")),
-                        ("pattern_type", Int8),
-                        ("principal", String("utf-8")),
-                        ("host", String("utf-8")),
-                        ("operation", Int8),
-                        ("permission_type", Int8),
-                    ),
+                    Array(("error_code", Int16), ("error_message", String("utf-8")), *_ACL_BINDING),
                 ),
             ),
         ),

@@ -21,6 +21,7 @@ import jwt
 from crm_events.organisation import Role
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from crm_backbone.access import NotInReach, Reach, in_reach, scope_filter
 from crm_backbone.callers import Authentication
 from crm_backbone.identity import TokenValidator
 from crm_backbone.organisation import Position
@@ -131,6 +132,24 @@ TEST_POSITIONS = (
 """A small organisation for tests: managers in two branches of one region and one of
 another, their branch manager and regional head, and head office's analyst, operator and
 auditor."""
+
+
+class FixedCustomerBook:
+    """The customers' owners as a fixed map (:class:`crm_backbone.book.CustomerBook`'s
+    answers, without MongoDB): customer id to ``manager_id`` and ``branch_id``."""
+
+    def __init__(self, owners: Mapping[str, Mapping[str, str]]) -> None:
+        self.owners = owners
+
+    async def scope(self, reach: Reach, field: str = "customer_id") -> dict[str, Any]:
+        if not scope_filter(reach):
+            return {}
+        return {field: {"$in": sorted(c for c, o in self.owners.items() if in_reach(reach, o))}}
+
+    async def require(self, reach: Reach, customer_id: str, *, kind: str, key: str) -> None:
+        owners = self.owners.get(customer_id)
+        if scope_filter(reach) and (owners is None or not in_reach(reach, owners)):
+            raise NotInReach(kind, key)
 
 
 @dataclass
