@@ -6,6 +6,8 @@ The customer id is the bank-wide unified customer number that upstream systems u
 from datetime import date
 from enum import StrEnum
 
+from pydantic import AwareDatetime
+
 from crm_events.common import (
     Address,
     Assignment,
@@ -242,3 +244,39 @@ class CoreDataApplied(CoreOwnedData, EventPayload):
     """Core-banking-owned data was applied to the customer record."""
 
     source_event_id: Id
+
+
+class ErasureBasis(StrEnum):
+    """The legal ground a customer's personal data is erased on.
+
+    PIPL Art. 47 para. 1 (items 1-4) and GDPR Art. 17(1)(a)-(e); the fixed list an
+    erasure request must name one of.
+    """
+
+    PIPL_PURPOSE_ACHIEVED = "pipl_art47_1_purpose_achieved"
+    """The purpose of processing is achieved, cannot be achieved or needs it no more."""
+    PIPL_SERVICE_ENDED = "pipl_art47_2_service_ended"
+    """The bank stopped providing the product or service, or the retention period ended."""
+    PIPL_CONSENT_WITHDRAWN = "pipl_art47_3_consent_withdrawn"
+    PIPL_UNLAWFUL_PROCESSING = "pipl_art47_4_unlawful_processing"
+    GDPR_NO_LONGER_NECESSARY = "gdpr_art17_1a_no_longer_necessary"
+    GDPR_CONSENT_WITHDRAWN = "gdpr_art17_1b_consent_withdrawn"
+    GDPR_OBJECTION = "gdpr_art17_1c_objection"
+    GDPR_UNLAWFUL_PROCESSING = "gdpr_art17_1d_unlawfully_processed"
+    GDPR_LEGAL_OBLIGATION = "gdpr_art17_1e_legal_obligation"
+
+
+@event("crm.customer.erased")
+class CustomerErased(EventPayload):
+    """The customer's personal data was erased on request: its data key is destroyed, so
+    what the events stored of the person no longer opens, and every view forgets it.
+
+    Carries no personal data: the subject is the customer id; ``reason`` is the request's
+    reference (a ticket number, say), never a description of the person.
+    """
+
+    erased_at: AwareDatetime
+    erased_by: Id
+    """The actor who asked for it (the subject of the data protection officer's token)."""
+    legal_basis: ErasureBasis
+    reason: Name
