@@ -19,6 +19,12 @@ from pydantic import SecretStr
 
 MONGODB = "mongodb"
 POSTGRESQL = "postgresql"
+KEY_STORE = "keys"
+"""The key database's name in a namespace (``<namespace>_keys``), and the secrets folder's
+sub-folder of the key store's secrets (``keys/master-keys``, the master key ring)."""
+MASTER_KEYS = "master-keys"
+OPENBAO = "openbao"
+"""The secrets folder's sub-folder of OpenBao's token (``openbao/token``)."""
 OPS = "ops"
 """The operators' toolkit, ``crm-ops``, a process with a user of its own (``<ns>_ops``)."""
 

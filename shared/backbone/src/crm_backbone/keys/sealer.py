@@ -1,0 +1,79 @@
+"""``crm_events.personal.FieldSealer`` on a key store, with a small memory of data keys."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from crm_backbone.keys import cipher
+from crm_backbone.keys.subject_keys import SubjectKeys
+
+
+class KeySealer:
+    """Seals and opens personal data under each subject's key from ``keys``.
+
+    Data keys are remembered (at most ``capacity``, the least recently used go first) for
+    ``ttl_s`` seconds, so a hot subject costs no key store round trip; :meth:`forget` drops
+    a subject at once (a service learning of an erasure). Another process's erasure reaches
+    this one within ``ttl_s`` even unheard of.
+    """
+
+    def __init__(
+        self,
+        keys: SubjectKeys,
+        *,
+        capacity: int = 10_000,
+        ttl_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("a key cache holds at least one key")
+        self.keys = keys
+        self.capacity = capacity
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._remembered: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def seal(self, subject: str, plaintext: bytes) -> str:
+        """A token of ``plaintext``; ``SubjectErased`` once the subject's key is destroyed."""
+        key = self._recall(subject) or self._remember(subject, self.keys.key_for_writing(subject))
+        return cipher.seal(key, subject, plaintext)
+
+    def open(self, subject: str, token: str) -> bytes | None:
+        """The plaintext of ``token``; None when the subject's key is destroyed or was never
+        made. An altered token, or another subject's, raises ``cipher.UnreadableToken``."""
+        key = self._recall(subject)
+        if key is None:
+            stored = self.keys.key_for_reading(subject)
+            if stored is None:
+                return None
+            key = self._remember(subject, stored)
+        return cipher.open_token(key, subject, token)
+
+    def forget(self, subject: str) -> None:
+        """Drop the subject's key from memory (it is read again from the store if needed)."""
+        with self._lock:
+            self._remembered.pop(subject, None)
+
+    def _recall(self, subject: str) -> bytes | None:
+        with self._lock:
+            entry = self._remembered.get(subject)
+            if entry is None:
+                return None
+            key, expires = entry
+            if self._clock() >= expires:
+                del self._remembered[subject]
+                return None
+            self._remembered.move_to_end(subject)
+            return key
+
+    def _remember(self, subject: str, key: bytes) -> bytes:
+        with self._lock:
+            self._remembered[subject] = (key, self._clock() + self.ttl_s)
+            self._remembered.move_to_end(subject)
+            while len(self._remembered) > self.capacity:
+                self._remembered.popitem(last=False)
+        return key
