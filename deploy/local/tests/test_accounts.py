@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crm_backbone.credentials import MONGODB, OPS
+from crm_backbone.credentials import KEY_STORE, MASTER_KEYS, MONGODB, OPS
+from crm_backbone.keys.master import MasterKeyRing
+from crm_backbone.settings import ServiceSettings
 from local_infra.accounts import SERVICES, LocalSecrets, mongo_roles
 from local_infra.mongo_server import MongoServer, mongod_binary
 from local_infra.process import terminate
@@ -57,6 +59,18 @@ def test_local_passwords_are_generated_once_readable_by_their_owner_only(
     assert secrets.password(MONGODB, "admin", "local-default").get_secret_value() == (
         "local-default"
     )
+
+
+def test_the_local_master_key_ring_is_made_once_and_configures_the_key_store(
+    tmp_path: Path,
+) -> None:
+    ring = LocalSecrets(tmp_path).master_keys()
+    assert LocalSecrets(tmp_path).master_keys() == ring
+    path = tmp_path / "secrets" / KEY_STORE / MASTER_KEYS
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    settings = ServiceSettings(secrets_dir=tmp_path / "secrets", master_keys=None)
+    assert settings.master_key_ring() == ring
+    assert MasterKeyRing.parse(ring.get_secret_value()).current_id() == "local-1"
 
 
 def test_mongod_of_the_layout_without_access_control_comes_up_with_it(tmp_path: Path) -> None:

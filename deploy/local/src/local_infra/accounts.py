@@ -8,6 +8,9 @@ What each account may do (``docs/access.md``):
   pause gates; ``read`` includes the change streams of its own collections); on
   PostgreSQL the role ``<ns>_S``, owner of the database ``<ns>_S`` and nothing else: no
   superuser, no ``CREATEDB``, no ``CREATEROLE``; the database refuses every other role.
+- the key database ``<ns>_keys`` (the data subjects' wrapped keys, ``crm_backbone.keys``),
+  the administrator's: every service's role may connect, read keys and add a live key;
+  only the customer service's may destroy one (a tombstone) and rewrap them.
 - ``ops`` (``crm-ops``): on MongoDB ``readWrite`` on ``<ns>_ops`` (its dead-letter
   ledger) and on every service's database (rebuild, replay, settling dead letters, pause
   gates), and ``readWrite`` with ``dbAdmin`` on the database a rebuild builds beside the
@@ -28,7 +31,19 @@ from typing import Any
 
 import psycopg
 from crm_backbone import credentials
-from crm_backbone.credentials import MONGODB, OPS, POSTGRESQL, Account, database_name, postgres_dsn
+from crm_backbone.credentials import (
+    KEY_STORE,
+    MASTER_KEYS,
+    MONGODB,
+    OPS,
+    POSTGRESQL,
+    Account,
+    database_name,
+    postgres_dsn,
+)
+from crm_backbone.keys.database import TABLE as KEY_TABLE
+from crm_backbone.keys.database import table_ddl
+from crm_backbone.keys.master import MasterKeyRing
 from crm_backbone.rebuild import SCRATCH
 from crm_events.topics import SUBSCRIPTIONS
 from psycopg import sql
@@ -47,6 +62,10 @@ LOCAL_ADMIN_PASSWORD = "crm-local"
 ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
 """A service's PostgreSQL role: it logs in, and may do nothing beyond its database."""
 USER_EXISTS = 51003
+KEY_DESTROYER = "customer"
+"""The one service whose role may destroy a data subject's key: the customer service erases."""
+LIVE_KEY_INSERT = "INSERT (subject, wrapped_key, master_key_id, created_at)"
+"""What any service may insert: a live key (a tombstone needs ``destroyed_at``)."""
 
 
 def as_administrators(
@@ -82,6 +101,11 @@ class LocalSecrets:
             path.touch(mode=0o600)
             path.write_text(default or secrets.token_urlsafe(24))
         return SecretStr(path.read_text().strip())
+
+    def master_keys(self) -> SecretStr:
+        """The profile's master key ring (``keys/master-keys``, ``crm_backbone.keys.master``):
+        one key, made at the first start."""
+        return self.password(KEY_STORE, MASTER_KEYS, MasterKeyRing.new_entry("local-1"))
 
     def passwords(
         self, server: str, processes: tuple[str, ...], namespace: str = NAMESPACE
@@ -154,6 +178,33 @@ def provision_postgres(admin_dsn: str, namespace: str, passwords: Mapping[str, S
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(role, role))
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(role))
         _hand_over(postgres_dsn(admin_dsn, None, name), name)
+    provision_key_store(admin_dsn, namespace, tuple(passwords))
+
+
+def provision_key_store(admin_dsn: str, namespace: str, services: tuple[str, ...]) -> None:
+    """The key database of ``namespace`` with its table, and the grants of ``services``'
+    roles (see the module's documentation)."""
+    name = database_name(namespace, KEY_STORE)
+    database = sql.Identifier(name)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(database))
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
+        for service in services:
+            role = sql.Identifier(database_name(namespace, service))
+            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, role))
+    with psycopg.connect(postgres_dsn(admin_dsn, None, name), autocommit=True) as conn:
+        for statement in table_ddl(postgres=True):
+            conn.execute(statement.encode())
+        table = sql.Identifier(KEY_TABLE)
+        conn.execute(sql.SQL("REVOKE ALL ON {} FROM PUBLIC").format(table))
+        for service in services:
+            writes = "INSERT, UPDATE" if service == KEY_DESTROYER else LIVE_KEY_INSERT
+            conn.execute(
+                sql.SQL("GRANT SELECT, {} ON {} TO {}").format(
+                    sql.SQL(writes), table, sql.Identifier(database_name(namespace, service))
+                )
+            )
 
 
 _NOT_OWNED = """
@@ -182,8 +233,11 @@ def _hand_over(database_dsn: str, role: str) -> None:
 
 
 def drop_postgres_accounts(admin_dsn: str, namespace: str) -> None:
-    """Remove every service database and role of ``namespace`` (a test's, afterwards)."""
+    """Remove every service database and role of ``namespace``, and its key database (a
+    test's, afterwards)."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        keys = sql.Identifier(database_name(namespace, KEY_STORE))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(keys))
         for service in SERVICES:
             name = sql.Identifier(database_name(namespace, service))
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))

@@ -6,7 +6,9 @@ Servers are found in this order:
    included) and stops, at the end of the session, exactly what it started;
 3. testcontainers with the official images, when a Docker engine answers;
 otherwise the session fails and says how to get servers. The identity provider
-(:func:`oidc_issuer`) is found the same way, from ``CRM_OIDC_ISSUER`` first.
+(:func:`oidc_issuer`) is found the same way, from ``CRM_OIDC_ISSUER`` first. OpenBao
+(:func:`openbao`, the key store's tests) comes from ``CRM_OPENBAO_ADDR`` and
+``CRM_OPENBAO_TOKEN``, else the session starts one of its own.
 
 The harness connects as the servers' administrators (from ``CRM_SECRETS_DIR`` when it
 holds their passwords, as the launcher's does; else as the addresses say), and creates,
@@ -26,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -74,7 +77,8 @@ from local_infra.infra import (
     Infra,
 )
 from local_infra.keycloak_server import KEYCLOAK_VERSION, LOCAL_PASSWORD, REALM
-from local_infra.paths import KEYCLOAK_REALM_FILE
+from local_infra.openbao_server import TRANSIT_MOUNT, OpenBaoServer
+from local_infra.paths import KEYCLOAK_REALM_FILE, PROJECT_ROOT
 from local_infra.process import InfraError
 
 
@@ -239,6 +243,53 @@ def oidc_issuer() -> Iterator[str]:
         "a Docker engine for testcontainers.",
         pytrace=False,
     )
+
+
+ENV_OPENBAO_ADDR = "CRM_OPENBAO_ADDR"
+ENV_OPENBAO_TOKEN = "CRM_OPENBAO_TOKEN"
+
+
+@dataclass(frozen=True)
+class OpenBao:
+    """A genuine OpenBao with the transit engine mounted at ``transit_mount``."""
+
+    address: str
+    token: SecretStr
+    """A token that may manage transit keys (the dev server's root token)."""
+    transit_mount: str = TRANSIT_MOUNT
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def openbao() -> Iterator[OpenBao]:
+    """OpenBao at ``CRM_OPENBAO_ADDR`` (its token in ``CRM_OPENBAO_TOKEN``), else a dev
+    server of this session's own (``local_infra.openbao_server``): a free port on
+    127.0.0.1, its state in ``var/openbao/<session>``, stopped by its PID and removed at
+    the end of the session."""
+    if address := os.environ.get(ENV_OPENBAO_ADDR):
+        if not (token := os.environ.get(ENV_OPENBAO_TOKEN)):
+            raise pytest.UsageError(f"{ENV_OPENBAO_ADDR} is set: set {ENV_OPENBAO_TOKEN} too")
+        yield OpenBao(address, SecretStr(token))
+        return
+    state_dir = PROJECT_ROOT / "var" / "openbao" / uuid.uuid4().hex[:8]
+    server = OpenBaoServer(state_dir, _free_port())
+    try:
+        server.prepare()
+        server.launch()
+        server.wait_ready()
+    except InfraError as error:
+        server.stop()
+        pytest.fail(f"OpenBao for the key store's tests did not start:\n{error}", pytrace=False)
+    try:
+        yield OpenBao(server.address, SecretStr(server.token))
+    finally:
+        server.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 ENV_KAFKA_SECRETS = "CRM_KAFKA_SECRETS_DIR"
