@@ -181,30 +181,35 @@ def provision_postgres(admin_dsn: str, namespace: str, passwords: Mapping[str, S
     provision_key_store(admin_dsn, namespace, tuple(passwords))
 
 
+def key_store_grants(namespace: str, services: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """What ``services``' roles may do with the key database of ``namespace`` (see the
+    module's documentation): the statements run on the server, then those run in it."""
+    database = database_name(namespace, KEY_STORE)
+    roles = {service: database_name(namespace, service) for service in services}
+    on_server = [f"REVOKE ALL ON DATABASE {database} FROM PUBLIC"] + [
+        f"GRANT CONNECT ON DATABASE {database} TO {role}" for role in roles.values()
+    ]
+    in_database = [*table_ddl(postgres=True), f"REVOKE ALL ON {KEY_TABLE} FROM PUBLIC"] + [
+        f"GRANT SELECT, {'INSERT, UPDATE' if service == KEY_DESTROYER else LIVE_KEY_INSERT} "
+        f"ON {KEY_TABLE} TO {role}"
+        for service, role in roles.items()
+    ]
+    return on_server, in_database
+
+
 def provision_key_store(admin_dsn: str, namespace: str, services: tuple[str, ...]) -> None:
-    """The key database of ``namespace`` with its table, and the grants of ``services``'
-    roles (see the module's documentation)."""
+    """The key database of ``namespace`` (the administrator's) with its table, and the
+    grants of ``services``' roles."""
     name = database_name(namespace, KEY_STORE)
-    database = sql.Identifier(name)
+    on_server, in_database = key_store_grants(namespace, services)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(database))
-        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
-        for service in services:
-            role = sql.Identifier(database_name(namespace, service))
-            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, role))
-    with psycopg.connect(postgres_dsn(admin_dsn, None, name), autocommit=True) as conn:
-        for statement in table_ddl(postgres=True):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        for statement in on_server:
             conn.execute(statement.encode())
-        table = sql.Identifier(KEY_TABLE)
-        conn.execute(sql.SQL("REVOKE ALL ON {} FROM PUBLIC").format(table))
-        for service in services:
-            writes = "INSERT, UPDATE" if service == KEY_DESTROYER else LIVE_KEY_INSERT
-            conn.execute(
-                sql.SQL("GRANT SELECT, {} ON {} TO {}").format(
-                    sql.SQL(writes), table, sql.Identifier(database_name(namespace, service))
-                )
-            )
+    with psycopg.connect(postgres_dsn(admin_dsn, None, name), autocommit=True) as conn:
+        for statement in in_database:
+            conn.execute(statement.encode())
 
 
 _NOT_OWNED = """

@@ -14,9 +14,15 @@ import json
 import sys
 from pathlib import Path
 
-from crm_backbone.credentials import OPS, database_name
+from crm_backbone.credentials import KEY_STORE, OPS, database_name
 
-from local_infra.accounts import NAMESPACE, ROLE_ATTRIBUTES, SERVICES, mongo_roles
+from local_infra.accounts import (
+    NAMESPACE,
+    ROLE_ATTRIBUTES,
+    SERVICES,
+    key_store_grants,
+    mongo_roles,
+)
 from local_infra.paths import PROJECT_ROOT
 
 FOLDER = PROJECT_ROOT / "deploy" / "compose"
@@ -55,12 +61,20 @@ def postgres_script() -> str:
             f"CREATE DATABASE {name} OWNER {name};",
             f"REVOKE ALL ON DATABASE {name} FROM PUBLIC;",
         ]
+    keys = database_name(NAMESPACE, KEY_STORE)
+    on_server, in_database = key_store_grants(NAMESPACE, SERVICES)
+    statements += [
+        f"CREATE DATABASE {keys};",
+        *(f"{statement};" for statement in on_server),
+        f"\\connect {keys}",
+        *(f"{statement};" for statement in in_database),
+    ]
     return "\n".join(
         [
             "#!/bin/sh",
             f"# {HEADER}",
-            "# Each CRM service's role, owning its database and nothing else"
-            " (local_infra.accounts).",
+            "# Each CRM service's role, owning its database and nothing else, and the key"
+            " database (local_infra.accounts).",
             "set -eu",
             'psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres'
             f" {variables} <<'SQL'",

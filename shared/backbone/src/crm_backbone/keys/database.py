@@ -37,15 +37,16 @@ Row = tuple[Any, ...]
 def table_ddl(*, postgres: bool) -> list[str]:
     """The statements creating the table (the key store's, or the provisioning's)."""
     blob, time = ("bytea", "timestamptz") if postgres else ("BLOB", "TEXT")
+    columns = [
+        "subject text PRIMARY KEY",
+        f"wrapped_key {blob}",
+        "master_key_id text",
+        f"created_at {time} NOT NULL",
+        f"destroyed_at {time}",
+        "CHECK ((wrapped_key IS NULL) = (destroyed_at IS NOT NULL))",
+    ]
     return [
-        f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-            subject text PRIMARY KEY,
-            wrapped_key {blob},
-            master_key_id text,
-            created_at {time} NOT NULL,
-            destroyed_at {time},
-            CHECK ((wrapped_key IS NULL) = (destroyed_at IS NOT NULL))
-        )""",
+        f"CREATE TABLE IF NOT EXISTS {TABLE} ({', '.join(columns)})",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_master_key ON {TABLE} (master_key_id)",
     ]
 
