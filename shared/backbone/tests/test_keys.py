@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from crm_backbone.keys import KeySealer, KeyStoreError, MasterKeyError, SubjectErased
+from crm_backbone.keys.__main__ import cli as rotation_cli
 from crm_backbone.keys.cipher import UnreadableToken, is_token, new_data_key, open_token, seal
 from crm_backbone.keys.database import SqliteKeyDatabase
-from crm_backbone.keys.factory import key_database, key_wrapper
+from crm_backbone.keys.factory import key_database, key_wrapper, subject_keys
 from crm_backbone.keys.master import MasterKeyRing
 from crm_backbone.keys.memory import InMemoryKeys
 from crm_backbone.settings import ServiceSettings
@@ -19,6 +20,7 @@ from crm_events.personal import SEALED_SCHEMA
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
 subjects = st.text(min_size=1, max_size=40)
 plaintexts = st.binary(max_size=300)
@@ -179,3 +181,26 @@ def test_without_a_master_key_the_key_store_is_refused(tmp_path: Path) -> None:
         key_wrapper(ServiceSettings(data_dir=tmp_path))
     with pytest.raises(KeyStoreError, match="no token"):
         key_wrapper(ServiceSettings(data_dir=tmp_path, key_store="openbao"))
+
+
+def test_the_operator_rotates_the_ring_with_rewrap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = MasterKeyRing.new_entry("m1"), MasterKeyRing.new_entry("m2")
+    monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CRM_MASTER_KEYS", old)
+    store = subject_keys(ServiceSettings(), "customer")
+    keys = {s: store.key_for_writing(s) for s in ("c-1", "c-2")}
+    store.destroy("c-2")
+    store.close()
+
+    monkeypatch.setenv("CRM_MASTER_KEYS", f"{new},{old}")
+    answer = CliRunner().invoke(rotation_cli, ["rewrap"])
+    assert answer.exit_code == 0, answer.output
+    assert "1 data keys rewrapped under m2" in answer.output
+
+    monkeypatch.setenv("CRM_MASTER_KEYS", new)
+    rotated = subject_keys(ServiceSettings(), "customer")
+    assert rotated.key_for_reading("c-1") == keys["c-1"]
+    assert rotated.key_for_reading("c-2") is None
+    rotated.close()
