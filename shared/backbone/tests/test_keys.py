@@ -149,6 +149,11 @@ def test_the_sealer_remembers_keys_for_a_while_and_the_fewest_recent_go_first() 
     now[0] = 10.0  # every key has expired
     keys.destroy("a")
     assert sealer.open("a", tokens["a"]) is None
+    reads = keys.reads
+    assert sealer.open("a", tokens["a"]) is None  # remembered as erased
+    assert keys.reads == reads
+    with pytest.raises(SubjectErased):
+        sealer.seal("a", b"a")  # the store, not the memory, refuses
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,9 @@ class KeySealer:
     Data keys are remembered (at most ``capacity``, the least recently used go first) for
     ``ttl_s`` seconds, so a hot subject costs no key store round trip; :meth:`forget` drops
     a subject at once (a service learning of an erasure). Another process's erasure reaches
-    this one within ``ttl_s`` even unheard of.
+    this one within ``ttl_s`` even unheard of. That a subject has no key is remembered too,
+    for opening only (a token exists only once its key did, so it was destroyed): a view
+    rebuilt after an erasure asks the store once per subject, not once per field.
     """
 
     def __init__(
@@ -34,23 +36,26 @@ class KeySealer:
         self.capacity = capacity
         self.ttl_s = ttl_s
         self._clock = clock
-        self._remembered: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._remembered: OrderedDict[str, tuple[bytes | None, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def seal(self, subject: str, plaintext: bytes) -> str:
         """A token of ``plaintext``; ``SubjectErased`` once the subject's key is destroyed."""
-        key = self._recall(subject) or self._remember(subject, self.keys.key_for_writing(subject))
+        _, key = self._recall(subject)
+        if key is None:  # not remembered, or remembered as erased: the store decides
+            key = self.keys.key_for_writing(subject)
+            self._remember(subject, key)
         return cipher.seal(key, subject, plaintext)
 
     def open(self, subject: str, token: str) -> bytes | None:
         """The plaintext of ``token``; None when the subject's key is destroyed or was never
         made. An altered token, or another subject's, raises ``cipher.UnreadableToken``."""
-        key = self._recall(subject)
+        known, key = self._recall(subject)
+        if not known:
+            key = self.keys.key_for_reading(subject)
+            self._remember(subject, key)
         if key is None:
-            stored = self.keys.key_for_reading(subject)
-            if stored is None:
-                return None
-            key = self._remember(subject, stored)
+            return None
         return cipher.open_token(key, subject, token)
 
     def forget(self, subject: str) -> None:
@@ -58,22 +63,22 @@ class KeySealer:
         with self._lock:
             self._remembered.pop(subject, None)
 
-    def _recall(self, subject: str) -> bytes | None:
+    def _recall(self, subject: str) -> tuple[bool, bytes | None]:
+        """Whether the subject is remembered, and its key (None: remembered as having none)."""
         with self._lock:
             entry = self._remembered.get(subject)
             if entry is None:
-                return None
+                return False, None
             key, expires = entry
             if self._clock() >= expires:
                 del self._remembered[subject]
-                return None
+                return False, None
             self._remembered.move_to_end(subject)
-            return key
+            return True, key
 
-    def _remember(self, subject: str, key: bytes) -> bytes:
+    def _remember(self, subject: str, key: bytes | None) -> None:
         with self._lock:
             self._remembered[subject] = (key, self._clock() + self.ttl_s)
             self._remembered.move_to_end(subject)
             while len(self._remembered) > self.capacity:
                 self._remembered.popitem(last=False)
-        return key
