@@ -210,6 +210,33 @@ def merged(e: Event) -> Iterator[ViewUpdate]:
     yield of_subject(e, {"$addToSet": keys})
 
 
+ERASED_PATHS = (
+    "name",
+    "search",
+    "profile.phone",
+    "profile.email",
+    "profile.address",
+    "profile.birth_date",
+    "profile.id_documents",
+    "status_reason",
+    "contacts",
+    "tasks",
+    "needs",
+)
+"""What an erasure removes from a customer's document: the person's identity and contact
+details, their search keys, and the free texts about them (last contacts' summaries, tasks'
+descriptions, needs' summaries). Accounts, balances, KYC, segment, counts remain."""
+
+
+def erased(e: Event) -> Iterator[ViewUpdate]:
+    d = e.data
+    assert isinstance(d, cu.CustomerErased)
+    erasure = {"erased_at": d.erased_at, "erased_by": d.erased_by, "legal_basis": d.legal_basis}
+    yield of_subject(
+        e, {"$set": flat("erased", erasure), "$unset": dict.fromkeys(ERASED_PATHS, "")}
+    )
+
+
 def merged_into(e: Event) -> Iterator[ViewUpdate]:
     d = e.data
     assert isinstance(d, cu.CustomerMergedInto)
@@ -230,4 +257,5 @@ HANDLERS: dict[type[EventPayload], Handler] = {
     cu.CoreDataApplied: core_data_applied,
     cu.CustomersMerged: merged,
     cu.CustomerMergedInto: merged_into,
+    cu.CustomerErased: erased,
 }
