@@ -4,13 +4,13 @@ Which design, and why: per-subject data keys, wrapped by ONE transit key and kep
 key database (``DatabaseKeyStore``), rather than a transit key per subject. The ciphers
 run in the services with data keys they remember (``KeySealer``), so OpenBao is asked only
 when a key is made or first read, never per field; one transit key, however many
-customers; and the master key rotates as the issue asks: ``rotate`` adds a version, the
-wrapped keys are rewrapped by OpenBao (``DatabaseKeyStore.rewrap``), and ``retire_old_versions``
-deletes the old versions from OpenBao for good. The transit key is derived per subject
-(``derived``, the subject as context), so a wrapped key moved to another subject's row does
-not unwrap. Destroying a subject's key removes its wrapped key (the tombstone of
-``database.py``); what its old row version may leave behind is wrapped under a master key
-that rotation retires.
+customers; and the master key rotates as the issue asks: ``rotate`` adds a version,
+``DatabaseKeyStore.rewrap`` wraps every data key again under it, and
+``retire_old_versions`` deletes the old versions from OpenBao for good. The transit key
+is derived per subject (``derived``, the subject as context), so a wrapped key moved to
+another subject's row does not unwrap. Destroying a subject's key removes its wrapped
+key (the tombstone of ``database.py``); what its old row version may leave behind is
+wrapped under a master key that rotation retires.
 """
 
 from __future__ import annotations
