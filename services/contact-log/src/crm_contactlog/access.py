@@ -21,8 +21,8 @@ from typing import Any
 from crm_backbone.access import Reach, require_in_reach, scope_filter
 from crm_backbone.book import CustomerBook
 from crm_backbone.callers import PositionLookup
-from crm_backbone.masking import PersonalData
 from crm_backbone.projection import Document
+from crm_events.personal import PersonalData
 from pymongo.asynchronous.database import AsyncDatabase
 
 CONTACT_PERSONAL = {"summary": PersonalData.FREE_TEXT, "content": PersonalData.FREE_TEXT}

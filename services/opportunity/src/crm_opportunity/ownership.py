@@ -29,8 +29,8 @@ from crm_backbone.access import (
     scope_filter,
 )
 from crm_backbone.book import CustomersInReach
-from crm_backbone.masking import PersonalData
 from crm_backbone.principal import Principal
+from crm_events.personal import PersonalData
 
 from crm_opportunity.application import OpportunityApplication
 from crm_opportunity.domain.base import JsonDict

@@ -9,18 +9,21 @@ from enum import StrEnum
 from pydantic import AwareDatetime
 
 from crm_events.common import (
-    Address,
     Assignment,
+    BirthDate,
     Channel,
     CoreOwnedData,
     CorporateTier,
-    CustomerName,
     CustomerType,
     Email,
+    FullName,
     Id,
-    IdDocument,
+    IdDocuments,
     Name,
+    Notes,
+    PersonName,
     Phone,
+    PostalAddress,
     ValueBand,
 )
 from crm_events.registry import EventPayload, JsonObject, event, upcaster
@@ -100,13 +103,13 @@ class CustomerRegisteredV1(EventPayload):
     """Historical v1 (single ``name`` string, ``branch``): frozen, read by upcasting."""
 
     customer_type: CustomerType
-    name: Name
+    name: PersonName
     status: CustomerStatus
-    id_documents: list[IdDocument] = []
-    birth_date: date | None = None
+    id_documents: IdDocuments = []
+    birth_date: BirthDate | None = None
     phone: Phone | None = None
     email: Email | None = None
-    address: Address | None = None
+    address: PostalAddress | None = None
     occupation: str | None = None
     industry: str | None = None
     branch: Id
@@ -117,13 +120,13 @@ class CustomerRegistered(EventPayload):
     """A customer (or prospect) entered the CRM."""
 
     customer_type: CustomerType
-    name: CustomerName
+    name: FullName
     status: CustomerStatus
-    id_documents: list[IdDocument] = []
-    birth_date: date | None = None
+    id_documents: IdDocuments = []
+    birth_date: BirthDate | None = None
     phone: Phone | None = None
     email: Email | None = None
-    address: Address | None = None
+    address: PostalAddress | None = None
     occupation: str | None = None
     industry: str | None = None
     branch_id: Id
@@ -143,7 +146,7 @@ class CustomerProfileUpdated(EventPayload):
 
     phone: Phone | None = None
     email: Email | None = None
-    address: Address | None = None
+    address: PostalAddress | None = None
     occupation: str | None = None
     industry: str | None = None
     preferred_channel: Channel | None = None
@@ -153,7 +156,7 @@ class CustomerProfileUpdated(EventPayload):
 class CustomerStatusChanged(EventPayload):
     previous_status: CustomerStatus
     status: CustomerStatus
-    reason: str
+    reason: Notes
 
 
 @event("crm.customer.segment_changed")
@@ -164,7 +167,7 @@ class CustomerSegmentChanged(EventPayload):
     corporate_tier: CorporateTier | None = None
     previous_value_band: ValueBand | None = None
     previous_corporate_tier: CorporateTier | None = None
-    reason: str
+    reason: Notes
 
 
 @event("crm.customer.manager_assigned")
@@ -178,7 +181,8 @@ class RelationshipManagerAssigned(Assignment, EventPayload):
 class GroupMembershipJoined(EventPayload):
     group_id: Id
     group_type: GroupType
-    group_name: Name
+    group_name: PersonName
+    """A household is named after its family: personal data."""
     role: GroupRole
     joined_on: date
 
@@ -187,7 +191,7 @@ class GroupMembershipJoined(EventPayload):
 class GroupMembershipLeft(EventPayload):
     group_id: Id
     left_on: date
-    reason: str | None = None
+    reason: Notes | None = None
 
 
 @event("crm.customer.relationship_added")
@@ -202,7 +206,7 @@ class RelationshipRemoved(EventPayload):
     related_customer_id: Id
     relationship_type: RelationshipType
     ended_on: date
-    reason: str | None = None
+    reason: Notes | None = None
 
 
 @event("crm.customer.consent_changed")
@@ -211,7 +215,7 @@ class ConsentChanged(EventPayload):
 
     channel: Channel
     opted_in: bool
-    reason: str | None = None
+    reason: Notes | None = None
     campaign_id: Id | None = None
 
 
@@ -224,9 +228,9 @@ class CustomersMerged(EventPayload):
     """
 
     merged_customer_id: Id
-    reason: str
-    merged_name: CustomerName
-    merged_id_documents: list[IdDocument] = []
+    reason: Notes
+    merged_name: FullName
+    merged_id_documents: IdDocuments = []
     merged_phone: Phone | None = None
     merged_email: Email | None = None
 
@@ -236,7 +240,7 @@ class CustomerMergedInto(EventPayload):
     """This customer was a duplicate and is now retired: its id resolves to the survivor."""
 
     survivor_customer_id: Id
-    reason: str
+    reason: Notes
 
 
 @event("crm.customer.core_data_applied")

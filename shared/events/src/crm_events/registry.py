@@ -36,6 +36,9 @@ class EventPayload(FrozenModel):
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int]
+    subject_field: ClassVar[str | None] = None
+    """The field naming whose personal data the payload holds (``crm_events.personal``);
+    None, or the field unset: the envelope's aggregate id."""
 
 
 P = TypeVar("P", bound=EventPayload)
