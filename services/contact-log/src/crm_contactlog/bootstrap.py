@@ -17,7 +17,7 @@ from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
 
 from crm_contactlog.application import ContactLogApplication
-from crm_contactlog.publication import translate
+from crm_contactlog.publication import PAYLOADS, translate
 from crm_contactlog.queries import ContactLogQueries
 from crm_contactlog.task_inputs import TaskInputs
 from crm_contactlog.task_rules import TaskRules
@@ -68,7 +68,9 @@ def bootstrap(
 ) -> ContactLogService:
     settings = settings or ContactLogSettings()
     infra = Infrastructure.connect(settings, SERVICE)
-    application = ContactLogApplication(env=infra.store.environment(), clock=clock)
+    application = ContactLogApplication(
+        env=infra.store.environment(), clock=clock, sealing=infra.sealing(PAYLOADS)
+    )
     runtime = infra.runtime(
         application,
         translate,

@@ -16,7 +16,7 @@ from crm_events.topics import Service
 from crm_customer.application import CustomerApplication
 from crm_customer.audit_trail import AuditTrail
 from crm_customer.policies import CustomerPolicies
-from crm_customer.publication import translate
+from crm_customer.publication import PAYLOADS, translate
 from crm_customer.queries import CustomerQueries
 from crm_customer.views import CustomerViews
 
@@ -26,6 +26,9 @@ SERVICE = Service.CUSTOMER
 class CustomerSettings(ServiceSettings):
     dormancy_days: int = 90
     """Days without contact or transaction after which an active customer is a dormancy risk."""
+    aml_retention_years: int = 5
+    """Years the anti-money-laundering law keeps a customer's records after the business
+    relationship ends: erasure is refused until then (``erasure.py``)."""
 
 
 @dataclass
@@ -38,7 +41,12 @@ class CustomerService(ServiceHandle):
 def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
     settings = settings or CustomerSettings()
     infra = Infrastructure.connect(settings, SERVICE)
-    application = CustomerApplication(env=infra.store.environment())
+    application = CustomerApplication(
+        env=infra.store.environment(),
+        aml_retention_years=settings.aml_retention_years,
+        sealing=infra.sealing(PAYLOADS),
+        subject_keys=infra.subject_keys(),
+    )
     runtime = infra.runtime(
         application,
         translate,

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import structlog
 from crm_events.envelope import Envelope, from_kafka
 from crm_events.errors import ContractError
+from crm_events.personal import FieldSealer
 from crm_events.registry import EventPayload
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -96,8 +97,11 @@ class PolicyConsumer:
         consumer_group: str,
         database: AsyncDatabase[Document],
         retries: HandlerRetries | None = None,
+        sealer: FieldSealer | None = None,
     ) -> None:
         self.policy = policy
+        self.sealer = sealer
+        """Opens the personal data of the records (none: their erased forms)."""
         self.name = policy.name
         self.topics = policy.topics
         self.dead_letters = dead_letters
@@ -148,7 +152,7 @@ class PolicyConsumer:
         for record in records:
             holds.redriven(record)
             try:
-                envelope = from_kafka(record.key, record.value or b"", record.headers)
+                envelope = from_kafka(record.key, record.value or b"", record.headers, self.sealer)
             except ContractError as error:
                 letters.append((record, error.code, error.reason))
                 holds.dead_lettered(record, header_version(record.headers))
@@ -182,7 +186,7 @@ class PolicyConsumer:
 
     async def _decode(self, record: Record) -> Envelope[EventPayload] | None:
         try:
-            return from_kafka(record.key, record.value or b"", record.headers)
+            return from_kafka(record.key, record.value or b"", record.headers, self.sealer)
         except ContractError as error:
             await self._dead_letter(record, error.code, error.reason)
             return None

@@ -34,6 +34,7 @@ from typing import ClassVar
 import structlog
 from crm_events.envelope import HEADERS, Envelope, from_kafka
 from crm_events.errors import ContractError
+from crm_events.personal import FieldSealer
 from crm_events.registry import EventPayload
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -164,8 +165,11 @@ class ProjectionEngine:
         dead_letters: DeadLetters,
         consumer_group: str,
         retries: HandlerRetries | None = None,
+        sealer: FieldSealer | None = None,
     ) -> None:
         self.projection = projection
+        self.sealer = sealer
+        """Opens the personal data of the records (none: their erased forms)."""
         self.database = database
         self.dead_letters = dead_letters
         self.consumer_group = consumer_group
@@ -224,7 +228,7 @@ class ProjectionEngine:
     async def _take(self, batch: _Pass, record: Record) -> None:
         """Decide what becomes of one record: dead letter, parked, duplicate or applied."""
         try:
-            envelope = from_kafka(record.key, record.value or b"", record.headers)
+            envelope = from_kafka(record.key, record.value or b"", record.headers, self.sealer)
         except ContractError as error:
             applied = batch.known.get(_header_key(record.headers) or "", 0)
             version = header_version(record.headers)

@@ -35,6 +35,7 @@ import psycopg
 import structlog
 from aiokafka import AIOKafkaProducer
 from crm_events.envelope import Envelope, to_kafka
+from crm_events.personal import FieldSealer
 from crm_events.registry import EventPayload
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
@@ -145,9 +146,12 @@ class OutboxRelay:
         route: Callable[[str], str] = CONTRACT_NAMES.of_event,
         name: str | None = None,
         kafka_login: Mapping[str, Any] | None = None,
+        sealer: FieldSealer | None = None,
     ) -> None:
         self.app = app
         self.translate = translate
+        self.sealer = sealer
+        """Seals the personal data of what it publishes (none: published in clear)."""
         self.source = source
         self.name = name or f"{app.name}->kafka"
         """What its position is recorded under: a relay of another name keeps its own."""
@@ -337,7 +341,8 @@ class OutboxRelay:
                 assert isinstance(domain_event, DomainEvent)
                 payload = self.translate(domain_event)
                 if payload is not None:
-                    record = to_kafka(integration_envelope(domain_event, payload, self.source))
+                    envelope = integration_envelope(domain_event, payload, self.source)
+                    record = to_kafka(envelope, self.sealer)
                     topic = self.route(payload.event_type)
             except Exception as error:
                 failure = UntranslatableEvent(notification.id, notification.topic, error)

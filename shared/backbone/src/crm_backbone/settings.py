@@ -97,6 +97,9 @@ class ServiceSettings(BaseSettings):
     """How many data keys a process remembers (``KeySealer``)."""
     key_cache_ttl_s: float = 60.0
     """How long it remembers one: an erasure it does not hear of reaches it within this."""
+    seal_personal_data: bool = True
+    """Seal personal data in the event store and on Kafka (``crm_backbone.sealing``).
+    Turned off only by the bench, to measure the relay and the projections without it."""
 
     @field_validator("topic_prefix")
     @classmethod
