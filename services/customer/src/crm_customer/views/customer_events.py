@@ -219,13 +219,21 @@ ERASED_PATHS = (
     "profile.birth_date",
     "profile.id_documents",
     "status_reason",
+    "segment.reason",
+    "consent",
+    "groups",
+    "relationships",
     "contacts",
     "tasks",
     "needs",
 )
-"""What an erasure removes from a customer's document: the person's identity and contact
-details, their search keys, and the free texts about them (last contacts' summaries, tasks'
-descriptions, needs' summaries). Accounts, balances, KYC, segment, counts remain."""
+"""What an erasure removes from a customer's document: the person's identity, contact
+details and search keys; the free texts about them (reasons given, last contacts'
+summaries, tasks' descriptions, needs' summaries); whom they are related to and which
+household they are in (the ``groups`` view keeps only ids). Accounts, balances, KYC,
+segment, opportunities' figures and counts remain. An opportunity's ``lost_reason``
+stays in the live view (its key is not known here) until a rebuild, which reads it erased.
+"""
 
 
 def erased(e: Event) -> Iterator[ViewUpdate]:
