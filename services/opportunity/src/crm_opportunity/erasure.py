@@ -6,7 +6,9 @@ captured for a customer, or qualified into one, is that customer's data too: on
 ``crm.customer.erased`` each such lead's key is destroyed, so its stored events open as
 erased forms (a rebuilt view shows them so again), and the lead documents forget the
 person at once. The opportunities and needs of the customer are sealed under the
-customer's own key, which the customer service destroys.
+customer's own key, which the customer service destroys; their documents forget the free
+texts about the person and the names of their contacts at once too. Figures (stages,
+values, SLA times) stay.
 """
 
 from __future__ import annotations
@@ -18,22 +20,29 @@ from crm_backbone.projection import Document
 from crm_events.personal import ERASED
 from pymongo.asynchronous.database import AsyncDatabase
 
-from crm_opportunity.views import LEADS
+from crm_opportunity.views import LEADS, NEEDS, OPPORTUNITIES
 
 LEAD_CONTACT_DETAILS = ("phone", "email", "notes")
 """A lead document's personal fields besides its contact's name (shown as erased)."""
+PERSONAL_PATHS = {
+    OPPORTUNITIES: ("description", "contacts", "lost_reason", "probability_reason"),
+    NEEDS: ("summary", "resolution", "feedback"),
+}
+"""What an opportunity's or a need's document says of the person (free texts, names)."""
 
 
-class LeadErasure:
-    """Forgets the leads of an erased customer: their keys, and their documents' person."""
+class CustomerErasure:
+    """Forgets an erased customer in the service's documents, and destroys the keys of
+    the leads captured for them."""
 
     def __init__(self, database: AsyncDatabase[Document], keys: SubjectKeys | None) -> None:
+        self.database = database
         self.leads = database[LEADS]
         self.keys = keys
         """Where the leads' keys are destroyed; none when sealing is off (nothing sealed)."""
 
     async def forget(self, customer_id: str) -> None:
-        """Destroy the keys of the customer's leads, then erase the person from their
+        """Destroy the keys of the customer's leads, then erase the person from the
         documents (idempotent: a redelivered erasure does it again, to the same effect)."""
         naming = {"customer_id": customer_id}
         if self.keys is not None:
@@ -47,3 +56,7 @@ class LeadErasure:
                 "$unset": dict.fromkeys(LEAD_CONTACT_DETAILS, ""),
             },
         )
+        for collection, paths in PERSONAL_PATHS.items():
+            await self.database[collection].update_many(
+                naming, {"$unset": dict.fromkeys(paths, "")}
+            )

@@ -34,7 +34,7 @@ from crm_events.topics import CAMPAIGN_EVENTS, CUSTOMER_EVENTS
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_opportunity.application import OpportunityApplication
-from crm_opportunity.erasure import LeadErasure
+from crm_opportunity.erasure import CustomerErasure
 
 KNOWN_CUSTOMERS = "known_customers"
 KNOWN_CAMPAIGNS = "known_campaigns"
@@ -55,7 +55,7 @@ class CampaignLeads(Policy):
         self.application = application
         self.customers = database[KNOWN_CUSTOMERS]
         self.campaigns = database[KNOWN_CAMPAIGNS]
-        self.lead_erasure = LeadErasure(database, keys)
+        self.erasure = CustomerErasure(database, keys)
 
     def handlers(self) -> Mapping[str, PolicyHandler]:
         typed: dict[type[EventPayload], PolicyHandler] = {
@@ -107,12 +107,12 @@ class CampaignLeads(Policy):
             await self._know(e.aggregateid, {"name": d.name.full_name})
 
     async def customer_erased(self, e: Event) -> None:
-        """Forget the person: the name known of them, and their leads."""
+        """Forget the person: the name known of them, their leads, the texts about them."""
         assert isinstance(e.data, cu.CustomerErased)
         await self.customers.update_one(
             {"_id": e.aggregateid}, {"$set": {"erased": True}, "$unset": {"name": ""}}, upsert=True
         )
-        await self.lead_erasure.forget(e.aggregateid)
+        await self.erasure.forget(e.aggregateid)
 
     # The reaction -----------------------------------------------------------------------
 
