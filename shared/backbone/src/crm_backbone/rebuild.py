@@ -36,6 +36,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from crm_events.personal import FieldSealer
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_backbone.pause import LEASE, PauseGate
@@ -166,8 +167,11 @@ async def rebuild(
     report: Report = lambda _: None,
     pause_within: float = 5.0,
     lease: float = LEASE,
+    sealer: FieldSealer | None = None,
 ) -> Progress:
-    """Rebuild ``projection`` beside ``live`` and swap it in once caught up.
+    """Rebuild ``projection`` beside ``live`` and swap it in once caught up; ``sealer``
+    opens the personal data of the records, as the live consumer's does (an erased
+    subject's reads as erased).
 
     The live consumer is paused for a ``lease`` of seconds, renewed while the rebuild
     works: if the rebuild dies, the consumer goes on once the lease expires. Raises
@@ -178,7 +182,9 @@ async def rebuild(
     scratch: AsyncDatabase[Document] = client[f"{live.name}{SCRATCH}"]
     await client.drop_database(scratch.name)
     set_aside = CountOnly()
-    engine = ProjectionEngine(projection, scratch, set_aside, f"{live_group}.rebuild")
+    engine = ProjectionEngine(
+        projection, scratch, set_aside, f"{live_group}.rebuild", sealer=sealer
+    )
     await engine.setup()
     reader = StreamReader(bootstrap, await _partitions(bootstrap, topics, login), login)
     await reader.start({})
@@ -233,8 +239,10 @@ async def replay(
     from_offset: int | None = None,
     topics: Sequence[str] | None = None,
     report: Report = lambda _: None,
+    sealer: FieldSealer | None = None,
 ) -> Progress:
-    """Reapply the view's topics into ``live`` from a time (ms) or an offset to their end."""
+    """Reapply the view's topics into ``live`` from a time (ms) or an offset to their end
+    (``sealer``: as :func:`rebuild`'s)."""
     if (since_ms is None) == (from_offset is None):
         raise ValueError("give exactly one of since_ms and from_offset")
     topics = list(topics or projection.topics)
@@ -255,7 +263,9 @@ async def replay(
             reader.consumer.seek(tp, offset)
         progress = Progress(total=sum(ends[tp] - starts[tp] for tp in partitions))
         set_aside = CountOnly()
-        engine = ProjectionEngine(projection, live, set_aside, f"{consumer_group}.replay")
+        engine = ProjectionEngine(
+            projection, live, set_aside, f"{consumer_group}.replay", sealer=sealer
+        )
         await reader.apply_until(engine, ends, progress, report)
         progress.set_aside = set_aside.count
         return progress
