@@ -9,13 +9,16 @@ from typing import Any
 
 from crm_backbone.keys import KeySealer
 from crm_backbone.keys.memory import InMemoryKeys
+from crm_backbone.relay import integration_envelope
 from crm_backbone.sealing import EventSealing
 from crm_customer.application import CustomerApplication
 from crm_customer.domain import Customer
 from crm_customer.publication import PAYLOADS, translate
 from crm_events.customer import CustomerStatus
+from crm_events.envelope import to_kafka
 from crm_events.personal import ERASED
 
+SOURCE = "/crm/customer"
 DISTINCTIVE = {
     "name": "Lou Wenjing",
     "id": "330106199102029876",
@@ -98,10 +101,14 @@ def test_an_erased_customer_loads_with_erased_forms_and_still_publishes(tmp_path
     assert app.snapshots is not None
     assert app.snapshots.recorder.select_events(customer.id)  # one is stored ...
     assert list(app.snapshots.get(customer.id)) == []  # ... and passed over
-    events = app.repository.event_store.get(customer.id)
-    payloads = [translate(event) for event in events]
-    assert [p.event_type for p in payloads if p] == [
+    events = list(app.repository.event_store.get(customer.id))
+    envelopes = [integration_envelope(e, p, SOURCE) for e in events if (p := translate(e))]
+    assert [e.type for e in envelopes] == [
         "crm.customer.registered",
         "crm.customer.profile_updated",
         "crm.customer.status_changed",
     ]
+    # The relay republishes them (the key is gone: the erased forms, nothing sealed).
+    values = b"".join(to_kafka(envelope, KeySealer(keys)).value for envelope in envelopes)
+    assert [text for text in DISTINCTIVE.values() if text.encode() in values] == []
+    assert b"pd1:" not in values

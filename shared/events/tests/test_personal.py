@@ -82,6 +82,8 @@ def test_payload_round_trip_and_erased_forms(model: type[EventPayload], data: An
     for field in declared_fields(model):
         if field.name in personal:
             assert erased[field.name] == field.erased
+    # Sealed again for an erased subject (a relay republishing): the erased forms, no token.
+    assert seal_payload(clear, model, subject, fields) == erased
 
 
 @pytest.mark.parametrize("model", CURRENT, ids=model_id)

@@ -26,6 +26,7 @@ from crm_events.personal import (
     PersonalField,
     declared_fields,
     is_token,
+    seal_value,
     subject_of,
 )
 from crm_events.registry import EventPayload
@@ -119,7 +120,8 @@ class SealingMapper(Mapper[UUID]):
         for field in fields:
             value = state.get(field.name)
             if value is not None:
-                state[field.name] = self.sealing.sealer.seal(subject, self.transcoder.encode(value))
+                plaintext = self.transcoder.encode(value)
+                state[field.name] = seal_value(self.sealing.sealer, subject, plaintext, field)
         return state
 
     def _open_fields(self, event_class: type[Any], state: dict[str, Any]) -> None:

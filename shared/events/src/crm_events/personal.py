@@ -77,11 +77,16 @@ SEALED_SCHEMA: JsonSchemaValue = {
 }
 
 
+class KeyDestroyed(Exception):
+    """What :meth:`FieldSealer.seal` raises once the subject's key is destroyed."""
+
+
 class FieldSealer(Protocol):
     """Encrypts and decrypts values under a data subject's own key."""
 
     def seal(self, subject: str, plaintext: bytes) -> str:
-        """A token (``pd1:...``) of ``plaintext`` that only ``subject``'s key opens."""
+        """A token (``pd1:...``) of ``plaintext`` that only ``subject``'s key opens;
+        :class:`KeyDestroyed` once the subject is erased."""
         ...
 
     def open(self, subject: str, token: str) -> bytes | None:
@@ -168,13 +173,22 @@ def seal_payload(
     data: JsonObject, model: type[BaseModel], subject: str, sealer: FieldSealer
 ) -> JsonObject:
     """``data`` (JSON values) with each personal field's value sealed into a token; a
-    null field stays null."""
+    null field stays null. An erased subject's fields take their erased forms: nothing of
+    theirs is written again (a relay republishing their events, a late event about them)."""
     sealed = dict(data)
     for declared in declared_fields(model):
         value = sealed.get(declared.name)
         if value is not None:
-            sealed[declared.name] = sealer.seal(subject, _encode(value))
+            sealed[declared.name] = seal_value(sealer, subject, _encode(value), declared)
     return sealed
+
+
+def seal_value(sealer: FieldSealer, subject: str, plaintext: bytes, field: PersonalField) -> Any:
+    """The token of one field's ``plaintext``, or its erased form once the subject is erased."""
+    try:
+        return sealer.seal(subject, plaintext)
+    except KeyDestroyed:
+        return field.erased
 
 
 def open_payload(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from crm_events.personal import KeyDestroyed
+
 
 class KeyStoreError(RuntimeError):
     """The key store cannot give a key: not reachable, or misconfigured."""
@@ -14,8 +16,9 @@ class MasterKeyError(KeyStoreError):
     removed from the ring before every key was rewrapped."""
 
 
-class SubjectErased(KeyStoreError):
-    """The subject's key is destroyed: nothing more is sealed for them."""
+class SubjectErased(KeyStoreError, KeyDestroyed):
+    """The subject's key is destroyed: nothing more is sealed for them (a sealer writes
+    the fields' erased forms instead: ``crm_events.personal.seal_payload``)."""
 
     def __init__(self, subject: str) -> None:
         super().__init__(f"the data key of subject {subject} is destroyed (erased)")
