@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from crm_backbone.application import Clock, utc_now
 from crm_backbone.book import CustomerOwnersView
+from crm_backbone.erasure import ForgetErasedCustomers
 from crm_backbone.organisation import OrganisationView
 from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
@@ -21,7 +22,7 @@ from crm_contactlog.publication import PAYLOADS, translate
 from crm_contactlog.queries import ContactLogQueries
 from crm_contactlog.task_inputs import TaskInputs
 from crm_contactlog.task_rules import TaskRules
-from crm_contactlog.views import ContactLogViews
+from crm_contactlog.views import PERSONAL_PATHS, ContactLogViews
 
 SERVICE = Service.CONTACT_LOG
 
@@ -75,6 +76,7 @@ def bootstrap(
         application,
         translate,
         projections=[ContactLogViews(), TaskInputs(), CustomerOwnersView(), OrganisationView()],
+        policies=[ForgetErasedCustomers(infra.database, PERSONAL_PATHS)],
     )
     queries = ContactLogQueries(
         infra.database, settings.task_rules(), clock=clock, upcoming_days=settings.upcoming_days

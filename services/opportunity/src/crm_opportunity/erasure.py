@@ -4,17 +4,18 @@ A lead's personal data (contact name, phone, e-mail, notes) is the lead's own: i
 sealed under the lead's key, since a lead's contact may be no customer yet. A lead
 captured for a customer, or qualified into one, is that customer's data too: on
 ``crm.customer.erased`` each such lead's key is destroyed, so its stored events open as
-erased forms (a rebuilt view shows them so again), and the lead documents forget the
-person at once. The opportunities and needs of the customer are sealed under the
-customer's own key, which the customer service destroys; their documents forget the free
-texts about the person and the names of their contacts at once too. Figures (stages,
-values, SLA times) stay.
+erased forms (a rebuilt view shows them so again). The opportunities and needs of the
+customer are sealed under the customer's own key, which the customer service destroys.
+The documents of all three forget the person at once (``crm_backbone.erasure``); figures
+(stages, values, SLA times) stay. What the campaign-lead policy knew of the customer is
+forgotten by that policy (``policies.py``), in order with what it learns.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from crm_backbone.erasure import ForgetErasedCustomers, PersonalPaths
 from crm_backbone.keys import SubjectKeys
 from crm_backbone.projection import Document
 from crm_events.personal import ERASED
@@ -22,41 +23,32 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_opportunity.views import LEADS, NEEDS, OPPORTUNITIES
 
-LEAD_CONTACT_DETAILS = ("phone", "email", "notes")
-"""A lead document's personal fields besides its contact's name (shown as erased)."""
-PERSONAL_PATHS = {
-    OPPORTUNITIES: ("description", "contacts", "lost_reason", "probability_reason"),
-    NEEDS: ("summary", "resolution", "feedback"),
-}
-"""What an opportunity's or a need's document says of the person (free texts, names)."""
+PERSONAL_PATHS = (
+    PersonalPaths(LEADS, removed=("phone", "email", "notes"), erased={"contact_name": ERASED}),
+    PersonalPaths(
+        OPPORTUNITIES, removed=("description", "contacts", "lost_reason", "probability_reason")
+    ),
+    PersonalPaths(NEEDS, removed=("summary", "resolution", "feedback")),
+)
+"""What the service's documents say of their customer (free texts, names)."""
 
 
-class CustomerErasure:
-    """Forgets an erased customer in the service's documents, and destroys the keys of
-    the leads captured for them."""
+class LeadKeys:
+    """Destroys the keys of the leads captured for (or qualified into) a customer."""
 
-    def __init__(self, database: AsyncDatabase[Document], keys: SubjectKeys | None) -> None:
-        self.database = database
+    def __init__(self, database: AsyncDatabase[Document], keys: SubjectKeys) -> None:
         self.leads = database[LEADS]
         self.keys = keys
-        """Where the leads' keys are destroyed; none when sealing is off (nothing sealed)."""
 
-    async def forget(self, customer_id: str) -> None:
-        """Destroy the keys of the customer's leads, then erase the person from the
-        documents (idempotent: a redelivered erasure does it again, to the same effect)."""
-        naming = {"customer_id": customer_id}
-        if self.keys is not None:
-            lead_ids = [doc["_id"] async for doc in self.leads.find(naming, {"_id": 1})]
-            for lead_id in lead_ids:
-                await asyncio.to_thread(self.keys.destroy, lead_id)
-        await self.leads.update_many(
-            naming,
-            {
-                "$set": {"contact_name": ERASED, "erased": True},
-                "$unset": dict.fromkeys(LEAD_CONTACT_DETAILS, ""),
-            },
-        )
-        for collection, paths in PERSONAL_PATHS.items():
-            await self.database[collection].update_many(
-                naming, {"$unset": dict.fromkeys(paths, "")}
-            )
+    async def destroy(self, customer_id: str) -> None:
+        async for lead in self.leads.find({"customer_id": customer_id}, {"_id": 1}):
+            await asyncio.to_thread(self.keys.destroy, lead["_id"])
+
+
+def forget_erased(
+    database: AsyncDatabase[Document], keys: SubjectKeys | None
+) -> ForgetErasedCustomers:
+    """The policy forgetting erased customers here; with no key store (sealing off)
+    there are no lead keys to destroy."""
+    also = LeadKeys(database, keys).destroy if keys is not None else None
+    return ForgetErasedCustomers(database, PERSONAL_PATHS, also)

@@ -9,8 +9,8 @@ products as its products of interest.
 For that the policy keeps, in MongoDB, what it learns from the customer stream
 (``known_customers``: name, branch, manager) and from campaign creation
 (``known_campaigns``: name, products). A customer erased (``crm.customer.erased``) is
-forgotten there, and so are the leads captured for them (``erasure.py``); a response of
-an erased customer makes no lead. A response for a customer it does not know yet
+forgotten there (the leads captured for them: ``erasure.py``); a response of an erased
+customer makes no lead. A response for a customer it does not know yet
 (the two topics are not ordered against each other) is **parked** (the backbone's
 parking lot, under the customer's id) and captured when the customer's registration
 arrives: the registration records the customer, then releases what was parked for them.
@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from crm_backbone.context import command_context
-from crm_backbone.keys import SubjectKeys
 from crm_backbone.policy import NotYet, Policy, PolicyHandler
 from crm_backbone.projection import Document
 from crm_events import campaign as cmp
@@ -34,7 +33,6 @@ from crm_events.topics import CAMPAIGN_EVENTS, CUSTOMER_EVENTS
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_opportunity.application import OpportunityApplication
-from crm_opportunity.erasure import CustomerErasure
 
 KNOWN_CUSTOMERS = "known_customers"
 KNOWN_CAMPAIGNS = "known_campaigns"
@@ -47,15 +45,11 @@ class CampaignLeads(Policy):
     topics: ClassVar[tuple[str, ...]] = (CAMPAIGN_EVENTS.name, CUSTOMER_EVENTS.name)
 
     def __init__(
-        self,
-        application: OpportunityApplication,
-        database: AsyncDatabase[Document],
-        keys: SubjectKeys | None = None,
+        self, application: OpportunityApplication, database: AsyncDatabase[Document]
     ) -> None:
         self.application = application
         self.customers = database[KNOWN_CUSTOMERS]
         self.campaigns = database[KNOWN_CAMPAIGNS]
-        self.erasure = CustomerErasure(database, keys)
 
     def handlers(self) -> Mapping[str, PolicyHandler]:
         typed: dict[type[EventPayload], PolicyHandler] = {
@@ -107,12 +101,11 @@ class CampaignLeads(Policy):
             await self._know(e.aggregateid, {"name": d.name.full_name})
 
     async def customer_erased(self, e: Event) -> None:
-        """Forget the person: the name known of them, their leads, the texts about them."""
+        """Forget the person's name (their leads and the rest: ``erasure.py``)."""
         assert isinstance(e.data, cu.CustomerErased)
         await self.customers.update_one(
             {"_id": e.aggregateid}, {"$set": {"erased": True}, "$unset": {"name": ""}}, upsert=True
         )
-        await self.erasure.forget(e.aggregateid)
 
     # The reaction -----------------------------------------------------------------------
 

@@ -83,10 +83,7 @@ class OpportunityViews(Projection):
             ]
         )
         await database[LEADS].create_indexes(
-            [
-                IndexModel([("branch_id", ASCENDING), ("open", ASCENDING), *LEAD_QUEUE_ORDER]),
-                IndexModel([("customer_id", ASCENDING)]),  # a customer's leads (erasure)
-            ]
+            [IndexModel([("branch_id", ASCENDING), ("open", ASCENDING), *LEAD_QUEUE_ORDER])]
         )
         await database[NEEDS].create_indexes(
             [IndexModel([("kind", ASCENDING), ("open", ASCENDING), ("sla_due_at", ASCENDING)])]

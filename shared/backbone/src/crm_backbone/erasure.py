@@ -1,0 +1,81 @@
+"""A service's documents forget an erased customer (``crm.customer.erased``) at once.
+
+A projection's handler writes one document per update, keyed by the event's aggregate;
+the documents about a customer that other aggregates wrote (contacts, activities,
+opportunities, needs, leads) are found by their customer field instead. This policy does
+that: on the erased event, every document naming the customer loses the paths that say
+something of the person (free texts, names): a required one takes the erased form of its
+contract, an optional one is removed. What the views apply afterwards is read from events
+whose personal data no longer opens (``crm_events.personal``), so it brings nothing back;
+a rebuild reads them so too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from crm_events.customer import CustomerErased
+from crm_events.envelope import Envelope
+from crm_events.registry import EventPayload
+from crm_events.topics import CUSTOMER_EVENTS
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from crm_backbone.policy import Policy, PolicyHandler
+from crm_backbone.records import Document
+
+
+@dataclass(frozen=True)
+class PersonalPaths:
+    """The paths of a collection's documents that say something of their customer."""
+
+    collection: str
+    removed: tuple[str, ...] = ()
+    """Optional paths: removed."""
+    erased: Mapping[str, Any] = field(default_factory=dict)
+    """Required paths: set to their erased form."""
+    customer_field: str = "customer_id"
+
+
+class ForgetErasedCustomers(Policy):
+    """On ``crm.customer.erased``: the service's documents about the customer forget the
+    person; ``also`` runs first (e.g. destroying keys of records the customer's data is
+    sealed under besides their own). Idempotent: a redelivered erasure does it again."""
+
+    name: ClassVar[str] = "forget_erased"
+    topics: ClassVar[tuple[str, ...]] = (CUSTOMER_EVENTS.name,)
+
+    def __init__(
+        self,
+        database: AsyncDatabase[Document],
+        documents: Sequence[PersonalPaths],
+        also: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.database = database
+        self.documents = documents
+        self.also = also
+
+    def handlers(self) -> Mapping[str, PolicyHandler]:
+        return {CustomerErased.event_type: self.forget}
+
+    async def setup(self) -> None:
+        for paths in self.documents:
+            await self.database[paths.collection].create_indexes(
+                [IndexModel([(paths.customer_field, ASCENDING)])]
+            )
+
+    async def forget(self, envelope: Envelope[EventPayload]) -> None:
+        customer_id = envelope.aggregateid
+        if self.also is not None:
+            await self.also(customer_id)
+        for paths in self.documents:
+            update: Document = {}
+            if paths.removed:
+                update["$unset"] = dict.fromkeys(paths.removed, "")
+            if paths.erased:
+                update["$set"] = dict(paths.erased)
+            await self.database[paths.collection].update_many(
+                {paths.customer_field: customer_id}, update
+            )

@@ -1,0 +1,76 @@
+"""``ForgetErasedCustomers``: on ``crm.customer.erased`` every document naming the customer
+forgets the person's paths, others untouched; ``also`` runs first. Collections are
+in-memory stand-ins applying MongoDB's operators."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from crm_backbone.erasure import ForgetErasedCustomers, PersonalPaths
+from crm_backbone.testing_updates import apply_update
+from crm_events import customer as cu
+from crm_events.envelope import Envelope
+from crm_events.registry import EventPayload
+from crm_events.topics import Service
+
+
+class Collection:
+    def __init__(self, documents: list[dict[str, Any]]) -> None:
+        self.documents = documents
+        self.indexes: list[Any] = []
+
+    async def update_many(self, query: dict[str, Any], update: dict[str, Any]) -> None:
+        for i, doc in enumerate(self.documents):
+            if all(doc.get(k) == v for k, v in query.items()):
+                self.documents[i] = apply_update(doc, update)
+
+    async def create_indexes(self, indexes: list[Any]) -> None:
+        self.indexes += indexes
+
+
+class Database(dict[str, Collection]):
+    pass
+
+
+ERASED: Envelope[EventPayload] = Envelope.new(
+    cu.CustomerErased(
+        erased_at=datetime(2026, 11, 24, tzinfo=UTC),
+        erased_by="dpo",
+        legal_basis=cu.ErasureBasis.GDPR_NO_LONGER_NECESSARY,
+        reason="request DPR-5",
+    ),
+    "C1",
+    4,
+    actor="dpo",
+    source=Service.CUSTOMER.source,
+)
+
+
+async def test_the_documents_of_the_erased_customer_forget_the_person() -> None:
+    contacts = Collection(
+        [
+            {"_id": "CT-1", "customer_id": "C1", "summary": "met Ms Ye", "content": "x", "n": 1},
+            {"_id": "CT-2", "customer_id": "C2", "summary": "met Mr Bo", "content": "y", "n": 2},
+        ]
+    )
+    database = Database(contacts=contacts)
+    seen: list[tuple[str, str]] = []
+
+    async def also(customer_id: str) -> None:
+        seen.append((customer_id, contacts.documents[0]["summary"]))
+
+    policy = ForgetErasedCustomers(
+        database,  # type: ignore[arg-type]
+        [PersonalPaths("contacts", removed=("content",), erased={"summary": "[erased]"})],
+        also,
+    )
+    await policy.setup()
+    await policy.handlers()[ERASED.type](ERASED)
+    await policy.handlers()[ERASED.type](ERASED)  # redelivered: the same
+    assert contacts.documents == [
+        {"_id": "CT-1", "customer_id": "C1", "summary": "[erased]", "n": 1},
+        {"_id": "CT-2", "customer_id": "C2", "summary": "met Mr Bo", "content": "y", "n": 2},
+    ]
+    assert seen == [("C1", "met Ms Ye"), ("C1", "[erased]")]  # it runs first
+    assert len(contacts.indexes) == 1
