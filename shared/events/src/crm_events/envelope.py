@@ -37,7 +37,7 @@ from crm_events.personal import (
     seal_payload,
     subject_of,
 )
-from crm_events.registry import EventPayload, P, registry
+from crm_events.registry import EventPayload, JsonObject, P, registry
 
 SPECVERSION: Final = "1.0"
 CONTENT_TYPE: Final = "application/json"
@@ -212,9 +212,10 @@ def from_kafka(
         raise MalformedEvent(
             f"ce_schemaversion {fields['schemaversion']!r} is not an int"
         ) from None
+    body: bytes | JsonObject = value
     if TOKEN_PREFIX.encode() in value:
-        value = _opened(fields["type"], version, value, fields["aggregateid"], sealer)
-    data = registry.decode(fields["type"], version, value)
+        body = _opened(fields["type"], version, value, fields["aggregateid"], sealer)
+    data = registry.decode(fields["type"], version, body)
     fields["schemaversion"] = data.schema_version
     fields["data"] = data
     try:
@@ -226,7 +227,7 @@ def from_kafka(
 
 def _opened(
     event_type: str, version: int, value: bytes, aggregate_id: str, sealer: FieldSealer | None
-) -> bytes:
+) -> JsonObject:
     """The body ``value`` with its tokens opened (see :func:`from_kafka`)."""
     model = registry.model(event_type, version)
     try:
@@ -237,7 +238,6 @@ def _opened(
         raise InvalidEventBody("the body is not a JSON object")
     subject = subject_of(model, data, aggregate_id)
     try:
-        opened = open_payload(data, model, subject, sealer or OPENS_NOTHING)
+        return open_payload(data, model, subject, sealer or OPENS_NOTHING)
     except ValueError:
         raise InvalidEventBody("a personal field does not open under its subject's key") from None
-    return json.dumps(opened, separators=(",", ":"), ensure_ascii=False).encode()
