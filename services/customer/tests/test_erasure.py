@@ -172,6 +172,16 @@ def test_the_duplicates_merged_into_the_customer_are_erased_with_it(
     assert keys.key_for_reading("C2") is None
 
 
+def test_the_keys_of_the_leads_captured_for_the_customer_are_destroyed_too(
+    app: CustomerApplication, keys: InMemoryKeys
+) -> None:
+    for lead in ("LEAD-1", "LEAD-2"):
+        keys.key_for_writing(lead)
+    erase(app, lead_ids=("LEAD-1",))
+    assert keys.key_for_reading("LEAD-1") is None
+    assert keys.key_for_reading("LEAD-2") is not None
+
+
 def test_without_a_key_store_nothing_is_erased() -> None:
     app = CustomerApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     app.register("C1", person("Qiu Lanying", "+86 138 0000 1111", "X1"))

@@ -91,6 +91,8 @@ def test_the_29th_of_february_retains_until_the_28th_in_a_common_year() -> None:
 
 
 def test_the_facts_are_read_from_the_customer_view_and_its_merged_duplicates() -> None:
+    """Accounts, KYC, open complaints and the leads naming the customer, its duplicates'
+    included."""
     survivor = {
         "_id": "C1",
         "accounts": {
@@ -98,6 +100,7 @@ def test_the_facts_are_read_from_the_customer_view_and_its_merged_duplicates() -
             "a2": {"account_id": "ACC-2", "product_type": "savings"},  # a balance only: open
         },
         "kyc": {"reviewed_on": "2021-01-02"},
+        "lead_ids": ["LEAD-2", "LEAD-1"],
         "needs": {
             "n1": {"kind": "complaint", "status": "in_progress"},
             "n2": {"kind": "complaint", "status": "resolved"},
@@ -108,6 +111,7 @@ def test_the_facts_are_read_from_the_customer_view_and_its_merged_duplicates() -
         "_id": "C9",
         "accounts": {"a3": {"account_id": "ACC-3", "status": "open"}},
         "kyc": {"reviewed_on": "2022-03-04"},
+        "lead_ids": ["LEAD-1"],
     }
     assert relationship_facts([survivor, duplicate]) == RelationshipFacts(
         (
@@ -117,4 +121,5 @@ def test_the_facts_are_read_from_the_customer_view_and_its_merged_duplicates() -
         ),
         date(2022, 3, 4),
         1,
+        ("LEAD-1", "LEAD-2"),
     )

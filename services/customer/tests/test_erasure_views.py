@@ -15,6 +15,7 @@ from crm_customer.views import CustomerViews
 from crm_events import contact_log as cl
 from crm_events import core_banking as cb
 from crm_events import customer as cu
+from crm_events import opportunity as op
 from crm_events.common import (
     CustomerName,
     CustomerType,
@@ -195,3 +196,21 @@ def test_a_rebuild_in_any_order_of_the_streams_gives_the_erased_view_again(rng: 
     text = str(rebuilt)
     for trace in (*person[0].split(), "1111", person[2], "1980-02-03"):
         assert trace not in text
+
+
+def test_the_view_records_the_leads_naming_the_customer_whose_keys_erasure_destroys() -> None:
+    captured = op.LeadCaptured(
+        customer_id="C1",
+        contact_name="Lu Mingxia",
+        source=op.LeadSource.WALK_IN,
+        branch_id="BR-001",
+    )
+    prospect = captured.model_copy(update={"customer_id": None})
+    views = project(
+        [
+            envelope(Service.OPPORTUNITY, "LEAD-1", 1, captured),
+            envelope(Service.OPPORTUNITY, "LEAD-2", 1, prospect),
+            envelope(Service.OPPORTUNITY, "LEAD-2", 2, op.LeadQualified(customer_id="C1")),
+        ]
+    )
+    assert views["customers"]["C1"]["lead_ids"] == ["LEAD-1", "LEAD-2"]

@@ -347,7 +347,9 @@ class CustomerApplication(ServiceApplication):
         decides from ``facts``, what the views know of its relationship with the bank).
 
         The duplicates merged into the customer are the same person: they are erased with
-        it, in one atomic save. The erased events are saved, then the keys destroyed.
+        it, in one atomic save. The erased events are saved, then the keys destroyed: the
+        customer's, its duplicates', and its leads' (``facts.lead_ids``; the customer
+        service is the one that destroys keys).
         Asking again for an erased customer destroys its keys again (a retry after a failed
         destruction) and is refused as every command on it is.
         """
@@ -356,7 +358,7 @@ class CustomerApplication(ServiceApplication):
             raise ErasureUnavailable("no key store is configured: erasure cannot shred keys")
         found = self.get_in_reach(customer_id, reach)
         if found.erasure is not None:
-            for subject in (customer_id, *found.merged_ids):
+            for subject in (customer_id, *found.merged_ids, *facts.lead_ids):
                 keys.destroy(subject)
             raise CustomerErasedError(customer_id, found.erasure["erased_at"])
         customer = self._load(customer_id, expected, reach)
@@ -369,8 +371,8 @@ class CustomerApplication(ServiceApplication):
                     holds, now.isoformat(), current_context().actor, legal_basis.value, reason
                 )
         self._save(*person)
-        for record in person:
-            keys.destroy(record.customer_id)
+        for subject in (*(record.customer_id for record in person), *facts.lead_ids):
+            keys.destroy(subject)
         return customer.version
 
     # Helpers ----------------------------------------------------------------------------

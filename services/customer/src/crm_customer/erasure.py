@@ -47,6 +47,9 @@ class RelationshipFacts:
     accounts: tuple[AccountState, ...] = ()
     last_kyc_review: date | None = None
     open_complaints: int = 0
+    lead_ids: tuple[str, ...] = ()
+    """The leads captured for (or qualified into) the customer: sealed under keys of their
+    own, which erasure destroys too."""
 
     def relationship_ended_on(self) -> date | None:
         """The latest day the relationship is known alive, once every account is closed;

@@ -233,8 +233,8 @@ CLOSED_NEEDS = ("resolved", "confirmed")
 
 
 def relationship_facts(documents: list[Document]) -> RelationshipFacts:
-    """The accounts, last KYC review and open complaints the customer's documents hold (an
-    account known only from its balance counts as open)."""
+    """The accounts, last KYC review, open complaints and leads the customer's documents
+    hold (an account known only from its balance counts as open)."""
     accounts = tuple(
         AccountState(
             account["account_id"],
@@ -250,4 +250,5 @@ def relationship_facts(documents: list[Document]) -> RelationshipFacts:
         for need in d.get("needs", {}).values()
         if need.get("kind") == "complaint" and need.get("status") not in CLOSED_NEEDS
     )
-    return RelationshipFacts(accounts, max(reviews, default=None), complaints)
+    leads = tuple(sorted({lead for d in documents for lead in d.get("lead_ids", [])}))
+    return RelationshipFacts(accounts, max(reviews, default=None), complaints, leads)

@@ -1,4 +1,5 @@
-"""The opportunity service's events: a customer's opportunities and needs."""
+"""The opportunity service's events: a customer's opportunities and needs, and the ids of
+the leads captured for it or qualified into it (erasure destroys their keys too)."""
 
 from __future__ import annotations
 
@@ -93,7 +94,16 @@ def need_ended(e: Event) -> Iterator[ViewUpdate]:
     yield of_customer(d.customer_id, e, {"$unset": {entry("needs", e): ""}})
 
 
+def lead_named(e: Event) -> Iterator[ViewUpdate]:
+    d = e.data
+    assert isinstance(d, op.LeadCaptured | op.LeadQualified)
+    if d.customer_id is not None:
+        yield of_customer(d.customer_id, e, {"$addToSet": {"lead_ids": e.aggregateid}})
+
+
 HANDLERS: dict[type[EventPayload], Handler] = {
+    op.LeadCaptured: lead_named,
+    op.LeadQualified: lead_named,
     op.OpportunityCreated: opportunity_created,
     op.OpportunityStageChanged: opportunity_stage_changed,
     op.OpportunityProbabilityOverridden: opportunity_changed,
