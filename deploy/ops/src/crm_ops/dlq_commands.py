@@ -7,7 +7,10 @@ import json
 from typing import Annotated, Any
 
 import typer
+from crm_backbone.masking import mask_payload
 from crm_backbone.topic_names import TopicNames
+from crm_events.errors import ContractError
+from crm_events.registry import registry
 from pymongo import AsyncMongoClient
 
 from crm_ops.console import console, folding_table, run
@@ -116,12 +119,29 @@ def dlq_show(
     console.print(f"key: {letter.key!r}")
     for name, value in letter.headers:
         console.print(f"{name}: {value.decode(errors='replace')}")
-    try:
-        console.print_json(json.dumps(json.loads(letter.value or b"")))
-    except ValueError:
-        console.print(f"body (not JSON): {letter.value!r}")
+    body = shown_body(letter)
+    if body is None:
+        size = len(letter.value or b"")
+        console.print(
+            f"body: {size} bytes, not shown (not a payload of a known type: it may "
+            "hold personal data)"
+        )
+    else:
+        console.print_json(json.dumps(body))
     if letter.id in done:
         console.print(f"state: {done[letter.id]}")
+
+
+def shown_body(letter: DeadLetter) -> dict[str, Any] | None:
+    """The letter's payload with its personal data masked (``crm_backbone.masking``), or
+    None when it is no JSON object of a known event type and version (which fields are
+    personal is then unknown)."""
+    try:
+        model = registry.model(letter.header("ce_type"), int(letter.header("ce_schemaversion")))
+        data = json.loads(letter.value or b"")
+    except (ContractError, ValueError):
+        return None
+    return mask_payload(data, model) if isinstance(data, dict) else None
 
 
 def _act(

@@ -33,7 +33,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from crm_events.personal import PersonalData
+from crm_events.personal import PersonalData, is_token, personal_fields
+from pydantic import BaseModel
 
 HIDDEN = "***"
 """What a masked value shows in place of what it hides."""
@@ -211,6 +212,18 @@ _MASKS: Mapping[PersonalData, Callable[[Any], Any]] = {
 def mask_value(kind: PersonalData, value: Any) -> Any:
     """``kind``'s mask of ``value``; ``None`` stays ``None``."""
     return None if value is None else _MASKS[kind](value)
+
+
+def mask_payload(data: Mapping[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """A payload's JSON ``data`` (a ``model``) with its personal fields masked by kind; a
+    sealed one (a token) shows nothing of the person and stays as it is."""
+    personal = personal_fields(model)
+    return {
+        name: mask_value(personal[name], value)
+        if name in personal and not is_token(value)
+        else value
+        for name, value in data.items()
+    }
 
 
 def mask_document(
