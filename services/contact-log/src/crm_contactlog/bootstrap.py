@@ -20,6 +20,7 @@ from crm_events.topics import Service
 from crm_contactlog.application import ContactLogApplication
 from crm_contactlog.publication import PAYLOADS, translate
 from crm_contactlog.queries import ContactLogQueries
+from crm_contactlog.task_inputs import PERSONAL_PATHS as TASK_PATHS
 from crm_contactlog.task_inputs import TaskInputs
 from crm_contactlog.task_rules import TaskRules
 from crm_contactlog.views import PERSONAL_PATHS, ContactLogViews
@@ -76,7 +77,7 @@ def bootstrap(
         application,
         translate,
         projections=[ContactLogViews(), TaskInputs(), CustomerOwnersView(), OrganisationView()],
-        policies=[ForgetErasedCustomers(infra.database, PERSONAL_PATHS)],
+        policies=[ForgetErasedCustomers(infra.database, (*PERSONAL_PATHS, *TASK_PATHS))],
     )
     queries = ContactLogQueries(
         infra.database, settings.task_rules(), clock=clock, upcoming_days=settings.upcoming_days

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+from crm_backbone.erasure import PersonalPaths
 from crm_backbone.projection import Document, Handler, Projection, ViewUpdate
 from crm_backbone.readmodel import field_key
 from crm_events import campaign as cmp
@@ -33,6 +34,7 @@ from crm_events import core_banking as cb
 from crm_events import customer as cu
 from crm_events import opportunity as op
 from crm_events.envelope import Envelope
+from crm_events.personal import ERASED
 from crm_events.registry import EventPayload
 from crm_events.topics import (
     CAMPAIGN_EVENTS,
@@ -50,6 +52,12 @@ from crm_contactlog.views import money
 DERIVED = "derived_tasks"
 CUSTOMERS = "customers"
 CAMPAIGNS = "campaigns"
+PERSONAL_PATHS = (
+    PersonalPaths(
+        DERIVED, erased={"summary": ERASED}, where={"kind": TaskKind.COMPLAINT_SLA.value}
+    ),
+)
+"""What a derived task's document says of its customer: a complaint's summary."""
 
 _CLOSED_STAGES = (op.OpportunityStage.CLOSED_WON, op.OpportunityStage.CLOSED_LOST)
 _ENDED_NEEDS = (op.NeedStatus.RESOLVED, op.NeedStatus.CONFIRMED)
@@ -178,7 +186,8 @@ class TaskInputs(Projection):
 
     def customer_erased(self, e: Event) -> Iterator[ViewUpdate]:
         """The customer's name and birth date are forgotten (no birthday task, no name on a
-        list); the tasks of its accounts and opportunities stay, as facts of the book."""
+        list); the tasks of its accounts and opportunities stay, as facts of the book (a
+        complaint's summary is forgotten with the other documents: :data:`PERSONAL_PATHS`)."""
         assert isinstance(e.data, cu.CustomerErased)
         yield ViewUpdate(
             CUSTOMERS,

@@ -37,6 +37,8 @@ class PersonalPaths:
     erased: Mapping[str, Any] = field(default_factory=dict)
     """Required paths: set to their erased form."""
     customer_field: str = "customer_id"
+    where: Mapping[str, Any] = field(default_factory=dict)
+    """Which of the customer's documents hold them, when not all do (``{"kind": ...}``)."""
 
 
 class ForgetErasedCustomers(Policy):
@@ -77,5 +79,5 @@ class ForgetErasedCustomers(Policy):
             if paths.erased:
                 update["$set"] = dict(paths.erased)
             await self.database[paths.collection].update_many(
-                {paths.customer_field: customer_id}, update
+                {**paths.where, paths.customer_field: customer_id}, update
             )
