@@ -21,13 +21,19 @@ from crm_customer.erasure import (
     LegalHoldApplies,
     RelationshipFacts,
 )
+from crm_customer.policies import CustomerPolicies
 from crm_customer.publication import translate
+from crm_events.core_banking import CustomerDataChanged
 from crm_events.customer import CustomerErased, CustomerStatus, ErasureBasis
+from crm_events.envelope import Envelope
 from crm_events.personal import personal_fields
+from crm_events.topics import Service
+from prometheus_client import REGISTRY
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 NO_RELATIONSHIP = RelationshipFacts()
 BASIS = ErasureBasis.PIPL_CONSENT_WITHDRAWN
+DROPPED = "crm_erased_subject_records_dropped"
 
 
 def person(full_name: str, phone: str, id_number: str) -> dict[str, Any]:
@@ -193,3 +199,28 @@ def test_without_a_key_store_nothing_is_erased() -> None:
 def test_a_stale_version_is_refused(app: CustomerApplication) -> None:
     with pytest.raises(StaleVersion):
         app.erase("C1", 9, legal_basis=BASIS, reason="r", facts=NO_RELATIONSHIP)
+
+
+async def test_core_banking_data_about_an_erased_customer_is_dropped_and_counted(
+    app: CustomerApplication, capsys: pytest.CaptureFixture[str]
+) -> None:
+    erase(app)
+    before = app.get("C1").version
+    change = Envelope.new(
+        CustomerDataChanged(phone="+86 139 4444 5555"),
+        "C1",
+        3,
+        actor="core-banking",
+        source=Service.CORE_BANKING.source,
+    )
+
+    def dropped() -> float:
+        labels = {"event_type": change.type}
+        return REGISTRY.get_sample_value(f"{DROPPED}_total", labels) or 0.0
+
+    count = dropped()
+    await CustomerPolicies(app).apply(change)  # type: ignore[arg-type]
+    assert dropped() == count + 1
+    assert app.get("C1").version == before
+    assert app.get("C1").profile["phone"] is None
+    assert "4444" not in capsys.readouterr().out
