@@ -27,6 +27,7 @@ from crm_events.core_banking import CustomerDataChanged
 from crm_events.customer import CustomerErased, CustomerStatus, ErasureBasis
 from crm_events.envelope import Envelope
 from crm_events.personal import personal_fields
+from crm_events.registry import EventPayload
 from crm_events.topics import Service
 from prometheus_client import REGISTRY
 
@@ -206,7 +207,7 @@ async def test_core_banking_data_about_an_erased_customer_is_dropped_and_counted
 ) -> None:
     erase(app)
     before = app.get("C1").version
-    change = Envelope.new(
+    change: Envelope[EventPayload] = Envelope.new(
         CustomerDataChanged(phone="+86 139 4444 5555"),
         "C1",
         3,
@@ -219,7 +220,7 @@ async def test_core_banking_data_about_an_erased_customer_is_dropped_and_counted
         return REGISTRY.get_sample_value(f"{DROPPED}_total", labels) or 0.0
 
     count = dropped()
-    await CustomerPolicies(app).apply(change)  # type: ignore[arg-type]
+    await CustomerPolicies(app).apply(change)
     assert dropped() == count + 1
     assert app.get("C1").version == before
     assert app.get("C1").profile["phone"] is None
