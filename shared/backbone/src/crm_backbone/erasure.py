@@ -48,6 +48,7 @@ class ForgetErasedCustomers(Policy):
 
     name: ClassVar[str] = "forget_erased"
     topics: ClassVar[tuple[str, ...]] = (CUSTOMER_EVENTS.name,)
+    reads_personal_data: ClassVar[bool] = False  # the erased event carries none
 
     def __init__(
         self,

@@ -67,6 +67,9 @@ class Policy:
     topics: ClassVar[tuple[str, ...]]
     parking_expiry_seconds: ClassVar[int | None] = None
     """Parked records older than this are dropped (None: kept until released)."""
+    reads_personal_data: ClassVar[bool] = True
+    """Whether its handlers need personal data in clear; False: it is given no sealer, and
+    opens no key for the records it reads."""
 
     def handlers(self) -> Mapping[str, PolicyHandler]:
         raise NotImplementedError

@@ -137,7 +137,11 @@ class ServiceRuntime:
             )
         for policy in c.policies:
             consumer = PolicyConsumer(
-                policy, dead_letters, self.group(policy.name), c.database, sealer=self.sealer
+                policy,
+                dead_letters,
+                self.group(policy.name),
+                c.database,
+                sealer=self.sealer if policy.reads_personal_data else None,
             )
             await consumer.setup()
             engines.append(consumer)
