@@ -20,6 +20,7 @@ STAFF_ROLES = {
     "analyst",
     "operator",
     "auditor",
+    "data_protection_officer",
 }
 SERVICES = {"crm-customer", "crm-opportunity", "crm-campaign", "crm-contact-log"}
 UPSTREAM = {"core-banking", "channel-gateway", "hr"}
