@@ -1,5 +1,6 @@
 """``ForgetErasedCustomers``: on ``crm.customer.erased`` every document naming the customer
-forgets the person's paths, others untouched; ``also`` runs first. Collections are
+forgets the person's paths, others untouched, and the process's sealer forgets the keys
+of the customer and its related subjects. Collections are
 in-memory stand-ins applying MongoDB's operators."""
 
 from __future__ import annotations
@@ -7,7 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from crm_backbone.erasure import ForgetErasedCustomers, PersonalPaths
+from crm_backbone.keys import KeySealer, SubjectErased
+from crm_backbone.keys.memory import InMemoryKeys
 from crm_backbone.testing_updates import apply_update
 from crm_events import customer as cu
 from crm_events.envelope import Envelope
@@ -55,15 +59,20 @@ async def test_the_documents_of_the_erased_customer_forget_the_person() -> None:
         ]
     )
     database = Database(contacts=contacts)
-    seen: list[tuple[str, str]] = []
+    keys = InMemoryKeys()
+    sealer = KeySealer(keys)
+    for subject in ("C1", "LEAD-1", "C2"):
+        sealer.seal(subject, b"remembered")
+        keys.keys[subject] = None  # destroyed by the customer service, elsewhere
 
-    async def also(customer_id: str) -> None:
-        seen.append((customer_id, contacts.documents[0]["summary"]))
+    async def leads_of(customer_id: str) -> list[str]:
+        return ["LEAD-1"]
 
     policy = ForgetErasedCustomers(
         database,  # type: ignore[arg-type]
         [PersonalPaths("contacts", removed=("content",), erased={"summary": "[erased]"})],
-        also,
+        sealer,
+        leads_of,
     )
     await policy.setup()
     await policy.handlers()[ERASED.type](ERASED)
@@ -72,5 +81,9 @@ async def test_the_documents_of_the_erased_customer_forget_the_person() -> None:
         {"_id": "CT-1", "customer_id": "C1", "summary": "[erased]", "n": 1},
         {"_id": "CT-2", "customer_id": "C2", "summary": "met Mr Bo", "content": "y", "n": 2},
     ]
-    assert seen == [("C1", "met Ms Ye"), ("C1", "[erased]")]  # it runs first
+    token = sealer.seal("C2", b"still remembered: not erased here")
+    assert sealer.open("C2", token) is not None
+    for subject in ("C1", "LEAD-1"):  # forgotten at once, not after the memory's time
+        with pytest.raises(SubjectErased):
+            sealer.seal(subject, b"x")
     assert len(contacts.indexes) == 1

@@ -77,7 +77,11 @@ def bootstrap(
         application,
         translate,
         projections=[ContactLogViews(), TaskInputs(), CustomerOwnersView(), OrganisationView()],
-        policies=[ForgetErasedCustomers(infra.database, (*PERSONAL_PATHS, *TASK_PATHS))],
+        policies=[
+            ForgetErasedCustomers(
+                infra.database, (*PERSONAL_PATHS, *TASK_PATHS), infra.key_sealer()
+            )
+        ],
     )
     queries = ContactLogQueries(
         infra.database, settings.task_rules(), clock=clock, upcoming_days=settings.upcoming_days

@@ -7,13 +7,12 @@ Commands return the customer's new version, which a caller may pass back as
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from crm_backbone.access import Reach
 from crm_backbone.aggregate import uuid_for
 from crm_backbone.application import Created, ServiceApplication, StaleVersion
 from crm_backbone.context import current_context
-from crm_backbone.keys import SubjectKeys
 from crm_events.customer import (
     CustomerStatus,
     ErasureBasis,
@@ -42,7 +41,15 @@ from crm_customer.ownership import (
 )
 from crm_customer.rules import Conflict, CustomerRetired, JsonDict, check_profile_change
 
-__all__ = ["CustomerApplication", "CustomerNotFound"]
+__all__ = ["CustomerApplication", "CustomerNotFound", "KeyShredder"]
+
+
+class KeyShredder(Protocol):
+    """Where erasure destroys keys: a key store, or the service's ``KeySealer`` (which
+    forgets them at once too)."""
+
+    def destroy(self, subject: str) -> None:
+        """Destroy the subject's key for good (idempotent)."""
 
 
 class CustomerApplication(ServiceApplication):
@@ -60,7 +67,7 @@ class CustomerApplication(ServiceApplication):
         self,
         env: dict[str, str] | None = None,
         *,
-        subject_keys: SubjectKeys | None = None,
+        subject_keys: KeyShredder | None = None,
         aml_retention_years: int = AML_RETENTION_YEARS,
         **options: Any,
     ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crm_backbone.erasure import ForgetErasedCustomers
 from crm_backbone.organisation import OrganisationView
 from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
@@ -45,13 +46,16 @@ def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
         env=infra.store.environment(),
         aml_retention_years=settings.aml_retention_years,
         sealing=infra.sealing(PAYLOADS),
-        subject_keys=infra.subject_keys(),
+        subject_keys=infra.key_sealer(),
     )
     runtime = infra.runtime(
         application,
         translate,
         projections=[CustomerViews(), OrganisationView(), AuditTrail()],
-        policies=[CustomerPolicies(application)],
+        policies=[
+            CustomerPolicies(application),
+            ForgetErasedCustomers(infra.database, (), infra.key_sealer()),
+        ],
     )
     queries = CustomerQueries(infra.database, dormancy_days=settings.dormancy_days)
     return CustomerService(application, runtime, infra.mongo, settings, queries)

@@ -50,7 +50,7 @@ def bootstrap(settings: OpportunitySettings | None = None) -> OpportunityService
         projections=[OpportunityViews(), CustomerOwnersView(), OrganisationView()],
         policies=[
             CampaignLeads(application, infra.database),
-            forget_erased(infra.database),
+            forget_erased(infra.database, infra.key_sealer()),
         ],
     )
     book = Book(CustomerBook(infra.database))

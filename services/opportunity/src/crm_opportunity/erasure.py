@@ -14,7 +14,7 @@ policy (``policies.py``), in order with what it learns.
 
 from __future__ import annotations
 
-from crm_backbone.erasure import ForgetErasedCustomers, PersonalPaths
+from crm_backbone.erasure import ForgetErasedCustomers, KeyMemory, PersonalPaths
 from crm_backbone.projection import Document
 from crm_events.personal import ERASED
 from pymongo.asynchronous.database import AsyncDatabase
@@ -31,6 +31,14 @@ PERSONAL_PATHS = (
 """What the service's documents say of their customer (free texts, names)."""
 
 
-def forget_erased(database: AsyncDatabase[Document]) -> ForgetErasedCustomers:
-    """The policy forgetting erased customers in this service's documents."""
-    return ForgetErasedCustomers(database, PERSONAL_PATHS)
+def forget_erased(
+    database: AsyncDatabase[Document], memory: KeyMemory | None
+) -> ForgetErasedCustomers:
+    """The policy forgetting erased customers in this service: its documents, and the
+    keys its sealer remembers (the customer's and its leads')."""
+    leads = database[LEADS]
+
+    async def lead_ids(customer_id: str) -> list[str]:
+        return [str(d["_id"]) async for d in leads.find({"customer_id": customer_id}, {"_id": 1})]
+
+    return ForgetErasedCustomers(database, PERSONAL_PATHS, memory, lead_ids)

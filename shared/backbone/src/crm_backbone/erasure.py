@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from crm_events.customer import CustomerErased
 from crm_events.envelope import Envelope
@@ -41,10 +41,15 @@ class PersonalPaths:
     """Which of the customer's documents hold them, when not all do (``{"kind": ...}``)."""
 
 
+class KeyMemory(Protocol):
+    def forget(self, subject: str) -> None: ...
+
+
 class ForgetErasedCustomers(Policy):
-    """On ``crm.customer.erased``: the service's documents about the customer forget the
-    person; ``also`` runs first (e.g. destroying keys of records the customer's data is
-    sealed under besides their own). Idempotent: a redelivered erasure does it again."""
+    """On ``crm.customer.erased``: the process's sealer (``memory``) forgets the keys of
+    the customer and of the ``related`` subjects (a lead captured for them), destroyed by
+    the customer service, so nothing here opens them again; then the service's documents
+    about the customer forget the person. Idempotent: a redelivered erasure does it again."""
 
     name: ClassVar[str] = "forget_erased"
     topics: ClassVar[tuple[str, ...]] = (CUSTOMER_EVENTS.name,)
@@ -54,11 +59,13 @@ class ForgetErasedCustomers(Policy):
         self,
         database: AsyncDatabase[Document],
         documents: Sequence[PersonalPaths],
-        also: Callable[[str], Awaitable[None]] | None = None,
+        memory: KeyMemory | None = None,
+        related: Callable[[str], Awaitable[Sequence[str]]] | None = None,
     ) -> None:
         self.database = database
         self.documents = documents
-        self.also = also
+        self.memory = memory
+        self.related = related
 
     def handlers(self) -> Mapping[str, PolicyHandler]:
         return {CustomerErased.event_type: self.forget}
@@ -71,8 +78,10 @@ class ForgetErasedCustomers(Policy):
 
     async def forget(self, envelope: Envelope[EventPayload]) -> None:
         customer_id = envelope.aggregateid
-        if self.also is not None:
-            await self.also(customer_id)
+        if self.memory is not None:
+            related = await self.related(customer_id) if self.related else ()
+            for subject in (customer_id, *related):
+                self.memory.forget(subject)
         for paths in self.documents:
             update: Document = {}
             if paths.removed:

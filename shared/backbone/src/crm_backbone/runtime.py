@@ -37,7 +37,7 @@ from crm_backbone.kafka import (
     subscribe,
 )
 from crm_backbone.kafka_acls import principal_of
-from crm_backbone.keys import KeySealer, SubjectKeys
+from crm_backbone.keys import KeySealer
 from crm_backbone.keys.factory import key_sealer
 from crm_backbone.pause import PauseGate
 from crm_backbone.policy import Policy, PolicyConsumer
@@ -239,10 +239,10 @@ class Infrastructure:
         database = mongo[settings.mongo_database(service.value)]
         return cls(settings, service, store, mongo, database, sealer)
 
-    def subject_keys(self) -> SubjectKeys | None:
-        """The key store of the service's sealer, where erasure destroys a subject's key;
-        none when sealing is off."""
-        return self.sealer.keys if isinstance(self.sealer, KeySealer) else None
+    def key_sealer(self) -> KeySealer | None:
+        """The service's sealer: where erasure destroys a subject's key (the process then
+        forgets it at once); none when sealing is off."""
+        return self.sealer if isinstance(self.sealer, KeySealer) else None
 
     def sealing(self, payloads: Mapping[str, type[EventPayload]]) -> EventSealing | None:
         """What seals the personal data of the service's stored events, named as

@@ -58,6 +58,11 @@ class KeySealer:
             return None
         return cipher.open_token(key, subject, token)
 
+    def destroy(self, subject: str) -> None:
+        """Destroy the subject's key in the store, and forget it here at once (erasure)."""
+        self.keys.destroy(subject)
+        self.forget(subject)
+
     def forget(self, subject: str) -> None:
         """Drop the subject's key from memory (it is read again from the store if needed)."""
         with self._lock:
