@@ -16,7 +16,7 @@ from crm_backbone.keys.factory import key_database, key_wrapper, subject_keys
 from crm_backbone.keys.master import MasterKeyRing
 from crm_backbone.keys.memory import InMemoryKeys
 from crm_backbone.settings import ServiceSettings
-from crm_events.personal import SEALED_SCHEMA
+from crm_events.personal import SEALED_SCHEMA, FieldSealer
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -121,11 +121,12 @@ def test_a_malformed_ring_is_refused(text: str) -> None:
 
 def test_the_sealer_seals_and_opens_and_an_erased_subject_opens_to_none() -> None:
     keys = InMemoryKeys()
-    sealer = KeySealer(keys)
+    sealer: FieldSealer = KeySealer(keys)  # the contracts' protocol (checked by mypy)
     token = sealer.seal("c-1", b'"13912345678"')
     assert sealer.open("c-1", token) == b'"13912345678"'
     assert sealer.open("c-2", sealer.seal("c-2", b"x")) == b"x"
     keys.destroy("c-1")
+    assert isinstance(sealer, KeySealer)
     sealer.forget("c-1")
     assert sealer.open("c-1", token) is None
     with pytest.raises(SubjectErased):
