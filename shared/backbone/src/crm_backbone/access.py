@@ -120,9 +120,9 @@ def _staff_reach(position: Position) -> Reach:
             return _read_only(Surface.OPS, NOTHING)
         case Role.AUDITOR:
             return _read_only(Surface.AUDIT, NOTHING)
-        case Role.DATA_PROTECTION_OFFICER:
+        case Role.DATA_PROTECTION_OFFICER:  # erasure addresses any customer, by its id alone
             return Reach(
-                EVERYTHING, frozenset({Surface.ERASURE}), may_read=True, may_write=True, masked=True
+                NOTHING, frozenset({Surface.ERASURE}), may_read=True, may_write=True, masked=True
             )
 
 

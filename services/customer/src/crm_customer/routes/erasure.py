@@ -14,6 +14,7 @@ from crm_events.customer import ErasureBasis
 from fastapi import APIRouter, Depends
 from pydantic import ConfigDict, Field
 
+from crm_customer.ownership import WHOLE_BOOK
 from crm_customer.routes.dependencies import Commands, Queries
 from crm_customer.routes.models import Accepted, CustomerId, answers
 
@@ -69,5 +70,5 @@ async def erase(
         legal_basis=body.legal_basis,
         reason=body.reason,
         facts=facts,
-        reach=who.reach,
+        reach=WHOLE_BOOK,  # the officer's reach holds no record of the book: this is theirs
     )
