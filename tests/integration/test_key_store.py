@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from crm_backbone.credentials import OPS
 from crm_backbone.keys import KeySealer, MasterKeyError, SubjectErased
 from crm_backbone.keys.database import (
     TABLE,
@@ -244,27 +245,37 @@ def test_the_master_key_rotates_without_downtime(case: KeyStoreCase) -> None:
             after.wrapper.unwrap(subject, bytes(wrapped), old_id)
 
 
-def test_only_the_customer_service_destroys_keys(
+def test_only_the_customer_service_destroys_keys_and_ops_only_reads(
     crm_servers: Servers, namespace_accounts: NamespaceAccounts
 ) -> None:
-    def store(service: str) -> DatabaseKeyStore:
-        database = key_database(_settings(crm_servers, namespace_accounts, service), service)
-        return DatabaseKeyStore(database, ring)
-
-    ring = Ring().wrapper()
-    customer, opportunity = store("customer"), store("opportunity")
+    master = Ring()
+    ring = master.wrapper()
+    stores = {
+        process: DatabaseKeyStore(
+            key_database(_settings(crm_servers, namespace_accounts, process), process), ring
+        )
+        for process in ("customer", "opportunity", OPS)
+    }
+    customer, opportunity, ops = stores.values()
     try:
         subject = _subject()
         key = opportunity.key_for_writing(subject)
         assert customer.key_for_reading(subject) == key
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            opportunity.destroy(subject)
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            opportunity.destroy(_subject())  # not even a tombstone of its own
+        assert ops.key_for_reading(subject) == key
+        master.rotate()
+        for refused in (
+            lambda: opportunity.destroy(subject),
+            lambda: opportunity.destroy(_subject()),  # not even a tombstone of its own
+            lambda: DatabaseKeyStore(opportunity.database, master.wrapper()).rewrap(),
+            lambda: ops.key_for_writing(_subject()),
+            lambda: ops.destroy(subject),
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                refused()
         customer.destroy(subject)
         assert opportunity.key_for_reading(subject) is None
         with pytest.raises(SubjectErased):
             opportunity.key_for_writing(subject)
     finally:
-        customer.close()
-        opportunity.close()
+        for store in stores.values():
+            store.close()

@@ -10,11 +10,13 @@ What each account may do (``docs/access.md``):
   superuser, no ``CREATEDB``, no ``CREATEROLE``; the database refuses every other role.
 - the key database ``<ns>_keys`` (the data subjects' wrapped keys, ``crm_backbone.keys``),
   the administrator's: every service's role may connect, read keys and add a live key;
-  only the customer service's may destroy one (a tombstone) and rewrap them.
+  only the customer service's may destroy one (a tombstone) and rewrap them; ``ops``'s
+  role may read them and do nothing else on PostgreSQL.
 - ``ops`` (``crm-ops``): on MongoDB ``readWrite`` on ``<ns>_ops`` (its dead-letter
   ledger) and on every service's database (rebuild, replay, settling dead letters, pause
   gates), and ``readWrite`` with ``dbAdmin`` on the database a rebuild builds beside the
-  live one (it drops it afterwards); no PostgreSQL account.
+  live one (it drops it afterwards); on PostgreSQL the role ``<ns>_ops``, which may only
+  read the key database's keys.
 
 The administrators (``admin`` on MongoDB, ``postgres`` on PostgreSQL) are the launcher's
 and the test harness's only.
@@ -62,10 +64,12 @@ LOCAL_ADMIN_PASSWORD = "crm-local"
 ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
 """A service's PostgreSQL role: it logs in, and may do nothing beyond its database."""
 USER_EXISTS = 51003
-KEY_DESTROYER = "customer"
-"""The one service whose role may destroy a data subject's key: the customer service erases."""
-LIVE_KEY_INSERT = "INSERT (subject, wrapped_key, master_key_id, created_at)"
-"""What any service may insert: a live key (a tombstone needs ``destroyed_at``)."""
+LIVE_KEY_WRITER = "SELECT, INSERT (subject, wrapped_key, master_key_id, created_at)"
+"""A service's access to the keys: read them, and add a live key (not a tombstone, which
+needs ``destroyed_at``)."""
+KEY_PRIVILEGES = {"customer": "SELECT, INSERT, UPDATE", OPS: "SELECT"}
+"""The exceptions: the customer service, which erases, also destroys keys and rewraps them;
+``crm-ops`` only reads them (rebuilds and replays open what the topics carry sealed)."""
 
 
 def as_administrators(
@@ -159,9 +163,10 @@ def drop_mongo_users(admin: MongoClient[dict[str, Any]], namespace: str) -> None
 
 
 def provision_postgres(admin_dsn: str, namespace: str, passwords: Mapping[str, SecretStr]) -> None:
-    """Create (or bring up to date) each service's role and the database it owns."""
-    for service, password in passwords.items():
-        name = database_name(namespace, service)
+    """Create (or bring up to date) each service's role and the database it owns, the
+    key database, and ``ops``'s role (a key reader, owning nothing) when it has a password."""
+    for process, password in passwords.items():
+        name = database_name(namespace, process)
         role = sql.Identifier(name)
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
@@ -172,6 +177,8 @@ def provision_postgres(admin_dsn: str, namespace: str, passwords: Mapping[str, S
                     sql.Literal(password.get_secret_value()),
                 )
             )
+            if process == OPS:
+                continue
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(role, role))
             else:
@@ -181,27 +188,26 @@ def provision_postgres(admin_dsn: str, namespace: str, passwords: Mapping[str, S
     provision_key_store(admin_dsn, namespace, tuple(passwords))
 
 
-def key_store_grants(namespace: str, services: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """What ``services``' roles may do with the key database of ``namespace`` (see the
+def key_store_grants(namespace: str, processes: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """What ``processes``' roles may do with the key database of ``namespace`` (see the
     module's documentation): the statements run on the server, then those run in it."""
     database = database_name(namespace, KEY_STORE)
-    roles = {service: database_name(namespace, service) for service in services}
+    roles = {process: database_name(namespace, process) for process in processes}
     on_server = [f"REVOKE ALL ON DATABASE {database} FROM PUBLIC"] + [
         f"GRANT CONNECT ON DATABASE {database} TO {role}" for role in roles.values()
     ]
     in_database = [*table_ddl(postgres=True), f"REVOKE ALL ON {KEY_TABLE} FROM PUBLIC"] + [
-        f"GRANT SELECT, {'INSERT, UPDATE' if service == KEY_DESTROYER else LIVE_KEY_INSERT} "
-        f"ON {KEY_TABLE} TO {role}"
-        for service, role in roles.items()
+        f"GRANT {KEY_PRIVILEGES.get(process, LIVE_KEY_WRITER)} ON {KEY_TABLE} TO {role}"
+        for process, role in roles.items()
     ]
     return on_server, in_database
 
 
-def provision_key_store(admin_dsn: str, namespace: str, services: tuple[str, ...]) -> None:
+def provision_key_store(admin_dsn: str, namespace: str, processes: tuple[str, ...]) -> None:
     """The key database of ``namespace`` (the administrator's) with its table, and the
-    grants of ``services``' roles."""
+    grants of ``processes``' roles."""
     name = database_name(namespace, KEY_STORE)
-    on_server, in_database = key_store_grants(namespace, services)
+    on_server, in_database = key_store_grants(namespace, processes)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -243,6 +249,9 @@ def drop_postgres_accounts(admin_dsn: str, namespace: str) -> None:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         keys = sql.Identifier(database_name(namespace, KEY_STORE))
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(keys))
+        conn.execute(
+            sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(database_name(namespace, OPS)))
+        )
         for service in SERVICES:
             name = sql.Identifier(database_name(namespace, service))
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))

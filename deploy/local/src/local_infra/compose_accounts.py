@@ -52,17 +52,21 @@ def mongo_script() -> str:
 
 def postgres_script() -> str:
     """Run by the ``postgres`` image at its first start (as its superuser)."""
-    variables = " ".join(f'-v {s.replace("-", "_")}="${password_variable(s)}"' for s in SERVICES)
+    processes = (*SERVICES, OPS)
+    variables = " ".join(f'-v {p.replace("-", "_")}="${password_variable(p)}"' for p in processes)
     statements = []
-    for service in SERVICES:
-        name = database_name(NAMESPACE, service)
-        statements += [
-            f"CREATE ROLE {name} {ROLE_ATTRIBUTES} PASSWORD :'{service.replace('-', '_')}';",
-            f"CREATE DATABASE {name} OWNER {name};",
-            f"REVOKE ALL ON DATABASE {name} FROM PUBLIC;",
-        ]
+    for process in processes:
+        name = database_name(NAMESPACE, process)
+        statements.append(
+            f"CREATE ROLE {name} {ROLE_ATTRIBUTES} PASSWORD :'{process.replace('-', '_')}';"
+        )
+        if process != OPS:
+            statements += [
+                f"CREATE DATABASE {name} OWNER {name};",
+                f"REVOKE ALL ON DATABASE {name} FROM PUBLIC;",
+            ]
     keys = database_name(NAMESPACE, KEY_STORE)
-    on_server, in_database = key_store_grants(NAMESPACE, SERVICES)
+    on_server, in_database = key_store_grants(NAMESPACE, processes)
     statements += [
         f"CREATE DATABASE {keys};",
         *(f"{statement};" for statement in on_server),
@@ -73,8 +77,8 @@ def postgres_script() -> str:
         [
             "#!/bin/sh",
             f"# {HEADER}",
-            "# Each CRM service's role, owning its database and nothing else, and the key"
-            " database (local_infra.accounts).",
+            "# Each CRM service's role, owning its database and nothing else, crm-ops's, and"
+            " the key database (local_infra.accounts).",
             "set -eu",
             'psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres'
             f" {variables} <<'SQL'",

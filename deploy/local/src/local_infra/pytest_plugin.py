@@ -463,7 +463,7 @@ def namespace_accounts(crm_servers: Servers) -> Iterator[NamespaceAccounts]:
     admin: MongoClient[dict[str, Any]] = MongoClient(crm_servers.mongo_uri)
     passwords = {p: SecretStr(uuid.uuid4().hex) for p in (*SERVICES, credentials.OPS)}
     provision_mongo(admin, namespace, passwords)
-    provision_postgres(crm_servers.postgres_dsn, namespace, {s: passwords[s] for s in SERVICES})
+    provision_postgres(crm_servers.postgres_dsn, namespace, passwords)
     try:
         yield NamespaceAccounts(namespace, passwords)
     finally:

@@ -163,14 +163,14 @@ class ServiceSettings(BaseSettings):
             "sasl_plain_password": password.get_secret_value(),
         }
 
-    def key_database_location(self, service: str) -> Path | str:
+    def key_database_location(self, process: str) -> Path | str:
         """The key database's SQLite file, or the DSN of PostgreSQL's ``<namespace>_keys``
-        as the service's own role (without a password, the address's user, which creates
-        the database when missing)."""
+        as ``process``'s own role (a service's, or ``ops``'s; without a password, the
+        address's user, which creates the database when missing)."""
         if (self.key_database or self.event_store) == "sqlite":
             return self.data_dir / "keys.sqlite"
         database = credentials.database_name(self.namespace, KEY_STORE)
-        account = self.account(POSTGRESQL, self.mongo_database(service))
+        account = self.account(POSTGRESQL, self.mongo_database(process))
         if account is None:
             return ensure_database(self.postgres_dsn, database)
         return credentials.postgres_dsn(self.postgres_dsn, account, database)

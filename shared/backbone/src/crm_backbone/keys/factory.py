@@ -41,23 +41,24 @@ def key_wrapper(settings: ServiceSettings) -> KeyWrapper:
     return MasterKeyRing.parse(ring.get_secret_value())
 
 
-def key_database(settings: ServiceSettings, service: str) -> KeyDatabase:
-    """The key database the settings name, as ``service`` reaches it."""
-    location = settings.key_database_location(service)
+def key_database(settings: ServiceSettings, process: str) -> KeyDatabase:
+    """The key database the settings name, as ``process`` (a service, or ``ops``) reaches
+    it: on PostgreSQL as that process's own role."""
+    location = settings.key_database_location(process)
     if isinstance(location, Path):
         return SqliteKeyDatabase(location)
     return PostgresKeyDatabase(location)
 
 
-def subject_keys(settings: ServiceSettings, service: str) -> DatabaseKeyStore:
-    """``service``'s key store."""
-    return DatabaseKeyStore(key_database(settings, service), key_wrapper(settings))
+def subject_keys(settings: ServiceSettings, process: str) -> DatabaseKeyStore:
+    """``process``'s key store."""
+    return DatabaseKeyStore(key_database(settings, process), key_wrapper(settings))
 
 
-def key_sealer(settings: ServiceSettings, service: str) -> KeySealer:
-    """``service``'s ``FieldSealer``, remembering keys as the settings say."""
+def key_sealer(settings: ServiceSettings, process: str) -> KeySealer:
+    """``process``'s ``FieldSealer``, remembering keys as the settings say."""
     return KeySealer(
-        subject_keys(settings, service),
+        subject_keys(settings, process),
         capacity=settings.key_cache_size,
         ttl_s=settings.key_cache_ttl_s,
     )
