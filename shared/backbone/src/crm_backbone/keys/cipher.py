@@ -47,10 +47,14 @@ def open_token(key: bytes, subject: str, token: str) -> bytes:
     ``key`` for ``subject`` and is intact."""
     if not is_token(token):
         raise UnreadableToken("not a sealed value")
+    body = token[len(TOKEN_PREFIX) :]
     try:
-        raw = base64.b64decode(token[len(TOKEN_PREFIX) :], altchars=b"-_", validate=True)
+        raw = base64.b64decode(body, altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as error:
         raise UnreadableToken("a sealed value that is not base64url") from error
+    if base64.urlsafe_b64encode(raw).decode("ascii") != body:
+        # Unused low bits set in the last character: another spelling of the same bytes.
+        raise UnreadableToken("a sealed value not in its canonical base64url")
     if len(raw) < NONCE_BYTES + TAG_BYTES:
         raise UnreadableToken("a sealed value too short to hold a nonce and a tag")
     try:
