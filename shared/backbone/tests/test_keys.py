@@ -11,7 +11,7 @@ import pytest
 from crm_backbone.keys import KeySealer, KeyStoreError, MasterKeyError, SubjectErased
 from crm_backbone.keys.__main__ import cli as rotation_cli
 from crm_backbone.keys.cipher import UnreadableToken, is_token, new_data_key, open_token, seal
-from crm_backbone.keys.database import SqliteKeyDatabase
+from crm_backbone.keys.database import DatabaseKeyStore, SqliteKeyDatabase
 from crm_backbone.keys.factory import key_database, key_wrapper, subject_keys
 from crm_backbone.keys.master import MasterKeyRing
 from crm_backbone.keys.memory import InMemoryKeys
@@ -155,6 +155,26 @@ def test_the_sealer_remembers_keys_for_a_while_and_the_fewest_recent_go_first() 
     assert keys.reads == reads
     with pytest.raises(SubjectErased):
         sealer.seal("a", b"a")  # the store, not the memory, refuses
+
+
+def test_prefetching_reads_the_keys_of_many_subjects_at_once(tmp_path: Path) -> None:
+    store = DatabaseKeyStore(
+        SqliteKeyDatabase(tmp_path / "keys.sqlite"),
+        MasterKeyRing.parse(MasterKeyRing.new_entry("m1")),
+    )
+    writer = KeySealer(store)
+    tokens = {s: writer.seal(s, s.encode()) for s in ("a", "b", "c")}
+    writer.destroy("c")
+    keys = InMemoryKeys()  # counts what reaches the store; answers as the database did
+    keys.keys = dict(store.keys_for_reading([*tokens, "never-seen"]))
+    assert keys.keys["never-seen"] is None
+    assert keys.keys["c"] is None
+    reader = KeySealer(keys)
+    reader.prefetch([*tokens, "never-seen"])
+    reader.prefetch(tokens)  # all remembered: the store is not asked again
+    assert keys.reads == 1
+    assert [reader.open(s, t) for s, t in tokens.items()] == [b"a", b"b", None]
+    assert keys.reads == 1
 
 
 @pytest.fixture(autouse=True)

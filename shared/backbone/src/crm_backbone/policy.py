@@ -42,7 +42,7 @@ from crm_backbone.holds import (
 )
 from crm_backbone.metrics import DEAD_LETTERS, POLICY_EVENTS
 from crm_backbone.parking import PARKING_COLLECTION, ParkedRecord, ParkingLot, StillHeld
-from crm_backbone.records import Document, Record
+from crm_backbone.records import Document, Record, prefetch_keys
 from crm_backbone.retries import OUTAGES, DeadLetters, HandlerGaveUp, HandlerRetries
 
 log = structlog.get_logger(__name__)
@@ -151,6 +151,7 @@ class PolicyConsumer:
         applied = 0
         holds = HoldsPass(self.holds, self.parking)
         await holds.load(records, releasing)
+        await prefetch_keys(self.sealer, records)
         letters: list[tuple[Record, str, str]] = []
         for record in records:
             holds.redriven(record)

@@ -60,6 +60,7 @@ from crm_backbone.parking import ParkedRecord, ParkingLot
 from crm_backbone.readmodel import APPLIED, guard_key
 from crm_backbone.records import Document as Document  # re-exported
 from crm_backbone.records import Record as Record  # re-exported
+from crm_backbone.records import prefetch_keys
 from crm_backbone.retries import OUTAGES, DeadLetters, HandlerGaveUp, HandlerRetries
 
 log = structlog.get_logger(__name__)
@@ -217,6 +218,7 @@ class ProjectionEngine:
         # Positions first, from the headers: each envelope then lives for one iteration only
         # (far less garbage-collector work than holding a decoded batch).
         known = await self._known_positions({_header_key(r.headers) for r in records})
+        await prefetch_keys(self.sealer, records)
         batch = _Pass(HoldsPass(self.holds, self.parking), known)
         await batch.holds.load(records, releasing)
         for record in records:

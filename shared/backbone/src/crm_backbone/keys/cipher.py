@@ -35,14 +35,20 @@ def is_token(value: object) -> bool:
     return isinstance(value, str) and value.startswith(TOKEN_PREFIX)
 
 
-def seal(key: bytes, subject: str, plaintext: bytes) -> str:
+def aead(key: bytes | AESGCM) -> AESGCM:
+    """The AES-GCM cipher of a data key (made once per key by a sealer that remembers it:
+    making one costs more than sealing a field)."""
+    return key if isinstance(key, AESGCM) else AESGCM(key)
+
+
+def seal(key: bytes | AESGCM, subject: str, plaintext: bytes) -> str:
     """``plaintext`` sealed under ``key``, bound to ``subject``."""
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, plaintext, subject.encode())
+    sealed = aead(key).encrypt(nonce, plaintext, subject.encode())
     return TOKEN_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
 
-def open_token(key: bytes, subject: str, token: str) -> bytes:
+def open_token(key: bytes | AESGCM, subject: str, token: str) -> bytes:
     """The plaintext ``token`` holds; :class:`UnreadableToken` unless it was sealed under
     ``key`` for ``subject`` and is intact."""
     if not is_token(token):
@@ -58,7 +64,7 @@ def open_token(key: bytes, subject: str, token: str) -> bytes:
     if len(raw) < NONCE_BYTES + TAG_BYTES:
         raise UnreadableToken("a sealed value too short to hold a nonce and a tag")
     try:
-        return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], subject.encode())
+        return aead(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], subject.encode())
     except InvalidTag as error:
         raise UnreadableToken(
             "a sealed value that does not open: altered, another subject's, or another key's"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,8 @@ from crm_backbone.keys.subject_keys import SubjectErased
 
 TABLE = "subject_keys"
 REWRAP_BATCH = 500
+READ_BATCH = 500
+"""Subjects read in one query by ``keys_for_reading``."""
 
 Row = tuple[Any, ...]
 
@@ -153,6 +155,20 @@ class DatabaseKeyStore:
 
     def key_for_reading(self, subject: str) -> bytes | None:
         return self._unwrapped(subject, self._row(subject))
+
+    def keys_for_reading(self, subjects: Collection[str]) -> dict[str, bytes | None]:
+        found: dict[str, bytes | None] = dict.fromkeys(subjects)
+        ordered = sorted(found)
+        for start in range(0, len(ordered), READ_BATCH):
+            chunk = ordered[start : start + READ_BATCH]
+            rows = self.database.query(
+                f"SELECT subject, wrapped_key, master_key_id FROM {TABLE} "
+                f"WHERE subject IN ({', '.join(['%s'] * len(chunk))})",
+                chunk,
+            )
+            for subject, *row in rows:
+                found[subject] = self._unwrapped(subject, tuple(row))
+        return found
 
     def destroy(self, subject: str) -> None:
         now = _now()

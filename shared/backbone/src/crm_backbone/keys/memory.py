@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from crm_backbone.keys.cipher import new_data_key
 from crm_backbone.keys.subject_keys import SubjectErased
 
@@ -24,6 +26,10 @@ class InMemoryKeys:
     def key_for_reading(self, subject: str) -> bytes | None:
         self.reads += 1
         return self.keys.get(subject)
+
+    def keys_for_reading(self, subjects: Collection[str]) -> dict[str, bytes | None]:
+        self.reads += 1
+        return {subject: self.keys.get(subject) for subject in subjects}
 
     def destroy(self, subject: str) -> None:
         self.keys[subject] = None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from crm_backbone.keys import cipher
 from crm_backbone.keys.subject_keys import SubjectKeys
@@ -20,6 +22,8 @@ class KeySealer:
     this one within ``ttl_s`` even unheard of. That a subject has no key is remembered too,
     for opening only (a token exists only once its key did, so it was destroyed): a view
     rebuilt after an erasure asks the store once per subject, not once per field.
+    What is remembered is each key's cipher, made once. :meth:`prefetch` reads the keys of
+    many subjects in one query (a consumer, before opening a batch of records, in a thread).
     """
 
     def __init__(
@@ -36,15 +40,15 @@ class KeySealer:
         self.capacity = capacity
         self.ttl_s = ttl_s
         self._clock = clock
-        self._remembered: OrderedDict[str, tuple[bytes | None, float]] = OrderedDict()
+        self._remembered: OrderedDict[str, tuple[AESGCM | None, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def seal(self, subject: str, plaintext: bytes) -> str:
         """A token of ``plaintext``; ``SubjectErased`` once the subject's key is destroyed."""
         _, key = self._recall(subject)
         if key is None:  # not remembered, or remembered as erased: the store decides
-            key = self.keys.key_for_writing(subject)
-            self._remember(subject, key)
+            key = self._remember(subject, self.keys.key_for_writing(subject))
+            assert key is not None
         return cipher.seal(key, subject, plaintext)
 
     def open(self, subject: str, token: str) -> bytes | None:
@@ -52,11 +56,20 @@ class KeySealer:
         made. An altered token, or another subject's, raises ``cipher.UnreadableToken``."""
         known, key = self._recall(subject)
         if not known:
-            key = self.keys.key_for_reading(subject)
-            self._remember(subject, key)
+            key = self._remember(subject, self.keys.key_for_reading(subject))
         if key is None:
             return None
         return cipher.open_token(key, subject, token)
+
+    def prefetch(self, subjects: Iterable[str]) -> None:
+        """Remember the keys of those of ``subjects`` not remembered, read in one query
+        (blocking: call it in a thread from an event loop)."""
+        with self._lock:
+            now = self._clock()
+            missing = {s for s in subjects if self._remembered.get(s, (None, 0.0))[1] <= now}
+        if missing:
+            for subject, key in self.keys.keys_for_reading(missing).items():
+                self._remember(subject, key)
 
     def destroy(self, subject: str) -> None:
         """Destroy the subject's key in the store, and forget it here at once (erasure)."""
@@ -68,7 +81,7 @@ class KeySealer:
         with self._lock:
             self._remembered.pop(subject, None)
 
-    def _recall(self, subject: str) -> tuple[bool, bytes | None]:
+    def _recall(self, subject: str) -> tuple[bool, AESGCM | None]:
         """Whether the subject is remembered, and its key (None: remembered as having none)."""
         with self._lock:
             entry = self._remembered.get(subject)
@@ -81,9 +94,12 @@ class KeySealer:
             self._remembered.move_to_end(subject)
             return True, key
 
-    def _remember(self, subject: str, key: bytes | None) -> None:
+    def _remember(self, subject: str, key: bytes | None) -> AESGCM | None:
+        """Remember the subject's key (None: it has none) as its cipher; the cipher."""
+        aead = None if key is None else cipher.aead(key)
         with self._lock:
-            self._remembered[subject] = (key, self._clock() + self.ttl_s)
+            self._remembered[subject] = (aead, self._clock() + self.ttl_s)
             self._remembered.move_to_end(subject)
             while len(self._remembered) > self.capacity:
                 self._remembered.popitem(last=False)
+        return aead

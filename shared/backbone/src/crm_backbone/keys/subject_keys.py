@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 from crm_events.personal import KeyDestroyed
@@ -35,6 +36,10 @@ class SubjectKeys(Protocol):
 
     def key_for_reading(self, subject: str) -> bytes | None:
         """The subject's data key; None when it was destroyed or never made."""
+        ...
+
+    def keys_for_reading(self, subjects: Collection[str]) -> Mapping[str, bytes | None]:
+        """:meth:`key_for_reading` of each of ``subjects``, in one round trip."""
         ...
 
     def destroy(self, subject: str) -> None:
