@@ -4,11 +4,11 @@ body of no known type is not printed at all."""
 
 from __future__ import annotations
 
+from crm_backbone.dead_letter_sealing import OpenedLetter
 from crm_events import to_kafka
 from crm_events.common import CustomerName
 from crm_events.core_banking import CustomerDataChanged
 from crm_events.envelope import Envelope
-from crm_ops.deadletters import DeadLetter
 from crm_ops.dlq_commands import shown_body
 
 CLEAR = CustomerDataChanged(
@@ -18,8 +18,8 @@ CLEAR = CustomerDataChanged(
 )
 
 
-def letter(value: bytes, headers: list[tuple[str, bytes]]) -> DeadLetter:
-    return DeadLetter(0, 7, b"C-1", value, tuple(headers))
+def letter(value: bytes, headers: list[tuple[str, bytes]]) -> OpenedLetter:
+    return OpenedLetter(value, tuple(headers), erased=False)
 
 
 def test_an_upstream_record_is_shown_masked() -> None:

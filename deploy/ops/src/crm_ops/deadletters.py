@@ -5,8 +5,12 @@ Kafka records are immutable, so what was done with each (redriven or purged, by 
 when, why) is recorded in the ops database in MongoDB; ``list`` shows the pending ones
 unless asked for all.
 
-Redriving sends the original record (key, value, original headers) back to the topic it
-was read from, marked as the redrive of that dead letter: every consumer of that topic
+A letter's body is sealed under its data subject's key (``crm_backbone.dead_letter_sealing``):
+``crm-ops`` opens it through the key store, as its own role, which may only read keys. A
+letter whose key was destroyed (its subject erased) is erased: it is never sent again.
+
+Redriving sends the original record (key, value, original headers, opened) back to the
+topic it was read from, marked as the redrive of that dead letter: every consumer of that topic
 sees it again, and those that applied it already skip it (they are idempotent), so only
 the one that gave up on it applies it, then the events its dead letter held back
 (:mod:`crm_backbone.holds`). Purging settles the dead letter in the consumer's database,
@@ -22,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from crm_backbone.dead_letter_sealing import OpenedLetter, is_sealed, open_letter
 from crm_backbone.holds import (
     REDRIVE_HEADER,
     VIEW_PARKING_SUFFIX,
@@ -32,6 +37,7 @@ from crm_backbone.holds import (
 from crm_backbone.kafka import reliable_producer
 from crm_backbone.parking import PARKING_COLLECTION
 from crm_backbone.records import Document
+from crm_events.personal import FieldSealer
 from crm_events.topics import DEAD_LETTER
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
@@ -39,6 +45,19 @@ from pymongo.asynchronous.collection import AsyncCollection
 from crm_ops.kafka_state import admin_client, ops_login
 
 DLQ_PREFIX = "dlq_"
+
+
+class SealedLetterError(RuntimeError):
+    """A sealed dead letter, and no key store configured to open it."""
+
+
+def original_headers(headers: tuple[tuple[str, bytes], ...]) -> list[tuple[str, bytes]]:
+    """The headers the record had before it was dead-lettered (or redriven)."""
+    return [
+        (name, value)
+        for name, value in headers
+        if not name.startswith(DLQ_PREFIX) and name != REDRIVE_HEADER
+    ]
 
 
 @dataclass(frozen=True)
@@ -60,12 +79,16 @@ class DeadLetter:
         return ""
 
     @property
-    def original_headers(self) -> list[tuple[str, bytes]]:
-        return [
-            (name, value)
-            for name, value in self.headers
-            if not name.startswith(DLQ_PREFIX) and name != REDRIVE_HEADER
-        ]
+    def sealed(self) -> bool:
+        return is_sealed(self.headers)
+
+    def opened(self, sealer: FieldSealer | None) -> OpenedLetter:
+        """The original value and headers; a sealed letter needs ``sealer``."""
+        if not self.sealed:
+            return OpenedLetter(self.value, self.headers, erased=False)
+        if sealer is None:
+            raise SealedLetterError(f"dead letter {self.id} is sealed: no key store to open it")
+        return open_letter(self.value, self.headers, sealer)
 
     @property
     def origin(self) -> tuple[str, str, int, int]:
@@ -129,25 +152,33 @@ class DeadLetterLedger:
         )
 
 
-async def redrive(bootstrap: str, letters: list[DeadLetter]) -> int:
-    """Send each letter's original record back to its topic; how many were sent."""
+async def redrive(
+    bootstrap: str, letters: list[DeadLetter], sealer: FieldSealer | None = None
+) -> int:
+    """Send each letter's original record, opened, back to its topic; how many were sent.
+    An erased letter is never sent (``dlq redrive`` purges it instead)."""
     producer = reliable_producer(bootstrap, **ops_login())
     await producer.start()
+    sent = 0
     try:
         for letter in letters:
+            original = letter.opened(sealer)
+            if original.erased:
+                continue
             _, topic, partition, offset = letter.origin
             await producer.send_and_wait(
                 topic,
-                value=letter.value,
+                value=original.value,
                 key=letter.key,
                 headers=[
-                    *letter.original_headers,
+                    *original_headers(original.headers),
                     (REDRIVE_HEADER, f"{topic}:{partition}:{offset}".encode()),
                 ],
             )
+            sent += 1
     finally:
         await producer.stop()
-    return len(letters)
+    return sent
 
 
 async def purge(client: AsyncMongoClient[Document], letters: list[DeadLetter]) -> None:

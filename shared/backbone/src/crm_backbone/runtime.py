@@ -113,7 +113,7 @@ class ServiceRuntime:
         )
         producer = reliable_producer(self.kafka_bootstrap, **self.kafka_login)
         await producer.start()
-        dead_letters = KafkaDeadLetters(producer, self.topics.dead_letter)
+        dead_letters = KafkaDeadLetters(producer, self.topics.dead_letter, self.sealer)
         broker = kafka_broker(self.kafka_bootstrap, self.kafka_login, logger=None)
         engines: list[ProjectionEngine | PolicyConsumer] = []  # each drains its holds
         for projection in c.projections:

@@ -8,8 +8,11 @@ With a master key ring: put the new key first in ``CRM_MASTER_KEYS`` (or
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import typer
 
+from crm_backbone.dead_letter_sealing import expired_dead_letter_keys
 from crm_backbone.keys.factory import subject_keys
 from crm_backbone.keys.openbao import TransitKeyWrapper
 from crm_backbone.settings import ServiceSettings
@@ -47,6 +50,17 @@ def retire() -> None:
     wrapper = _transit(ServiceSettings())
     wrapper.retire_old_versions()
     typer.echo(f"only {wrapper.current_id()} remains")
+
+
+@cli.command("expire-dead-letters")
+def expire_dead_letters() -> None:
+    """Destroy the keys of the months whose dead letters are all past the dead-letter
+    topic's retention (idempotent: run it daily, e.g. from cron)."""
+    store = subject_keys(ServiceSettings(), KEY_OWNER)
+    expired = list(expired_dead_letter_keys(datetime.now(UTC)))
+    for subject in expired:
+        store.destroy(subject)
+    typer.echo(f"destroyed (or already gone): {', '.join(expired)}")
 
 
 if __name__ == "__main__":
