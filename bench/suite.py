@@ -38,7 +38,7 @@ from crm_simulator.population import SimulatedCustomer, population
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
-from bench import http_load, limits, pipeline, report
+from bench import http_load, limits, pipeline, report, sealed
 from bench.bank import CRM_SOURCE, START, Expected, crm_history, upstream
 from bench.common import (
     OUTPUT,
@@ -279,6 +279,8 @@ async def _pipeline(
         )
     await pipeline.verify(view, expected)
     figures.view_document_bytes = await _average_size(view, CUSTOMERS)
+    run = sealed.Run(found, names, phases, figures, customers, args.seed, tmp)
+    await sealed.sealed_phases(run, mongo, VIEW_TOPICS, expected, core, args.batch)
     async with phases("baseline", f"per-event baseline ({sample:,} events)", events=sample):
         figures.baseline = await pipeline.baseline_rate(
             kafka, mongo[names.database("baseline")], topics, names.group("baseline"), sample
@@ -459,7 +461,8 @@ async def _clean(found: Servers, names: Names, mongo: AsyncMongoClient[dict[str,
     finally:
         await admin.close()
     with psycopg.connect(found.postgres, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{names.database("relay")}" WITH (FORCE)')
+        for database in ("relay", *sealed.DATABASES):
+            conn.execute(f'DROP DATABASE IF EXISTS "{names.database(database)}" WITH (FORCE)')
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from crm_events.personal import (
     TOKEN_PREFIX,
     FieldSealer,
     declared_fields,
+    encode_json,
     open_payload,
     seal_payload,
     subject_of,
@@ -164,7 +165,7 @@ def _body(envelope: Envelope[P], sealer: FieldSealer | None) -> bytes:
         return envelope.data.model_dump_json().encode()
     data = envelope.data.model_dump(mode="json")
     sealed = seal_payload(data, model, subject_of(model, data, envelope.aggregateid), sealer)
-    return json.dumps(sealed, separators=(",", ":"), ensure_ascii=False).encode()
+    return encode_json(sealed)
 
 
 def from_kafka(

@@ -28,7 +28,7 @@ from typing import Annotated, Any, Protocol, TypeGuard, get_args, get_origin
 
 from pydantic import BaseModel, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, to_json
 
 TOKEN_PREFIX = "pd1:"
 """How a sealed value starts (version 1 of the token format)."""
@@ -165,8 +165,10 @@ def subject_of(model: type[BaseModel], data: Mapping[str, Any], aggregate_id: st
     return str(named) if named else aggregate_id
 
 
-def _encode(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON of a JSON value (pydantic's encoder: several times faster than
+    the standard library's, and this runs for every personal field sealed)."""
+    return to_json(value)
 
 
 def seal_payload(
@@ -179,7 +181,7 @@ def seal_payload(
     for declared in declared_fields(model):
         value = sealed.get(declared.name)
         if value is not None:
-            sealed[declared.name] = seal_value(sealer, subject, _encode(value), declared)
+            sealed[declared.name] = seal_value(sealer, subject, encode_json(value), declared)
     return sealed
 
 
