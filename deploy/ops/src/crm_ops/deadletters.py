@@ -19,6 +19,7 @@ and the consumer applies what it held back.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -127,17 +128,24 @@ async def read_all(bootstrap: str, topic: str = DEAD_LETTER.name) -> AsyncIterat
 
 
 class DeadLetterLedger:
-    """What was done with each dead letter: ``{_id: id, action, actor, reason, at}``."""
+    """What was done with each dead letter: ``{_id, action, actor, reason, at, topic, code}``,
+    no byte of the letter's body (no personal data). ``_id`` is the letter's id, behind its
+    dead-letter topic's name for a deployment's own (prefixed) topic."""
 
-    def __init__(self, actions: AsyncCollection[dict[str, Any]]) -> None:
+    def __init__(
+        self, actions: AsyncCollection[dict[str, Any]], dead_letters: str = DEAD_LETTER.name
+    ) -> None:
         self.actions = actions
+        self.scope = "" if dead_letters == DEAD_LETTER.name else f"{dead_letters}@"
 
     async def done(self) -> dict[str, dict[str, Any]]:
-        return {doc["_id"]: doc async for doc in self.actions.find({})}
+        """What was done, by letter id, for this ledger's dead-letter topic."""
+        found = self.actions.find({"_id": {"$regex": f"^{re.escape(self.scope)}[0-9]+:[0-9]+$"}})
+        return {doc["_id"].removeprefix(self.scope): doc async for doc in found}
 
     async def record(self, letter: DeadLetter, action: str, actor: str, reason: str) -> None:
         await self.actions.update_one(
-            {"_id": letter.id},
+            {"_id": self.scope + letter.id},
             {
                 "$set": {
                     "action": action,

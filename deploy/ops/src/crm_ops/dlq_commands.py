@@ -65,17 +65,20 @@ def _body_state(opened: OpenedLetter | None) -> str:
     return "erased" if opened.erased else "kept"
 
 
-def _ledger(mongo_uri: str) -> tuple[AsyncMongoClient[dict[str, Any]], DeadLetterLedger]:
+def _ledger(
+    mongo_uri: str, topic_prefix: str = ""
+) -> tuple[AsyncMongoClient[dict[str, Any]], DeadLetterLedger]:
     client: AsyncMongoClient[dict[str, Any]] = mongo_client(
         mongo_uri, serverSelectionTimeoutMS=5000
     )
-    return client, DeadLetterLedger(client["crm_ops"]["dead_letter_actions"])
+    actions = client["crm_ops"]["dead_letter_actions"]
+    return client, DeadLetterLedger(actions, TopicNames(topic_prefix).dead_letter)
 
 
 async def _letters(
     bootstrap: str, mongo_uri: str, pending_only: bool, topic_prefix: str
 ) -> tuple[list[DeadLetter], dict[str, dict[str, Any]]]:
-    client, ledger = _ledger(mongo_uri)
+    client, ledger = _ledger(mongo_uri, topic_prefix)
     try:
         done = await ledger.done()
     finally:
@@ -208,7 +211,7 @@ def _act(
         if send:
             erased, chosen = _erased_apart(chosen)
             await redrive(bootstrap, chosen, ops_sealer())
-        client, ledger = _ledger(mongo_uri)
+        client, ledger = _ledger(mongo_uri, topic_prefix)
         try:
             await purge(client, chosen if not send else erased)
             for letter in erased:
