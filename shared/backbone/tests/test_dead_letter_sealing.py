@@ -4,8 +4,10 @@ be told), opened to the original bytes, and erased once that key is destroyed.""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from crm_backbone.dead_letter_sealing import (
     DETAIL_HEADER,
     ERASED_HEADER,
@@ -17,7 +19,11 @@ from crm_backbone.dead_letter_sealing import (
     seal_letter,
 )
 from crm_backbone.keys import KeySealer
+from crm_backbone.keys.__main__ import KEY_OWNER
+from crm_backbone.keys.__main__ import cli as key_cli
+from crm_backbone.keys.factory import subject_keys
 from crm_backbone.keys.memory import InMemoryKeys
+from crm_backbone.settings import ServiceSettings
 from crm_events import to_kafka
 from crm_events.common import CustomerName
 from crm_events.core_banking import CustomerDataChanged
@@ -25,6 +31,7 @@ from crm_events.envelope import Envelope
 from crm_events.topics import COREBANKING_CUSTOMERS, HR_ORGANISATION
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 NOW = datetime(2026, 11, 24, 23, 0, tzinfo=UTC)
 UPSTREAM = COREBANKING_CUSTOMERS.name
@@ -147,3 +154,21 @@ def test_a_letter_of_before_sealing_opens_as_it_is() -> None:
     value, headers = upstream_record("Qiu Xiaoyan")
     opened = open_letter(value, headers, sealer())
     assert (opened.value, list(opened.headers), opened.erased) == (value, headers, False)
+
+
+def test_the_operators_command_destroys_the_keys_of_months_past_retention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CRM_KEY_DATABASE", "sqlite")
+    store = subject_keys(ServiceSettings(), KEY_OWNER)
+    now = datetime.now(UTC)
+    current, old = month_subject(now), month_subject(now - timedelta(days=70))
+    for subject in (current, old):
+        store.key_for_writing(subject)
+
+    expired = CliRunner().invoke(key_cli, ["expire-dead-letters"])
+
+    assert expired.exit_code == 0, expired.output
+    assert store.key_for_reading(old) is None
+    assert store.key_for_reading(current) is not None
