@@ -53,6 +53,7 @@ from crm_backbone.metrics import (
     RELAY_PUBLISHED,
     RELAY_STOPPED,
 )
+from crm_backbone.sealing import SealingMapper
 from crm_backbone.topic_names import CONTRACT_NAMES
 
 log = structlog.get_logger(__name__)
@@ -335,6 +336,8 @@ class OutboxRelay:
     def _translate(self, notifications: Sequence[Notification]) -> _Translated:
         records: list[_Record] = []
         through: int | None = None
+        if isinstance(self.app.mapper, SealingMapper):
+            self.app.mapper.prefetch(notifications)
         for notification in notifications:
             try:
                 domain_event = self.app.mapper.to_domain_event(notification)

@@ -15,7 +15,7 @@ customer id); of a snapshot, the same field of the aggregate's state.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -34,6 +34,9 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.domain import Snapshot as LibrarySnapshot
 from eventsourcing.persistence import Cipher, Compressor, Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import resolve_topic
+from pydantic_core import from_json
+
+from crm_backbone.keys.sealer import KeySealer
 
 SEALED_STATE = "__crm_sealed__"
 """The key of a snapshot state sealed whole; ``subject`` beside it names whose key."""
@@ -106,6 +109,26 @@ class SealingMapper(Mapper[UUID]):
         else:
             self._open_fields(type(domain_event), state)
         return domain_event
+
+    def prefetch(self, stored_events: Iterable[StoredEvent]) -> None:
+        """Read the keys of the subjects of ``stored_events`` that hold personal data in one
+        query (a relay's batch, in its thread), rather than one query per subject as each
+        opens. A hint: the subjects are read from the stored JSON as written (a subject
+        missed here is read as its event opens)."""
+        if not isinstance(self.sealing.sealer, KeySealer) or self.cipher or self.compressor:
+            return
+        subjects: set[str] = set()
+        for stored in stored_events:
+            model, fields = self.sealing.event_fields(resolve_topic(stored.topic))
+            if model is None or not fields:
+                continue
+            state = from_json(stored.state)
+            named_by = getattr(model, "subject_field", None)
+            subject = (state.get(named_by) if named_by else None) or state.get("subject")
+            if isinstance(subject, str):
+                subjects.add(subject)
+        if subjects:
+            self.sealing.sealer.prefetch(subjects)
 
     # Domain events --------------------------------------------------------------------
 

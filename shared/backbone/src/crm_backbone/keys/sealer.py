@@ -69,7 +69,8 @@ class KeySealer:
             missing = {s for s in subjects if self._remembered.get(s, (None, 0.0))[1] <= now}
         if missing:
             for subject, key in self.keys.keys_for_reading(missing).items():
-                self._remember(subject, key)
+                if key is not None:  # no key yet, or destroyed: decided as it is opened
+                    self._remember(subject, key)
 
     def destroy(self, subject: str) -> None:
         """Destroy the subject's key in the store, and forget it here at once (erasure)."""
