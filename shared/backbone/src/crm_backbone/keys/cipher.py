@@ -55,11 +55,13 @@ def open_token(key: bytes | AESGCM, subject: str, token: str) -> bytes:
         raise UnreadableToken("not a sealed value")
     body = token[len(TOKEN_PREFIX) :]
     try:
-        raw = base64.b64decode(body, altchars=b"-_", validate=True)
+        raw = base64.urlsafe_b64decode(body)
     except (binascii.Error, ValueError) as error:
         raise UnreadableToken("a sealed value that is not base64url") from error
     if base64.urlsafe_b64encode(raw).decode("ascii") != body:
-        # Unused low bits set in the last character: another spelling of the same bytes.
+        # Characters outside base64url (which decoding skips), or unused low bits set in
+        # the last character (another spelling of the same bytes): not what was sealed.
+        # (Checked by encoding again: cheaper than validating while decoding.)
         raise UnreadableToken("a sealed value not in its canonical base64url")
     if len(raw) < NONCE_BYTES + TAG_BYTES:
         raise UnreadableToken("a sealed value too short to hold a nonce and a tag")
