@@ -105,7 +105,7 @@ async def projection_rate(
     ``sealer`` opens sealed personal fields."""
     producer = reliable_producer(kafka.bootstrap, **kafka.login)
     await producer.start()
-    dead_letters = KafkaDeadLetters(producer, dlq)
+    dead_letters = KafkaDeadLetters(producer, dlq, sealer)
     engine = ProjectionEngine(CustomerViews(), db, dead_letters, group, sealer=sealer)
     await engine.setup()
     counting = _Counting(engine, total)

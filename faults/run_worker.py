@@ -104,12 +104,12 @@ async def main() -> None:
     await producer.start()
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(config["mongo"], tz_aware=True)
     database = mongo[config["database"]]
-    dead_letters = KafkaDeadLetters(producer, config["dead_letters"])
+    sealer = key_sealer(config)
+    dead_letters = KafkaDeadLetters(producer, config["dead_letters"], sealer)
     broker = kafka_broker(config["kafka"], kafka_login(config), logger=None)
     bug: dict[str, Any] | None = config.get("bug")
     views = _ViewsWithBug(bug["event"], bug["one_in"]) if bug else CustomerViews()
     engines: list[ProjectionEngine] = []
-    sealer = key_sealer(config)
     for projection, topics in (
         (views, config["view_topics"]),
         (Ledger(), config["ledger_topics"]),
