@@ -13,251 +13,26 @@ it is 410; searches by the name, phone or ID number find nobody; the lead reads 
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from functools import partial
 from typing import Any
 
-import httpx
 import pytest
-from crm_backbone.kafka_acls import OPS
-from crm_backbone.organisation import STAFF
-from crm_backbone.rebuild import rebuild
-from crm_backbone.runtime import ServiceHandle
-from crm_backbone.settings import ServiceSettings
-from crm_backbone.topic_names import TopicNames
-from crm_campaign import api as campaign_api
-from crm_campaign import bootstrap as campaign_boot
-from crm_contactlog import api as contact_api
-from crm_contactlog import bootstrap as contact_boot
-from crm_customer import api as customer_api
-from crm_customer import bootstrap as customer_boot
 from crm_events import core_banking as cb
-from crm_events.envelope import Envelope, to_kafka
-from crm_events.registry import EventPayload
-from crm_events.topics import COREBANKING_ACCOUNTS, Service
-from crm_opportunity import api as opportunity_api
-from crm_opportunity import bootstrap as opportunity_boot
-from fastapi import FastAPI
-from local_infra.harness import assert_problem, produce_plain, serving
-from local_infra.pytest_plugin import Servers, kafka_login
-from local_infra.tokens import RealmTokens
-from pymongo import AsyncMongoClient
+from local_infra.harness import assert_problem
 
-from tests.integration.conftest import SettingsFor, publish_organisation
-from tests.integration.test_audit_trail import (
-    Token,
-    created_once_owners_known,
-    eventually,
-    token_of,
+from tests.integration.erasure_support import (
+    REQUEST,
+    Bank,
+    Person,
+    person,
+    rebuild_views,
+    register_and_work,
+    stored_text,
 )
+from tests.integration.test_audit_trail import eventually
 
 pytestmark = pytest.mark.integration
-
-STAFF_USED = {"RM-0001", "DP-0001"}
-REBUILT = {"customer_view", "contact_log_view", "derived_tasks", "opportunity_view", "audience"}
-"""The views of the four services that hold customers' data."""
-REQUEST = {"legal_basis": "pipl_art47_3_consent_withdrawn", "reason": "request DPR-IT"}
-
-
-@dataclass(frozen=True)
-class Person:
-    customer_id: str
-    full_name: str
-    phone: str
-    email: str
-    id_number: str
-
-    @property
-    def traces(self) -> tuple[str, ...]:
-        """What of the person a store could hold: name parts, phone digits, ID, e-mail."""
-        digits = "".join(c for c in self.phone if c.isdigit())
-        return (*self.full_name.split(), digits[-8:], self.id_number, self.email.split("@")[0])
-
-
-def person(tag: str, n: int) -> Person:
-    """A customer whose strings occur nowhere else (``tag`` unique to the test)."""
-    letters = "".join(chr(ord("a") + int(d)) for d in tag)
-    number = f"{n}{tag}"[-8:].rjust(8, "7")
-    return Person(
-        customer_id=f"C-{tag}-{n}",
-        full_name=f"Quill{letters}{'xy'[n % 2]}on Varesk{letters}{n}",
-        phone=f"+86 139 {number[:4]} {number[4:]}",
-        email=f"qv{letters}{n}@example.com",
-        id_number=f"11010119800101{number[-4:]}"[:17] + str(n % 10),
-    )
-
-
-@dataclass
-class Bank:
-    clients: dict[str, httpx.AsyncClient]
-    handles: dict[str, ServiceHandle]
-    tokens: RealmTokens
-    bootstrap: str
-    topic_prefix: str
-    tag: str
-
-    def staff(self, login: str) -> Token:
-        return token_of(self.tokens.staff(login))
-
-    async def core_banking(self, account: str, version: int, payload: EventPayload) -> None:
-        envelope = Envelope.new(
-            payload, account, version, actor="core-banking", source=Service.CORE_BANKING.source
-        )
-        record = to_kafka(envelope)
-        await produce_plain(
-            self.bootstrap,
-            [(COREBANKING_ACCOUNTS.name, (record.key, record.value, record.headers))],
-            name=TopicNames(self.topic_prefix),
-        )
-
-
-@pytest.fixture
-async def bank(
-    crm_servers: Servers,
-    unique_name: Callable[[str], str],
-    topic_prefix: str,
-    realm_tokens: RealmTokens,
-    settings_for: SettingsFor,
-) -> AsyncIterator[Bank]:
-    namespace = unique_name("erasure")[:30]
-    customer = customer_boot.bootstrap(
-        settings_for(customer_boot.CustomerSettings, namespace=namespace)
-    )
-    opportunity = opportunity_boot.bootstrap(
-        settings_for(opportunity_boot.OpportunitySettings, namespace=namespace)
-    )
-    contact_log = contact_boot.bootstrap(
-        settings_for(contact_boot.ContactLogSettings, namespace=namespace)
-    )
-    campaign = campaign_boot.bootstrap(
-        settings_for(campaign_boot.CampaignSettings, namespace=namespace)
-    )
-    handles: dict[str, ServiceHandle] = {
-        "customer": customer,
-        "opportunity": opportunity,
-        "contact-log": contact_log,
-        "campaign": campaign,
-    }
-    apps: dict[str, FastAPI] = {
-        "customer": customer_api.create_app(customer),
-        "opportunity": opportunity_api.create_app(opportunity),
-        "contact-log": contact_api.create_app(contact_log),
-        "campaign": campaign_api.create_app(campaign),
-    }
-    async with AsyncExitStack() as stack:
-        clients = {
-            name: await stack.enter_async_context(
-                httpx.AsyncClient(
-                    base_url=await stack.enter_async_context(serving(app)), timeout=30
-                )
-            )
-            for name, app in apps.items()
-        }
-        await publish_organisation(crm_servers.kafka_bootstrap, topic_prefix)
-        for handle in handles.values():
-            await eventually(partial(staff_known, handle), "the organisation reached a service")
-        yield Bank(
-            clients,
-            handles,
-            realm_tokens,
-            crm_servers.kafka_bootstrap,
-            topic_prefix,
-            "".join(c for c in unique_name("") if c.isdigit())[-6:].rjust(6, "3"),
-        )
-    cleaner: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
-    for name in apps:
-        await cleaner.drop_database(ServiceSettings(namespace=namespace).mongo_database(name))
-    await cleaner.close()
-
-
-async def staff_known(handle: ServiceHandle) -> bool:
-    placed = await handle.database[STAFF].count_documents({"_id": {"$in": sorted(STAFF_USED)}})
-    return placed == len(STAFF_USED)
-
-
-async def rebuild_views(bank: Bank) -> None:
-    """Rebuild every view that holds customers' data, as ``crm-ops rebuild`` does."""
-    for handle in bank.handles.values():
-        runtime = handle.runtime
-        for projection in runtime.components.projections:
-            if projection.name in REBUILT:
-                await rebuild(
-                    projection,
-                    handle.database,
-                    bootstrap=bank.bootstrap,
-                    login=kafka_login(OPS),
-                    live_group=runtime.group(projection.name),
-                    topics=TopicNames(bank.topic_prefix).of(projection.topics),
-                    sealer=runtime.sealer,
-                )
-
-
-async def stored_text(bank: Bank) -> str:
-    """Every document of every collection of the four services' databases, as text."""
-    texts = []
-    for handle in bank.handles.values():
-        for name in await handle.database.list_collection_names():
-            async for document in handle.database[name].find():
-                texts.append(json.dumps(document, default=str, ensure_ascii=False))
-    return "\n".join(texts)
-
-
-async def register_and_work(bank: Bank, who: Person, rm: Token) -> str:
-    """Register ``who`` into rm's book, capture a lead and log a contact naming them; the
-    lead's id."""
-    registered = await bank.clients["customer"].post(
-        "/customers",
-        json={
-            "customer_id": who.customer_id,
-            "customer_type": "individual",
-            "name": {"full_name": who.full_name, "family_name": who.full_name.split()[1]},
-            "phone": who.phone,
-            "email": who.email,
-            "birth_date": "1980-01-01",
-            "id_documents": [
-                {"kind": "national_id", "number": who.id_number, "issuing_country": "CN"}
-            ],
-            "branch_id": "BR-001",
-            "status": "active",
-        },
-        headers=rm.headers,
-    )
-    assert registered.status_code == 201, registered.text
-    lead_id = f"LEAD-{who.customer_id}"
-    await created_once_owners_known(
-        bank.clients["opportunity"],
-        "/leads",
-        {
-            "lead_id": lead_id,
-            "customer_id": who.customer_id,
-            "contact_name": who.full_name,
-            "phone": who.phone,
-            "source": "walk_in",
-            "branch_id": "BR-001",
-            "notes": f"{who.full_name} asked about a mortgage",
-        },
-        rm,
-    )
-    await created_once_owners_known(
-        bank.clients["contact-log"],
-        "/contacts",
-        {
-            "contact_id": f"CT-{who.customer_id}",
-            "customer_id": who.customer_id,
-            "category": "phone",
-            "summary": f"Called {who.full_name} on {who.phone}",
-            "called": True,
-            "outcome": "interested",
-            "manager_id": "RM-0001",
-            "started_at": datetime.now(UTC).isoformat(),
-        },
-        rm,
-    )
-    return lead_id
 
 
 async def test_an_erased_customer_is_forgotten_by_every_view_and_the_others_stay(
