@@ -50,12 +50,13 @@ class Person:
 
     @property
     def traces(self) -> tuple[str, ...]:
-        """What of the person a store could hold: name parts (Latin and Chinese), phone
-        digits, ID number, e-mail's local part, the street."""
+        """What of the person a store could hold: name parts (Latin and Chinese), the phone
+        as written and its digits, ID number, e-mail's local part, the street."""
         digits = "".join(c for c in self.phone if c.isdigit())
         return (
             *self.full_name.split(),
             self.chinese_name,
+            self.phone,
             digits[-8:],
             self.id_number,
             self.email.split("@")[0],
