@@ -16,7 +16,7 @@ and the consumer applies what it held back.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -78,13 +78,16 @@ class DeadLetter:
         )
 
 
-async def read_all(bootstrap: str, topic: str = DEAD_LETTER.name) -> AsyncIterator[DeadLetter]:
-    """Every record of the dead-letter topic, from the beginning to its current end."""
-    async with admin_client(bootstrap) as admin:
+async def read_all(
+    bootstrap: str, topic: str = DEAD_LETTER.name, login: Mapping[str, Any] | None = None
+) -> AsyncIterator[DeadLetter]:
+    """Every record of the dead-letter topic, from the beginning to its current end (read
+    as ``login``, by default crm-ops)."""
+    async with admin_client(bootstrap, login) as admin:
         (described,) = await admin.describe_topics([topic])
     partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, **ops_login()
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **(login or ops_login())
     )
     await consumer.start()
     try:
@@ -129,9 +132,12 @@ class DeadLetterLedger:
         )
 
 
-async def redrive(bootstrap: str, letters: list[DeadLetter]) -> int:
-    """Send each letter's original record back to its topic; how many were sent."""
-    producer = reliable_producer(bootstrap, **ops_login())
+async def redrive(
+    bootstrap: str, letters: list[DeadLetter], login: Mapping[str, Any] | None = None
+) -> int:
+    """Send each letter's original record back to its topic (as ``login``, by default
+    crm-ops); how many were sent."""
+    producer = reliable_producer(bootstrap, **(login or ops_login()))
     await producer.start()
     try:
         for letter in letters:
