@@ -41,8 +41,6 @@ SERVICES = tuple(service.value for service in SUBSCRIPTIONS)
 NAMESPACE = "crm"
 MONGO_ADMIN = "admin"
 POSTGRES_ADMIN = "postgres"
-LOCAL_ADMIN_PASSWORD = "crm-local"
-"""The administrators' password in the local profiles (loopback only), like Keycloak's."""
 
 ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
 """A service's PostgreSQL role: it logs in, and may do nothing beyond its database."""
@@ -72,15 +70,14 @@ class LocalSecrets:
     def __init__(self, state_dir: Path) -> None:
         self.folder = state_dir / "secrets"
 
-    def password(self, server: str, user: str, default: str | None = None) -> SecretStr:
-        """The account's password: the one stored, else ``default`` or a new random one,
-        stored."""
+    def password(self, server: str, user: str) -> SecretStr:
+        """The account's password: the one stored, else a new random one, stored."""
         path = self.folder / server / user
         if not path.is_file():
             for folder in (self.folder, path.parent):
                 folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             path.touch(mode=0o600)
-            path.write_text(default or secrets.token_urlsafe(24))
+            path.write_text(secrets.token_urlsafe(24))
         return SecretStr(path.read_text().strip())
 
     def passwords(
