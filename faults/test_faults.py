@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.pause import CONTROL as PAUSE_CONTROL
 from crm_backbone.projection import Document
 from crm_customer.views import CustomerViews
@@ -238,6 +239,7 @@ async def test_handler_bug_dead_lettered_then_fixed_and_redriven(
     async def inject(system: System, driver: Driver) -> Fault:
         nonlocal held
         bootstrap = system.infra.kafka.address
+        admin = system.infra.kafka.login(ADMIN)  # the suite's topics are in no ACL table
 
         async def parked() -> bool:
             return await system.parked() > 0
@@ -251,12 +253,12 @@ async def test_handler_bug_dead_lettered_then_fixed_and_redriven(
         await system.relaunch(buggy, system.worker(0))  # the fix deployed
         letters = [
             letter
-            async for letter in read_all(bootstrap, system.dead_letter_topic)
+            async for letter in read_all(bootstrap, system.dead_letter_topic, admin)
             if letter.origin[0] == system.groups[0] and letter.header("dlq_code") == "handler_error"
         ]
         assert letters
         ended = time.monotonic()
-        await redrive(bootstrap, letters, key_sealer(system.keys))  # letters are sealed
+        await redrive(bootstrap, letters, key_sealer(system.keys), admin)  # sealed
         return Fault(
             len(letters),
             f"{bug['event']} handler raising for 1 customer in {bug['one_in']}: "

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -12,7 +15,8 @@ from crm_backbone.kafka import kafka_broker, subscribe
 from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.pause import PauseGate
 from crm_backbone.projection import Document, ProjectionEngine
-from crm_backbone.rebuild import CountOnly, committed_offsets, rebuild, replay
+from crm_backbone.rebuild import CountOnly, Progress, committed_offsets, rebuild, replay
+from crm_backbone.records import Record
 from crm_backbone.testing import SOURCE, CustomerCards
 from crm_events.common import CustomerName, CustomerType
 from crm_events.customer import CustomerProfileUpdated, CustomerRegistered, CustomerStatus
@@ -141,6 +145,83 @@ async def test_a_rebuild_while_events_keep_flowing_ends_equal_to_the_live_view(
         topics=[topic],
     )
     assert await cards(live) == rebuilt
+
+
+@dataclass
+class Holding:
+    """A live consumer that applies a batch of second-half records, then holds it
+    uncommitted until released: busy with a batch when a rebuild asks it to pause."""
+
+    engine: ProjectionEngine
+    beyond_version: int
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.consumer_group = self.engine.consumer_group
+
+    async def process(self, records: Sequence[Record]) -> Any:
+        applied = await self.engine.process(records)
+        versions = [int(dict(r.headers).get("ce_aggregateversion", b"0")) for r in records]
+        if max(versions, default=0) > self.beyond_version:
+            self.holding.set()
+            await self.release.wait()  # offsets are committed once this returns
+        return applied
+
+
+async def test_a_rebuild_keeps_the_records_of_a_batch_the_live_consumer_has_not_committed(
+    crm_servers: Servers,
+    kafka_topics: Callable[..., Awaitable[str]],
+    live: AsyncDatabase[Document],
+) -> None:
+    """Records produced after the rebuild read the streams' ends, applied by the live
+    consumer to the old view but not yet committed when the rebuild, unanswered, swaps:
+    the rebuilt view must hold them (the consumer's writes went to the view swapped out)."""
+    bootstrap = crm_servers.kafka_bootstrap
+    topic = await kafka_topics("held")
+    group = f"live-{uuid.uuid4()}"
+    histories = {c: history(c, CHANGES) for c in (f"C{n:03d}" for n in range(CUSTOMERS))}
+    half = CHANGES // 2
+    first = [e for envelopes in histories.values() for e in envelopes[: half + 1]]
+    second = [e for envelopes in histories.values() for e in envelopes[half + 1 :]]
+    await produce(bootstrap, topic, first)
+    engine = ProjectionEngine(CustomerCards(), live, CountOnly(), group)
+    await engine.setup()
+    consumer = Holding(engine, beyond_version=half + 1)
+    broker = kafka_broker(bootstrap, kafka_login(ADMIN), logger=None)
+    subscribe(broker, consumer, [topic], max_records=2000, gate=PauseGate(live, group))
+    produced = threading.Event()
+
+    def second_half_once_the_ends_are_read(_: Progress) -> None:
+        if not produced.is_set():  # the rebuild's first report: it has read the ends
+            writer = threading.Thread(target=asyncio.run, args=(produce(bootstrap, topic, second),))
+            writer.start()
+            writer.join()
+            produced.set()
+
+    async with broker:
+        await broker.start()
+        await caught_up(bootstrap, group, await end_offsets(bootstrap, topic))
+        rebuilding = asyncio.create_task(
+            rebuild(
+                CustomerCards(),
+                live,
+                bootstrap=bootstrap,
+                login=kafka_login(ADMIN),
+                live_group=group,
+                topics=[topic],
+                pause_within=2.0,
+                report=second_half_once_the_ends_are_read,
+            )
+        )
+        await asyncio.wait_for(consumer.holding.wait(), 60)
+        await rebuilding
+        consumer.release.set()
+        await caught_up(bootstrap, group, await end_offsets(bootstrap, topic))
+
+    rebuilt = await cards(live)
+    for customer, envelopes in histories.items():
+        assert rebuilt[customer]["changes"] == len(envelopes), customer  # none lost, none twice
 
 
 async def test_a_replay_from_an_offset_restores_what_the_view_lost(

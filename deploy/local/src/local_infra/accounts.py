@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,6 @@ SERVICES = tuple(service.value for service in SUBSCRIPTIONS)
 NAMESPACE = "crm"
 MONGO_ADMIN = "admin"
 POSTGRES_ADMIN = "postgres"
-LOCAL_ADMIN_PASSWORD = "crm-local"
-"""The administrators' password in the local profiles (loopback only), like Keycloak's."""
 
 ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
 """A service's PostgreSQL role: it logs in, and may do nothing beyond its database."""
@@ -95,21 +93,24 @@ class LocalSecrets:
     def __init__(self, state_dir: Path) -> None:
         self.folder = state_dir / "secrets"
 
-    def password(self, server: str, user: str, default: str | None = None) -> SecretStr:
-        """The account's password: the one stored, else ``default`` or a new random one,
-        stored."""
-        path = self.folder / server / user
-        if not path.is_file():
-            for folder in (self.folder, path.parent):
-                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_text(default or secrets.token_urlsafe(24))
-        return SecretStr(path.read_text().strip())
+    def password(self, server: str, user: str) -> SecretStr:
+        """The account's password: the one stored, else a new random one, stored."""
+        return self._stored(server, user, lambda: secrets.token_urlsafe(24))
 
     def master_keys(self) -> SecretStr:
         """The profile's master key ring (``keys/master-keys``, ``crm_backbone.keys.master``):
         one key, made at the first start."""
-        return self.password(KEY_STORE, MASTER_KEYS, MasterKeyRing.new_entry("local-1"))
+        return self._stored(KEY_STORE, MASTER_KEYS, lambda: MasterKeyRing.new_entry("local-1"))
+
+    def _stored(self, server: str, name: str, new: Callable[[], str]) -> SecretStr:
+        """The secret ``server/name``: the one stored, else ``new()``, stored (mode 600)."""
+        path = self.folder / server / name
+        if not path.is_file():
+            for folder in (self.folder, path.parent):
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(new())
+        return SecretStr(path.read_text().strip())
 
     def passwords(
         self, server: str, processes: tuple[str, ...], namespace: str = NAMESPACE

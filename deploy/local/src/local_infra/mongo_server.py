@@ -11,7 +11,6 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
 from local_infra.accounts import (
-    LOCAL_ADMIN_PASSWORD,
     MONGO_ADMIN,
     NAMESPACE,
     SERVICES,
@@ -49,7 +48,7 @@ class MongoServer(Server):
     @property
     def admin_uri(self) -> str:
         """The administrator's URI: the launcher's and the test harness's only."""
-        password = self.secrets.password(MONGODB, MONGO_ADMIN, LOCAL_ADMIN_PASSWORD)
+        password = self.secrets.password(MONGODB, MONGO_ADMIN)
         return mongo_uri(self.address, Account(MONGO_ADMIN, password))
 
     def version(self) -> str:
@@ -135,9 +134,7 @@ class MongoServer(Server):
             provision_mongo(client, namespace, passwords)
 
     def _admin(self) -> Account:
-        return Account(
-            MONGO_ADMIN, self.secrets.password(MONGODB, MONGO_ADMIN, LOCAL_ADMIN_PASSWORD)
-        )
+        return Account(MONGO_ADMIN, self.secrets.password(MONGODB, MONGO_ADMIN))
 
     def _create_admin(self, client: MongoClient[dict[str, object]], admin: Account) -> None:
         """Create the administrator while MongoDB lets a loopback client create the first

@@ -15,7 +15,6 @@ from crm_backbone.credentials import OPS, POSTGRESQL, Account, postgres_dsn
 from pydantic import SecretStr
 
 from local_infra.accounts import (
-    LOCAL_ADMIN_PASSWORD,
     NAMESPACE,
     POSTGRES_ADMIN,
     SERVICES,
@@ -64,7 +63,7 @@ class PostgresServer(Server):
         return postgres_dsn(self.address, Account(self.user, self._admin_password()))
 
     def _admin_password(self) -> SecretStr:
-        return self.secrets.password(POSTGRESQL, self.user, LOCAL_ADMIN_PASSWORD)
+        return self.secrets.password(POSTGRESQL, self.user)
 
     def version(self) -> str:
         with psycopg.connect(self.admin_dsn, connect_timeout=3) as conn:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -102,13 +102,16 @@ class DeadLetter:
         )
 
 
-async def read_all(bootstrap: str, topic: str = DEAD_LETTER.name) -> AsyncIterator[DeadLetter]:
-    """Every record of the dead-letter topic, from the beginning to its current end."""
-    async with admin_client(bootstrap) as admin:
+async def read_all(
+    bootstrap: str, topic: str = DEAD_LETTER.name, login: Mapping[str, Any] | None = None
+) -> AsyncIterator[DeadLetter]:
+    """Every record of the dead-letter topic, from the beginning to its current end (read
+    as ``login``, by default crm-ops)."""
+    async with admin_client(bootstrap, login) as admin:
         (described,) = await admin.describe_topics([topic])
     partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, **ops_login()
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **(login or ops_login())
     )
     await consumer.start()
     try:
@@ -161,11 +164,15 @@ class DeadLetterLedger:
 
 
 async def redrive(
-    bootstrap: str, letters: list[DeadLetter], sealer: FieldSealer | None = None
+    bootstrap: str,
+    letters: list[DeadLetter],
+    sealer: FieldSealer | None = None,
+    login: Mapping[str, Any] | None = None,
 ) -> int:
-    """Send each letter's original record, opened, back to its topic; how many were sent.
-    An erased letter is never sent (``dlq redrive`` purges it instead)."""
-    producer = reliable_producer(bootstrap, **ops_login())
+    """Send each letter's original record, opened, back to its topic (as ``login``, by
+    default crm-ops); how many were sent. An erased letter is never sent (``dlq redrive``
+    purges it instead)."""
+    producer = reliable_producer(bootstrap, **(login or ops_login()))
     await producer.start()
     sent = 0
     try:

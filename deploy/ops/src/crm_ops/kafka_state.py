@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +22,12 @@ def ops_login() -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+async def admin_client(
+    bootstrap: str, login: Mapping[str, Any] | None = None
+) -> AsyncIterator[AIOKafkaAdminClient]:
+    """An admin client logged in as ``login`` (by default crm-ops's own)."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=10_000, **ops_login()
+        bootstrap_servers=bootstrap, request_timeout_ms=10_000, **(login or ops_login())
     )
     await admin.start()
     try:

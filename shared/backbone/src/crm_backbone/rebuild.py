@@ -6,12 +6,13 @@ writing. Once the rebuild has nearly caught up with the live consumer group, it 
 live consumer to pause (a :class:`PauseGate` document the consumer checks before each
 batch), waits until the consumer says it is paused (an idle or stopped consumer never
 answers: after ``pause_within`` seconds any batch it starts will wait at the gate),
-applies what remains up to the group's committed offsets, swaps each collection in with
+applies what remains up to the streams' current ends, swaps each collection in with
 MongoDB's ``renameCollection`` (``dropTarget``: readers see the old collection or the new
 one, never neither; the old one can be kept as ``<name>__before_rebuild``) and lets the
 consumer go on. The consumer then continues from
-its committed offsets on the rebuilt collections: nothing is missed, and nothing is
-written to the new view ahead of versions it lacks.
+its committed offsets on the rebuilt collections (re-reading, and skipping, what the rebuild
+applied past them): nothing is missed, and nothing is written to the new view ahead of
+versions it lacks.
 
 The pause is a lease (:mod:`crm_backbone.pause`): a rebuild that dies or hangs mid-pause
 lets the consumer go on by itself once it expires, and stops unswapped when the pause is
@@ -203,8 +204,15 @@ async def rebuild(
                 break
         gate = PauseGate(live, live_group, lease=lease)
         async with gate.paused(within=pause_within):
-            live_offsets = await committed_offsets(bootstrap, live_group, login=login)
-            targets = {tp: max(live_offsets.get(tp, 0), ends[tp]) for tp in reader.partitions}
+            # Up to the streams' ends as they are now, not to the group's committed offsets:
+            # a consumer that did not answer in time may be busy with a batch it fetched
+            # before the pause and has not committed yet. Its records lie below these ends,
+            # so the rebuilt view holds them; the consumer then re-reads them from its
+            # commit, and the version guard skips what is already applied.
+            targets = await reader.end_offsets()
+            progress.total = progress.done + sum(
+                [t - await reader.position(tp) for tp, t in targets.items()]
+            )
             await reader.apply_until(engine, targets, progress, report)
             await _swap(scratch, live, keep_old, gate)
     finally:
