@@ -4,19 +4,21 @@ aggregate still loads and still publishes."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
 from crm_backbone.keys import KeySealer
 from crm_backbone.keys.memory import InMemoryKeys
-from crm_backbone.relay import integration_envelope
+from crm_backbone.relay import OutboxRelay, integration_envelope
 from crm_backbone.sealing import EventSealing
 from crm_customer.application import CustomerApplication
 from crm_customer.domain import Customer
 from crm_customer.publication import PAYLOADS, translate
 from crm_events.customer import CustomerStatus
-from crm_events.envelope import to_kafka
-from crm_events.personal import ERASED
+from crm_events.envelope import from_kafka, to_kafka
+from crm_events.personal import ERASED, is_token
 from eventsourcing.domain import DomainEvent
 
 SOURCE = "/crm/customer"
@@ -113,3 +115,39 @@ def test_an_erased_customer_loads_with_erased_forms_and_still_publishes(tmp_path
     values = b"".join(to_kafka(envelope, KeySealer(keys)).value for envelope in envelopes)
     assert [text for text in DISTINCTIVE.values() if text.encode() in values] == []
     assert b"pd1:" not in values
+
+
+class SealsOnly(KeySealer):
+    """A sealer that refuses to open: what the relay must never need."""
+
+    def open(self, subject: str, token: str) -> bytes | None:
+        raise AssertionError("the relay opened a token")
+
+
+def test_the_relay_publishes_the_stored_tokens_without_opening_them(tmp_path: Path) -> None:
+    store = tmp_path / "events.sqlite"
+    keys = InMemoryKeys()
+    work(application(store, keys))
+    app = application(store, keys)
+    relay = OutboxRelay(app, translate, source=SOURCE, bootstrap_servers="127.0.0.1:1")
+    relay.sealer = SealsOnly(keys)
+    notifications = app.recorder.select_notifications(start=None, limit=100)
+
+    batch = relay._translate(notifications)
+
+    assert batch.failure is None
+    stored_tokens = set(re.findall(rb"pd1:[A-Za-z0-9_=-]+", stored_bytes(store)))
+    published = [json.loads(record.value or b"") for record in batch.records]
+    published_tokens = {
+        value.encode() for body in published for value in body.values() if is_token(value)
+    }
+    assert published_tokens
+    assert published_tokens <= stored_tokens
+    opened = [from_kafka(r.key, r.value or b"", r.headers, KeySealer(keys)) for r in batch.records]
+    assert opened[0].data.model_dump(mode="json", include={"name", "phone"}) == {
+        "name": person()["name"],
+        "phone": person()["phone"],
+    }
+    keys.destroy("C1")
+    after = [from_kafka(r.key, r.value or b"", r.headers, KeySealer(keys)) for r in batch.records]
+    assert after == [from_kafka(r.key, r.value or b"", r.headers) for r in batch.records]

@@ -14,12 +14,14 @@ import pytest
 from crm_backbone.aggregate import TracedAggregate
 from crm_backbone.keys import KeySealer
 from crm_backbone.keys.memory import InMemoryKeys
+from crm_backbone.publication import translator
 from crm_backbone.sealing import EventSealing, SealingMapper
 from crm_events import Envelope, EventPayload, InvalidEventBody, from_kafka, registry, to_kafka
 from crm_events.common import Address, CustomerName, CustomerType, IdDocument, IdDocumentKind
 from crm_events.customer import CustomerRegistered, CustomerStatus
 from crm_events.personal import (
     PersonalData,
+    SealedFields,
     declared_fields,
     is_token,
     open_payload,
@@ -231,3 +233,44 @@ def test_the_store_mapper_round_trips_and_erases(model: type[EventPayload], data
     fields.forget(subject)
     erased = vars(mapper.to_domain_event(stored))
     model.model_validate({name: erased[name] for name in model.model_fields})
+
+
+@pytest.mark.parametrize("model", CURRENT, ids=model_id)
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_the_relay_publishes_stored_tokens_that_open_as_the_clear_payload(
+    model: type[EventPayload], data: Any
+) -> None:
+    payload = data.draw(st.from_type(model))
+    fields, keys = sealer()
+    mapper = mapper_for(model, fields)
+    stored = mapper.to_stored_event(stored_event(payload, "C-7"))
+    translate = translator({Stored.__qualname__: model})
+
+    event, sealed = mapper.to_sealed_domain_event(stored)
+    published = translate(event)
+    assert published is not None
+    record = to_kafka(Envelope.new(published, "C-7", 2, "rm-1", SOURCE), fields, sealed)
+
+    body = json.loads(record.value)
+    personal = sealed_fields(model, payload.model_dump(mode="json"))
+    assert {name: body[name] for name in personal} == dict(sealed.tokens if sealed else {})
+    assert from_kafka(*record, fields).data == model.model_validate(payload.model_dump())
+    subject = subject_of(model, body, "C-7")
+    keys.destroy(subject)
+    fields.forget(subject)
+    assert from_kafka(*record, fields) == from_kafka(*record)  # erased: as no keys read it
+
+
+def test_a_token_published_under_another_subject_is_sealed_again() -> None:
+    fields, keys = sealer()
+    token = fields.seal("C-1", b'"13800138000"')
+    carried = SealedFields("C-1", {"phone": token})
+
+    sealed = seal_payload({"phone": None}, CustomerRegistered, "C-2", fields, carried)
+
+    assert sealed["phone"] != token
+    assert fields.open("C-2", sealed["phone"]) == b'"13800138000"'
+    keys.destroy("C-1")
+    fields.forget("C-1")
+    assert seal_payload({}, CustomerRegistered, "C-2", fields, carried) == {"phone": None}

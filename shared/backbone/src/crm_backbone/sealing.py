@@ -11,11 +11,15 @@ events instead.
 The subject of an event's data is the payload's ``subject_field`` (an opportunity's
 customer) or else the aggregate's subject (``TracedAggregate``: a customer's events, the
 customer id); of a snapshot, the same field of the aggregate's state.
+
+A field is sealed as the contract's JSON value of it, as on Kafka (``crm_events.personal``):
+a stored token is the token the relay publishes, so the relay never opens personal data
+(:meth:`SealingMapper.to_sealed_domain_event`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -24,7 +28,10 @@ from uuid import UUID
 from crm_events.personal import (
     FieldSealer,
     PersonalField,
+    SealedFields,
     declared_fields,
+    decode_json,
+    encode_json,
     is_token,
     seal_value,
     subject_of,
@@ -34,9 +41,6 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.domain import Snapshot as LibrarySnapshot
 from eventsourcing.persistence import Cipher, Compressor, Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import resolve_topic
-from pydantic_core import from_json
-
-from crm_backbone.keys.sealer import KeySealer
 
 SEALED_STATE = "__crm_sealed__"
 """The key of a snapshot state sealed whole; ``subject`` beside it names whose key."""
@@ -110,25 +114,27 @@ class SealingMapper(Mapper[UUID]):
             self._open_fields(type(domain_event), state)
         return domain_event
 
-    def prefetch(self, stored_events: Iterable[StoredEvent]) -> None:
-        """Read the keys of the subjects of ``stored_events`` that hold personal data in one
-        query (a relay's batch, in its thread), rather than one query per subject as each
-        opens. A hint: the subjects are read from the stored JSON as written (a subject
-        missed here is read as its event opens)."""
-        if not isinstance(self.sealing.sealer, KeySealer) or self.cipher or self.compressor:
-            return
-        subjects: set[str] = set()
-        for stored in stored_events:
-            model, fields = self.sealing.event_fields(resolve_topic(stored.topic))
-            if model is None or not fields:
-                continue
-            state = from_json(stored.state)
-            named_by = getattr(model, "subject_field", None)
-            subject = (state.get(named_by) if named_by else None) or state.get("subject")
-            if isinstance(subject, str):
-                subjects.add(subject)
-        if subjects:
-            self.sealing.sealer.prefetch(subjects)
+    def to_sealed_domain_event(
+        self, stored_event: StoredEvent
+    ) -> tuple[DomainEventProtocol[UUID], SealedFields | None]:
+        """The stored event with its personal data left sealed, for a relay that publishes
+        the tokens as they are and never opens them: each token is taken out (the field
+        reads as its erased form, which the contract accepts) and returned with its
+        subject. A snapshot is not published: it has no such reading."""
+        domain_event = super().to_domain_event(stored_event)
+        model, fields = self.sealing.event_fields(type(domain_event))
+        if model is None or not fields:
+            return domain_event, None
+        state = vars(domain_event)
+        tokens: dict[str, str] = {}
+        for field in fields:
+            value = state.get(field.name)
+            if is_token(value):
+                tokens[field.name] = value
+                state[field.name] = field.erased
+        if not tokens:
+            return domain_event, None
+        return domain_event, SealedFields(subject_of(model, state, _own_subject(state)), tokens)
 
     # Domain events --------------------------------------------------------------------
 
@@ -143,7 +149,7 @@ class SealingMapper(Mapper[UUID]):
         for field in fields:
             value = state.get(field.name)
             if value is not None:
-                plaintext = self.transcoder.encode(value)
+                plaintext = encode_json(_json_value(domain_event, field.name, value))
                 state[field.name] = seal_value(self.sealing.sealer, subject, plaintext, field)
         return state
 
@@ -156,9 +162,7 @@ class SealingMapper(Mapper[UUID]):
             value = state.get(field.name)
             if is_token(value):
                 plaintext = self.sealing.sealer.open(subject, value)
-                state[field.name] = (
-                    field.erased if plaintext is None else self.transcoder.decode(plaintext)
-                )
+                state[field.name] = field.erased if plaintext is None else decode_json(plaintext)
 
     # Snapshots: the state sealed whole ------------------------------------------------
 
@@ -181,6 +185,27 @@ class SealingMapper(Mapper[UUID]):
         if plaintext is None:
             raise ErasedSnapshot(f"snapshot of {state['originator_id']}: its subject is erased")
         state["state"] = self.transcoder.decode(plaintext)
+
+
+def _json_value(domain_event: Any, name: str, value: Any) -> Any:
+    """``value`` when it is a JSON value, as the contract's JSON form of the field is:
+    sealed as such, a stored token is the very token the relay publishes."""
+    if not _is_json(value):
+        raise TypeError(
+            f"{type(domain_event).__qualname__}.{name} holds a {type(value).__name__}: "
+            "personal data is stored as the contract's JSON value"
+        )
+    return value
+
+
+def _is_json(value: Any) -> bool:
+    if value is None or isinstance(value, str | bool | int | float):
+        return True
+    if isinstance(value, list):
+        return all(_is_json(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _is_json(item) for key, item in value.items())
+    return False
 
 
 def _own_subject(state: Mapping[str, Any]) -> str:

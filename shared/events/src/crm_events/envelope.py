@@ -32,6 +32,7 @@ from crm_events.personal import (
     OPENS_NOTHING,
     TOKEN_PREFIX,
     FieldSealer,
+    SealedFields,
     declared_fields,
     encode_json,
     open_payload,
@@ -148,24 +149,29 @@ REQUIRED_HEADERS = {
 """The headers every record must carry (``ce_client`` is optional: workers have none)."""
 
 
-def to_kafka(envelope: Envelope[P], sealer: FieldSealer | None = None) -> KafkaRecord:
+def to_kafka(
+    envelope: Envelope[P], sealer: FieldSealer | None = None, sealed: SealedFields | None = None
+) -> KafkaRecord:
     """The Kafka record (binary content mode) of ``envelope``; with ``sealer``, its
-    personal fields sealed under the data subject's key."""
+    personal fields sealed under the data subject's key, those in ``sealed`` (tokens from
+    the event store, the payload holding their erased forms) as they were sealed."""
     attributes = envelope.model_dump(mode="json", exclude={"data"}, exclude_none=True)
     return KafkaRecord(
         key=envelope.aggregateid.encode(),
-        value=_body(envelope, sealer),
+        value=_body(envelope, sealer, sealed),
         headers=[(HEADERS[name], str(value).encode()) for name, value in attributes.items()],
     )
 
 
-def _body(envelope: Envelope[P], sealer: FieldSealer | None) -> bytes:
+def _body(envelope: Envelope[P], sealer: FieldSealer | None, sealed: SealedFields | None) -> bytes:
     model = type(envelope.data)
     if sealer is None or not declared_fields(model):
+        if sealed is not None:
+            raise ValueError("tokens are published only by a sealing producer")
         return envelope.data.model_dump_json().encode()
     data = envelope.data.model_dump(mode="json")
-    sealed = seal_payload(data, model, subject_of(model, data, envelope.aggregateid), sealer)
-    return encode_json(sealed)
+    subject = subject_of(model, data, envelope.aggregateid)
+    return encode_json(seal_payload(data, model, subject, sealer, sealed))
 
 
 def from_kafka(

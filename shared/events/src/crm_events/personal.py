@@ -28,7 +28,7 @@ from typing import Annotated, Any, Protocol, TypeGuard, get_args, get_origin
 
 from pydantic import BaseModel, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, to_json
+from pydantic_core import CoreSchema, from_json, to_json
 
 TOKEN_PREFIX = "pd1:"
 """How a sealed value starts (version 1 of the token format)."""
@@ -167,22 +167,59 @@ def subject_of(model: type[BaseModel], data: Mapping[str, Any], aggregate_id: st
 
 def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON of a JSON value (pydantic's encoder: several times faster than
-    the standard library's, and this runs for every personal field sealed)."""
+    the standard library's, and this runs for every personal field sealed). The plaintext
+    of every token, in the event store as on Kafka: a stored token is a Kafka token."""
     return to_json(value)
 
 
+def decode_json(plaintext: bytes) -> Any:
+    """The JSON value of an opened token."""
+    return from_json(plaintext)
+
+
+@dataclass(frozen=True)
+class SealedFields:
+    """Personal fields already sealed (tokens read from an event store) under ``subject``'s
+    key: published as they are, never opened on the way."""
+
+    subject: str
+    tokens: Mapping[str, str]
+
+
 def seal_payload(
-    data: JsonObject, model: type[BaseModel], subject: str, sealer: FieldSealer
+    data: JsonObject,
+    model: type[BaseModel],
+    subject: str,
+    sealer: FieldSealer,
+    sealed: SealedFields | None = None,
 ) -> JsonObject:
     """``data`` (JSON values) with each personal field's value sealed into a token; a
     null field stays null. An erased subject's fields take their erased forms: nothing of
-    theirs is written again (a relay republishing their events, a late event about them)."""
-    sealed = dict(data)
+    theirs is written again (a relay republishing their events, a late event about them).
+
+    A field in ``sealed`` takes its token instead of its value in ``data``: as it is when
+    sealed under ``subject``'s key, else opened and sealed again under ``subject``'s."""
+    out = dict(data)
+    tokens = sealed.tokens if sealed else {}
     for declared in declared_fields(model):
-        value = sealed.get(declared.name)
+        token = tokens.get(declared.name)
+        if token is not None:
+            assert sealed is not None
+            out[declared.name] = _carried(sealer, sealed.subject, subject, token, declared)
+            continue
+        value = out.get(declared.name)
         if value is not None:
-            sealed[declared.name] = seal_value(sealer, subject, encode_json(value), declared)
-    return sealed
+            out[declared.name] = seal_value(sealer, subject, encode_json(value), declared)
+    return out
+
+
+def _carried(
+    sealer: FieldSealer, sealed_for: str, subject: str, token: str, field: PersonalField
+) -> Any:
+    if sealed_for == subject:
+        return token
+    plaintext = sealer.open(sealed_for, token)
+    return field.erased if plaintext is None else seal_value(sealer, subject, plaintext, field)
 
 
 def seal_value(sealer: FieldSealer, subject: str, plaintext: bytes, field: PersonalField) -> Any:
@@ -205,7 +242,7 @@ def open_payload(
         value = opened.get(declared.name)
         if is_token(value):
             plaintext = sealer.open(subject, value)
-            opened[declared.name] = declared.erased if plaintext is None else json.loads(plaintext)
+            opened[declared.name] = declared.erased if plaintext is None else decode_json(plaintext)
     return opened
 
 
