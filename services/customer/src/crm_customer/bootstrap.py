@@ -7,6 +7,7 @@ in-memory store) and get the same wiring.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from crm_backbone.erasure import ForgetErasedCustomers
 from crm_backbone.organisation import OrganisationView
@@ -16,17 +17,58 @@ from crm_events.topics import Service
 
 from crm_customer.application import CustomerApplication
 from crm_customer.audit_trail import AuditTrail
+from crm_customer.balance_history import BalanceHistory
+from crm_customer.churn import ChurnParameters
+from crm_customer.cross_sell import CrossSellRule
+from crm_customer.dormancy import DormancySweep
 from crm_customer.policies import CustomerPolicies
 from crm_customer.publication import PAYLOADS, translate
 from crm_customer.queries import CustomerQueries
 from crm_customer.views import CustomerViews
+from crm_customer.worklists import BookWorklists
 
 SERVICE = Service.CUSTOMER
 
 
 class CustomerSettings(ServiceSettings):
     dormancy_days: int = 90
-    """Days without contact or transaction after which an active customer is a dormancy risk."""
+    """Days without contact and transaction after which the dormancy rule makes an active
+    customer dormant (``dormancy.py``; ``docs/analysis.md``)."""
+    dormancy_sweep_s: float = 300
+    """Seconds between two sweeps of the dormancy rule in the worker."""
+    churn_fall_percent: Decimal = Decimal(20)
+    """Churn signal: assets in a currency fell by more than this percentage ..."""
+    churn_fall_days: int = 30
+    """... over this many days (at most 91)."""
+    churn_no_contact_days: int = 60
+    """Churn signal: no contact for more than this many days."""
+    churn_no_transaction_days: int = 60
+    """Churn signal: no transaction for more than this many days."""
+    churn_maturity_grace_days: int = 7
+    """Churn signal: a product matured this many days ago or more, not rolled over ..."""
+    churn_maturity_lookback_days: int = 90
+    """... and no longer ago than this."""
+    cross_sell_min_rate_percent: Decimal = Decimal(50)
+    """Cross-sell: a product type is usual in a segment held by at least this share of it ..."""
+    cross_sell_min_segment_customers: int = 10
+    """... when the segment has at least this many active customers."""
+
+    def churn_parameters(self) -> ChurnParameters:
+        return ChurnParameters(
+            fall_percent=self.churn_fall_percent,
+            fall_days=self.churn_fall_days,
+            no_contact_days=self.churn_no_contact_days,
+            no_transaction_days=self.churn_no_transaction_days,
+            maturity_grace_days=self.churn_maturity_grace_days,
+            maturity_lookback_days=self.churn_maturity_lookback_days,
+        )
+
+    def cross_sell_rule(self) -> CrossSellRule:
+        return CrossSellRule(
+            min_rate_percent=self.cross_sell_min_rate_percent,
+            min_segment_customers=self.cross_sell_min_segment_customers,
+        )
+
     aml_retention_years: int = 5
     """Years the anti-money-laundering law keeps a customer's records after the business
     relationship ends: erasure is refused until then (``erasure.py``)."""
@@ -37,6 +79,7 @@ class CustomerService(ServiceHandle):
     application: CustomerApplication
     settings: CustomerSettings
     queries: CustomerQueries
+    worklists: BookWorklists
 
 
 def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
@@ -48,14 +91,24 @@ def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
         sealing=infra.sealing(PAYLOADS),
         subject_keys=infra.key_sealer(),
     )
+    worklists = BookWorklists(
+        infra.database, churn=settings.churn_parameters(), cross_sell=settings.cross_sell_rule()
+    )
+    dormancy = DormancySweep(
+        application,
+        worklists,
+        dormancy_days=settings.dormancy_days,
+        interval_s=settings.dormancy_sweep_s,
+    )
     runtime = infra.runtime(
         application,
         translate,
-        projections=[CustomerViews(), OrganisationView(), AuditTrail()],
+        projections=[CustomerViews(), OrganisationView(), AuditTrail(), BalanceHistory()],
         policies=[
             CustomerPolicies(application),
             ForgetErasedCustomers(infra.database, (), infra.key_sealer()),
         ],
+        jobs=[dormancy.run],
     )
     queries = CustomerQueries(infra.database, dormancy_days=settings.dormancy_days)
-    return CustomerService(application, runtime, infra.mongo, settings, queries)
+    return CustomerService(application, runtime, infra.mongo, settings, queries, worklists)

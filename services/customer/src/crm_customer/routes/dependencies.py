@@ -12,11 +12,13 @@ from fastapi import Depends, Request
 from crm_customer.application import CustomerApplication
 from crm_customer.bootstrap import CustomerService
 from crm_customer.queries import CustomerQueries
+from crm_customer.worklists import BookWorklists
 
 Commands = Annotated[
     CustomerApplication, Depends(from_handle(CustomerService, lambda s: s.application))
 ]
 Queries = Annotated[CustomerQueries, Depends(from_handle(CustomerService, lambda s: s.queries))]
+Worklists = Annotated[BookWorklists, Depends(from_handle(CustomerService, lambda s: s.worklists))]
 
 
 def _positions(request: Request) -> PositionLookup:
