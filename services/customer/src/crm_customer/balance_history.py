@@ -1,7 +1,7 @@
 """Daily closing balances of customers' asset accounts, what the balance-fall rule reads.
 
 ``balance_history``: one document per customer. Each asset account (``ASSET_TYPES``)
-keeps its currency, its closing day once closed, and a ring of ``DAYS_KEPT`` day slots
+keeps its currency, its opening and closing days, and a ring of ``DAYS_KEPT`` day slots
 (slot = the day's ordinal modulo ``DAYS_KEPT``), each ``{day, balance}``: the balance
 after the account's last change that day. Bounded (no account ever holds more than
 ``DAYS_KEPT`` slots) with no pruning pass; a slot still holding a day older than the one
@@ -61,6 +61,15 @@ def balance_changed(e: Event) -> Iterator[ViewUpdate]:
     )
 
 
+def account_opened(e: Event) -> Iterator[ViewUpdate]:
+    d = e.data
+    assert isinstance(d, cb.AccountOpened)
+    if d.product_type not in cb.ASSET_TYPES:
+        return
+    opened = {f"accounts.{field_key(e.aggregateid)}.opened_on": d.opened_on.isoformat()}
+    yield ViewUpdate(BALANCE_HISTORY, d.customer_id, {"$set": opened})
+
+
 def account_closed(e: Event) -> Iterator[ViewUpdate]:
     d = e.data
     assert isinstance(d, cb.AccountClosed)
@@ -80,11 +89,16 @@ def histories(document: Mapping[str, object] | None) -> tuple[AccountHistory, ..
                 date.fromisoformat(slot["day"]): Decimal(slot["balance"])
                 for slot in account.get("days", {}).values()
             },
-            closed_on=date.fromisoformat(account["closed_on"]) if "closed_on" in account else None,
+            opened_on=_day(account.get("opened_on")),
+            closed_on=_day(account.get("closed_on")),
         )
         for account in accounts.values()
         if "currency" in account
     )
+
+
+def _day(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)
 
 
 class BalanceHistory(Projection):
@@ -95,6 +109,7 @@ class BalanceHistory(Projection):
 
     def handlers(self) -> Mapping[str, Handler]:
         return {
+            cb.AccountOpened.event_type: account_opened,
             cb.HoldingBalanceChanged.event_type: balance_changed,
             cb.AccountClosed.event_type: account_closed,
         }

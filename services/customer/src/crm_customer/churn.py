@@ -61,19 +61,26 @@ class Signal:
 
 @dataclass(frozen=True)
 class AccountHistory:
-    """One asset account's daily closing balances (day -> amount) and its closing day."""
+    """One asset account's daily closing balances (day -> amount), its opening and its
+    closing day when known."""
 
     currency: str
     closings: Mapping[date, Decimal]
+    opened_on: date | None = None
     closed_on: date | None = None
 
     def closing(self, day: date) -> Decimal:
-        """The balance at the end of ``day``: the last closing on or before it; zero once
-        closed or before the first closing known."""
-        if self.closed_on is not None and self.closed_on <= day:
+        """The balance at the end of ``day``: zero before the account opened and once it
+        closed, else the last closing on or before ``day``. An open account with no
+        closing known that early (idle for longer than the history keeps, or opened before
+        the history began) counts at its earliest known closing: it neither rises nor
+        falls before its first change known."""
+        opened_later = self.opened_on is not None and self.opened_on > day
+        closed = self.closed_on is not None and self.closed_on <= day
+        if opened_later or closed or not self.closings:
             return Decimal(0)
         known = [d for d in self.closings if d <= day]
-        return self.closings[max(known)] if known else Decimal(0)
+        return self.closings[max(known) if known else min(self.closings)]
 
 
 def totals_on(accounts: Iterable[AccountHistory], day: date) -> dict[str, Decimal]:
