@@ -249,7 +249,7 @@ def test_dormant_exactly_when_both_are_older_than_the_limit(
     assert due is (min(contact_days, transaction_days) > days)
 
 
-PERSON = {
+PERSON: dict[str, Any] = {
     "customer_type": "individual",
     "name": {"full_name": "Wang Fang"},
     "status": "active",
