@@ -46,6 +46,8 @@ class View:
 VIEWS = {
     "customer_view": View("customer", "crm_customer.views:CustomerViews"),
     "audit_trail": View("customer", "crm_customer.audit_trail:AuditTrail"),
+    "credit_exposure": View("customer", "crm_customer.credit_facilities:CreditFacilitiesView"),
+    "contribution": View("customer", "crm_customer.contributions:ContributionsView"),
     "balance_history": View("customer", "crm_customer.balance_history:BalanceHistory"),
     "opportunity_view": View("opportunity", "crm_opportunity.views:OpportunityViews"),
     "campaign_tracking": View("campaign", "crm_campaign.views:CampaignTracking"),

@@ -20,6 +20,7 @@ from crm_customer.application import ErasureUnavailable
 from crm_customer.bootstrap import SERVICE, CustomerService
 from crm_customer.erasure import CustomerErasedError, LegalHoldApplies
 from crm_customer.routes import (
+    analysis,
     audit,
     customers,
     erasure,
@@ -87,6 +88,7 @@ def create_app(
             erasure.router,
             views.router,
             worklists.router,
+            analysis.router,
             audit.router,
         ],
         run_workers=run_workers,

@@ -15,11 +15,15 @@ from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
 
+from crm_customer.analysis_queries import AnalysisQueries
 from crm_customer.application import CustomerApplication
 from crm_customer.audit_trail import AuditTrail
 from crm_customer.balance_history import BalanceHistory
 from crm_customer.churn import ChurnParameters
+from crm_customer.contributions import ContributionsView
+from crm_customer.credit_facilities import CreditFacilitiesView
 from crm_customer.cross_sell import CrossSellRule
+from crm_customer.customer_value import REFERENCE_RATES, ValueRule
 from crm_customer.dormancy import DormancySweep
 from crm_customer.policies import CustomerPolicies
 from crm_customer.publication import PAYLOADS, translate
@@ -69,6 +73,34 @@ class CustomerSettings(ServiceSettings):
             min_segment_customers=self.cross_sell_min_segment_customers,
         )
 
+    value_aum_weight: Decimal = Decimal("0.01")
+    """Customer value: weight of assets under management (a yearly margin on them) ..."""
+    value_loan_weight: Decimal = Decimal("0.015")
+    """... of loans and drawn facilities ..."""
+    value_contribution_weight: Decimal = Decimal(1)
+    """... and of the contribution over the window (``customer_value.py``)."""
+    value_contribution_months: int = 12
+    """Months of contribution counted, up to the latest month reported."""
+    value_high_from: Decimal = Decimal(30_000)
+    """Value (reporting currency, a year) from which a customer is in the high band ..."""
+    value_medium_from: Decimal = Decimal(3_000)
+    """... and in the medium band; below it, the low band."""
+    value_reporting_currency: str = "CNY"
+    value_reference_rates: dict[str, Decimal] = dict(REFERENCE_RATES)
+    """Units of the reporting currency per unit of each currency."""
+
+    def value_rule(self) -> ValueRule:
+        return ValueRule(
+            aum_weight=self.value_aum_weight,
+            loan_weight=self.value_loan_weight,
+            contribution_weight=self.value_contribution_weight,
+            contribution_months=self.value_contribution_months,
+            high_from=self.value_high_from,
+            medium_from=self.value_medium_from,
+            reporting_currency=self.value_reporting_currency,
+            reference_rates=self.value_reference_rates,
+        )
+
     aml_retention_years: int = 5
     """Years the anti-money-laundering law keeps a customer's records after the business
     relationship ends: erasure is refused until then (``erasure.py``)."""
@@ -80,6 +112,7 @@ class CustomerService(ServiceHandle):
     settings: CustomerSettings
     queries: CustomerQueries
     worklists: BookWorklists
+    analyses: AnalysisQueries
 
 
 def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
@@ -103,7 +136,14 @@ def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
     runtime = infra.runtime(
         application,
         translate,
-        projections=[CustomerViews(), OrganisationView(), AuditTrail(), BalanceHistory()],
+        projections=[
+            CustomerViews(),
+            OrganisationView(),
+            AuditTrail(),
+            BalanceHistory(),
+            CreditFacilitiesView(),
+            ContributionsView(),
+        ],
         policies=[
             CustomerPolicies(application),
             ForgetErasedCustomers(infra.database, (), infra.key_sealer()),
@@ -111,4 +151,7 @@ def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
         jobs=[dormancy.run],
     )
     queries = CustomerQueries(infra.database, dormancy_days=settings.dormancy_days)
-    return CustomerService(application, runtime, infra.mongo, settings, queries, worklists)
+    analyses = AnalysisQueries(infra.database, settings.value_rule())
+    return CustomerService(
+        application, runtime, infra.mongo, settings, queries, worklists, analyses
+    )

@@ -29,6 +29,13 @@ class FacilityType(StrEnum):
     TRADE_FINANCE = "trade_finance"
 
 
+class FacilityStatus(StrEnum):
+    OPEN = "open"
+    """May be drawn up to its limit."""
+    MATURED = "matured"
+    """Past its maturity: nothing more may be drawn; what is drawn is still owed."""
+
+
 class Guarantee(FrozenModel):
     """Another customer guarantees the facility up to ``amount``: that much of it counts
     in the guarantor's exposure too."""
@@ -46,6 +53,7 @@ class FacilityTerms(FrozenModel):
     limit: Amount
     drawn: Amount = Field(description="Outstanding (drawn and not repaid)")
     maturity_date: date
+    status: FacilityStatus
     guarantees: list[Guarantee] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -82,7 +90,7 @@ class FacilityRepaid(FacilityTerms, EventPayload):
 
 @event("bank.credit.facility.matured")
 class FacilityMatured(FacilityTerms, EventPayload):
-    """The facility reached its maturity: nothing more may be drawn; what is still drawn
-    stays owed (and counted) until repaid."""
+    """The facility reached its maturity (its status is now ``matured``): nothing more may
+    be drawn; what is still drawn stays owed until repaid."""
 
     matured_on: date

@@ -9,6 +9,7 @@ from crm_backbone.callers import PositionLookup
 from crm_backbone.service_api import from_handle
 from fastapi import Depends, Request
 
+from crm_customer.analysis_queries import AnalysisQueries
 from crm_customer.application import CustomerApplication
 from crm_customer.bootstrap import CustomerService
 from crm_customer.queries import CustomerQueries
@@ -19,6 +20,7 @@ Commands = Annotated[
 ]
 Queries = Annotated[CustomerQueries, Depends(from_handle(CustomerService, lambda s: s.queries))]
 Worklists = Annotated[BookWorklists, Depends(from_handle(CustomerService, lambda s: s.worklists))]
+Analyses = Annotated[AnalysisQueries, Depends(from_handle(CustomerService, lambda s: s.analyses))]
 
 
 def _positions(request: Request) -> PositionLookup:
