@@ -54,6 +54,7 @@ VIEWS = {
     "audience": View("campaign", "crm_campaign.audience:AudienceView"),
     "contact_log_view": View("contact-log", "crm_contactlog.views:ContactLogViews"),
     "derived_tasks": View("contact-log", "crm_contactlog.task_inputs:TaskInputs"),
+    "busy_times": View("contact-log", "crm_contactlog.busy_times:BusyTimesView"),
     **{
         f"organisation_view@{service.value}": View(
             service.value, "crm_backbone.organisation:OrganisationView"

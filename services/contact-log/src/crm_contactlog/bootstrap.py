@@ -18,6 +18,7 @@ from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
 
 from crm_contactlog.application import ContactLogApplication
+from crm_contactlog.busy_times import BusyTimesView
 from crm_contactlog.publication import PAYLOADS, translate
 from crm_contactlog.queries import ContactLogQueries
 from crm_contactlog.task_inputs import PERSONAL_PATHS as TASK_PATHS
@@ -76,7 +77,13 @@ def bootstrap(
     runtime = infra.runtime(
         application,
         translate,
-        projections=[ContactLogViews(), TaskInputs(), CustomerOwnersView(), OrganisationView()],
+        projections=[
+            ContactLogViews(),
+            TaskInputs(),
+            BusyTimesView(),
+            CustomerOwnersView(),
+            OrganisationView(),
+        ],
         policies=[
             ForgetErasedCustomers(
                 infra.database, (*PERSONAL_PATHS, *TASK_PATHS), infra.key_sealer()

@@ -83,7 +83,8 @@ class Bank:
         found += [
             activity_task(doc, RULES, customers)
             for doc in self.views[ACTIVITIES].values()
-            if doc["assignee_id"] == manager_id and doc["status"] == "scheduled"
+            if manager_id in (doc["assignee_id"], *doc["participant_ids"])
+            and doc["status"] == "scheduled"
         ]
         return group_tasks(manager_id, at, found, RULES, upcoming_days=30)
 

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from crm_contactlog.access import ContactLogBook
 from crm_contactlog.application import CallerCommands
 from crm_contactlog.bootstrap import ContactLogService
+from crm_contactlog.busy_times import BusyTimes
 from crm_contactlog.queries import ContactLogQueries
 
 
@@ -22,7 +23,8 @@ def _book(request: Request) -> ContactLogBook:
 
 
 def _commands(request: Request) -> CallerCommands:
-    return CallerCommands(handle_of(request, ContactLogService).application, _book(request))
+    service = handle_of(request, ContactLogService)
+    return CallerCommands(service.application, _book(request), BusyTimes(service.database))
 
 
 Book = Annotated[ContactLogBook, Depends(_book)]
