@@ -1,13 +1,19 @@
-"""Daily closing balances of customers' asset accounts, what the balance-fall rule reads.
+"""Daily opening and closing balances of customers' asset accounts, what the balance-fall
+rule reads (``churn.AccountHistory``).
 
 ``balance_history``: one document per customer. Each asset account (``ASSET_TYPES``)
-keeps its currency, its opening and closing days, and a ring of ``DAYS_KEPT`` day slots
-(slot = the day's ordinal modulo ``DAYS_KEPT``), each ``{day, balance}``: the balance
-after the account's last change that day. Bounded (no account ever holds more than
-``DAYS_KEPT`` slots) with no pruning pass; a slot still holding a day older than the one
-asked about is simply an older closing. One account's events apply in version order, so
-the last write of a day is that day's closing; different accounts write different paths,
-so their order does not matter, and the engine's guards make redelivery change nothing.
+keeps its currency, its closing day once closed, and a ring of ``DAYS_KEPT`` day slots
+(slot = the day's ordinal modulo ``DAYS_KEPT``), each holding two ``$max``-ed texts:
+
+- ``close``: ``<day>|<version>|<balance>``, the greatest is the day's last change;
+- ``open``: ``<day>|<10^12 - version>|<previous balance>``, the greatest is the balance
+  before the day's first change.
+
+The day leads both, so a slot reused by a later day takes the later day's values; within a
+day the version decides. ``$max`` makes every write commute: events of one account in any
+order, late, or twice give the same document (the engine's guards skip the duplicates
+anyway). Bounded without any pruning pass: an account never holds more than ``DAYS_KEPT``
+slots, and the slots of the last ``DAYS_KEPT`` days it changed on are always complete.
 
 ``latest_at``: the latest balance change the customer's document holds; the greatest over
 all documents is the book's time (``worklists.book_time``).
@@ -16,9 +22,9 @@ all documents is the book's time (``worklists.book_time``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from crm_backbone.projection import Document, Handler, Projection, ViewUpdate
 from crm_backbone.readmodel import field_key
@@ -32,6 +38,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from crm_customer.churn import DAYS_KEPT, AccountHistory
 
 BALANCE_HISTORY = "balance_history"
+VERSION_SPAN = 10**12
+"""Above any aggregate version: ``VERSION_SPAN - version`` orders a day's first change last."""
 
 Event = Envelope[EventPayload]
 
@@ -47,27 +55,18 @@ def balance_changed(e: Event) -> Iterator[ViewUpdate]:
         return
     account = f"accounts.{field_key(e.aggregateid)}"
     day = d.changed_at.date()
-    closing = {"day": day.isoformat(), "balance": format(d.balance.amount, "f")}
+    slot = f"{account}.days.{day_slot(day)}"
+    version = e.aggregateversion
+    close = f"{day.isoformat()}|{version:013d}|{d.balance.amount:f}"
+    opening = f"{day.isoformat()}|{VERSION_SPAN - version:013d}|{d.previous_balance.amount:f}"
     yield ViewUpdate(
         BALANCE_HISTORY,
         d.customer_id,
         {
-            "$set": {
-                f"{account}.currency": d.balance.currency,
-                f"{account}.days.{day_slot(day)}": closing,
-            },
-            "$max": {"latest_at": d.changed_at},
+            "$set": {f"{account}.currency": d.balance.currency},
+            "$max": {f"{slot}.close": close, f"{slot}.open": opening, "latest_at": d.changed_at},
         },
     )
-
-
-def account_opened(e: Event) -> Iterator[ViewUpdate]:
-    d = e.data
-    assert isinstance(d, cb.AccountOpened)
-    if d.product_type not in cb.ASSET_TYPES:
-        return
-    opened = {f"accounts.{field_key(e.aggregateid)}.opened_on": d.opened_on.isoformat()}
-    yield ViewUpdate(BALANCE_HISTORY, d.customer_id, {"$set": opened})
 
 
 def account_closed(e: Event) -> Iterator[ViewUpdate]:
@@ -77,39 +76,43 @@ def account_closed(e: Event) -> Iterator[ViewUpdate]:
     yield ViewUpdate(BALANCE_HISTORY, d.customer_id, {"$set": closed})
 
 
-def histories(document: Mapping[str, object] | None) -> tuple[AccountHistory, ...]:
-    """The accounts of a ``balance_history`` document, as the churn rules read them (an
-    account whose currency is not known yet, closed before any balance, is left out)."""
-    accounts = (document or {}).get("accounts", {})
-    assert isinstance(accounts, dict)
-    return tuple(
-        AccountHistory(
-            currency=account["currency"],
-            closings={
-                date.fromisoformat(slot["day"]): Decimal(slot["balance"])
-                for slot in account.get("days", {}).values()
-            },
-            opened_on=_day(account.get("opened_on")),
-            closed_on=_day(account.get("closed_on")),
-        )
-        for account in accounts.values()
-        if "currency" in account
+def _parsed(text: str) -> tuple[date, Decimal]:
+    day, _, amount = text.split("|")
+    return date.fromisoformat(day), Decimal(amount)
+
+
+def account_history(account: Mapping[str, Any]) -> AccountHistory:
+    """One account of a ``balance_history`` document: its complete days only (those of
+    the ``DAYS_KEPT`` days before its last change; an older slot not yet reused may have
+    missed later changes)."""
+    days: dict[date, tuple[Decimal, Decimal]] = {}
+    for slot in account.get("days", {}).values():
+        day, closing = _parsed(slot["close"])
+        days[day] = (_parsed(slot["open"])[1], closing)
+    if days:
+        oldest = max(days) - timedelta(days=DAYS_KEPT)
+        days = {day: figures for day, figures in days.items() if day > oldest}
+    closed_on = account.get("closed_on")
+    return AccountHistory(
+        account["currency"], days, date.fromisoformat(closed_on) if closed_on else None
     )
 
 
-def _day(text: str | None) -> date | None:
-    return None if text is None else date.fromisoformat(text)
+def histories(document: Mapping[str, Any] | None) -> tuple[AccountHistory, ...]:
+    """The asset accounts of a ``balance_history`` document (an account closed before any
+    balance change, or not an asset, has no currency here and is left out)."""
+    accounts = (document or {}).get("accounts", {})
+    return tuple(account_history(a) for a in accounts.values() if "currency" in a)
 
 
 class BalanceHistory(Projection):
-    """Daily closing balances of asset accounts, per customer."""
+    """Daily opening and closing balances of asset accounts, per customer."""
 
     name: ClassVar[str] = "balance_history"
     topics: ClassVar[tuple[str, ...]] = (COREBANKING_ACCOUNTS.name,)
 
     def handlers(self) -> Mapping[str, Handler]:
         return {
-            cb.AccountOpened.event_type: account_opened,
             cb.HoldingBalanceChanged.event_type: balance_changed,
             cb.AccountClosed.event_type: account_closed,
         }

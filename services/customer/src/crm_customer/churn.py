@@ -19,8 +19,8 @@ from crm_events.customer import CustomerStatus
 CLOSED_NEEDS = frozenset({"resolved", "confirmed"})
 """Need statuses that end a complaint."""
 DAYS_KEPT = 92
-"""Daily closing balances an account keeps (a ring of this many day slots): the longest
-window the balance-fall rule can look back over is ``DAYS_KEPT - 1`` days."""
+"""Days with changes an account's balance history keeps: the longest window the
+balance-fall rule can look back over is ``DAYS_KEPT - 1`` days."""
 
 
 class SignalKind(StrEnum):
@@ -61,26 +61,24 @@ class Signal:
 
 @dataclass(frozen=True)
 class AccountHistory:
-    """One asset account's daily closing balances (day -> amount), its opening and its
+    """One asset account's days with changes: day -> (balance before the day's first
+    change, balance after its last), for the last ``DAYS_KEPT`` days it changed on; and its
     closing day when known."""
 
     currency: str
-    closings: Mapping[date, Decimal]
-    opened_on: date | None = None
+    days: Mapping[date, tuple[Decimal, Decimal]]
     closed_on: date | None = None
 
     def closing(self, day: date) -> Decimal:
-        """The balance at the end of ``day``: zero before the account opened and once it
-        closed, else the last closing on or before ``day``. An open account with no
-        closing known that early (idle for longer than the history keeps, or opened before
-        the history began) counts at its earliest known closing: it neither rises nor
-        falls before its first change known."""
-        opened_later = self.opened_on is not None and self.opened_on > day
-        closed = self.closed_on is not None and self.closed_on <= day
-        if opened_later or closed or not self.closings:
+        """The balance at the end of ``day``, exact for any day of the ``DAYS_KEPT`` before
+        the account's last change (and after): the closing of the last day with changes
+        on or before it, else the opening of the first day after it; zero once closed."""
+        if (self.closed_on is not None and self.closed_on <= day) or not self.days:
             return Decimal(0)
-        known = [d for d in self.closings if d <= day]
-        return self.closings[max(known) if known else min(self.closings)]
+        earlier = [d for d in self.days if d <= day]
+        if earlier:
+            return self.days[max(earlier)][1]
+        return self.days[min(self.days)][0]
 
 
 def totals_on(accounts: Iterable[AccountHistory], day: date) -> dict[str, Decimal]:
@@ -99,7 +97,7 @@ def balance_fall(
     start = as_of - timedelta(days=params.fall_days)
     before, now = totals_on(accounts, start), totals_on(accounts, as_of)
     falls = [
-        (round((was - now.get(currency, Decimal(0))) * 100 / was, 1), currency, was)
+        ((was - now.get(currency, Decimal(0))) * 100 / was, currency, was)
         for currency, was in before.items()
         if was > 0
     ]
@@ -108,7 +106,7 @@ def balance_fall(
         return None
     percent, currency, was = worst
     detail = (
-        f"{currency} assets fell {percent}% in {params.fall_days} days "
+        f"{currency} assets fell {round(percent, 1)}% in {params.fall_days} days "
         f"({was} to {now.get(currency, Decimal(0))})"
     )
     return Signal(SignalKind.BALANCE_FALLING, detail, start.isoformat())
