@@ -54,6 +54,6 @@ def test_gaps_are_the_usual_types_not_held(
     expected = {
         t
         for t, n in holders.items()
-        if customers >= 10 and t not in held and round(Decimal(n * 100) / customers, 1) >= share
+        if customers >= 10 and t not in held and Decimal(n * 100) / customers >= share
     }
     assert set(found) == expected

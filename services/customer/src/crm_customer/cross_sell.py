@@ -34,7 +34,8 @@ class SegmentHoldings:
     holders: Mapping[str, int] = field(default_factory=dict)
 
     def rate(self, product_type: str) -> Decimal:
-        """Percentage of the segment's customers holding ``product_type`` (one decimal)."""
+        """Percentage of the segment's customers holding ``product_type``, to one decimal
+        (shown; the rule compares the exact share)."""
         if not self.customers:
             return Decimal(0)
         return round(Decimal(self.holders.get(product_type, 0)) * 100 / self.customers, 1)
@@ -49,8 +50,11 @@ class SegmentHoldings:
         """The product types usual in the segment, with their holding rates."""
         if self.customers < rule.min_segment_customers:
             return {}
-        rates = {t: self.rate(t) for t in sorted(self.holders)}
-        return {t: r for t, r in rates.items() if r >= rule.min_rate_percent}
+        return {
+            t: self.rate(t)
+            for t, n in sorted(self.holders.items())
+            if n * 100 >= rule.min_rate_percent * self.customers
+        }
 
 
 def held_types(accounts: Iterable[Mapping[str, Any]]) -> frozenset[str]:
