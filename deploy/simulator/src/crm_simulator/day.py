@@ -10,7 +10,8 @@ would make, with the bearer token of whoever does it (:mod:`crm_simulator.logins
   relationship manager segments their customers and records consent answers;
 - opportunity: relationship managers open opportunities for their customers, move them
   through the funnel (won, lost) and log complaints;
-- contact-log: they log the day's calls and visits, plan follow-ups, complete some;
+- contact-log: they log the day's calls and visits, plan follow-ups, complete some; each
+  branch's managers meet (a team meeting with participants, a visit booked over it);
 - campaign: a relationship manager runs a campaign over the high and medium value bands;
   the channel gateway reports the customers' responses.
 
@@ -244,6 +245,47 @@ async def contact_day(api: Api, customers: list[SimulatedCustomer], seed: int) -
         if n % 3 == 0:
             completion = {"completed_at": now.isoformat(), "remarks": "sent by e-mail"}
             await api.as_staff(manager, "POST", f"/activities/{activity_id}/complete", completion)
+    await team_calendar(api, customers[:WORKED], seed)
+
+
+async def team_calendar(api: Api, customers: list[SimulatedCustomer], seed: int) -> None:
+    """Each branch's managers of worked customers meet tomorrow at 10:00 Beijing time (the
+    first one hosts, the others take part); one of them books a customer visit at 10:30,
+    over the meeting, knowingly (``confirm_overlap``), and another right after it."""
+    meeting_at = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=2, minute=0, second=0, microsecond=0
+    )
+    hour = timedelta(hours=1)
+    by_branch: dict[str, list[SimulatedCustomer]] = {}
+    for customer in customers:
+        by_branch.setdefault(customer.branch_id, []).append(customer)
+    for branch_id, worked in sorted(by_branch.items()):
+        host, *others = dict.fromkeys(c.manager_id for c in worked)
+        meeting = {
+            "activity_id": f"ACT-{seed}-MEET-{branch_id}",
+            "category": "meeting",
+            "description": "Weekly pipeline review",
+            "started_at": meeting_at.isoformat(),
+            "ended_at": (meeting_at + hour).isoformat(),
+            "due_at": (meeting_at + hour).isoformat(),
+            "assignee_id": host,
+            "participant_ids": others,
+        }
+        await api.as_staff(host, "POST", "/activities", meeting)
+        for n, customer in enumerate(worked[:2]):
+            start = meeting_at + hour / 2 if n == 0 else meeting_at + hour * 2
+            visit = {
+                "activity_id": f"ACT-{seed}-VISIT-{customer.customer_id}",
+                "customer_id": customer.customer_id,
+                "category": "visit",
+                "description": "Wealth plan review at the customer's office",
+                "started_at": start.isoformat(),
+                "ended_at": (start + hour).isoformat(),
+                "due_at": (start + hour).isoformat(),
+                "assignee_id": customer.manager_id,
+                "confirm_overlap": True,
+            }
+            await api.as_staff(customer.manager_id, "POST", "/activities", visit)
 
 
 async def campaign_day(api: Api, customers: list[SimulatedCustomer], seed: int) -> None:

@@ -12,7 +12,8 @@ Rules:
 - **Forecast**: the *open* opportunities (not closed won or lost) by the month of their
   expected close date: count, Σ expected value and Σ expected value * probability / 100
   (weighted), per currency; broken down by the opportunity's manager, branch, or the
-  branch's region (the organisation read model). An opportunity whose close date has
+  branch's region (the organisation read model); by default one level below the caller's
+  reach (:func:`grouping_for`). An opportunity whose close date has
   passed while it is still open counts in its (past) month: an overdue forecast shows.
 - **Lead sources**: per source, the leads captured, those **qualified** (ever: converted
   leads were qualified first), **converted** to an opportunity, and **won** (converted,
@@ -171,6 +172,17 @@ class LeadSources(BaseModel):
     sources: list[SourceConversion] = Field(description="Sources with leads, in source order")
 
 
+def grouping_for(reach: Reach) -> GroupBy:
+    """The forecast's default breakdown, one level below the caller's reach: per manager
+    for a manager's book or a branch, per branch for a region, per region for the bank."""
+    scope = reach.scope
+    if scope.field is None:
+        return "region"
+    if scope.field == "branch" and len(scope.values) > 1:
+        return "branch"
+    return "manager"
+
+
 class SalesBook:
     """The manager's list, the forecast and the lead sources, of one caller's reach."""
 
@@ -196,7 +208,7 @@ class SalesBook:
         if stage:
             match["stage"] = stage.value
         if close_month:
-            match["expected_close_date"] = _month_range(close_month)
+            match["expected_close_date"] = month_range(close_month)
         if cursor:
             closing, last_id = decode_cursor(cursor, str)
             match["$or"] = [
@@ -217,17 +229,18 @@ class SalesBook:
     async def forecast(
         self,
         reach: Reach,
-        group_by: GroupBy = "manager",
+        group_by: GroupBy | None = None,
         from_month: str | None = None,
         to_month: str | None = None,
     ) -> Forecast:
         """The open opportunities in reach by expected close month (``from_month`` to
-        ``to_month``, both included), in total and per ``group_by``."""
+        ``to_month``, both included), in total and per ``group_by`` (default: by reach)."""
+        group_by = group_by or grouping_for(reach)
         closing: Document = {}
         if from_month:
-            closing["$gte"] = _month_range(from_month)["$gte"]
+            closing["$gte"] = month_range(from_month)["$gte"]
         if to_month:
-            closing["$lt"] = _month_range(to_month)["$lt"]
+            closing["$lt"] = month_range(to_month)["$lt"]
         match: Document = {"open": True} | ({"expected_close_date": closing} if closing else {})
         stages: list[Document] = [
             {"$match": {"$and": [match, await self.book.of_customers(reach)]}},
@@ -325,7 +338,7 @@ class SalesBook:
         )
 
 
-def _month_range(month: str) -> Document:
+def month_range(month: str) -> Document:
     """The ``expected_close_date`` (ISO text) range of a ``YYYY-MM`` month."""
     year, number = int(month[:4]), int(month[5:7])
     following = f"{year + number // 12:04d}-{number % 12 + 1:02d}"

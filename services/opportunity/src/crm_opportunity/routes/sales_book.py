@@ -59,12 +59,14 @@ async def opportunity_list(
     "/forecast",
     summary="The forecast: open opportunities by expected close month",
     description=f"{REACH} Per month: count, Σ expected value and Σ probability-weighted "
-    "value per currency, in total and per manager, branch or region (`group_by`).",
+    "value per currency, in total and per manager, branch or region (`group_by`; by "
+    "default one level below the caller's reach: per manager for a relationship or branch "
+    "manager, per branch for a regional head, per region for the analyst).",
 )
 async def forecast(
     caller: Reader,
     sales: SalesBookQueries,
-    group_by: GroupBy = "manager",
+    group_by: GroupBy | None = None,
     from_month: Month | None = None,
     to_month: Month | None = None,
 ) -> Forecast:
