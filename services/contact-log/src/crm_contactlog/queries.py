@@ -31,7 +31,7 @@ from crm_backbone.projection import Document
 from crm_backbone.readmodel import document_version, wait_until_applied
 from crm_events.contact_log import ActivityCategory, Priority
 from crm_events.topics import Service
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -41,7 +41,8 @@ from crm_contactlog.access import (
     TASK_PERSONAL,
     ContactLogBook,
 )
-from crm_contactlog.domain import ActivityStatus, BusyTime, Slot, clashes, slot_of
+from crm_contactlog.calendars import CALENDAR_EXAMPLES, overlaps_of
+from crm_contactlog.domain import ActivityStatus
 from crm_contactlog.task_inputs import CAMPAIGNS, CUSTOMERS, DERIVED
 from crm_contactlog.task_rules import Task, TaskKind, TaskRules
 from crm_contactlog.views import ACTIVITIES, CONTACTS, ContactLogViews
@@ -104,6 +105,8 @@ class CalendarEntry(ActivityView):
 
 class PersonCalendar(BaseModel):
     """A person's activities starting in a period: the team calendar of one person."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": CALENDAR_EXAMPLES})
 
     person_id: str
     starts_from: datetime
@@ -186,21 +189,17 @@ class ContactLogQueries:
         if not include_cancelled:
             query["status"] = {"$ne": ActivityStatus.CANCELLED.value}
         found = self.activities.find(query).sort([("started_at", ASCENDING), ("_id", ASCENDING)])
-        docs = [doc async for doc in found]
-        held = {doc["_id"]: _held(doc) for doc in docs}
-        busy = [BusyTime(person_id, key, slot) for key, slot in held.items() if slot]
+        shown = [as_shown(reach, _with_version(doc), ACTIVITY_PERSONAL) async for doc in found]
+        overlaps = overlaps_of(person_id, shown)
         items = [
             CalendarEntry.model_validate(
-                as_shown(reach, _with_version(doc), ACTIVITY_PERSONAL)
+                doc
                 | {
                     "role": "assignee" if doc["assignee_id"] == person_id else "participant",
-                    "overlaps": [
-                        c.activity_id
-                        for c in clashes(doc["_id"], [person_id], held[doc["_id"]], busy)
-                    ],
+                    "overlaps": overlaps[doc["_id"]],
                 }
             )
-            for doc in docs
+            for doc in shown
         ]
         return PersonCalendar(
             person_id=person_id, starts_from=starts_from, starts_before=starts_before, items=items
@@ -362,13 +361,6 @@ def activity_task(doc: Document, rules: TaskRules, customers: Mapping[str, Docum
 def _order(task: Task) -> tuple[date, int, float, str]:
     moment = task.due_at.timestamp() if task.due_at else math.inf
     return task.due_on, _PRIORITY_RANK[task.priority], moment, task.task_id
-
-
-def _held(activity: Document) -> Slot | None:
-    """The time an activity's document holds: its slot while it is scheduled."""
-    if activity["status"] != ActivityStatus.SCHEDULED.value:
-        return None
-    return slot_of(activity["started_at"], activity.get("ended_at"))
 
 
 def _contact(reach: Reach, doc: Document) -> ContactView:
