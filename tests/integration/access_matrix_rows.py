@@ -209,6 +209,15 @@ async def _search(world: World, label: str) -> Call:
     return Call("/customers", params={"name": f"Matrix {world.run}", "limit": "50"})
 
 
+async def _churn_worklist(world: World, label: str) -> Call:
+    """The test customers are active and have no transaction: each shows that signal."""
+    return Call("/worklists/churn", params={"name": f"Matrix {world.run}", "limit": "50"})
+
+
+async def _cross_sell_worklist(world: World, label: str) -> Call:
+    return Call("/worklists/cross-sell", params={"name": f"Matrix {world.run}", "limit": "50"})
+
+
 def _searched(answer: Any, world: World) -> frozenset[str]:
     return _labels_of(world, {item["customer_id"] for item in _items(answer)})
 
@@ -253,6 +262,8 @@ CUSTOMER_ROWS = [
         _customer_read("/customers/{customer_id}/view"),
     ),
     Row("customer", "GET", "/customers", Kind.LIST, _search, _searched),
+    Row("customer", "GET", "/worklists/churn", Kind.LIST, _churn_worklist, _searched),
+    Row("customer", "GET", "/worklists/cross-sell", Kind.LIST, _cross_sell_worklist),
     Row("customer", "GET", "/groups/{group_id}", Kind.READ, _group_read),
     Row(
         "customer",
