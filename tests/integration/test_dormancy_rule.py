@@ -6,7 +6,8 @@ banking's balances published to its topic (some twice, one account's before the
 customers exist). The sweep moves exactly the active customers quiet for more than 90
 days (computed here from the balances sent) to dormant, as a status event whose actor is
 the rule and whose reason names it; their manager reverses it with the status command,
-and the next sweep leaves the customer active.
+and the next sweep leaves the customer active. ``crm-ops rebuild`` of the balance history
+gives the documents the live consumer built.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
+from crm_backbone.rebuild import rebuild
 from crm_backbone.topic_names import TopicNames
+from crm_customer.balance_history import BALANCE_HISTORY, BalanceHistory
 from crm_customer.bootstrap import CustomerService
 from crm_customer.dormancy import DORMANCY_ACTOR, DormancySweep
 from crm_events import core_banking as cb
@@ -26,6 +29,7 @@ from crm_events.common import Money
 from crm_events.envelope import Envelope, to_kafka
 from crm_events.registry import EventPayload
 from crm_events.topics import Service, topic_for
+from crm_ops.kafka_state import ops_login
 from local_infra.harness import assert_problem, produce_plain
 from local_infra.pytest_plugin import Servers
 from local_infra.tokens import RealmTokens
@@ -181,3 +185,18 @@ async def test_the_rule_makes_quiet_customers_dormant_and_a_manager_reverses_it(
         assert view.json()["status_reason"] == "called: a deposit is coming"
         assert view.json()["signals"]["dormancy_risk"] is False
         assert await sweep.sweep() == 0
+
+    # crm-ops rebuild gives the balance history the live consumer built.
+    ours = {"_id": {"$in": list(ids.values())}}
+    history = handle.database[BALANCE_HISTORY]
+    live = [d async for d in history.find(ours).sort("_id")]
+    assert len(live) == len(ids)
+    await rebuild(
+        BalanceHistory(),
+        handle.database,
+        bootstrap=crm_servers.kafka_bootstrap,
+        login=ops_login(),
+        live_group=handle.runtime.group(BalanceHistory.name),
+        topics=TopicNames(topic_prefix).of(BalanceHistory.topics),
+    )
+    assert [d async for d in history.find(ours).sort("_id")] == live
