@@ -56,7 +56,7 @@ def _different(make: Callable[[], str], current: str) -> str:
     return value
 
 
-def _add_months(day: date, months: int) -> date:
+def add_months(day: date, months: int) -> date:
     year, month = divmod(day.month - 1 + months, 12)
     year += day.year
     return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
@@ -167,7 +167,7 @@ class CoreBank:
         units = rng.uniform(low, high) * BAND_FACTOR[customer.value_band]
         amount = max(100, round(units / CNY_PER_UNIT[currency], -2)) * 100
         rate = None if product.rate is None else Decimal(product.rate)
-        maturity = _add_months(self.today, product.term_months) if product.term_months else None
+        maturity = add_months(self.today, product.term_months) if product.term_months else None
         self.serial += 1
         prefix = {ProductType.CREDIT_CARD: "6259", ProductType.LOAN: "8801"}.get(
             product.type, "6222"
@@ -285,7 +285,7 @@ class CoreBank:
         risk = rng.choices(list(RiskRating), weights=risk_weights)[0]
         due = None
         if status is not KycStatus.REJECTED:
-            due = _add_months(self.today, 12 * _REVIEW_YEARS[risk])
+            due = add_months(self.today, 12 * _REVIEW_YEARS[risk])
         self.emit(
             holder,
             KycUpdated(

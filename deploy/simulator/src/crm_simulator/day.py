@@ -7,7 +7,9 @@ would make, with the bearer token of whoever does it (:mod:`crm_simulator.logins
 - customer: core banking registers the simulated bank's customers and activates them when
   their accounts open; each branch manager assigns their branch's customers to its
   relationship managers and merges a deliberate duplicate into its golden record; each
-  relationship manager segments their customers and records consent answers;
+  relationship manager segments their customers, records consent answers and puts the
+  companies of a corporate group in it (the groups whose companies guarantee each other's
+  credit facilities: :func:`crm_simulator.credit_system.corporate_groups`);
 - opportunity: relationship managers open opportunities for their customers, move them
   through the funnel (won, lost) and log complaints;
 - contact-log: they log the day's calls and visits, plan follow-ups, complete some; each
@@ -33,6 +35,7 @@ import httpx
 import structlog
 from crm_events.topics import Service
 
+from crm_simulator.credit_system import corporate_groups
 from crm_simulator.logins import Logins, Tokens
 from crm_simulator.organisation import manager_of_branch
 from crm_simulator.population import SimulatedCustomer
@@ -99,8 +102,10 @@ class Api:
 
 async def customer_day(api: Api, customers: list[SimulatedCustomer], seed: int) -> None:
     """Registered and activated by core banking, assigned by the branch manager, segmented
-    (and some consents recorded) by the relationship manager; then one duplicate merged."""
+    (and some consents recorded, and a company put in its corporate group) by the
+    relationship manager; then one duplicate merged."""
     rng = random.Random(seed)
+    groups = corporate_groups(customers)
     for customer in customers:
         registered = await api.as_system(CORE_BANKING, "POST", "/customers", registration(customer))
         if registered.status_code == 409:
@@ -122,6 +127,16 @@ async def customer_day(api: Api, customers: list[SimulatedCustomer], seed: int) 
             channel = rng.choice(["sms", "email", "phone"])
             consent = {"opted_in": False, "reason": "asked at branch"}
             await api.as_staff(customer.manager_id, "PUT", f"{base}/consent/{channel}", consent)
+        if customer.customer_id in groups:
+            group_id, place = groups[customer.customer_id]
+            membership = {
+                "group_id": group_id,
+                "group_type": "corporate_group",
+                "group_name": f"Corporate group {group_id}",
+                "role": "parent_company" if place == 0 else "subsidiary",
+                "joined_on": "2026-01-01",
+            }
+            await api.as_staff(customer.manager_id, "POST", f"{base}/groups", membership)
     if customers:
         await _merge_a_duplicate(api, customers[0])
 
