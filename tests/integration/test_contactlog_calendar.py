@@ -306,6 +306,9 @@ async def test_a_participant_sees_the_activity_and_an_overlap_is_answered_with_t
     entries = [(e["activity_id"], e["role"], e["overlaps"]) for e in calendar.json()["items"]]
     assert entries == [(first, "participant", [second]), (second, "assignee", [first])]
     assert (await client.get(f"/activities/{first}", headers=rm2)).status_code == 200
+    cancel = {"reason": "not my meeting"}  # a participant reads it; its owners change it
+    refused = await client.post(f"/activities/{first}/cancel", json=cancel, headers=rm2)
+    assert_problem(refused, 404, "activity-not-found")
     tasks = (await client.get("/managers/RM-0002/tasks", headers=rm2)).json()
     listed = [t["task_id"] for group in ("today", "this_week", "upcoming") for t in tasks[group]]
     assert first in listed

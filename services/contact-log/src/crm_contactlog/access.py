@@ -8,9 +8,9 @@
 - An activity about no customer (a team meeting), and a manager's task list, are in the
   book of their **staff member**: their own id as the manager, and the branch the
   organisation places them in.
-- An activity is also in the book of each of its **participants** (the team calendar):
-  whoever reaches one of them (themselves, their branch manager, their regional head)
-  reaches the activity, its customer's other records not.
+- An activity is also read by each of its **participants** (the team calendar): whoever
+  reaches one of them (themselves, their branch manager, their regional head) reads the
+  activity, not its customer's other records; changing it stays its owners'.
 - Out of reach answers exactly what missing answers (:class:`NotInReach`: the same 404).
 
 The personal data of each answer (names, birth dates, free-text notes about a person) is
@@ -90,8 +90,9 @@ class ContactLogBook:
         *,
         key: str,
     ) -> None:
-        """Raise :class:`NotInReach` (``no activity {key}``) unless the activity is in
-        reach: through its customer (about none: its assignee), or a participant."""
+        """Raise :class:`NotInReach` (``no activity {key}``) unless the activity may be
+        read: through its owners (its customer; about none, its assignee), or one of its
+        participants."""
         try:
             await self.require_owners(reach, customer_id, assignee_id, kind="activity", key=key)
         except NotInReach:

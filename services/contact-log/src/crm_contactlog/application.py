@@ -153,14 +153,15 @@ class CallerCommands:
     """The commands of :class:`ContactLogApplication` as a caller may run them (awaited
     through ``Caller.run_async``, as the caller): a contact or an activity is created only
     about a customer in reach (an activity about no customer: for a staff member in
-    reach), and an activity is changed only while it is in reach. Otherwise the answer is
-    the 404 of a missing record, and nothing is written.
+    reach), and an activity is changed only while its owners are in reach; it is read by
+    its participants' readers too (``ContactLogBook.require_activity``). Otherwise the
+    answer is the 404 of a missing record, and nothing is written.
 
     Scheduling and moving an activity reads its people's busy times (``busy_times``) for
     the domain's overlap rule; participants must be staff the organisation knows (422).
 
-    The owners of an existing record are read from the write model (its customer and
-    assignee never change), so a reader may be checked before it waits for its own write.
+    The owners of an existing record are read from the write model (its customer, assignee
+    and participants never change), so a reader may be checked before it waits for its own write.
     """
 
     def __init__(
@@ -175,8 +176,8 @@ class CallerCommands:
         contact = await asyncio.to_thread(self.application.get_contact, contact_id)
         await self.book.require_customer(reach, contact.customer_id, kind="contact", key=contact_id)
 
-    async def require_activity(self, reach: Reach, activity_id: str) -> Activity:
-        """The activity, or the 404 of a missing one unless it is in reach."""
+    async def require_activity(self, reach: Reach, activity_id: str) -> None:
+        """Raise the 404 of a missing activity unless the caller may read it."""
         activity = await asyncio.to_thread(self.application.get_activity, activity_id)
         await self.book.require_activity(
             reach,
@@ -184,6 +185,13 @@ class CallerCommands:
             activity.assignee_id,
             activity.participant_ids,
             key=activity_id,
+        )
+
+    async def _owned(self, reach: Reach, activity_id: str) -> Activity:
+        """The activity, or the 404 of a missing one unless its owners are in reach."""
+        activity = await asyncio.to_thread(self.application.get_activity, activity_id)
+        await self.book.require_owners(
+            reach, activity.customer_id, activity.assignee_id, kind="activity", key=activity_id
         )
         return activity
 
@@ -219,7 +227,7 @@ class CallerCommands:
         confirm_overlap: bool = False,
         **plan: Any,
     ) -> int:
-        activity = await self.require_activity(reach, activity_id)
+        activity = await self._owned(reach, activity_id)
         start, _, _ = activity.planned(plan["due_at"], plan["started_at"], plan["ended_at"])
         calendar = Calendar(await self.busy.of(activity.people, start), confirm_overlap)
         reschedule = self.application.reschedule_activity
@@ -228,13 +236,13 @@ class CallerCommands:
     async def complete_activity(
         self, reach: Reach, activity_id: str, expected: int | None, /, **done: Any
     ) -> int:
-        await self.require_activity(reach, activity_id)
+        await self._owned(reach, activity_id)
         complete = self.application.complete_activity
         return await asyncio.to_thread(complete, activity_id, expected, **done)
 
     async def cancel_activity(
         self, reach: Reach, activity_id: str, expected: int | None, reason: str
     ) -> int:
-        await self.require_activity(reach, activity_id)
+        await self._owned(reach, activity_id)
         cancel = self.application.cancel_activity
         return await asyncio.to_thread(cancel, activity_id, expected, reason)
