@@ -3,7 +3,9 @@
 ``feed(customers, seed=..., start=...)`` plays the bank's core system: customers open
 accounts (funded on opening; term products announce their maturity), money moves, term
 products mature and are paid out, accounts close, KYC reviews happen and customers change
-their phone, e-mail or address. Each event is a contract ``Envelope`` from core banking:
+their phone, e-mail or address; one customer in 15 leaves the bank (takes its money out
+from the 10th simulated day, does nothing from the 20th: ``core_bank.LEAVERS_EVERY``).
+Each event is a contract ``Envelope`` from core banking:
 account events have the account number as subject, customer events the customer id, and
 versions count from 1 per aggregate. Event ids are UUIDv5 of the stream and the aggregate
 version, times come from a simulated clock: the same arguments give the same records.
