@@ -76,9 +76,11 @@ class DormancySweep:
         return after != before
 
     async def run(self) -> None:
-        """Sweep every ``interval_s`` seconds until cancelled; a failed sweep is logged
-        and the next one tries again."""
+        """Sweep every ``interval_s`` seconds until cancelled, the first time one interval
+        after the start (the consumers catch up first); a failed sweep is logged and the
+        next one tries again."""
         while True:
+            await asyncio.sleep(self.interval_s)
             try:
                 flagged = await self.sweep()
             except Exception as error:  # an outage: the next sweep tries again
@@ -86,4 +88,3 @@ class DormancySweep:
             else:
                 if flagged:
                     log.info("dormancy_sweep", flagged=flagged)
-            await asyncio.sleep(self.interval_s)
