@@ -121,7 +121,7 @@ class AnalysisQueries:
         return answer.ValueAnalysis(
             currency=self.rule.reporting_currency,
             contribution_months=list(window) if window else None,
-            **_figures(total),
+            **total.amounts(),
             customers=total.customers,
             pareto_aum=_pareto([f.aum for f in figures]),
             pareto_contribution=_pareto([f.contribution for f in figures]),
@@ -246,7 +246,7 @@ class AnalysisQueries:
             band=figures.band,
             currency=self.rule.reporting_currency,
             contribution_months=list(window) if window else None,
-            **_own_figures(figures),
+            **figures.amounts(),
         )
 
     def _review(
@@ -288,28 +288,6 @@ def _holdings(document: Document) -> dict[bool, list[tuple[str, Decimal]]]:
     return held
 
 
-def _own_figures(figures: cv.CustomerFigures) -> dict[str, Decimal]:
-    return {
-        "aum": figures.aum,
-        "loans": figures.loans,
-        "revenue": figures.revenue,
-        "cost": figures.cost,
-        "contribution": figures.contribution,
-        "value": figures.value,
-    }
-
-
-def _figures(total: cv.Totals) -> dict[str, Decimal]:
-    return {
-        "aum": total.aum,
-        "loans": total.loans,
-        "revenue": total.revenue,
-        "cost": total.cost,
-        "contribution": total.contribution,
-        "value": total.value,
-    }
-
-
 def _pareto(amounts: Sequence[Decimal]) -> list[answer.ParetoShare]:
     return [
         answer.ParetoShare(
@@ -328,7 +306,7 @@ def _distribution(groups: dict[str, list[cv.CustomerFigures]]) -> list[answer.Di
                 key=key,
                 customers=total.customers,
                 median_value=total.median_value,
-                **_figures(total),
+                **total.amounts(),
             )
         )
     return distribution

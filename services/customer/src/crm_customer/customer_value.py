@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 
 from crm_events.common import ValueBand
@@ -95,20 +95,32 @@ class ValueRule:
         return ValueBand.LOW
 
 
-@dataclass(frozen=True)
-class CustomerFigures:
-    """A customer's figures in the reporting currency, and what the rule makes of them."""
+@dataclass(frozen=True, kw_only=True)
+class Amounts:
+    """The figures of a customer, or added up over customers, in the reporting currency."""
 
-    customer_id: str
-    manager_id: str | None
-    branch_id: str | None
-    segment: ValueBand | None
     aum: Decimal
     loans: Decimal
     revenue: Decimal
     cost: Decimal
     contribution: Decimal
     value: Decimal
+
+    def amounts(self) -> dict[str, Decimal]:
+        return {name: getattr(self, name) for name in AMOUNT_NAMES}
+
+
+AMOUNT_NAMES = tuple(f.name for f in fields(Amounts))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerFigures(Amounts):
+    """A customer's figures, and what the rule makes of them."""
+
+    customer_id: str
+    manager_id: str | None
+    branch_id: str | None
+    segment: ValueBand | None
     band: ValueBand
 
     @property
@@ -141,22 +153,13 @@ def pareto(
     return points
 
 
-@dataclass(frozen=True)
-class Totals:
+@dataclass(frozen=True, kw_only=True)
+class Totals(Amounts):
     customers: int
-    aum: Decimal
-    loans: Decimal
-    revenue: Decimal
-    cost: Decimal
-    contribution: Decimal
-    value: Decimal
     median_value: Decimal | None
 
 
 def totals(figures: Sequence[CustomerFigures]) -> Totals:
-    def total(of: Callable[[CustomerFigures], Decimal]) -> Decimal:
-        return cents(sum((of(f) for f in figures), Decimal(0)))
-
     values = sorted(f.value for f in figures)
     middle = len(values) // 2
     median = None
@@ -164,16 +167,10 @@ def totals(figures: Sequence[CustomerFigures]) -> Totals:
         median = (
             values[middle] if len(values) % 2 else cents((values[middle - 1] + values[middle]) / 2)
         )
-    return Totals(
-        customers=len(figures),
-        aum=total(lambda f: f.aum),
-        loans=total(lambda f: f.loans),
-        revenue=total(lambda f: f.revenue),
-        cost=total(lambda f: f.cost),
-        contribution=total(lambda f: f.contribution),
-        value=total(lambda f: f.value),
-        median_value=median,
-    )
+    added = {
+        name: cents(sum((getattr(f, name) for f in figures), Decimal(0))) for name in AMOUNT_NAMES
+    }
+    return Totals(customers=len(figures), median_value=median, **added)
 
 
 def bottom_fifth(figures: Sequence[CustomerFigures]) -> list[CustomerFigures]:
