@@ -6,7 +6,7 @@ in-memory store) and get the same wiring.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 
 from crm_backbone.erasure import ForgetErasedCustomers
@@ -58,13 +58,9 @@ class CustomerSettings(ServiceSettings):
     """... when the segment has at least this many active customers."""
 
     def churn_parameters(self) -> ChurnParameters:
+        """The ``churn_*`` settings, as the churn rules take them."""
         return ChurnParameters(
-            fall_percent=self.churn_fall_percent,
-            fall_days=self.churn_fall_days,
-            no_contact_days=self.churn_no_contact_days,
-            no_transaction_days=self.churn_no_transaction_days,
-            maturity_grace_days=self.churn_maturity_grace_days,
-            maturity_lookback_days=self.churn_maturity_lookback_days,
+            **{f.name: getattr(self, f"churn_{f.name}") for f in fields(ChurnParameters)}
         )
 
     def cross_sell_rule(self) -> CrossSellRule:

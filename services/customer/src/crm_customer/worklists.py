@@ -147,17 +147,17 @@ class BookWorklists:
     ) -> Page:
         """Customers in reach showing a churn signal (``signal``: that one), by id."""
         as_of = await book_time(self.database, self.clock)
-        items: list[dict[str, Any]] = []
-        query = scoped(where.query(CHURN_STATUSES), reach, OWNERSHIP)
-        async for document, balances in self._scan(query, cursor):
+
+        def item(document: Document, balances: Document | None) -> dict[str, Any] | None:
             found = churn_signals(facts_of(document, balances), as_of, self.churn)
             if not found or (signal is not None and all(s.kind != signal for s in found)):
-                continue
-            if len(items) == limit:
-                return Page(items, encode_cursor(CURSOR_KEY, items[-1]["customer_id"]), as_of)
+                return None
             signals = [{"kind": s.kind.value, "detail": s.detail, "since": s.since} for s in found]
-            items.append(shown(reach, document) | {"signals": signals})
-        return Page(items, None, as_of)
+            return shown(reach, document) | {"signals": signals}
+
+        query = scoped(where.query(CHURN_STATUSES), reach, OWNERSHIP)
+        items, next_cursor = await self._page(query, cursor, limit, item, with_balances=True)
+        return Page(items, next_cursor, as_of)
 
     async def cross_sell_page(
         self,
@@ -170,28 +170,45 @@ class BookWorklists:
         """Active customers in reach with cross-sell gaps (``product_type``: that one), by
         id, and the book's segments the rule compared them with."""
         segments = await self.segment_holdings()
-        items: list[dict[str, Any]] = []
-        query = scoped(where.query(HOLDING_STATUSES), reach, OWNERSHIP)
-        async for document, _ in self._scan(query, cursor, with_balances=False):
+
+        def item(document: Document, _: Document | None) -> dict[str, Any] | None:
             held = held_types(document.get("accounts", {}).values())
             band = (document.get("segment") or {}).get("value_band")
             missing = gaps(held, segments.get(band) if band else None, self.cross_sell)
             if not missing or (product_type is not None and product_type not in missing):
+                return None
+            return shown(reach, document) | {
+                "held": sorted(held),
+                "gaps": [
+                    {"product_type": t, "segment_holding_rate_percent": str(rate)}
+                    for t, rate in missing.items()
+                ],
+            }
+
+        query = scoped(where.query(HOLDING_STATUSES), reach, OWNERSHIP)
+        items, next_cursor = await self._page(query, cursor, limit, item, with_balances=False)
+        return Page(items, next_cursor, None), segments
+
+    async def _page(
+        self,
+        query: Document,
+        cursor: str | None,
+        limit: int,
+        item_of: Callable[[Document, Document | None], dict[str, Any] | None],
+        *,
+        with_balances: bool,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The first ``limit`` items after the cursor's customer (customers whose
+        ``item_of`` is ``None`` left out), and the cursor of the next page if there is one."""
+        items: list[dict[str, Any]] = []
+        async for document, balances in self._scan(query, cursor, with_balances=with_balances):
+            item = item_of(document, balances)
+            if item is None:
                 continue
             if len(items) == limit:
-                cursor_out = encode_cursor(CURSOR_KEY, items[-1]["customer_id"])
-                return Page(items, cursor_out, None), segments
-            items.append(
-                shown(reach, document)
-                | {
-                    "held": sorted(held),
-                    "gaps": [
-                        {"product_type": t, "segment_holding_rate_percent": str(rate)}
-                        for t, rate in missing.items()
-                    ],
-                }
-            )
-        return Page(items, None, None), segments
+                return items, encode_cursor(CURSOR_KEY, items[-1]["customer_id"])
+            items.append(item)
+        return items, None
 
     async def segment_holdings(self) -> dict[str, SegmentHoldings]:
         """Per value band, across the whole book: its active customers and how many of

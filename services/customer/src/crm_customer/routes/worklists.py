@@ -9,7 +9,7 @@ from crm_backbone.callers import Reader
 from crm_backbone.read_audit import PersonalReads
 from crm_events.common import ValueBand
 from crm_events.core_banking import ProductType
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm_customer.churn import SignalKind
@@ -122,8 +122,20 @@ class CrossSellWorklist(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
-Name = Annotated[str | None, Query(description="Name prefix, any case")]
 Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+def book_filter(
+    name: Annotated[str | None, Query(description="Name prefix, any case")] = None,
+    manager_id: str | None = None,
+    branch_id: str | None = None,
+    segment: ValueBand | None = None,
+) -> BookFilter:
+    """The worklists' filters beside the caller's reach, from the query."""
+    return BookFilter(name, manager_id, branch_id, segment.value if segment else None)
+
+
+Where = Annotated[BookFilter, Depends(book_filter)]
 
 
 @router.get(
@@ -137,15 +149,11 @@ async def churn_worklist(
     caller: Reader,
     reads: PersonalReads,
     worklists: Worklists,
-    name: Name = None,
-    manager_id: str | None = None,
-    branch_id: str | None = None,
-    segment: ValueBand | None = None,
+    where: Where,
     signal: Annotated[SignalKind | None, Query(description="Only customers showing it")] = None,
     limit: Limit = 20,
     cursor: str | None = None,
 ) -> ChurnWorklist:
-    where = BookFilter(name, manager_id, branch_id, segment.value if segment else None)
     page = await worklists.churn_page(caller.reach, where, signal, limit, cursor)
     await reads.record(item["customer_id"] for item in page.items)
     assert page.as_of is not None
@@ -162,17 +170,13 @@ async def cross_sell_worklist(
     caller: Reader,
     reads: PersonalReads,
     worklists: Worklists,
-    name: Name = None,
-    manager_id: str | None = None,
-    branch_id: str | None = None,
-    segment: ValueBand | None = None,
+    where: Where,
     product_type: Annotated[
         ProductType | None, Query(description="Only customers lacking this type")
     ] = None,
     limit: Limit = 20,
     cursor: str | None = None,
 ) -> CrossSellWorklist:
-    where = BookFilter(name, manager_id, branch_id, segment.value if segment else None)
     wanted = product_type.value if product_type else None
     page, segments = await worklists.cross_sell_page(caller.reach, where, wanted, limit, cursor)
     await reads.record(item["customer_id"] for item in page.items)
