@@ -34,6 +34,9 @@ class Figures:
     view_document_bytes: int = 0
     rebuild: float = 0.0
     rebuilt: int = 0
+    rebuild_balance_history: float = 0.0
+    """The heaviest read model of issue 16: every balance change of an asset account."""
+    rebuilt_balance_history: int = 0
     commands: float = 0.0
     commands_p50: float = 0.0
     commands_p99: float = 0.0
@@ -173,6 +176,16 @@ def rows(f: Figures, settings: Mapping[str, Any]) -> list[Row]:
             met=seconds <= 90,
             miss=_over(seconds, 90),
             phase="rebuild",
+        )
+    )
+    table.append(
+        Row(
+            f"rebuild of the balance history (churn rules) from offset 0 "
+            f"({_n(f.rebuilt_balance_history)} account events)",
+            ours=f"{_n(f.rebuild_balance_history)} ev/s",
+            reference=f"the view's rebuild {_n(f.rebuild)}",
+            ratio=f"{f.rebuild_balance_history / f.rebuild:.2f}",
+            phase="rebuild_balance_history",
         )
     )
     table.append(
