@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from crm_backbone.cursor import InvalidCursor
 from crm_backbone.projection import Document, Projection, ProjectionEngine
 from crm_backbone.testing import InMemoryRecord, NoDeadLetters, interleave
 from crm_customer.balance_history import BalanceHistory
@@ -180,6 +181,12 @@ async def test_filters_masking_and_the_book_s_time(
         c for c, g in gaps.items() if wanted in g
     )
     assert set(segments) <= {"high", "medium", "low"}
+    # A cursor naming a customer out of the caller's reach is refused, as a forged one.
+    rm5 = await reach_of("RM-0005")
+    theirs = await worklists.churn_page(await reach_of("RM-0001"), BookFilter(), limit=1)
+    assert theirs.next_cursor is not None
+    with pytest.raises(InvalidCursor):
+        await worklists.churn_page(rm5, BookFilter(), cursor=theirs.next_cursor)
     # The book's time never runs ahead of the clock.
     earlier = ORIGIN + timedelta(days=today - 40)
     stopped = BookWorklists(

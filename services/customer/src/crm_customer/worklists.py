@@ -156,7 +156,8 @@ class BookWorklists:
             return shown(reach, document) | {"signals": signals}
 
         query = scoped(where.query(CHURN_STATUSES), reach, OWNERSHIP)
-        items, next_cursor = await self._page(query, cursor, limit, item, with_balances=True)
+        after = await self._resume_after(cursor, reach)
+        items, next_cursor = await self._page(query, after, limit, item, with_balances=True)
         return Page(items, next_cursor, as_of)
 
     async def cross_sell_page(
@@ -186,22 +187,23 @@ class BookWorklists:
             }
 
         query = scoped(where.query(HOLDING_STATUSES), reach, OWNERSHIP)
-        items, next_cursor = await self._page(query, cursor, limit, item, with_balances=False)
+        after = await self._resume_after(cursor, reach)
+        items, next_cursor = await self._page(query, after, limit, item, with_balances=False)
         return Page(items, next_cursor, None), segments
 
     async def _page(
         self,
         query: Document,
-        cursor: str | None,
+        after: str | None,
         limit: int,
         item_of: Callable[[Document, Document | None], dict[str, Any] | None],
         *,
         with_balances: bool,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """The first ``limit`` items after the cursor's customer (customers whose
-        ``item_of`` is ``None`` left out), and the cursor of the next page if there is one."""
+        """The first ``limit`` items after customer ``after`` (customers whose ``item_of``
+        is ``None`` left out), and the cursor of the next page if there is one."""
         items: list[dict[str, Any]] = []
-        async for document, balances in self._scan(query, cursor, with_balances=with_balances):
+        async for document, balances in self._scan(query, after, with_balances=with_balances):
             item = item_of(document, balances)
             if item is None:
                 continue
@@ -270,17 +272,29 @@ class BookWorklists:
                 due.append((document["_id"], version, reason))
         return due
 
+    async def _resume_after(self, cursor: str | None, reach: Reach) -> str | None:
+        """The customer a cursor names, which must be in reach (:class:`InvalidCursor`
+        otherwise, as for a cursor this API did not give)."""
+        if cursor is None:
+            return None
+        key, last_id = decode_cursor(cursor, str)
+        named = await self.customers.find_one(
+            scoped({"_id": last_id}, reach, OWNERSHIP), {"_id": 1}
+        )
+        if key != CURSOR_KEY or named is None:
+            raise InvalidCursor
+        return last_id
+
     async def _scan(
         self,
         query: Document,
-        cursor: str | None,
+        after: str | None,
         *,
         with_balances: bool = True,
         versions: bool = False,
     ) -> AsyncIterator[tuple[Document, Document | None]]:
-        """The customers matching ``query`` after the cursor's, by id, in batches, each
-        with its balance history."""
-        after = _after(cursor)
+        """The customers matching ``query`` after customer ``after``, by id, in batches,
+        each with its balance history."""
         fields = FACT_FIELDS | SHOWN_FIELDS | ({APPLIED: 1} if versions else {})
         while True:
             batch_query = {**query, "_id": {"$gt": after}} if after is not None else query
@@ -295,15 +309,6 @@ class BookWorklists:
             for document in documents:
                 yield document, balances.get(document["_id"])
             after = documents[-1]["_id"]
-
-
-def _after(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    key, last_id = decode_cursor(cursor, str)
-    if key != CURSOR_KEY:
-        raise InvalidCursor
-    return last_id
 
 
 def shown(reach: Reach, document: Document) -> dict[str, Any]:
