@@ -34,8 +34,8 @@ LIMIT_CNY = {ValueBand.LOW: 2e6, ValueBand.MEDIUM: 10e6, ValueBand.HIGH: 50e6}
 MAX_FACILITIES = 3
 GUARANTEED_SHARE = 0.4
 """Share of the facilities of a group's company that another company of it guarantees."""
-MONTHLY_REVENUE = {ValueBand.LOW: 150, ValueBand.MEDIUM: 900, ValueBand.HIGH: 4_000}
-MONTHLY_COST = {ValueBand.LOW: 250, ValueBand.MEDIUM: 400, ValueBand.HIGH: 800}
+MONTHLY_REVENUE = {ValueBand.LOW: 80, ValueBand.MEDIUM: 900, ValueBand.HIGH: 4_000}
+MONTHLY_COST = {ValueBand.LOW: 320, ValueBand.MEDIUM: 400, ValueBand.HIGH: 800}
 """CNY a month an individual customer typically brings and costs, by value band ..."""
 ORGANISATION_REVENUE_FACTOR, ORGANISATION_COST_FACTOR = 4, 3
 """... and how much more an organisation does."""
