@@ -20,6 +20,7 @@ from crm_customer.policies import CustomerPolicies
 from crm_customer.publication import PAYLOADS, translate
 from crm_customer.queries import CustomerQueries
 from crm_customer.views import CustomerViews
+from crm_customer.views.customer_events import GROUP_PERSONAL_PATHS
 
 SERVICE = Service.CUSTOMER
 
@@ -54,7 +55,7 @@ def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
         projections=[CustomerViews(), OrganisationView(), AuditTrail()],
         policies=[
             CustomerPolicies(application),
-            ForgetErasedCustomers(infra.database, (), infra.key_sealer()),
+            ForgetErasedCustomers(infra.database, GROUP_PERSONAL_PATHS, infra.key_sealer()),
         ],
     )
     queries = CustomerQueries(infra.database, dormancy_days=settings.dormancy_days)
