@@ -29,7 +29,7 @@ from crm_opportunity import bootstrap as opportunity_boot
 from crm_simulator.feed import organisation_feed
 from fastapi import FastAPI
 from local_infra.harness import produce_plain, serving
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import IdentityProvider, Servers
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
@@ -79,9 +79,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore
 
 
 @pytest.fixture(scope="session")
-def realm_tokens(oidc_issuer: str) -> RealmTokens:
+def realm_tokens(identity_provider: IdentityProvider) -> RealmTokens:
     """Bearer tokens of the genuine Keycloak's demo users and clients (local realm)."""
-    return RealmTokens(oidc_issuer)
+    return RealmTokens(identity_provider.issuer, identity_provider.secrets)
 
 
 async def publish_organisation(bootstrap: str, topic_prefix: str) -> int:
