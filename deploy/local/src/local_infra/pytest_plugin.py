@@ -219,12 +219,23 @@ def _keycloak_container(stack: ExitStack, state: Path) -> IdentityProvider:
     return IdentityProvider(f"http://{host}:{port}/realms/{REALM}", secrets)
 
 
+GIVEN_SECRETS = pytest.StashKey[str | None]()
+"""``CRM_SECRETS_DIR`` as the session began (``crm_servers`` takes it from the environment
+for the session: a test's processes connect as the harness tells them)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[GIVEN_SECRETS] = os.environ.get(ENV_SECRETS)
+
+
 @pytest.fixture(scope="session")
-def identity_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdentityProvider]:
+def identity_provider(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IdentityProvider]:
     """A genuine Keycloak: the one ``CRM_OIDC_ISSUER`` names (its secrets in
     ``CRM_SECRETS_DIR``), else the launcher's (profile ``test``), else a container."""
     if given := os.environ.get(ENV_OIDC_ISSUER):
-        folder = os.environ.get(ENV_SECRETS)
+        folder = request.config.stash[GIVEN_SECRETS]
         if not folder:
             raise pytest.UsageError(f"{ENV_OIDC_ISSUER} needs {ENV_SECRETS}: the realm's secrets")
         yield IdentityProvider(given, LocalSecrets.in_folder(Path(folder)))
