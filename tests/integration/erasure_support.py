@@ -121,7 +121,7 @@ async def rebuild_views(bank: Bank) -> None:
         runtime = handle.runtime
         for projection in runtime.components.projections:
             if projection.name in REBUILT:
-                await rebuild(
+                progress = await rebuild(
                     projection,
                     handle.database,
                     bootstrap=bank.bootstrap,
@@ -130,6 +130,7 @@ async def rebuild_views(bank: Bank) -> None:
                     topics=TopicNames(bank.topic_prefix).of(projection.topics),
                     sealer=runtime.sealer,
                 )
+                assert progress.set_aside == 0, f"{projection.name}: {progress}"
 
 
 async def stored_text(bank: Bank) -> str:
