@@ -154,7 +154,7 @@ async def _projection_rounds(
     for round_ in range(1, PROJECTION_ROUNDS + 1):
         for kind, topics, sealer in (
             ("sealed", run.topics.of(view_topics), keys.sealer("sqlite")),
-            ("in clear", view_topics, None),
+            ("in clear", names.topics.of(view_topics), None),
         ):
             name = f"{kind.replace(' ', '_')}_{round_}"
             view = mongo[names.database(f"view_{name}")]
