@@ -28,12 +28,8 @@ from local_infra.harness import produce_plain
 from local_infra.pytest_plugin import kafka_login
 from local_infra.tokens import RealmTokens
 
-from tests.integration.test_audit_trail import (
-    Token,
-    created_once_owners_known,
-    eventually,
-    token_of,
-)
+from tests.integration.conftest import eventually
+from tests.integration.test_audit_trail import Token, created_once_owners_known, token_of
 
 STAFF_USED = {"RM-0001", "DP-0001"}
 REBUILT = {"customer_view", "contact_log_view", "derived_tasks", "opportunity_view", "audience"}

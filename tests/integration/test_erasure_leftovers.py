@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from crm_events.personal import ERASED
 
+from tests.integration.conftest import eventually
 from tests.integration.erasure_support import (
     Bank,
     Person,
@@ -28,7 +29,7 @@ from tests.integration.erasure_support import (
     register_and_work,
     stored_text,
 )
-from tests.integration.test_audit_trail import Token, created_once_owners_known, eventually
+from tests.integration.test_audit_trail import Token, created_once_owners_known
 
 pytestmark = pytest.mark.integration
 

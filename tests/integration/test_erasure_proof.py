@@ -32,6 +32,7 @@ from crm_backbone.keys.database import TABLE
 from crm_events import core_banking as cb
 from local_infra.pytest_plugin import Servers
 
+from tests.integration.conftest import eventually
 from tests.integration.erasure_support import (
     Bank,
     Person,
@@ -50,7 +51,7 @@ from tests.integration.store_bytes import (
     postgres_tables,
     sqlite_files,
 )
-from tests.integration.test_audit_trail import Token, created_once_owners_known, eventually
+from tests.integration.test_audit_trail import Token, created_once_owners_known
 
 pytestmark = pytest.mark.integration
 
