@@ -16,6 +16,7 @@ from crm_customer.publication import translate
 from crm_customer.views import CustomerViews
 from crm_customer.views.documents import CUSTOMERS
 from crm_events.envelope import from_kafka
+from crm_events.personal import FieldSealer
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
@@ -27,9 +28,14 @@ WAIT = 600.0
 
 
 async def relay_rate(
-    app: CustomerApplication, kafka: Kafka, topic: str, postgres_dsn: str | None = None
+    app: CustomerApplication,
+    kafka: Kafka,
+    topic: str,
+    postgres_dsn: str | None = None,
+    sealer: FieldSealer | None = None,
 ) -> float:
-    """Events/s the relay publishes from ``app``'s store (everything in it) to ``topic``."""
+    """Events/s the relay publishes from ``app``'s store (everything in it) to ``topic``;
+    with ``sealer``, personal fields sealed on Kafka."""
     relay = OutboxRelay(
         app,
         translate,
@@ -38,6 +44,7 @@ async def relay_rate(
         postgres_dsn=postgres_dsn,
         route=lambda _: topic,
         kafka_login=kafka.login,
+        sealer=sealer,
     )
     await relay.start()
     try:
@@ -90,13 +97,16 @@ async def projection_rate(
     total: int,
     batch: int,
     early: int,
+    sealer: FieldSealer | None = None,
 ) -> tuple[float, float]:
     """Records/s the customer service's projection consumes and applies, from the first
     batch to the last, and over the first ``early`` records only (those the baseline
-    applies): the real subscriber (faststream, batches of ``batch``), engine and view."""
+    applies): the real subscriber (faststream, batches of ``batch``), engine and view;
+    ``sealer`` opens sealed personal fields."""
     producer = reliable_producer(kafka.bootstrap, **kafka.login)
     await producer.start()
-    engine = ProjectionEngine(CustomerViews(), db, KafkaDeadLetters(producer, dlq), group)
+    dead_letters = KafkaDeadLetters(producer, dlq, sealer)
+    engine = ProjectionEngine(CustomerViews(), db, dead_letters, group, sealer=sealer)
     await engine.setup()
     counting = _Counting(engine, total)
     broker = kafka_broker(kafka.bootstrap, kafka.login, logger=None)

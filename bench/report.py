@@ -23,9 +23,17 @@ class Figures:
     baseline: float = 0.0
     relay_sqlite: float = 0.0
     relay_postgres: float = 0.0
+    relay_sqlite_sealed: float = 0.0
+    """The same events with personal data sealed (``bench/sealed.py``)."""
+    relay_postgres_sealed: float = 0.0
     projection: float = 0.0
     projection_early: float = 0.0
     """Over the events the baseline applies (the first ``baseline_events``)."""
+    projection_sealed: float = 0.0
+    """The same events, the CRM's personal fields sealed, opened by the projection (the
+    mean of its rounds, ``bench/sealed.py``)."""
+    projection_clear_beside: float = 0.0
+    """The projection in clear again, in rounds alternated with the sealed ones (mean)."""
     view_document_bytes: int = 0
     rebuild: float = 0.0
     rebuilt: int = 0
@@ -155,6 +163,7 @@ def rows(f: Figures, settings: Mapping[str, Any]) -> list[Row]:
             phase="projection",
         )
     )
+    table += _sealed_rows(f)
     seconds = REBUILD_EVENTS / f.rebuild
     measured = "" if f.rebuilt >= REBUILD_EVENTS else " (extrapolated)"
     table.append(
@@ -225,6 +234,45 @@ def rows(f: Figures, settings: Mapping[str, Any]) -> list[Row]:
                 target="≤ 200 MB steady",
                 met=steady <= 200,
                 miss=_over(steady, 200),
+                phase=phase,
+            )
+        )
+    return table
+
+
+SEALED_TARGET = 0.85
+"""Of the rate in clear, with personal data sealed."""
+
+
+def _sealed_rows(f: Figures) -> list[Row]:
+    """Relays and projection with personal data sealed against the same in clear."""
+    compared = (
+        ("relay, SQLite store", f.relay_sqlite_sealed, f.relay_sqlite, "relay_sqlite_sealed"),
+        (
+            "relay, PostgreSQL store",
+            f.relay_postgres_sealed,
+            f.relay_postgres,
+            "relay_postgres_sealed",
+        ),
+        (
+            "projection into the single customer view",
+            f.projection_sealed,
+            f.projection_clear_beside,
+            "projection_sealed_1",
+        ),
+    )
+    table = []
+    for figure, sealed, clear, phase in compared:
+        ratio = sealed / clear if clear else 0.0
+        table.append(
+            Row(
+                f"{figure}, personal data sealed (AES-256-GCM, a key per customer)",
+                ours=f"{_n(sealed)} ev/s",
+                reference=f"in clear {_n(clear)}",
+                ratio=f"{ratio:.2f}",
+                target=f"≥ {SEALED_TARGET} of clear",
+                met=ratio >= SEALED_TARGET,
+                miss=_short(ratio, SEALED_TARGET),
                 phase=phase,
             )
         )

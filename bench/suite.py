@@ -35,10 +35,11 @@ from crm_customer.views.documents import CUSTOMERS
 from crm_events.topics import COREBANKING_ACCOUNTS, COREBANKING_CUSTOMERS, CUSTOMER_EVENTS
 from crm_simulator.feed import organisation_feed
 from crm_simulator.population import SimulatedCustomer, population
+from local_infra.accounts import LocalSecrets
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
-from bench import http_load, limits, pipeline, report
+from bench import http_load, limits, pipeline, report, sealed
 from bench.bank import CRM_SOURCE, START, Expected, crm_history, upstream
 from bench.common import (
     OUTPUT,
@@ -279,6 +280,8 @@ async def _pipeline(
         )
     await pipeline.verify(view, expected)
     figures.view_document_bytes = await _average_size(view, CUSTOMERS)
+    run = sealed.Run(found, names, phases, figures, customers, args.seed, tmp)
+    await sealed.sealed_phases(run, mongo, VIEW_TOPICS, expected, core, args.batch)
     async with phases("baseline", f"per-event baseline ({sample:,} events)", events=sample):
         figures.baseline = await pipeline.baseline_rate(
             kafka, mongo[names.database("baseline")], topics, names.group("baseline"), sample
@@ -318,7 +321,9 @@ async def _http(
     customers = population(args.seed, args.customers)[: args.http_customers]
     data, log = tmp / "service", OUTPUT / "logs" / f"service-{names.run}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    tokens = RealmTokens(found.oidc_issuer)
+    if found.secrets_dir is None:
+        raise SystemExit("the bench's HTTP phases need the servers' secrets (CRM_SECRETS_DIR)")
+    tokens = RealmTokens(found.oidc_issuer, LocalSecrets.in_folder(found.secrets_dir))
     await grant_customer_service(found.kafka, names)
     system = functools.partial(tokens.service_token, UPSTREAM_SYSTEM)
     label = f"commands via HTTP, API only ({len(customers):,} customers)"
@@ -459,7 +464,8 @@ async def _clean(found: Servers, names: Names, mongo: AsyncMongoClient[dict[str,
     finally:
         await admin.close()
     with psycopg.connect(found.postgres, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{names.database("relay")}" WITH (FORCE)')
+        for database in ("relay", *sealed.DATABASES):
+            conn.execute(f'DROP DATABASE IF EXISTS "{names.database(database)}" WITH (FORCE)')
 
 
 def main() -> None:

@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from crm_backbone.kafka_acls import ADMIN
+from crm_backbone.keys.database import DatabaseKeyStore, PostgresKeyDatabase
+from crm_backbone.keys.factory import key_wrapper
+from crm_backbone.keys.sealer import KeySealer
 from crm_backbone.settings import ServiceSettings, configure_logging
 
 
@@ -51,6 +54,15 @@ def kafka_login(config: dict[str, Any]) -> dict[str, Any]:
     ACL table), its password read from the folder the configuration names."""
     settings = ServiceSettings(kafka_secrets_dir=Path(config["kafka_secrets"]))
     return settings.kafka_client_options(ADMIN)
+
+
+def key_sealer(config: dict[str, Any]) -> KeySealer:
+    """The customer service's sealer as the services wire it (personal data sealed in the
+    store and on Kafka): the scenario's key database (``keys``, a DSN), data keys wrapped
+    by the profile's master key ring from the secrets folder ``secrets`` (the launcher's)."""
+    settings = ServiceSettings(secrets_dir=Path(config["secrets"]))
+    keys = DatabaseKeyStore(PostgresKeyDatabase(config["keys"]), key_wrapper(settings))
+    return KeySealer(keys, capacity=settings.key_cache_size, ttl_s=settings.key_cache_ttl_s)
 
 
 READY = "child ready"

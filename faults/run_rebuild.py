@@ -18,7 +18,7 @@ from crm_customer.views import CustomerViews
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from faults.child import KillSwitch, configuration, kafka_login
+from faults.child import KillSwitch, configuration, kafka_login, key_sealer
 
 _swap = rebuilding._swap
 
@@ -48,6 +48,7 @@ async def main() -> None:
             live_group=config["live_group"],
             topics=config["topics"],
             lease=config["lease"],
+            sealer=key_sealer(config),
         )
     finally:
         await mongo.close()

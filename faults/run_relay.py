@@ -1,10 +1,11 @@
 """The customer service's outbox relay, publishing to the suite's topics.
 
 ``python -m faults.run_relay CONFIG``; CONFIG is JSON with ``kafka``, ``postgres`` (the
-event store's DSN), ``topic_prefix`` (of the suite's topic names), optionally ``name``
-(a relay of another name keeps its own position: ``"replay"`` republishes everything from
-the start), ``die``: once armed (SIGUSR1), the relay kills itself after Kafka
-acknowledged a batch and before it records its new position, and ``reject`` =
+event store's DSN), ``keys`` and ``secrets`` (``child.key_sealer``: personal data sealed as
+the customer service seals it), ``topic_prefix`` (of the suite's topic names), optionally
+``name`` (a relay of another name keeps its own position: ``"replay"`` republishes
+everything from the start), ``die``: once armed (SIGUSR1), the relay kills itself after
+Kafka acknowledged a batch and before it records its new position, and ``reject`` =
 ``{"event": NAME, "from": ISO TIME}``: a translator bug, it rejects the domain events of
 class ``NAME`` (``Customer.StatusChanged``, say) stored from that time on.
 """
@@ -18,15 +19,16 @@ from typing import Any
 
 from crm_backbone.eventstore import EventStoreConfig
 from crm_backbone.relay import OutboxRelay, Translate
+from crm_backbone.sealing import EventSealing
 from crm_backbone.topic_names import TopicNames
 from crm_customer.application import CustomerApplication
-from crm_customer.publication import translate
+from crm_customer.publication import PAYLOADS, translate
 from crm_events.registry import EventPayload
 from crm_events.topics import Service
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Tracking
 
-from faults.child import KillSwitch, configuration, kafka_login, run_until_stopped
+from faults.child import KillSwitch, configuration, kafka_login, key_sealer, run_until_stopped
 
 
 class _DyingTracking:
@@ -59,7 +61,8 @@ async def main() -> None:
     config = configuration("fault-relay")
     switch = KillSwitch()
     store = EventStoreConfig(postgres_dsn=config["postgres"])
-    app = CustomerApplication(env=store.environment())
+    sealer = key_sealer(config)
+    app = CustomerApplication(env=store.environment(), sealing=EventSealing(sealer, PAYLOADS))
     reject: dict[str, str] | None = config.get("reject")
     relay = OutboxRelay(
         app,
@@ -72,6 +75,7 @@ async def main() -> None:
         postgres_dsn=store.postgres_dsn,
         route=TopicNames(config["topic_prefix"]).of_event,
         name=f"{app.name}->kafka-{config['name']}" if config.get("name") else None,
+        sealer=sealer,
     )
     if config.get("die"):
         relay.tracking = _DyingTracking(relay.tracking, switch)  # type: ignore[assignment]

@@ -2,12 +2,13 @@
 
 ``python -m faults.run_worker CONFIG``; CONFIG is JSON with ``kafka``, ``mongo``,
 ``database``, ``view_topics``, ``ledger_topics``, ``dead_letters`` (topic), ``prefix`` (of
-the consumer groups), ``max_records`` and optionally ``die`` = ``{"engine": NAME, "at":
-"positions" | "commit"}``: once armed (SIGUSR1), the engine's next batch kills the worker
-after its view writes and before its positions write (``positions``), or after the whole
-batch was written and before Kafka commits its offsets (``commit``); and ``bug`` =
-``{"event": TYPE, "one_in": N}``: a code bug, the customer view's handler of TYPE raises
-for the aggregates of one id in N (by CRC-32).
+the consumer groups), ``max_records``, ``keys`` and ``secrets`` (``child.key_sealer``: the
+sealed personal data opened as a service's worker does) and optionally ``die`` =
+``{"engine": NAME, "at": "positions" | "commit"}``: once armed (SIGUSR1), the engine's next
+batch kills the worker after its view writes and before its positions write (``positions``),
+or after the whole batch was written and before Kafka commits its offsets (``commit``); and
+``bug`` = ``{"event": TYPE, "one_in": N}``: a code bug, the customer view's handler of TYPE
+raises for the aggregates of one id in N (by CRC-32).
 
 As in a service's worker, each consumer waits at its pause gate (a rebuild) before each
 batch, and holds whose dead letters were settled are drained now and then.
@@ -41,7 +42,7 @@ from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload
 from pymongo import AsyncMongoClient
 
-from faults.child import KillSwitch, configuration, kafka_login, run_until_stopped
+from faults.child import KillSwitch, configuration, kafka_login, key_sealer, run_until_stopped
 from faults.ledger import Ledger
 
 
@@ -103,7 +104,8 @@ async def main() -> None:
     await producer.start()
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(config["mongo"], tz_aware=True)
     database = mongo[config["database"]]
-    dead_letters = KafkaDeadLetters(producer, config["dead_letters"])
+    sealer = key_sealer(config)
+    dead_letters = KafkaDeadLetters(producer, config["dead_letters"], sealer)
     broker = kafka_broker(config["kafka"], kafka_login(config), logger=None)
     bug: dict[str, Any] | None = config.get("bug")
     views = _ViewsWithBug(bug["event"], bug["one_in"]) if bug else CustomerViews()
@@ -112,9 +114,8 @@ async def main() -> None:
         (views, config["view_topics"]),
         (Ledger(), config["ledger_topics"]),
     ):
-        engine = ProjectionEngine(
-            projection, database, dead_letters, f"{config['prefix']}.{projection.name}"
-        )
+        group = f"{config['prefix']}.{projection.name}"
+        engine = ProjectionEngine(projection, database, dead_letters, group, sealer=sealer)
         await engine.setup()
         processor: ProjectionEngine | _DyingBeforeCommit = engine
         if die.get("engine") == projection.name:

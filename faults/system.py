@@ -30,9 +30,11 @@ from crm_backbone.holds import VIEW_PARKING_SUFFIX
 from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.parking import PARKING_COLLECTION
 from crm_backbone.projection import Document
+from crm_backbone.sealing import EventSealing
 from crm_backbone.settings import KAFKA
 from crm_backbone.topic_names import TopicNames
 from crm_customer.application import CustomerApplication
+from crm_customer.publication import PAYLOADS
 from crm_customer.views import CustomerViews
 from crm_events.topics import (
     CONTACTLOG_EVENTS,
@@ -44,6 +46,7 @@ from local_infra.infra import Infra
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from faults.child import key_sealer
 from faults.ledger import Ledger
 from faults.processes import Child
 
@@ -81,6 +84,14 @@ class System:
         self.groups = [f"{self.name}.{CustomerViews.name}", f"{self.name}.{Ledger.name}"]
         self.logs = logs / self.name
         self.store_dsn = self._dsn(self.name)
+        self.keys_database = f"{self.name}_keys"
+        self.keys = {
+            "keys": self._dsn(self.keys_database),
+            "secrets": str(self.infra.postgres.secrets.folder),
+        }
+        """Where every process of the scenario finds the customers' data keys, as the
+        customer service does (``child.key_sealer``): the scenario's key database, and the
+        secrets folder holding the profile's master key ring (written by the launcher)."""
         self.mongo: AsyncMongoClient[Document] = AsyncMongoClient(
             infra.mongo.admin_uri, tz_aware=True, serverSelectionTimeoutMS=5000
         )
@@ -113,6 +124,7 @@ class System:
         config = {
             "kafka": self.infra.kafka.address,
             "kafka_secrets": str(self.infra.kafka.secrets.folder / KAFKA),
+            **self.keys,
             "postgres": self.store_dsn,
             "topic_prefix": self.topic_names.prefix,
             "name": "replay" if replay else None,
@@ -130,6 +142,7 @@ class System:
         config = {
             "kafka": self.infra.kafka.address,
             "kafka_secrets": str(self.infra.kafka.secrets.folder / KAFKA),
+            **self.keys,
             "mongo": self.infra.mongo.admin_uri,
             "database": self.name,
             "view_topics": self.topics,
@@ -148,6 +161,7 @@ class System:
         config = {
             "kafka": self.infra.kafka.address,
             "kafka_secrets": str(self.infra.kafka.secrets.folder / KAFKA),
+            **self.keys,
             "mongo": self.infra.mongo.admin_uri,
             "database": self.name,
             "topics": self.topics,
@@ -185,9 +199,16 @@ class System:
 
     def _create_store(self) -> None:
         with psycopg.connect(self.infra.postgres.admin_dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.name}"')
+            for database in (self.name, self.keys_database):
+                conn.execute(f'CREATE DATABASE "{database}"')
         store = EventStoreConfig(postgres_dsn=self.store_dsn)
-        self.app = CustomerApplication(env=store.environment())
+        self.infra.postgres.secrets.master_keys()  # the launcher's ring (made if missing)
+        sealer = key_sealer(self.keys)
+        self.app = CustomerApplication(
+            env=store.environment(),
+            sealing=EventSealing(sealer, PAYLOADS),
+            subject_keys=sealer,
+        )
 
     async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
         if self._supervisor is not None:
@@ -226,7 +247,8 @@ class System:
 
         def drop_store() -> None:
             with psycopg.connect(self.infra.postgres.admin_dsn, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+                for database in (self.name, self.keys_database):
+                    conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
         await asyncio.to_thread(drop_store)
 

@@ -31,6 +31,7 @@ from local_infra.infra import Infra
 from local_infra.servers import Server
 from pymongo import AsyncMongoClient
 
+from faults.child import key_sealer
 from faults.driver import Driver
 from faults.ledger import LEDGER, Ledger
 from faults.outages import restart
@@ -257,7 +258,7 @@ async def test_handler_bug_dead_lettered_then_fixed_and_redriven(
         ]
         assert letters
         ended = time.monotonic()
-        await redrive(bootstrap, letters, admin)
+        await redrive(bootstrap, letters, key_sealer(system.keys), admin)  # sealed
         return Fault(
             len(letters),
             f"{bug['event']} handler raising for 1 customer in {bug['one_in']}: "

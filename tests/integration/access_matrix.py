@@ -60,7 +60,9 @@ class Kind(StrEnum):
     MANAGE = "manage"
     """Running a campaign of a branch: branch management and the systems only."""
     AUDIT = "audit"
-    """The audit trail: the auditor's alone."""
+    """The audit trail: the auditor's, and the data protection officer's (erasures only)."""
+    ERASURE = "erasure"
+    """Erasing a customer's personal data: the data protection officer's alone."""
     OPS = "ops"
     """The operators' endpoints: the operator's alone."""
 
@@ -96,19 +98,23 @@ CALLERS = (
     Caller("ho-0001", "user", may_read=True, may_write=False),
     Caller("op-0001", "user", may_read=False, may_write=False),
     Caller("au-0001", "user", may_read=False, may_write=False),
+    Caller("dp-0001", "user", may_read=False, may_write=False),
     Caller("core-banking", "client", may_read=False, may_write=True),
     Caller("crm-customer", "client", may_read=True, may_write=True),
 )
 """A relationship manager, branch manager and regional head of the East, head office's
-analyst (read-only), the operator and the auditor (no book), an upstream system
-(commands, no reads) and a CRM service's own account (the whole book)."""
+analyst (read-only), the operator, the auditor and the data protection officer (no
+book), an upstream system (commands, no reads) and a CRM service's own account (the
+whole book)."""
 
 
 def expected_status(caller: Caller, kind: Kind, label: str) -> int | Literal["2xx"]:
     """What ``caller`` must get from an endpoint of ``kind`` about customer ``label``."""
     reaches = caller.reaches(OWNERS[label])
     if kind is Kind.AUDIT:
-        return 200 if caller.name == "au-0001" else 403
+        return 200 if caller.name in ("au-0001", "dp-0001") else 403
+    if kind is Kind.ERASURE:
+        return "2xx" if caller.name == "dp-0001" else 403
     if kind is Kind.OPS:
         return 200 if caller.name == "op-0001" else 403
     if kind in (Kind.COMMAND, Kind.PLACE, Kind.REASSIGN, Kind.MANAGE):

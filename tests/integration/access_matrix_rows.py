@@ -323,6 +323,16 @@ CUSTOMER_ROWS = [
         Kind.COMMAND,
         _on_fresh_customer("/customers/{customer_id}/merge", _merge),
     ),
+    Row(
+        "customer",
+        "POST",
+        "/customers/{customer_id}/erasure",
+        Kind.ERASURE,
+        _on_fresh_customer(
+            "/customers/{customer_id}/erasure",
+            _fixed({"legal_basis": "pipl_art47_3_consent_withdrawn", "reason": "matrix"}),
+        ),
+    ),
 ]
 
 

@@ -3,19 +3,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import httpx
+import psycopg
 import pytest
+from crm_backbone.credentials import KEY_STORE
 from crm_backbone.eventstore import EventStoreConfig
+from crm_backbone.runtime import ServiceHandle
 from crm_backbone.settings import ServiceSettings
 from crm_backbone.topic_names import TopicNames
+from crm_campaign import api as campaign_api
+from crm_campaign import bootstrap as campaign_boot
+from crm_contactlog import api as contact_api
+from crm_contactlog import bootstrap as contact_boot
+from crm_customer import api as customer_api
+from crm_customer import bootstrap as customer_boot
+from crm_opportunity import api as opportunity_api
+from crm_opportunity import bootstrap as opportunity_boot
 from crm_simulator.feed import organisation_feed
-from local_infra.harness import produce_plain
-from local_infra.pytest_plugin import Servers
+from fastapi import FastAPI
+from local_infra.harness import produce_plain, serving
+from local_infra.pytest_plugin import IdentityProvider, Servers
 from local_infra.tokens import RealmTokens
+from pymongo import AsyncMongoClient
+
+if TYPE_CHECKING:
+    from tests.integration.erasure_support import Bank
 
 ORGANISATION_DATE = datetime(2026, 1, 5, tzinfo=UTC)
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
@@ -60,9 +80,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore
 
 
 @pytest.fixture(scope="session")
-def realm_tokens(oidc_issuer: str) -> RealmTokens:
+def realm_tokens(identity_provider: IdentityProvider) -> RealmTokens:
     """Bearer tokens of the genuine Keycloak's demo users and clients (local realm)."""
-    return RealmTokens(oidc_issuer)
+    return RealmTokens(identity_provider.issuer, identity_provider.secrets)
 
 
 async def publish_organisation(bootstrap: str, topic_prefix: str) -> int:
@@ -75,3 +95,103 @@ async def publish_organisation(bootstrap: str, topic_prefix: str) -> int:
     ]
     await produce_plain(bootstrap, records)
     return len(records)
+
+
+CREATE_APP: dict[str, Callable[[Any], FastAPI]] = {
+    "customer": customer_api.create_app,
+    "opportunity": opportunity_api.create_app,
+    "contact-log": contact_api.create_app,
+    "campaign": campaign_api.create_app,
+}
+"""Each service's API, by the service's name."""
+
+
+async def eventually(done: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait (bounded: a minute) until ``done``; fail naming ``what`` never happened."""
+    for _ in range(600):
+        if await done():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never: {what}")
+
+
+@asynccontextmanager
+async def served_services(
+    handles: Mapping[str, ServiceHandle],
+    bootstrap: str,
+    topic_prefix: str,
+    staff_known: Callable[[ServiceHandle], Awaitable[bool]],
+) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """Each service's API served on a port of its own, and a client of it by name, once
+    the organisation, published to the test's topics, reached every service."""
+    async with AsyncExitStack() as stack:
+        clients = {
+            name: await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=await stack.enter_async_context(serving(CREATE_APP[name](handle))),
+                    timeout=30,
+                )
+            )
+            for name, handle in handles.items()
+        }
+        await publish_organisation(bootstrap, topic_prefix)
+        for handle in handles.values():
+            await eventually(partial(staff_known, handle), "the organisation reached a service")
+        yield clients
+
+
+@pytest.fixture
+async def bank(
+    request: pytest.FixtureRequest,
+    crm_servers: Servers,
+    unique_name: Callable[[str], str],
+    topic_prefix: str,
+    realm_tokens: RealmTokens,
+    settings_for: SettingsFor,
+) -> AsyncIterator[Bank]:
+    """The four services on the test's own topics and namespace, once each knows the
+    organisation; their event stores on SQLite, or PostgreSQL when the test parametrizes
+    ``bank`` indirectly with ``"postgres"``. Their databases are dropped afterwards."""
+    # The erasure tests' helpers import this module's fixtures' types: imported here.
+    from tests.integration.erasure_support import Bank, staff_known
+
+    event_store = getattr(request, "param", "sqlite")
+    namespace = unique_name("erasure")[:30]
+    overrides = {
+        "namespace": namespace,
+        "event_store": event_store,
+        "postgres_dsn": crm_servers.postgres_dsn,
+    }
+    customer = customer_boot.bootstrap(settings_for(customer_boot.CustomerSettings, **overrides))
+    opportunity = opportunity_boot.bootstrap(
+        settings_for(opportunity_boot.OpportunitySettings, **overrides)
+    )
+    contact_log = contact_boot.bootstrap(settings_for(contact_boot.ContactLogSettings, **overrides))
+    campaign = campaign_boot.bootstrap(settings_for(campaign_boot.CampaignSettings, **overrides))
+    handles: dict[str, ServiceHandle] = {
+        "customer": customer,
+        "opportunity": opportunity,
+        "contact-log": contact_log,
+        "campaign": campaign,
+    }
+    async with served_services(handles, crm_servers.kafka_bootstrap, topic_prefix, staff_known) as (
+        clients
+    ):
+        yield Bank(
+            clients,
+            handles,
+            realm_tokens,
+            crm_servers.kafka_bootstrap,
+            topic_prefix,
+            "".join(c for c in unique_name("") if c.isdigit())[-6:].rjust(6, "3"),
+        )
+    settings = ServiceSettings(namespace=namespace)
+    cleaner: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
+    for name in handles:
+        await cleaner.drop_database(settings.mongo_database(name))
+    await cleaner.close()
+    if event_store == "postgres":
+        with psycopg.connect(crm_servers.postgres_dsn, autocommit=True) as conn:
+            for name in [*handles, KEY_STORE]:
+                database = settings.mongo_database(name)
+                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

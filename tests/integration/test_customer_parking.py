@@ -88,7 +88,10 @@ async def instances(
     )
     first = bootstrap(config)
     await first.runtime.start()
-    second = CustomerApplication(env=config.event_store_config("customer").environment())
+    second = CustomerApplication(  # sealing as the first: the same keys, the same fields
+        env=config.event_store_config("customer").environment(),
+        sealing=first.application.sealing,
+    )
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
     login = config.kafka_client_options(principal_of(Service.CUSTOMER))
     producer = reliable_producer(crm_servers.kafka_bootstrap, **login)
@@ -99,6 +102,7 @@ async def instances(
         KafkaDeadLetters(producer, config.topic_names().dead_letter),
         first.runtime.group(policy.name),
         mongo[config.mongo_database("customer")],
+        sealer=first.runtime.sealer,
     )
     await consumer.setup()
     broker = kafka_broker(crm_servers.kafka_bootstrap, login, logger=None)

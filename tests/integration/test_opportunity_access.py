@@ -20,9 +20,10 @@ from typing import Any
 import httpx
 import pytest
 from crm_backbone.book import CUSTOMER_OWNERS
-from crm_backbone.masking import PersonalData
+from crm_backbone.masking import mask_value
 from crm_backbone.organisation import STAFF
 from crm_backbone.readmodel import wait_until_applied
+from crm_events.personal import PersonalData
 from crm_events.topics import CUSTOMER_EVENTS, Service
 from crm_opportunity.api import create_app
 from crm_opportunity.bootstrap import OpportunityService, OpportunitySettings, bootstrap
@@ -239,7 +240,7 @@ async def test_each_caller_reaches_its_book_and_a_reassignment_moves_it(world: W
     # The analyst reads everything, masked, and changes nothing; the operator reads nothing.
     analyst = world.as_("ho-0001")
     lead = (await world.client.get(f"/leads/{records['A']['lead']}", headers=analyst)).json()
-    assert lead["contact_name"] == PersonalData.NAME.mask("Wang Fang") != "Wang Fang"
+    assert lead["contact_name"] == mask_value(PersonalData.NAME, "Wang Fang") != "Wang Fang"
     need = (await world.client.get(f"/needs/{records['A']['need']}", headers=analyst)).json()
     assert need["content"] == "***"
     refused = await world.client.post(

@@ -22,7 +22,7 @@ from decimal import Decimal
 import pytest
 from crm_backbone.access import Reach, reach_for
 from crm_backbone.book import CustomerBook, CustomerOwnersView
-from crm_backbone.masking import PersonalData
+from crm_backbone.masking import mask_value
 from crm_backbone.principal import Principal
 from crm_backbone.projection import Document, Projection, ProjectionEngine
 from crm_backbone.testing import InMemoryRecord, NoDeadLetters
@@ -31,6 +31,7 @@ from crm_events import customer as cu
 from crm_events import opportunity as op
 from crm_events.common import Channel, CustomerName, CustomerType, Money
 from crm_events.envelope import Envelope
+from crm_events.personal import PersonalData
 from crm_events.registry import EventPayload
 from crm_events.topics import Service
 from crm_opportunity.ownership import Book
@@ -311,7 +312,7 @@ async def assert_reach(
         }
         assert {item.lead_id for item in queue.items} == expected_leads, (staff_id, branch_id)
         assert queue.open == len(expected_leads)
-        masked = PersonalData.NAME.mask("Zhao Min") if reach.masked else "Zhao Min"
+        masked = mask_value(PersonalData.NAME, "Zhao Min") if reach.masked else "Zhao Min"
         assert {item.contact_name for item in queue.items} <= {masked}
         queued += len(expected_leads)
     return len(deals) + len(expected_needs) + queued

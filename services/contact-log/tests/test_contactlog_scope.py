@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from crm_backbone.book import CustomerOwnersView
-from crm_backbone.masking import PersonalData
+from crm_backbone.masking import mask_value
 from crm_backbone.projection import Document, Projection
 from crm_backbone.testing_identity import TEST_BRANCHES, TEST_POSITIONS, TestIdentity
 from crm_contactlog.api import create_app
@@ -37,6 +37,7 @@ from crm_events import customer as cu
 from crm_events.common import CustomerName, CustomerType
 from crm_events.envelope import Envelope
 from crm_events.organisation import Role
+from crm_events.personal import PersonalData
 from crm_events.registry import EventPayload
 from crm_events.topics import Service
 from hypothesis import HealthCheck, given, settings
@@ -281,7 +282,9 @@ async def check_reader(scenario: Scenario, reader: str) -> int:
 def assert_masked_names(task_list: Mapping[str, Any]) -> None:
     for task in _tasks(task_list):
         name = task["customer_name"]
-        assert name is None or name == PersonalData.NAME.mask(f"Fang Wang {task['customer_id']}")
+        assert name is None or name == mask_value(
+            PersonalData.NAME, f"Fang Wang {task['customer_id']}"
+        )
         assert task["title"] == "***"
 
 

@@ -6,13 +6,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from crm_backbone.keys import KeySealer
+from crm_backbone.keys.memory import InMemoryKeys
+from crm_backbone.sealing import EventSealing
 from crm_backbone.snapshot_check import Command, check_snapshots
 from crm_contactlog.application import ContactLogApplication
 from crm_contactlog.domain import Activity, Contact
+from crm_contactlog.publication import PAYLOADS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-MAPPER = ContactLogApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
+MAPPER = ContactLogApplication(
+    env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
+    sealing=EventSealing(KeySealer(InMemoryKeys()), PAYLOADS),
+).mapper
+"""The service's mapper, personal data sealed as in its event store."""
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 moments = st.builds(

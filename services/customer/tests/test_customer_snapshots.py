@@ -5,14 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from crm_backbone.keys import KeySealer
+from crm_backbone.keys.memory import InMemoryKeys
+from crm_backbone.sealing import EventSealing
 from crm_backbone.snapshot_check import Command, check_snapshots
 from crm_customer.application import CustomerApplication
 from crm_customer.domain import Customer
+from crm_customer.publication import PAYLOADS
 from crm_events.customer import CustomerStatus, GroupRole, GroupType, RelationshipType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-MAPPER = CustomerApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
+MAPPER = CustomerApplication(
+    env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
+    sealing=EventSealing(KeySealer(InMemoryKeys()), PAYLOADS),
+).mapper
+"""The service's mapper, personal data sealed as in its event store."""
 
 days = st.sampled_from(["2024-01-05", "2024-06-30", "2025-02-11"])
 reasons = st.none() | st.sampled_from(["asked by the customer", "review"])

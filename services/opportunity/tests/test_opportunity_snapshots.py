@@ -5,16 +5,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from crm_backbone.keys import KeySealer
+from crm_backbone.keys.memory import InMemoryKeys
+from crm_backbone.sealing import EventSealing
 from crm_backbone.snapshot_check import Command, check_snapshots
 from crm_events.opportunity import LeadSource, NeedStatus, OpportunityStage
 from crm_opportunity.application import OpportunityApplication
 from crm_opportunity.domain.lead import Lead
 from crm_opportunity.domain.need import Need
 from crm_opportunity.domain.opportunity import Opportunity
+from crm_opportunity.publication import PAYLOADS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-MAPPER = OpportunityApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
+MAPPER = OpportunityApplication(
+    env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
+    sealing=EventSealing(KeySealer(InMemoryKeys()), PAYLOADS),
+).mapper
+"""The service's mapper, personal data sealed as in its event store."""
 
 managers = st.sampled_from(["RM-1", "RM-2"])
 reasons = st.none() | st.just("workload")

@@ -28,10 +28,10 @@ from crm_backbone.access import (
     scope_filter,
     scoped,
 )
-from crm_backbone.masking import PersonalData
 from crm_backbone.organisation import Position
 from crm_backbone.principal import Principal
 from crm_events.organisation import Role
+from crm_events.personal import PersonalData
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -177,6 +177,7 @@ def _position(role: Role, **placed: Any) -> Position:
         (Role.ANALYST, {}, True),
         (Role.OPERATOR, {"manager_id": "rm-1", "branch_id": "BR-1"}, False),
         (Role.AUDITOR, {"manager_id": "rm-1", "branch_id": "BR-1"}, False),
+        (Role.DATA_PROTECTION_OFFICER, {"manager_id": "rm-1", "branch_id": "BR-1"}, False),
     ],
 )
 def test_each_role_reaches_its_level(role: Role, record: dict[str, Any], reached: bool) -> None:
@@ -198,6 +199,7 @@ def test_each_role_reaches_its_level(role: Role, record: dict[str, Any], reached
         (Role.ANALYST, Surface.BOOK, True, False, True),
         (Role.OPERATOR, Surface.OPS, True, False, True),
         (Role.AUDITOR, Surface.AUDIT, True, False, True),
+        (Role.DATA_PROTECTION_OFFICER, Surface.ERASURE, True, True, True),
         (ServiceRole.CRM_SERVICE, Surface.BOOK, True, True, False),
         (ServiceRole.UPSTREAM_SYSTEM, Surface.BOOK, False, True, True),
     ],

@@ -8,10 +8,15 @@ What each account may do (``docs/access.md``):
   pause gates; ``read`` includes the change streams of its own collections); on
   PostgreSQL the role ``<ns>_S``, owner of the database ``<ns>_S`` and nothing else: no
   superuser, no ``CREATEDB``, no ``CREATEROLE``; the database refuses every other role.
+- the key database ``<ns>_keys`` (the data subjects' wrapped keys, ``crm_backbone.keys``),
+  the administrator's: every service's role may connect, read keys and add a live key;
+  only the customer service's may destroy one (a tombstone) and rewrap them; ``ops``'s
+  role may read them and do nothing else on PostgreSQL.
 - ``ops`` (``crm-ops``): on MongoDB ``readWrite`` on ``<ns>_ops`` (its dead-letter
   ledger) and on every service's database (rebuild, replay, settling dead letters, pause
   gates), and ``readWrite`` with ``dbAdmin`` on the database a rebuild builds beside the
-  live one (it drops it afterwards); no PostgreSQL account.
+  live one (it drops it afterwards); on PostgreSQL the role ``<ns>_ops``, which may only
+  read the key database's keys.
 
 The administrators (``admin`` on MongoDB, ``postgres`` on PostgreSQL) are the launcher's
 and the test harness's only.
@@ -22,13 +27,25 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from crm_backbone import credentials
-from crm_backbone.credentials import MONGODB, OPS, POSTGRESQL, Account, database_name, postgres_dsn
+from crm_backbone.credentials import (
+    KEY_STORE,
+    MASTER_KEYS,
+    MONGODB,
+    OPS,
+    POSTGRESQL,
+    Account,
+    database_name,
+    postgres_dsn,
+)
+from crm_backbone.keys.database import TABLE as KEY_TABLE
+from crm_backbone.keys.database import table_ddl
+from crm_backbone.keys.master import MasterKeyRing
 from crm_backbone.rebuild import SCRATCH
 from crm_events.topics import SUBSCRIPTIONS
 from psycopg import sql
@@ -45,6 +62,12 @@ POSTGRES_ADMIN = "postgres"
 ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
 """A service's PostgreSQL role: it logs in, and may do nothing beyond its database."""
 USER_EXISTS = 51003
+LIVE_KEY_WRITER = "SELECT, INSERT (subject, wrapped_key, master_key_id, created_at)"
+"""A service's access to the keys: read them, and add a live key (not a tombstone, which
+needs ``destroyed_at``)."""
+KEY_PRIVILEGES = {"customer": "SELECT, INSERT, UPDATE", OPS: "SELECT"}
+"""The exceptions: the customer service, which erases, also destroys keys and rewraps them;
+``crm-ops`` only reads them (rebuilds and replays open what the topics carry sealed)."""
 
 
 def as_administrators(
@@ -70,14 +93,30 @@ class LocalSecrets:
     def __init__(self, state_dir: Path) -> None:
         self.folder = state_dir / "secrets"
 
+    @classmethod
+    def in_folder(cls, folder: Path) -> LocalSecrets:
+        """The secrets in ``folder`` itself (the one ``CRM_SECRETS_DIR`` names)."""
+        found = cls(folder.parent)
+        found.folder = folder
+        return found
+
     def password(self, server: str, user: str) -> SecretStr:
         """The account's password: the one stored, else a new random one, stored."""
-        path = self.folder / server / user
+        return self._stored(server, user, lambda: secrets.token_urlsafe(24))
+
+    def master_keys(self) -> SecretStr:
+        """The profile's master key ring (``keys/master-keys``, ``crm_backbone.keys.master``):
+        one key, made at the first start."""
+        return self._stored(KEY_STORE, MASTER_KEYS, lambda: MasterKeyRing.new_entry("local-1"))
+
+    def _stored(self, server: str, name: str, new: Callable[[], str]) -> SecretStr:
+        """The secret ``server/name``: the one stored, else ``new()``, stored (mode 600)."""
+        path = self.folder / server / name
         if not path.is_file():
             for folder in (self.folder, path.parent):
                 folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(24))
+            path.write_text(new())
         return SecretStr(path.read_text().strip())
 
     def passwords(
@@ -132,9 +171,10 @@ def drop_mongo_users(admin: MongoClient[dict[str, Any]], namespace: str) -> None
 
 
 def provision_postgres(admin_dsn: str, namespace: str, passwords: Mapping[str, SecretStr]) -> None:
-    """Create (or bring up to date) each service's role and the database it owns."""
-    for service, password in passwords.items():
-        name = database_name(namespace, service)
+    """Create (or bring up to date) each service's role and the database it owns, the
+    key database, and ``ops``'s role (a key reader, owning nothing) when it has a password."""
+    for process, password in passwords.items():
+        name = database_name(namespace, process)
         role = sql.Identifier(name)
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
@@ -145,12 +185,45 @@ def provision_postgres(admin_dsn: str, namespace: str, passwords: Mapping[str, S
                     sql.Literal(password.get_secret_value()),
                 )
             )
+            if process == OPS:
+                continue
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(role, role))
             else:
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(role, role))
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(role))
         _hand_over(postgres_dsn(admin_dsn, None, name), name)
+    provision_key_store(admin_dsn, namespace, tuple(passwords))
+
+
+def key_store_grants(namespace: str, processes: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """What ``processes``' roles may do with the key database of ``namespace`` (see the
+    module's documentation): the statements run on the server, then those run in it."""
+    database = database_name(namespace, KEY_STORE)
+    roles = {process: database_name(namespace, process) for process in processes}
+    on_server = [f"REVOKE ALL ON DATABASE {database} FROM PUBLIC"] + [
+        f"GRANT CONNECT ON DATABASE {database} TO {role}" for role in roles.values()
+    ]
+    in_database = [*table_ddl(postgres=True), f"REVOKE ALL ON {KEY_TABLE} FROM PUBLIC"] + [
+        f"GRANT {KEY_PRIVILEGES.get(process, LIVE_KEY_WRITER)} ON {KEY_TABLE} TO {role}"
+        for process, role in roles.items()
+    ]
+    return on_server, in_database
+
+
+def provision_key_store(admin_dsn: str, namespace: str, processes: tuple[str, ...]) -> None:
+    """The key database of ``namespace`` (the administrator's) with its table, and the
+    grants of ``processes``' roles."""
+    name = database_name(namespace, KEY_STORE)
+    on_server, in_database = key_store_grants(namespace, processes)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        for statement in on_server:
+            conn.execute(statement.encode())
+    with psycopg.connect(postgres_dsn(admin_dsn, None, name), autocommit=True) as conn:
+        for statement in in_database:
+            conn.execute(statement.encode())
 
 
 _NOT_OWNED = """
@@ -179,8 +252,14 @@ def _hand_over(database_dsn: str, role: str) -> None:
 
 
 def drop_postgres_accounts(admin_dsn: str, namespace: str) -> None:
-    """Remove every service database and role of ``namespace`` (a test's, afterwards)."""
+    """Remove every service database and role of ``namespace``, and its key database (a
+    test's, afterwards)."""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        keys = sql.Identifier(database_name(namespace, KEY_STORE))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(keys))
+        conn.execute(
+            sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(database_name(namespace, OPS)))
+        )
         for service in SERVICES:
             name = sql.Identifier(database_name(namespace, service))
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))

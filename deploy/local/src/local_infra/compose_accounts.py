@@ -14,9 +14,15 @@ import json
 import sys
 from pathlib import Path
 
-from crm_backbone.credentials import OPS, database_name
+from crm_backbone.credentials import KEY_STORE, OPS, database_name
 
-from local_infra.accounts import NAMESPACE, ROLE_ATTRIBUTES, SERVICES, mongo_roles
+from local_infra.accounts import (
+    NAMESPACE,
+    ROLE_ATTRIBUTES,
+    SERVICES,
+    key_store_grants,
+    mongo_roles,
+)
 from local_infra.paths import PROJECT_ROOT
 
 FOLDER = PROJECT_ROOT / "deploy" / "compose"
@@ -46,21 +52,33 @@ def mongo_script() -> str:
 
 def postgres_script() -> str:
     """Run by the ``postgres`` image at its first start (as its superuser)."""
-    variables = " ".join(f'-v {s.replace("-", "_")}="${password_variable(s)}"' for s in SERVICES)
+    processes = (*SERVICES, OPS)
+    variables = " ".join(f'-v {p.replace("-", "_")}="${password_variable(p)}"' for p in processes)
     statements = []
-    for service in SERVICES:
-        name = database_name(NAMESPACE, service)
-        statements += [
-            f"CREATE ROLE {name} {ROLE_ATTRIBUTES} PASSWORD :'{service.replace('-', '_')}';",
-            f"CREATE DATABASE {name} OWNER {name};",
-            f"REVOKE ALL ON DATABASE {name} FROM PUBLIC;",
-        ]
+    for process in processes:
+        name = database_name(NAMESPACE, process)
+        statements.append(
+            f"CREATE ROLE {name} {ROLE_ATTRIBUTES} PASSWORD :'{process.replace('-', '_')}';"
+        )
+        if process != OPS:
+            statements += [
+                f"CREATE DATABASE {name} OWNER {name};",
+                f"REVOKE ALL ON DATABASE {name} FROM PUBLIC;",
+            ]
+    keys = database_name(NAMESPACE, KEY_STORE)
+    on_server, in_database = key_store_grants(NAMESPACE, processes)
+    statements += [
+        f"CREATE DATABASE {keys};",
+        *(f"{statement};" for statement in on_server),
+        f"\\connect {keys}",
+        *(f"{statement};" for statement in in_database),
+    ]
     return "\n".join(
         [
             "#!/bin/sh",
             f"# {HEADER}",
-            "# Each CRM service's role, owning its database and nothing else"
-            " (local_infra.accounts).",
+            "# Each CRM service's role, owning its database and nothing else, crm-ops's, and"
+            " the key database (local_infra.accounts).",
             "set -eu",
             'psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres'
             f" {variables} <<'SQL'",

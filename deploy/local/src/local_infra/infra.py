@@ -76,6 +76,7 @@ class Infra:
             for server in started:
                 server.stop()
             raise
+        self.mongo.secrets.master_keys()  # the key store's, in the secrets folder the env names
         self.write_env_file()
         return timings
 

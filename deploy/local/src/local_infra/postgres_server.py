@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import psycopg
-from crm_backbone.credentials import POSTGRESQL, Account, postgres_dsn
+from crm_backbone.credentials import OPS, POSTGRESQL, Account, postgres_dsn
 from pydantic import SecretStr
 
 from local_infra.accounts import (
@@ -37,7 +37,8 @@ class PostgresServer(Server):
     file names the cluster's folder.
 
     Each service has a role of its own owning its database (``local_infra.accounts``),
-    created at every start with the passwords of the profile's secrets folder.
+    ``crm-ops`` one that reads the key database, created at every start with the passwords
+    of the profile's secrets folder.
     """
 
     name = "postgres"
@@ -142,7 +143,7 @@ class PostgresServer(Server):
     def provision(self, namespace: str) -> None:
         """Each service's role and database in ``namespace``, the roles' passwords in the
         secrets folder (created, or brought up to date)."""
-        passwords = self.secrets.passwords(POSTGRESQL, SERVICES, namespace)
+        passwords = self.secrets.passwords(POSTGRESQL, (*SERVICES, OPS), namespace)
         provision_postgres(self.admin_dsn, namespace, passwords)
 
     def _run_as(self) -> str | None:

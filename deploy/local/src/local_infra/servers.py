@@ -2,7 +2,7 @@
 PID file and log, ready only when it answers a real protocol request.
 
 The concrete servers live in ``kafka_server``, ``mongo_server``, ``postgres_server`` and
-``keycloak_server``.
+``keycloak_server``; ``openbao_server`` is the key store tests' (``pytest_plugin.openbao``).
 """
 
 from __future__ import annotations

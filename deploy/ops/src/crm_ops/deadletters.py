@@ -5,8 +5,12 @@ Kafka records are immutable, so what was done with each (redriven or purged, by 
 when, why) is recorded in the ops database in MongoDB; ``list`` shows the pending ones
 unless asked for all.
 
-Redriving sends the original record (key, value, original headers) back to the topic it
-was read from, marked as the redrive of that dead letter: every consumer of that topic
+A letter's body is sealed under its data subject's key (``crm_backbone.dead_letter_sealing``):
+``crm-ops`` opens it through the key store, as its own role, which may only read keys. A
+letter whose key was destroyed (its subject erased) is erased: it is never sent again.
+
+Redriving sends the original record (key, value, original headers, opened) back to the
+topic it was read from, marked as the redrive of that dead letter: every consumer of that topic
 sees it again, and those that applied it already skip it (they are idempotent), so only
 the one that gave up on it applies it, then the events its dead letter held back
 (:mod:`crm_backbone.holds`). Purging settles the dead letter in the consumer's database,
@@ -15,6 +19,7 @@ and the consumer applies what it held back.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -22,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from crm_backbone.dead_letter_sealing import OpenedLetter, is_sealed, open_letter
 from crm_backbone.holds import (
     REDRIVE_HEADER,
     VIEW_PARKING_SUFFIX,
@@ -32,6 +38,7 @@ from crm_backbone.holds import (
 from crm_backbone.kafka import reliable_producer
 from crm_backbone.parking import PARKING_COLLECTION
 from crm_backbone.records import Document
+from crm_events.personal import FieldSealer
 from crm_events.topics import DEAD_LETTER
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
@@ -39,6 +46,19 @@ from pymongo.asynchronous.collection import AsyncCollection
 from crm_ops.kafka_state import admin_client, ops_login
 
 DLQ_PREFIX = "dlq_"
+
+
+class SealedLetterError(RuntimeError):
+    """A sealed dead letter, and no key store configured to open it."""
+
+
+def original_headers(headers: tuple[tuple[str, bytes], ...]) -> list[tuple[str, bytes]]:
+    """The headers the record had before it was dead-lettered (or redriven)."""
+    return [
+        (name, value)
+        for name, value in headers
+        if not name.startswith(DLQ_PREFIX) and name != REDRIVE_HEADER
+    ]
 
 
 @dataclass(frozen=True)
@@ -60,12 +80,16 @@ class DeadLetter:
         return ""
 
     @property
-    def original_headers(self) -> list[tuple[str, bytes]]:
-        return [
-            (name, value)
-            for name, value in self.headers
-            if not name.startswith(DLQ_PREFIX) and name != REDRIVE_HEADER
-        ]
+    def sealed(self) -> bool:
+        return is_sealed(self.headers)
+
+    def opened(self, sealer: FieldSealer | None) -> OpenedLetter:
+        """The original value and headers; a sealed letter needs ``sealer``."""
+        if not self.sealed:
+            return OpenedLetter(self.value, self.headers, erased=False)
+        if sealer is None:
+            raise SealedLetterError(f"dead letter {self.id} is sealed: no key store to open it")
+        return open_letter(self.value, self.headers, sealer)
 
     @property
     def origin(self) -> tuple[str, str, int, int]:
@@ -107,17 +131,24 @@ async def read_all(
 
 
 class DeadLetterLedger:
-    """What was done with each dead letter: ``{_id: id, action, actor, reason, at}``."""
+    """What was done with each dead letter: ``{_id, action, actor, reason, at, topic, code}``,
+    no byte of the letter's body (no personal data). ``_id`` is the letter's id, behind its
+    dead-letter topic's name for a deployment's own (prefixed) topic."""
 
-    def __init__(self, actions: AsyncCollection[dict[str, Any]]) -> None:
+    def __init__(
+        self, actions: AsyncCollection[dict[str, Any]], dead_letters: str = DEAD_LETTER.name
+    ) -> None:
         self.actions = actions
+        self.scope = "" if dead_letters == DEAD_LETTER.name else f"{dead_letters}@"
 
     async def done(self) -> dict[str, dict[str, Any]]:
-        return {doc["_id"]: doc async for doc in self.actions.find({})}
+        """What was done, by letter id, for this ledger's dead-letter topic."""
+        found = self.actions.find({"_id": {"$regex": f"^{re.escape(self.scope)}[0-9]+:[0-9]+$"}})
+        return {doc["_id"].removeprefix(self.scope): doc async for doc in found}
 
     async def record(self, letter: DeadLetter, action: str, actor: str, reason: str) -> None:
         await self.actions.update_one(
-            {"_id": letter.id},
+            {"_id": self.scope + letter.id},
             {
                 "$set": {
                     "action": action,
@@ -133,27 +164,36 @@ class DeadLetterLedger:
 
 
 async def redrive(
-    bootstrap: str, letters: list[DeadLetter], login: Mapping[str, Any] | None = None
+    bootstrap: str,
+    letters: list[DeadLetter],
+    sealer: FieldSealer | None = None,
+    login: Mapping[str, Any] | None = None,
 ) -> int:
-    """Send each letter's original record back to its topic (as ``login``, by default
-    crm-ops); how many were sent."""
+    """Send each letter's original record, opened, back to its topic (as ``login``, by
+    default crm-ops); how many were sent. An erased letter is never sent (``dlq redrive``
+    purges it instead)."""
     producer = reliable_producer(bootstrap, **(login or ops_login()))
     await producer.start()
+    sent = 0
     try:
         for letter in letters:
+            original = letter.opened(sealer)
+            if original.erased:
+                continue
             _, topic, partition, offset = letter.origin
             await producer.send_and_wait(
                 topic,
-                value=letter.value,
+                value=original.value,
                 key=letter.key,
                 headers=[
-                    *letter.original_headers,
+                    *original_headers(original.headers),
                     (REDRIVE_HEADER, f"{topic}:{partition}:{offset}".encode()),
                 ],
             )
+            sent += 1
     finally:
         await producer.stop()
-    return len(letters)
+    return sent
 
 
 async def purge(client: AsyncMongoClient[Document], letters: list[DeadLetter]) -> None:

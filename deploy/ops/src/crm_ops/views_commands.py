@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from rich.progress import Progress as ProgressBar
 
 from crm_ops.console import console, run
+from crm_ops.dlq_commands import ops_sealer
 from crm_ops.kafka_state import ops_login
 from crm_ops.options import (
     DEFAULT_KAFKA,
@@ -135,6 +136,7 @@ def rebuild_view(
                     topics=settings.topic_names().of(projection.topics),
                     keep_old=keep_old,
                     report=report,
+                    sealer=ops_sealer(settings),  # an erased subject's data reads erased
                 )
         finally:
             await client.close()
@@ -197,6 +199,7 @@ def replay_view(
                     since_ms=since_ms,
                     from_offset=offset,
                     report=report,
+                    sealer=ops_sealer(settings),  # an erased subject's data reads erased
                 )
         finally:
             await client.close()

@@ -4,9 +4,10 @@ Two regions; one branch per city of the population (``BR-001`` ... ``BR-012``), 
 first two in the east region, the others in the north; in each branch the relationship
 managers the population's customers are assigned to (:func:`branch_managers`, reporting
 to their branch manager ``BM-<branch number>``), each branch manager reporting to the
-regional head; at head office an analyst, an operator and an auditor. Staff ids are the
-ones the book names people by (a customer's manager id) and the identity provider's
-users carry in their ``staff_id`` claim (``deploy/keycloak/crm-realm.json``).
+regional head; at head office an analyst, an operator, an auditor and a data protection
+officer. Staff ids are the ones the book names people by (a customer's manager id) and
+the identity provider's users carry in their ``staff_id`` claim
+(``deploy/keycloak/crm-realm.json``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ HEAD_OFFICE: dict[str, Role] = {
     "HO-0001": Role.ANALYST,
     "OP-0001": Role.OPERATOR,
     "AU-0001": Role.AUDITOR,
+    "DP-0001": Role.DATA_PROTECTION_OFFICER,
 }
 OPENED_ON = date(2020, 1, 1)
 """When the simulated bank's branches opened (long before any simulated event)."""

@@ -2,7 +2,7 @@
 
 ``audience``: one document per customer id with what targeting needs (status, segment,
 branch, manager, preferred channel, which contact details are on record, consent per
-channel, merges, and accounts with balances), built from ``crm.customer.events`` and
+channel, merges, erasure, and accounts with balances), built from ``crm.customer.events`` and
 ``bank.corebanking.accounts``. The campaign service never calls the customer service:
 a target list is as fresh as this view (read-your-writes: ``wait_until_applied`` on its
 positions). Each handler writes only paths its source owns, so the document is the same
@@ -49,6 +49,7 @@ class AudienceView(Projection):
             cu.ConsentChanged: self.consent_changed,
             cu.CoreDataApplied: self.core_data_applied,
             cu.CustomerMergedInto: self.merged_into,
+            cu.CustomerErased: self.erased,
             cb.AccountOpened: self.account_opened,
             cb.AccountClosed: self.account_closed,
             cb.HoldingBalanceChanged: self.balance_changed,
@@ -117,6 +118,13 @@ class AudienceView(Projection):
         assert isinstance(d, cu.CustomerMergedInto)
         yield _customer(e, {"merged_into": d.survivor_customer_id})
 
+    def erased(self, e: Event) -> Iterator[ViewUpdate]:
+        """The person is forgotten: no contact details on record, never targeted again;
+        accounts and balances stay."""
+        assert isinstance(e.data, cu.CustomerErased)
+        update = _of(e.aggregateid, {"erased": True}).update | {"$unset": {"contacts": ""}}
+        yield ViewUpdate(AUDIENCE, e.aggregateid, update)
+
     def account_opened(self, e: Event) -> Iterator[ViewUpdate]:
         d = e.data
         assert isinstance(d, cb.AccountOpened)
@@ -177,7 +185,8 @@ class AudienceReader:
         self.audience = database[AUDIENCE]
 
     async def profiles(self, segments: Sequence[Segment], criteria: Criteria) -> list[Profile]:
-        """Registered customers in the segments' value bands passing the indexed criteria.
+        """Registered, unerased customers in the segments' value bands passing the indexed
+        criteria.
 
         A superset of the target list: ``select_targets`` applies every criterion. The
         accounts of duplicates merged into a customer count as the customer's. The
@@ -186,6 +195,7 @@ class AudienceReader:
         """
         query: Document = {
             "registered": True,
+            "erased": {"$exists": False},
             "value_band": {"$in": sorted({s.value_band.value for s in segments})},
         }
         for field, values in (

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crm_backbone.book import CustomerOwnersView
+from crm_backbone.erasure import ForgetErasedCustomers
 from crm_backbone.organisation import OrganisationView
 from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
@@ -47,7 +48,10 @@ def bootstrap(settings: CampaignSettings | None = None) -> CampaignService:
         application,
         translate,
         projections=[AudienceView(), CampaignTracking(), OrganisationView(), CustomerOwnersView()],
-        policies=[CampaignPolicies(application, infra.database)],
+        policies=[
+            CampaignPolicies(application, infra.database),
+            ForgetErasedCustomers(infra.database, (), infra.key_sealer()),
+        ],
     )
     access = CampaignAccess(infra.database)
     return CampaignService(

@@ -21,12 +21,13 @@ from typing import Any
 from crm_backbone.access import Reach, require_in_reach, scope_filter
 from crm_backbone.book import CustomerBook
 from crm_backbone.callers import PositionLookup
-from crm_backbone.masking import PersonalData
 from crm_backbone.projection import Document
+from crm_events.contact_log import ContactLogged
+from crm_events.personal import PersonalData, personal_fields
 from pymongo.asynchronous.database import AsyncDatabase
 
-CONTACT_PERSONAL = {"summary": PersonalData.FREE_TEXT, "content": PersonalData.FREE_TEXT}
-"""A contact's notes: what was said with the customer."""
+CONTACT_PERSONAL = personal_fields(ContactLogged)
+"""A contact's notes: what was said with the customer (as the contract declares them)."""
 
 ACTIVITY_PERSONAL = {
     "description": PersonalData.FREE_TEXT,

@@ -11,17 +11,19 @@ from zoneinfo import ZoneInfo
 
 from crm_backbone.application import Clock, utc_now
 from crm_backbone.book import CustomerOwnersView
+from crm_backbone.erasure import ForgetErasedCustomers
 from crm_backbone.organisation import OrganisationView
 from crm_backbone.runtime import Infrastructure, ServiceHandle
 from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
 
 from crm_contactlog.application import ContactLogApplication
-from crm_contactlog.publication import translate
+from crm_contactlog.publication import PAYLOADS, translate
 from crm_contactlog.queries import ContactLogQueries
+from crm_contactlog.task_inputs import PERSONAL_PATHS as TASK_PATHS
 from crm_contactlog.task_inputs import TaskInputs
 from crm_contactlog.task_rules import TaskRules
-from crm_contactlog.views import ContactLogViews
+from crm_contactlog.views import PERSONAL_PATHS, ContactLogViews
 
 SERVICE = Service.CONTACT_LOG
 
@@ -68,11 +70,18 @@ def bootstrap(
 ) -> ContactLogService:
     settings = settings or ContactLogSettings()
     infra = Infrastructure.connect(settings, SERVICE)
-    application = ContactLogApplication(env=infra.store.environment(), clock=clock)
+    application = ContactLogApplication(
+        env=infra.store.environment(), clock=clock, sealing=infra.sealing(PAYLOADS)
+    )
     runtime = infra.runtime(
         application,
         translate,
         projections=[ContactLogViews(), TaskInputs(), CustomerOwnersView(), OrganisationView()],
+        policies=[
+            ForgetErasedCustomers(
+                infra.database, (*PERSONAL_PATHS, *TASK_PATHS), infra.key_sealer()
+            )
+        ],
     )
     queries = ContactLogQueries(
         infra.database, settings.task_rules(), clock=clock, upcoming_days=settings.upcoming_days

@@ -6,10 +6,10 @@ A projection (consumer ``derived_tasks``) of five topics into three collections:
   (maturity date, opportunity stage and last touch, complaint SLA, call list, manager
   assignment) and what resolved or took it on (account closed, need resolved, contact
   logged, activity scheduled with the task as its ``origin_event_id``);
-- ``customers``: each customer's name, birth date and merge (from ``crm.customer.*``), for
-  birthdays and for the names on the lists (who manages a customer is the service's
-  ``customer_owners``, :class:`~crm_backbone.book.CustomerOwnersView`: one record of it,
-  which also scopes every read);
+- ``customers``: each customer's name, birth date, merge and erasure (from
+  ``crm.customer.*``), for birthdays and for the names on the lists (who manages a
+  customer is the service's ``customer_owners``, :class:`~crm_backbone.book.CustomerOwnersView`:
+  one record of it, which also scopes every read);
 - ``campaigns``: each campaign's name and whether it ended.
 
 Decision: derived tasks are **read-model documents**, not ``Activity`` aggregates created
@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+from crm_backbone.erasure import PersonalPaths
 from crm_backbone.projection import Document, Handler, Projection, ViewUpdate
 from crm_backbone.readmodel import field_key
 from crm_events import campaign as cmp
@@ -33,6 +34,7 @@ from crm_events import core_banking as cb
 from crm_events import customer as cu
 from crm_events import opportunity as op
 from crm_events.envelope import Envelope
+from crm_events.personal import ERASED
 from crm_events.registry import EventPayload
 from crm_events.topics import (
     CAMPAIGN_EVENTS,
@@ -50,6 +52,12 @@ from crm_contactlog.views import money
 DERIVED = "derived_tasks"
 CUSTOMERS = "customers"
 CAMPAIGNS = "campaigns"
+PERSONAL_PATHS = (
+    PersonalPaths(
+        DERIVED, erased={"summary": ERASED}, where={"kind": TaskKind.COMPLAINT_SLA.value}
+    ),
+)
+"""What a derived task's document says of its customer: a complaint's summary."""
 
 _CLOSED_STAGES = (op.OpportunityStage.CLOSED_WON, op.OpportunityStage.CLOSED_LOST)
 _ENDED_NEEDS = (op.NeedStatus.RESOLVED, op.NeedStatus.CONFIRMED)
@@ -78,6 +86,7 @@ class TaskInputs(Projection):
             cu.CoreDataApplied: self.core_data_applied,
             cu.RelationshipManagerAssigned: self.manager_assigned,
             cu.CustomerMergedInto: self.merged_into,
+            cu.CustomerErased: self.customer_erased,
             op.OpportunityCreated: self.opportunity_created,
             op.OpportunityStageChanged: self.opportunity_stage_changed,
             op.OpportunityProbabilityOverridden: self.opportunity_touched,
@@ -173,6 +182,17 @@ class TaskInputs(Projection):
         assert isinstance(d, cu.CustomerMergedInto)
         yield ViewUpdate(
             CUSTOMERS, e.aggregateid, {"$set": {"merged_into": d.survivor_customer_id}}
+        )
+
+    def customer_erased(self, e: Event) -> Iterator[ViewUpdate]:
+        """The customer's name and birth date are forgotten (no birthday task, no name on a
+        list); the tasks of its accounts and opportunities stay, as facts of the book (a
+        complaint's summary is forgotten with the other documents: :data:`PERSONAL_PATHS`)."""
+        assert isinstance(e.data, cu.CustomerErased)
+        yield ViewUpdate(
+            CUSTOMERS,
+            e.aggregateid,
+            {"$set": {"erased": True}, "$unset": {"full_name": "", "birth_date": ""}},
         )
 
     # Opportunities and complaints -------------------------------------------------------

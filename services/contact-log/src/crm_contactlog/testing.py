@@ -109,6 +109,8 @@ def _apply(doc: Document, operator: str, path: str, value: Any) -> None:
         doc = doc.setdefault(part, {})
     if operator == "$set":
         doc[name] = value
+    elif operator == "$unset":
+        doc.pop(name, None)
     elif operator == "$max":
         if name not in doc or value > doc[name]:
             doc[name] = value

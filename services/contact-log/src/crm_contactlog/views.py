@@ -7,7 +7,8 @@ contact timeline (``queries.py`` pages through them with a keyset cursor).
 entries of the managers' task lists, and what ``GET /activities/{id}`` answers.
 
 The inputs of the derived tasks (maturities, birthdays, ...) are another projection:
-``task_inputs.py``.
+``task_inputs.py``. An erased customer's contacts and activities forget what they said of
+the person (:data:`PERSONAL_PATHS`, ``crm_backbone.erasure``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+from crm_backbone.erasure import PersonalPaths
 from crm_backbone.projection import Document, Handler, Projection, ViewUpdate
 from crm_events import contact_log as cl
 from crm_events.common import Money
 from crm_events.envelope import Envelope
+from crm_events.personal import ERASED
 from crm_events.registry import EventPayload
 from crm_events.topics import CONTACTLOG_EVENTS
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -28,6 +31,15 @@ from crm_contactlog.domain import ActivityStatus
 
 CONTACTS = "contacts"
 ACTIVITIES = "activities"
+PERSONAL_PATHS = (
+    PersonalPaths(CONTACTS, removed=("content",), erased={"summary": ERASED}),
+    PersonalPaths(
+        ACTIVITIES,
+        removed=("remarks", "completion_remarks", "reschedule_reason", "cancel_reason"),
+        erased={"description": ERASED},
+    ),
+)
+"""What a contact's and an activity's documents say of their customer (free texts)."""
 
 Event = Envelope[EventPayload]
 

@@ -16,8 +16,10 @@ from crm_backbone.http import Problem
 from crm_backbone.service_api import service_api
 from fastapi import FastAPI
 
+from crm_customer.application import ErasureUnavailable
 from crm_customer.bootstrap import SERVICE, CustomerService
-from crm_customer.routes import audit, customers, groups, merges, relationships, views
+from crm_customer.erasure import CustomerErasedError, LegalHoldApplies
+from crm_customer.routes import audit, customers, erasure, groups, merges, relationships, views
 from crm_customer.rules import (
     Conflict,
     CoreOwnedField,
@@ -27,6 +29,20 @@ from crm_customer.rules import (
 )
 
 DOMAIN_ERRORS = {
+    CustomerErasedError: lambda e: Problem(
+        410, "customer-erased", "Gone", str(e), erased_at=e.erased_at
+    ),
+    LegalHoldApplies: lambda e: Problem(
+        409,
+        "legal-hold",
+        "Conflict",
+        str(e),
+        holds=[
+            {"kind": h.kind.value, "detail": h.detail, "until": h.until and h.until.isoformat()}
+            for h in e.holds
+        ],
+    ),
+    ErasureUnavailable: lambda e: Problem(503, "erasure-unavailable", "Unavailable", str(e)),
     CustomerRetired: lambda e: Problem(
         409, "customer-merged", "Conflict", str(e), survivor_customer_id=e.survivor_id
     ),
@@ -59,6 +75,7 @@ def create_app(
             groups.router,
             relationships.router,
             merges.router,
+            erasure.router,
             views.router,
             audit.router,
         ],

@@ -7,15 +7,29 @@ Commands return the customer's new version, which a caller may pass back as
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from crm_backbone.access import Reach
 from crm_backbone.aggregate import uuid_for
 from crm_backbone.application import Created, ServiceApplication, StaleVersion
-from crm_events.customer import CustomerStatus, GroupRole, GroupType, RelationshipType
+from crm_backbone.context import current_context
+from crm_events.customer import (
+    CustomerStatus,
+    ErasureBasis,
+    GroupRole,
+    GroupType,
+    RelationshipType,
+)
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from crm_customer.domain import Customer
+from crm_customer.erasure import (
+    AML_RETENTION_YEARS,
+    CustomerErasedError,
+    RelationshipFacts,
+    legal_holds,
+)
 from crm_customer.ownership import (
     AS_GIVEN,
     WHOLE_BOOK,
@@ -27,7 +41,15 @@ from crm_customer.ownership import (
 )
 from crm_customer.rules import Conflict, CustomerRetired, JsonDict, check_profile_change
 
-__all__ = ["CustomerApplication", "CustomerNotFound"]
+__all__ = ["CustomerApplication", "CustomerNotFound", "KeyShredder"]
+
+
+class KeyShredder(Protocol):
+    """Where erasure destroys keys: a key store, or the service's ``KeySealer`` (which
+    forgets them at once too)."""
+
+    def destroy(self, subject: str) -> None:
+        """Destroy the subject's key for good (idempotent)."""
 
 
 class CustomerApplication(ServiceApplication):
@@ -40,6 +62,20 @@ class CustomerApplication(ServiceApplication):
     """
 
     snapshotting_intervals = {Customer: 50}
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        subject_keys: KeyShredder | None = None,
+        aml_retention_years: int = AML_RETENTION_YEARS,
+        **options: Any,
+    ) -> None:
+        """``subject_keys``: where erasure destroys a customer's key (none: erasure is
+        refused, since it could not make the stored events unreadable)."""
+        super().__init__(env, **options)
+        self.subject_keys = subject_keys
+        self.aml_retention_years = aml_retention_years
 
     # Queries of the write side ----------------------------------------------------------
 
@@ -304,6 +340,48 @@ class CustomerApplication(ServiceApplication):
         customer.set_consent(channel, False, "opted out through a campaign", campaign_id)
         self._save(customer)
 
+    def erase(
+        self,
+        customer_id: str,
+        expected: int | None,
+        *,
+        legal_basis: ErasureBasis,
+        reason: str,
+        facts: RelationshipFacts,
+        reach: Reach = WHOLE_BOOK,
+    ) -> int:
+        """Erase the customer's personal data, unless a legal hold applies (``erasure.py``
+        decides from ``facts``, what the views know of its relationship with the bank).
+
+        The duplicates merged into the customer are the same person: they are erased with
+        it, in one atomic save. The erased events are saved, then the keys destroyed: the
+        customer's, its duplicates', and its leads' (``facts.lead_ids``; the customer
+        service is the one that destroys keys).
+        Asking again for an erased customer destroys its keys again (a retry after a failed
+        destruction) and is refused as every command on it is.
+        """
+        keys = self.subject_keys
+        if keys is None:
+            raise ErasureUnavailable("no key store is configured: erasure cannot shred keys")
+        found = self.get_in_reach(customer_id, reach)
+        if found.erasure is not None:
+            for subject in (customer_id, *found.merged_ids, *facts.lead_ids):
+                keys.destroy(subject)
+            raise CustomerErasedError(customer_id, found.erasure["erased_at"])
+        customer = self._load(customer_id, expected, reach)
+        person = [customer, *(self.get(merged) for merged in customer.merged_ids)]
+        now = self.clock()
+        holds = legal_holds(facts, now.date(), retention_years=self.aml_retention_years)
+        for record in person:
+            if record.erasure is None:
+                record.erase(
+                    holds, now.isoformat(), current_context().actor, legal_basis.value, reason
+                )
+        self._save(*person)
+        for subject in (*(record.customer_id for record in person), *facts.lead_ids):
+            keys.destroy(subject)
+        return customer.version
+
     # Helpers ----------------------------------------------------------------------------
 
     def _command(
@@ -319,9 +397,11 @@ class CustomerApplication(ServiceApplication):
         return customer.version
 
     def _load(self, customer_id: str, expected: int | None, reach: Reach) -> Customer:
-        """A customer in reach that a command may change: not merged away, at the
-        ``expected`` version."""
+        """A customer in reach that a command may change: not erased, not merged away, at
+        the ``expected`` version."""
         customer = self.get_in_reach(customer_id, reach)
+        if customer.erasure is not None:
+            raise CustomerErasedError(customer_id, customer.erasure["erased_at"])
         if customer.merged_into is not None:
             raise CustomerRetired(customer_id, customer.merged_into)
         if expected is not None and expected != customer.version:
@@ -341,3 +421,7 @@ class CustomerApplication(ServiceApplication):
             raise Conflict(
                 f"customer(s) {ids} changed while this command ran: read again and retry"
             ) from None
+
+
+class ErasureUnavailable(Exception):
+    """The service runs without a key store, so it cannot erase (HTTP 503)."""

@@ -57,10 +57,17 @@ class AuditQueries:
         until: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        event_type: str | None = None,
     ) -> AuditPage:
         """The entries matching every filter given, from ``since`` (included) to ``until``
         (excluded), oldest first."""
-        named = {"customer_ids": customer_id, "actor": actor, "service": service, "kind": kind}
+        named = {
+            "customer_ids": customer_id,
+            "actor": actor,
+            "service": service,
+            "kind": kind,
+            "event_type": event_type,
+        }
         conditions: list[Document] = [{f: v for f, v in named.items() if v is not None}]
         if since is not None:
             conditions.append({"time": {"$gte": since}})

@@ -43,8 +43,9 @@ AUDITED_TOPICS = (
     PERSONAL_DATA_READS,
 )
 AuditKind = Literal["change", "read"]
-FILTERS = ("customer_ids", "actor", "service", "kind")
-"""Fields ``GET /audit`` filters on; each has an index with the time order after it."""
+FILTERS = ("customer_ids", "actor", "service", "kind", "event_type")
+"""Fields ``GET /audit`` filters on (``event_type``: the data protection officer's erasures);
+each has an index with the time order after it."""
 IN_ORDER = [("time", ASCENDING), ("_id", ASCENDING)]
 """The trail's order: by time, then by event id."""
 _SERVICES_BY_SOURCE = {service.source: service.value for service in Service}

@@ -12,6 +12,7 @@ from crm_backbone.aggregate import TracedAggregate
 from crm_events.customer import CustomerStatus, GroupRole, GroupType, RelationshipType
 from eventsourcing.domain import event
 
+from crm_customer.erasure import ERASED_NAME, CustomerErasedError, LegalHold, LegalHoldApplies
 from crm_customer.rules import (
     GROUP_ROLES,
     PROFILE_FIELDS,
@@ -29,6 +30,9 @@ class Customer(TracedAggregate):
     """One bank customer (or prospect), known everywhere by its unified customer number."""
 
     natural_key = "customer_id"
+    erasure: JsonDict | None = None
+    """When, by whom and on which basis the customer's personal data was erased (a class
+    default, so snapshots taken before erasure existed load)."""
 
     @event("Registered")
     def __init__(
@@ -52,7 +56,7 @@ class Customer(TracedAggregate):
         self.name = name
         self.status = CustomerStatus(status)
         self.id_documents = id_documents
-        self.birth_date = birth_date
+        self.birth_date: str | None = birth_date
         self.profile: JsonDict = {
             "phone": phone,
             "email": email,
@@ -197,7 +201,11 @@ class Customer(TracedAggregate):
     def apply_core_data(
         self, source_customer_id: str, source_version: int, source_event_id: str, data: JsonDict
     ) -> bool:
-        """Apply core banking's master data; False if that upstream version was applied."""
+        """Apply core banking's master data; False if that upstream version was applied.
+
+        Refused (``CustomerErasedError``) once erased: the person's data is not stored again.
+        """
+        self._ensure_not_erased()
         if source_version <= self.core_versions.get(source_customer_id, 0):
             return False
         self._core_data_applied(
@@ -241,6 +249,19 @@ class Customer(TracedAggregate):
             mine = self.consents.get(channel)
             if mine is None or (mine and not opted_in):  # an opt-out always wins
                 self.set_consent(channel, opted_in, f"merged from {duplicate.customer_id}")
+
+    def erase(
+        self, holds: list[LegalHold], erased_at: str, erased_by: str, legal_basis: str, reason: str
+    ) -> None:
+        """Forget the person, keeping only non-personal facts; refused while ``holds``
+        (``erasure.legal_holds``) apply. A duplicate merged away is erased with its
+        survivor (the application erases both)."""
+        self._ensure_not_erased()
+        if holds:
+            raise LegalHoldApplies(self.customer_id, holds)
+        self._erased(
+            erased_at=erased_at, erased_by=erased_by, legal_basis=legal_basis, reason=reason
+        )
 
     def retire_into(self, survivor_id: str, reason: str) -> None:
         self._ensure_not_retired()
@@ -371,11 +392,25 @@ class Customer(TracedAggregate):
             d for d in merged_id_documents if (d["kind"], d["number"]) not in known
         ]
 
+    @event("Erased")
+    def _erased(self, erased_at: str, erased_by: str, legal_basis: str, reason: str) -> None:
+        self.erasure = {"erased_at": erased_at, "erased_by": erased_by, "legal_basis": legal_basis}
+        self.name = dict(ERASED_NAME)
+        self.id_documents = []
+        self.birth_date = None
+        self.profile.update({"phone": None, "email": None, "address": None})
+
     @event("MergedInto")
     def _merged_into(self, survivor_customer_id: str, reason: str) -> None:
         self.merged_into = survivor_customer_id
 
+    def _ensure_not_erased(self) -> None:
+        if self.erasure is not None:
+            raise CustomerErasedError(self.customer_id, self.erasure["erased_at"])
+
     def _ensure_not_retired(self) -> None:
+        """Refuse a command on a customer erased or merged away."""
+        self._ensure_not_erased()
         if self.merged_into is not None:
             raise CustomerRetired(self.customer_id, self.merged_into)
 

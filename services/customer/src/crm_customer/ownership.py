@@ -36,9 +36,9 @@ from crm_backbone.access import (
     in_reach,
 )
 from crm_backbone.callers import Caller, PositionLookup
-from crm_backbone.masking import PersonalData
 from crm_backbone.organisation import Position
 from crm_events.organisation import Role
+from crm_events.personal import PersonalData
 
 from crm_customer.rules import RuleViolation
 

@@ -10,6 +10,11 @@ by: the CRM's invariants (every customer has a type, a legal name and a branch) 
 hold for a record built from a data change alone, and parking loses nothing. The single
 customer view does not wait: accounts and KYC of an unknown customer already show in its
 document.
+
+An upstream event about a customer whose personal data was erased is **dropped**: the
+bank's topics are the bank's and still carry the person (``docs/personal-data.md``), but
+the CRM stores nothing of them again. It is counted
+(``crm_erased_subject_records_dropped_total``) and logged by event id and type only.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import ClassVar
 
+import structlog
 from crm_backbone.context import command_context
+from crm_backbone.metrics import ERASED_SUBJECT_RECORDS
 from crm_backbone.policy import NotYet, Policy, PolicyHandler
 from crm_events.campaign import OptOutRequested
 from crm_events.core_banking import CustomerDataChanged
@@ -28,6 +35,9 @@ from crm_events.registry import EventPayload
 from crm_events.topics import CAMPAIGN_EVENTS, COREBANKING_CUSTOMERS, CUSTOMER_EVENTS
 
 from crm_customer.application import CustomerApplication, CustomerNotFound
+from crm_customer.erasure import CustomerErasedError
+
+log = structlog.get_logger(__name__)
 
 
 class CustomerPolicies(Policy):
@@ -71,6 +81,9 @@ class CustomerPolicies(Policy):
             await asyncio.to_thread(self._apply, envelope)
         except CustomerNotFound:
             raise NotYet("customer not registered yet") from None
+        except CustomerErasedError:
+            ERASED_SUBJECT_RECORDS.labels(envelope.type).inc()
+            log.info("erased_subject_record_dropped", event_id=envelope.id, type=envelope.type)
 
     def _apply(self, envelope: Envelope[EventPayload]) -> None:
         """Issue the command the event calls for, as the event's actor (idempotent)."""

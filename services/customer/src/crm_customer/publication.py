@@ -11,6 +11,7 @@ from crm_backbone.publication import translator
 from crm_events.customer import (
     ConsentChanged,
     CoreDataApplied,
+    CustomerErased,
     CustomerMergedInto,
     CustomerProfileUpdated,
     CustomerRegistered,
@@ -39,6 +40,7 @@ PAYLOADS: dict[str, type[EventPayload]] = {
     "Customer.CoreDataApplied": CoreDataApplied,
     "Customer.Merged": CustomersMerged,
     "Customer.MergedInto": CustomerMergedInto,
+    "Customer.Erased": CustomerErased,
 }
 """Domain event class (qualified name) -> payload model of its integration event."""
 

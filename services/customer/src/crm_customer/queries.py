@@ -22,10 +22,11 @@ from crm_backbone.readmodel import APPLIED, field_key, wait_until_applied
 from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
 
+from crm_customer.erasure import AccountState, RelationshipFacts
 from crm_customer.ownership import OWNERSHIP, PERSONAL
 from crm_customer.single_view import SOURCE, CustomerView, compose
 from crm_customer.views import CustomerViews
-from crm_customer.views.documents import CUSTOMERS, GROUPS, normalise_phone
+from crm_customer.views.documents import CUSTOMERS, GROUP_NAMED_BY, GROUPS, normalise_phone
 
 CURSOR_KEY = "after"
 """The sort key a search cursor carries: none (the customer's name would show in it), the
@@ -77,6 +78,14 @@ class CustomerQueries:
             return view
         return CustomerView.model_validate(as_shown(reach, view.model_dump(), PERSONAL))
 
+    async def relationship_facts(self, customer_id: str) -> RelationshipFacts:
+        """What the view knows of the customer's relationship with the bank, its merged
+        duplicates' included: what erasure's legal holds are decided on."""
+        own = await self.customers.find_one({"_id": customer_id})
+        if own is None:
+            return RelationshipFacts()
+        return relationship_facts([own, *await self._merged_documents(own)])
+
     async def search(
         self,
         *,
@@ -91,10 +100,14 @@ class CustomerQueries:
         cursor: str | None = None,
         reach: Reach,
     ) -> SearchPage:
-        """Registered, unmerged customers in reach matching every given filter, by name
+        """Registered, unmerged, unerased customers in reach matching every given filter, by name
         then id. The cursor names the last customer of the page (never its name), which
         must still be in reach."""
-        query: Document = {"registered": True, "merged_into": {"$exists": False}}
+        query: Document = {
+            "registered": True,
+            "merged_into": {"$exists": False},
+            "erased": {"$exists": False},
+        }
         if name:
             query["search.names"] = {"$regex": f"^{re.escape(name.strip().lower())}"}
         if phone:
@@ -153,7 +166,7 @@ class CustomerQueries:
     async def group(self, group_id: str, reach: Reach) -> dict[str, Any] | None:
         """A group with its members (current and past) and its history, of the members in
         reach only; ``None`` when it has none."""
-        doc = await self.groups.find_one({"_id": group_id}, {APPLIED: 0})
+        doc = await self.groups.find_one({"_id": group_id}, {APPLIED: 0, GROUP_NAMED_BY: 0})
         if doc is None:
             return None
         history = doc.get("history", [])
@@ -214,3 +227,28 @@ class CustomerQueries:
                 break
             found.update((d["_id"], d) for d in frontier)
         return list(found.values())
+
+
+CLOSED_NEEDS = ("resolved", "confirmed")
+
+
+def relationship_facts(documents: list[Document]) -> RelationshipFacts:
+    """The accounts, last KYC review, open complaints and leads the customer's documents
+    hold (an account known only from its balance counts as open)."""
+    accounts = tuple(
+        AccountState(
+            account["account_id"],
+            date.fromisoformat(account["closed_on"]) if account.get("status") == "closed" else None,
+        )
+        for d in documents
+        for account in d.get("accounts", {}).values()
+    )
+    reviews = [date.fromisoformat(d["kyc"]["reviewed_on"]) for d in documents if "kyc" in d]
+    complaints = sum(
+        1
+        for d in documents
+        for need in d.get("needs", {}).values()
+        if need.get("kind") == "complaint" and need.get("status") not in CLOSED_NEEDS
+    )
+    leads = tuple(sorted({lead for d in documents for lead in d.get("lead_ids", [])}))
+    return RelationshipFacts(accounts, max(reviews, default=None), complaints, leads)

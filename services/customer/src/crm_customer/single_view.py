@@ -65,6 +65,11 @@ class CustomerView(BaseModel):
     version: int = Field(description="Customer events applied (for read-your-writes)")
     registered: bool = Field(description="False: known only from other systems so far")
     merged_ids: list[str]
+    erased: dict[str, Any] | None = Field(
+        None,
+        description="Set once the customer's personal data was erased: when, by whom, on "
+        "which legal basis; the person's data is gone, non-personal facts remain",
+    )
     customer_type: str | None
     name: dict[str, Any] | None
     status: str | None
@@ -130,6 +135,7 @@ def compose(
         version=version,
         registered=bool(main.get("registered")),
         merged_ids=[d["_id"] for d in documents[1:]],
+        erased=main.get("erased"),
         customer_type=main.get("customer_type"),
         name=main.get("name"),
         status=main.get("status"),

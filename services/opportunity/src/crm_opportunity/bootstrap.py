@@ -15,9 +15,10 @@ from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
 
 from crm_opportunity.application import OpportunityApplication
+from crm_opportunity.erasure import forget_erased
 from crm_opportunity.ownership import Book, Gate
 from crm_opportunity.policies import CampaignLeads
-from crm_opportunity.publication import translate
+from crm_opportunity.publication import PAYLOADS, translate
 from crm_opportunity.queries import OpportunityQueries
 from crm_opportunity.views import OpportunityViews
 
@@ -40,12 +41,17 @@ class OpportunityService(ServiceHandle):
 def bootstrap(settings: OpportunitySettings | None = None) -> OpportunityService:
     settings = settings or OpportunitySettings()
     infra = Infrastructure.connect(settings, SERVICE)
-    application = OpportunityApplication(env=infra.store.environment())
+    application = OpportunityApplication(
+        env=infra.store.environment(), sealing=infra.sealing(PAYLOADS)
+    )
     runtime = infra.runtime(
         application,
         translate,
         projections=[OpportunityViews(), CustomerOwnersView(), OrganisationView()],
-        policies=[CampaignLeads(application, infra.database)],
+        policies=[
+            CampaignLeads(application, infra.database),
+            forget_erased(infra.database, infra.key_sealer()),
+        ],
     )
     book = Book(CustomerBook(infra.database))
     queries = OpportunityQueries(infra.database, book, due_soon_hours=settings.sla_due_soon_hours)

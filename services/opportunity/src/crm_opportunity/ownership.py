@@ -29,8 +29,9 @@ from crm_backbone.access import (
     scope_filter,
 )
 from crm_backbone.book import CustomersInReach
-from crm_backbone.masking import PersonalData
 from crm_backbone.principal import Principal
+from crm_events.opportunity import LeadCaptured, OpportunityCreated
+from crm_events.personal import PersonalData, personal_fields
 
 from crm_opportunity.application import OpportunityApplication
 from crm_opportunity.domain.base import JsonDict
@@ -138,12 +139,8 @@ class Gate:
         return fields
 
 
-LEAD_PERSONAL = {
-    "contact_name": PersonalData.NAME,
-    "phone": PersonalData.PHONE,
-    "email": PersonalData.EMAIL,
-    "notes": PersonalData.FREE_TEXT,
-}
-"""A lead's personal data, masked for a masked reach (``crm_backbone.access.as_shown``)."""
-OPPORTUNITY_PERSONAL = {"contacts": PersonalData.NAME, "description": PersonalData.FREE_TEXT}
+LEAD_PERSONAL = personal_fields(LeadCaptured)
+"""A lead's personal data, masked for a masked reach (``crm_backbone.access.as_shown``), as
+the contract declares it."""
+OPPORTUNITY_PERSONAL = personal_fields(OpportunityCreated)
 NEED_PERSONAL = {"content": PersonalData.FREE_TEXT, "feedback": PersonalData.FREE_TEXT}

@@ -8,7 +8,9 @@ products as its products of interest.
 
 For that the policy keeps, in MongoDB, what it learns from the customer stream
 (``known_customers``: name, branch, manager) and from campaign creation
-(``known_campaigns``: name, products). A response for a customer it does not know yet
+(``known_campaigns``: name, products). A customer erased (``crm.customer.erased``) is
+forgotten there (the leads captured for them: ``erasure.py``); a response of an erased
+customer makes no lead. A response for a customer it does not know yet
 (the two topics are not ordered against each other) is **parked** (the backbone's
 parking lot, under the customer's id) and captured when the customer's registration
 arrives: the registration records the customer, then releases what was parked for them.
@@ -56,6 +58,7 @@ class CampaignLeads(Policy):
             cu.CustomerRegistered: self.customer_registered,
             cu.RelationshipManagerAssigned: self.manager_assigned,
             cu.CoreDataApplied: self.core_data_applied,
+            cu.CustomerErased: self.customer_erased,
         }
         return {model.event_type: handler for model, handler in typed.items()}
 
@@ -97,6 +100,13 @@ class CampaignLeads(Policy):
         if d.name is not None:
             await self._know(e.aggregateid, {"name": d.name.full_name})
 
+    async def customer_erased(self, e: Event) -> None:
+        """Forget the person's name (their leads and the rest: ``erasure.py``)."""
+        assert isinstance(e.data, cu.CustomerErased)
+        await self.customers.update_one(
+            {"_id": e.aggregateid}, {"$set": {"erased": True}, "$unset": {"name": ""}}, upsert=True
+        )
+
     # The reaction -----------------------------------------------------------------------
 
     async def response_recorded(self, e: Event) -> None:
@@ -116,17 +126,22 @@ class CampaignLeads(Policy):
             raise NotYet("customer not known yet")
 
     async def _known_customer(self, customer_id: str) -> Document | None:
-        """What the policy knows of the customer, if enough for a lead (name and branch)."""
+        """What the policy knows of the customer, if enough for a lead (name and branch) or
+        to know it makes none (erased)."""
         customer = await self.customers.find_one({"_id": customer_id})
-        if customer is None or "name" not in customer or "branch_id" not in customer:
+        if customer is None:
             return None
-        return customer
+        if customer.get("erased") or ("name" in customer and "branch_id" in customer):
+            return customer
+        return None
 
     async def _capture(self, response: Mapping[str, Any]) -> bool:
         """Capture the response's lead (or find it captured); False if the customer is unknown."""
         customer = await self._known_customer(response["customer_id"])
         if customer is None:
             return False
+        if customer.get("erased"):
+            return True  # an erased customer's response makes no lead
         campaign = await self.campaigns.find_one({"_id": response["campaign_id"]}) or {}
         campaign_name = campaign.get("name", response["campaign_id"])
 

@@ -31,10 +31,11 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from crm_events.organisation import Role
+from crm_events.personal import PersonalData
 
 from crm_backbone.http import Problem, ProblemMapper
 from crm_backbone.identity import forbidden
-from crm_backbone.masking import PersonalData, mask_document
+from crm_backbone.masking import mask_document
 from crm_backbone.organisation import Position
 from crm_backbone.principal import Principal
 
@@ -58,6 +59,9 @@ class Surface(StrEnum):
     """Operations: readiness, metrics, parking, dead letters."""
     AUDIT = "audit"
     """The audit trail (``GET /audit``)."""
+    ERASURE = "erasure"
+    """Erasing a customer's personal data (``POST /customers/{id}/erasure``) and the audit
+    of erasures."""
 
 
 ScopeField = Literal["manager", "branch"]
@@ -116,6 +120,10 @@ def _staff_reach(position: Position) -> Reach:
             return _read_only(Surface.OPS, NOTHING)
         case Role.AUDITOR:
             return _read_only(Surface.AUDIT, NOTHING)
+        case Role.DATA_PROTECTION_OFFICER:  # erasure addresses any customer, by its id alone
+            return Reach(
+                NOTHING, frozenset({Surface.ERASURE}), may_read=True, may_write=True, masked=True
+            )
 
 
 SERVICE_REACHES: Mapping[str, Reach] = {

@@ -9,9 +9,10 @@ from typing import Any, NamedTuple
 
 import structlog
 from eventsourcing.application import Application
-from eventsourcing.persistence import EventStore, Recording
+from eventsourcing.persistence import EventStore, Mapper, Recording
 
 from crm_backbone.eventstore import SnapshotStore
+from crm_backbone.sealing import EventSealing, SealingMapper
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +47,8 @@ class ServiceApplication(Application[uuid.UUID]):
     passes only what the caller said: ``clock`` for the moment of a command and
     ``new_id`` for the id of an aggregate the caller did not name. It calls
     ``on_saved`` after each save: the relay uses it to publish at once instead of
-    waiting for its next poll.
+    waiting for its next poll. Given ``sealing``, the personal data of its stored events
+    and snapshots is sealed (``crm_backbone.sealing``).
     """
 
     def __init__(
@@ -55,7 +57,9 @@ class ServiceApplication(Application[uuid.UUID]):
         *,
         clock: Clock = utc_now,
         new_id: IdMaker = random_id,
+        sealing: EventSealing | None = None,
     ) -> None:
+        self.sealing = sealing  # read by construct_mapper, during the library's __init__
         super().__init__(env)
         self.clock = clock
         self.new_id = new_id
@@ -63,6 +67,16 @@ class ServiceApplication(Application[uuid.UUID]):
 
     def _notify(self, recordings: list[Recording[uuid.UUID]]) -> None:
         self.on_saved()
+
+    def construct_mapper(self) -> Mapper[uuid.UUID]:
+        if self.sealing is None:
+            return super().construct_mapper()
+        return SealingMapper(
+            self.construct_transcoder(),
+            self.sealing,
+            compressor=self.factory.compressor(),
+            cipher=self.factory.cipher(),
+        )
 
     def construct_snapshot_store(self) -> EventStore[uuid.UUID]:
         return SnapshotStore(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, Protocol, TypeVar
 from fastapi import Depends, FastAPI, Request
 from pymongo.asynchronous.database import AsyncDatabase
 
-from crm_backbone.access import Reach, reach_for, require_command, require_read
+from crm_backbone.access import Reach, Surface, reach_for, require_command, require_read
 from crm_backbone.context import command_context
 from crm_backbone.http import CorrelationId
 from crm_backbone.identity import (
@@ -90,11 +90,13 @@ class Caller:
     client: str | None = None
     correlation_id: str | None = None
     principal: Principal | None = None
+    surface: Surface = Surface.BOOK
+    """The kind of endpoint its commands are on: the book, or erasure."""
 
     async def run(self, command: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a (blocking) application command in a thread, as this caller; a caller
         that may not change the book is refused (403) before anything runs."""
-        require_command(self.reach)
+        require_command(self.reach, self.surface)
 
         def as_caller() -> T:
             with command_context(self.actor, self.correlation_id, client=self.client):
@@ -107,7 +109,7 @@ class Caller:
     ) -> T:
         """Await an application command that reads before it decides, as this caller (the
         blocking steps it runs in threads inherit the caller); refused like :meth:`run`."""
-        require_command(self.reach)
+        require_command(self.reach, self.surface)
         with command_context(self.actor, self.correlation_id, client=self.client):
             return await command(*args, **kwargs)
 

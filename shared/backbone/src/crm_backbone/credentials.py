@@ -19,8 +19,18 @@ from pydantic import SecretStr
 
 MONGODB = "mongodb"
 POSTGRESQL = "postgresql"
+KEY_STORE = "keys"
+"""The key database's name in a namespace (``<namespace>_keys``), and the secrets folder's
+sub-folder of the key store's secrets (``keys/master-keys``, the master key ring)."""
+MASTER_KEYS = "master-keys"
+OPENBAO = "openbao"
+"""The secrets folder's sub-folder of OpenBao's token (``openbao/token``)."""
 OPS = "ops"
 """The operators' toolkit, ``crm-ops``, a process with a user of its own (``<ns>_ops``)."""
+KEYCLOAK = "keycloak"
+"""The identity provider's secrets: ``<CRM_SECRETS_DIR>/keycloak/<client id>`` a confidential
+client's secret, ``.../keycloak/demo-staff-password`` the local realm's demo users' password."""
+DEMO_STAFF_PASSWORD = "demo-staff-password"
 
 
 def database_name(namespace: str, process: str) -> str:

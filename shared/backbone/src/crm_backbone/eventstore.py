@@ -14,6 +14,7 @@ from eventsourcing.persistence import EventStore, StoredEvent
 from eventsourcing.utils import get_topic
 
 from crm_backbone.aggregate import TracedAggregate
+from crm_backbone.sealing import ErasedSnapshot
 
 RESTORABLE_SNAPSHOT_TOPIC = get_topic(TracedAggregate.Snapshot)
 
@@ -59,7 +60,8 @@ class SnapshotStore(EventStore[uuid.UUID]):
 
     Snapshots written before it (``eventsourcing``'s own ``Snapshot``) lost their values'
     types: they are passed over, so such an aggregate is replayed from its events until
-    its next snapshot is taken.
+    its next snapshot is taken. So is a sealed snapshot whose subject is erased
+    (``crm_backbone.sealing``): its events give the erased aggregate.
     """
 
     def get(
@@ -71,10 +73,14 @@ class SnapshotStore(EventStore[uuid.UUID]):
         desc: bool = False,
         limit: int | None = None,
     ) -> Iterator[DomainEventProtocol[uuid.UUID]]:
-        return map(
-            self.mapper.to_domain_event,
-            self._restorable(originator_id, gt=gt, lte=lte, desc=desc, limit=limit),
-        )
+        stored = self._restorable(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+        return (snapshot for s in stored if (snapshot := self._opened(s)) is not None)
+
+    def _opened(self, stored: StoredEvent) -> DomainEventProtocol[uuid.UUID] | None:
+        try:
+            return self.mapper.to_domain_event(stored)
+        except ErasedSnapshot:
+            return None
 
     def _restorable(
         self,

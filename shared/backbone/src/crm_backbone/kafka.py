@@ -14,6 +14,7 @@ import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
+from crm_events.personal import FieldSealer
 from crm_events.topics import DEAD_LETTER, TopicSpec, topic_specs
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -21,6 +22,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from faststream.security import SASLPlaintext, SASLScram512
 
+from crm_backbone.dead_letter_sealing import SealedLetter, seal_letter
 from crm_backbone.holds import Drains
 from crm_backbone.metrics import BATCHES_FAILED, CONSUMER_LAG
 from crm_backbone.records import Record
@@ -77,29 +79,52 @@ async def ensure_topics(
 
 
 class KafkaDeadLetters:
-    """Sends a record that cannot be applied to the dead-letter topic, unchanged.
+    """Sends a record that cannot be applied to the dead-letter topic.
 
-    Its key, value and headers are kept; ``dlq_*`` headers say why and where it came from.
-    The send is acknowledged (``acks=all``) before the caller commits its offset.
+    Its key and headers are kept, and its value; given a ``sealer``, the value and the
+    headers that may hold personal data are sealed under the data subject's key
+    (:mod:`crm_backbone.dead_letter_sealing`). ``dlq_*`` headers say why and where it came
+    from. The send is acknowledged (``acks=all``) before the caller commits its offset.
     """
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str = DEAD_LETTER.name) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        topic: str = DEAD_LETTER.name,
+        sealer: FieldSealer | None = None,
+    ) -> None:
         self.producer = producer
         self.topic = topic
+        self.sealer = sealer
 
     async def __call__(self, record: Record, code: str, reason: str, consumer: str) -> None:
+        now = datetime.now(UTC)
+        if self.sealer is None:
+            letter = SealedLetter(
+                record.value,
+                [*record.headers, ("dlq_code", code.encode()), ("dlq_reason", reason.encode())],
+            )
+        else:
+            letter = await asyncio.to_thread(  # the key store may be a database round trip
+                seal_letter,
+                record.topic,
+                record.key,
+                record.value,
+                record.headers,
+                (code, reason),
+                self.sealer,
+                now,
+            )
         headers = [
-            *record.headers,
-            ("dlq_code", code.encode()),
-            ("dlq_reason", reason.encode()),
+            *letter.headers,
             ("dlq_topic", record.topic.encode()),
             ("dlq_partition", str(record.partition).encode()),
             ("dlq_offset", str(record.offset).encode()),
             ("dlq_consumer", consumer.encode()),
-            ("dlq_time", datetime.now(UTC).isoformat().encode()),
+            ("dlq_time", now.isoformat().encode()),
         ]
         await self.producer.send_and_wait(
-            self.topic, value=record.value, key=record.key, headers=headers
+            self.topic, value=letter.value, key=record.key, headers=headers
         )
 
 

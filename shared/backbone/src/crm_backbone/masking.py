@@ -21,7 +21,8 @@ beyond the kept ones:
 - free text written about a person (a contact's notes, a remark): ``***``, all of it, since
   it may say anything.
 
-``***`` replaces whatever a mask cannot read; ``None`` stays ``None``.
+``***`` replaces whatever a mask cannot read; ``None`` stays ``None``. The kinds
+(:class:`~crm_events.personal.PersonalData`) are the contracts'.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ import copy
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from enum import StrEnum
 from typing import Any
+
+from crm_events.personal import PersonalData, is_token, personal_fields
+from pydantic import BaseModel
 
 HIDDEN = "***"
 """What a masked value shows in place of what it hides."""
@@ -193,23 +196,6 @@ def mask_birth_date(value: Any) -> Any:
     return HIDDEN
 
 
-class PersonalData(StrEnum):
-    """The kinds of personal data a view holds, each with its mask."""
-
-    NAME = "name"
-    PHONE = "phone"
-    EMAIL = "email"
-    ID_DOCUMENT = "id_document"
-    ADDRESS = "address"
-    BIRTH_DATE = "birth_date"
-    FREE_TEXT = "free_text"
-    """A note written about a person: hidden whole (``***``; an empty one stays empty)."""
-
-    def mask(self, value: Any) -> Any:
-        """This kind's mask of ``value``; ``None`` stays ``None``."""
-        return None if value is None else _MASKS[self](value)
-
-
 _MASKS: Mapping[PersonalData, Callable[[Any], Any]] = {
     PersonalData.NAME: _mask_name_value,
     PersonalData.PHONE: _masker(mask_phone),
@@ -219,6 +205,25 @@ _MASKS: Mapping[PersonalData, Callable[[Any], Any]] = {
     PersonalData.BIRTH_DATE: mask_birth_date,
     PersonalData.FREE_TEXT: _masker(lambda text: HIDDEN if text else ""),
 }
+"""The mask of each kind of personal data (a note written about a person: hidden whole,
+``***``; an empty one stays empty)."""
+
+
+def mask_value(kind: PersonalData, value: Any) -> Any:
+    """``kind``'s mask of ``value``; ``None`` stays ``None``."""
+    return None if value is None else _MASKS[kind](value)
+
+
+def mask_payload(data: Mapping[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """A payload's JSON ``data`` (a ``model``) with its personal fields masked by kind; a
+    sealed one (a token) shows nothing of the person and stays as it is."""
+    personal = personal_fields(model)
+    return {
+        name: mask_value(personal[name], value)
+        if name in personal and not is_token(value)
+        else value
+        for name, value in data.items()
+    }
 
 
 def mask_document(
@@ -236,7 +241,7 @@ def _mask_at(value: Any, path: Sequence[str], kind: PersonalData) -> Any:
     if isinstance(value, list):
         return [_mask_at(element, path, kind) for element in value]
     if not path:
-        return kind.mask(value)
+        return mask_value(kind, value)
     if isinstance(value, dict) and path[0] in value:
         value[path[0]] = _mask_at(value[path[0]], path[1:], kind)
     return value

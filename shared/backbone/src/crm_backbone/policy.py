@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import structlog
 from crm_events.envelope import Envelope, from_kafka
 from crm_events.errors import ContractError
+from crm_events.personal import FieldSealer
 from crm_events.registry import EventPayload
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -41,7 +42,7 @@ from crm_backbone.holds import (
 )
 from crm_backbone.metrics import DEAD_LETTERS, POLICY_EVENTS
 from crm_backbone.parking import PARKING_COLLECTION, ParkedRecord, ParkingLot, StillHeld
-from crm_backbone.records import Document, Record
+from crm_backbone.records import Document, Record, prefetch_keys
 from crm_backbone.retries import OUTAGES, DeadLetters, HandlerGaveUp, HandlerRetries
 
 log = structlog.get_logger(__name__)
@@ -66,6 +67,9 @@ class Policy:
     topics: ClassVar[tuple[str, ...]]
     parking_expiry_seconds: ClassVar[int | None] = None
     """Parked records older than this are dropped (None: kept until released)."""
+    reads_personal_data: ClassVar[bool] = True
+    """Whether its handlers need personal data in clear; False: it is given no sealer, and
+    opens no key for the records it reads."""
 
     def handlers(self) -> Mapping[str, PolicyHandler]:
         raise NotImplementedError
@@ -96,8 +100,12 @@ class PolicyConsumer:
         consumer_group: str,
         database: AsyncDatabase[Document],
         retries: HandlerRetries | None = None,
+        sealer: FieldSealer | None = None,
+        parking_sealer: FieldSealer | None = None,
     ) -> None:
         self.policy = policy
+        self.sealer = sealer
+        """Opens the personal data of the records (none: their erased forms)."""
         self.name = policy.name
         self.topics = policy.topics
         self.dead_letters = dead_letters
@@ -106,6 +114,8 @@ class PolicyConsumer:
             database[PARKING_COLLECTION],
             consumer_group,
             expire_after_seconds=policy.parking_expiry_seconds,
+            # the service's sealer: a policy reading no personal data may park some
+            sealer=parking_sealer or sealer,
         )
         self.holds = DeadLetterHolds(database, consumer_group)
         self.retries = retries or HandlerRetries()
@@ -144,11 +154,12 @@ class PolicyConsumer:
         applied = 0
         holds = HoldsPass(self.holds, self.parking)
         await holds.load(records, releasing)
+        await prefetch_keys(self.sealer, records)
         letters: list[tuple[Record, str, str]] = []
         for record in records:
             holds.redriven(record)
             try:
-                envelope = from_kafka(record.key, record.value or b"", record.headers)
+                envelope = from_kafka(record.key, record.value or b"", record.headers, self.sealer)
             except ContractError as error:
                 letters.append((record, error.code, error.reason))
                 holds.dead_lettered(record, header_version(record.headers))
@@ -182,7 +193,7 @@ class PolicyConsumer:
 
     async def _decode(self, record: Record) -> Envelope[EventPayload] | None:
         try:
-            return from_kafka(record.key, record.value or b"", record.headers)
+            return from_kafka(record.key, record.value or b"", record.headers, self.sealer)
         except ContractError as error:
             await self._dead_letter(record, error.code, error.reason)
             return None

@@ -34,6 +34,7 @@ from typing import ClassVar
 import structlog
 from crm_events.envelope import HEADERS, Envelope, from_kafka
 from crm_events.errors import ContractError
+from crm_events.personal import FieldSealer
 from crm_events.registry import EventPayload
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -59,6 +60,7 @@ from crm_backbone.parking import ParkedRecord, ParkingLot
 from crm_backbone.readmodel import APPLIED, guard_key
 from crm_backbone.records import Document as Document  # re-exported
 from crm_backbone.records import Record as Record  # re-exported
+from crm_backbone.records import prefetch_keys
 from crm_backbone.retries import OUTAGES, DeadLetters, HandlerGaveUp, HandlerRetries
 
 log = structlog.get_logger(__name__)
@@ -164,8 +166,11 @@ class ProjectionEngine:
         dead_letters: DeadLetters,
         consumer_group: str,
         retries: HandlerRetries | None = None,
+        sealer: FieldSealer | None = None,
     ) -> None:
         self.projection = projection
+        self.sealer = sealer
+        """Opens the personal data of the records (none: their erased forms)."""
         self.database = database
         self.dead_letters = dead_letters
         self.consumer_group = consumer_group
@@ -173,7 +178,7 @@ class ProjectionEngine:
         self.positions = database[f"{projection.name}__positions"]
         name = projection.name  # the view owns them, whichever group fills it (see holds)
         self.holds = DeadLetterHolds(database, name, f"{name}{VIEW_HOLDS_SUFFIX}")
-        self.parking = ParkingLot(database[f"{name}{VIEW_PARKING_SUFFIX}"], name)
+        self.parking = ParkingLot(database[f"{name}{VIEW_PARKING_SUFFIX}"], name, sealer=sealer)
         self._handlers = projection.handlers()
         self._draining = asyncio.Lock()
 
@@ -213,6 +218,7 @@ class ProjectionEngine:
         # Positions first, from the headers: each envelope then lives for one iteration only
         # (far less garbage-collector work than holding a decoded batch).
         known = await self._known_positions({_header_key(r.headers) for r in records})
+        await prefetch_keys(self.sealer, records)
         batch = _Pass(HoldsPass(self.holds, self.parking), known)
         await batch.holds.load(records, releasing)
         for record in records:
@@ -224,7 +230,7 @@ class ProjectionEngine:
     async def _take(self, batch: _Pass, record: Record) -> None:
         """Decide what becomes of one record: dead letter, parked, duplicate or applied."""
         try:
-            envelope = from_kafka(record.key, record.value or b"", record.headers)
+            envelope = from_kafka(record.key, record.value or b"", record.headers, self.sealer)
         except ContractError as error:
             applied = batch.known.get(_header_key(record.headers) or "", 0)
             version = header_version(record.headers)

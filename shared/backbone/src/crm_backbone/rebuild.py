@@ -37,6 +37,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from crm_events.personal import FieldSealer
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_backbone.pause import LEASE, PauseGate
@@ -143,11 +144,14 @@ class StreamReader:
         progress: Progress,
         report: Report,
     ) -> None:
-        """Apply records until every partition's position reaches its target offset."""
+        """Apply records until every partition's position reaches its target offset. A
+        fetch may bring records past a target (written meanwhile): they are applied too,
+        since the position has moved past them (dropped, the next call would never read
+        them again: a gap in the view)."""
         behind = {tp for tp, end in targets.items() if await self.position(tp) < end}
         while behind:
             batches = await self.consumer.getmany(*behind, timeout_ms=500, max_records=2000)
-            records = [r for tp, rs in batches.items() for r in rs if r.offset < targets.get(tp, 0)]
+            records = [record for fetched in batches.values() for record in fetched]
             if records:
                 await engine.process(records)
                 progress.done += len(records)
@@ -167,8 +171,11 @@ async def rebuild(
     report: Report = lambda _: None,
     pause_within: float = 5.0,
     lease: float = LEASE,
+    sealer: FieldSealer | None = None,
 ) -> Progress:
-    """Rebuild ``projection`` beside ``live`` and swap it in once caught up.
+    """Rebuild ``projection`` beside ``live`` and swap it in once caught up; ``sealer``
+    opens the personal data of the records, as the live consumer's does (an erased
+    subject's reads as erased).
 
     The live consumer is paused for a ``lease`` of seconds, renewed while the rebuild
     works: if the rebuild dies, the consumer goes on once the lease expires. Raises
@@ -179,7 +186,9 @@ async def rebuild(
     scratch: AsyncDatabase[Document] = client[f"{live.name}{SCRATCH}"]
     await client.drop_database(scratch.name)
     set_aside = CountOnly()
-    engine = ProjectionEngine(projection, scratch, set_aside, f"{live_group}.rebuild")
+    engine = ProjectionEngine(
+        projection, scratch, set_aside, f"{live_group}.rebuild", sealer=sealer
+    )
     await engine.setup()
     reader = StreamReader(bootstrap, await _partitions(bootstrap, topics, login), login)
     await reader.start({})
@@ -241,8 +250,10 @@ async def replay(
     from_offset: int | None = None,
     topics: Sequence[str] | None = None,
     report: Report = lambda _: None,
+    sealer: FieldSealer | None = None,
 ) -> Progress:
-    """Reapply the view's topics into ``live`` from a time (ms) or an offset to their end."""
+    """Reapply the view's topics into ``live`` from a time (ms) or an offset to their end
+    (``sealer``: as :func:`rebuild`'s)."""
     if (since_ms is None) == (from_offset is None):
         raise ValueError("give exactly one of since_ms and from_offset")
     topics = list(topics or projection.topics)
@@ -263,7 +274,9 @@ async def replay(
             reader.consumer.seek(tp, offset)
         progress = Progress(total=sum(ends[tp] - starts[tp] for tp in partitions))
         set_aside = CountOnly()
-        engine = ProjectionEngine(projection, live, set_aside, f"{consumer_group}.replay")
+        engine = ProjectionEngine(
+            projection, live, set_aside, f"{consumer_group}.replay", sealer=sealer
+        )
         await reader.apply_until(engine, ends, progress, report)
         progress.set_aside = set_aside.count
         return progress

@@ -17,6 +17,12 @@ restarts the relay with a growing delay, and its health (:meth:`OutboxRelay.unre
 the ``crm_relay_*`` metrics) says so. A stored event the translator rejects stops it at that
 event, for good, with an error naming the event: skipping it would lose it, and retrying
 cannot help until a fixed translator is deployed, which then resumes from there.
+
+From a store that seals personal data (``crm_backbone.sealing``) the relay publishes the
+stored tokens as they are: it never opens a person's data, nor needs their keys (the
+tokens are bound to the same subject and hold the same JSON on Kafka). The translator
+checks every other field against the contract; a personal field is checked where it is
+opened, by its consumers (a value the contract refuses is dead-lettered there).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import psycopg
 import structlog
 from aiokafka import AIOKafkaProducer
 from crm_events.envelope import Envelope, to_kafka
+from crm_events.personal import FieldSealer, SealedFields
 from crm_events.registry import EventPayload
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
@@ -52,6 +59,7 @@ from crm_backbone.metrics import (
     RELAY_PUBLISHED,
     RELAY_STOPPED,
 )
+from crm_backbone.sealing import SealingMapper
 from crm_backbone.topic_names import CONTRACT_NAMES
 
 log = structlog.get_logger(__name__)
@@ -145,9 +153,12 @@ class OutboxRelay:
         route: Callable[[str], str] = CONTRACT_NAMES.of_event,
         name: str | None = None,
         kafka_login: Mapping[str, Any] | None = None,
+        sealer: FieldSealer | None = None,
     ) -> None:
         self.app = app
         self.translate = translate
+        self.sealer = sealer
+        """Seals the personal data of what it publishes (none: published in clear)."""
         self.source = source
         self.name = name or f"{app.name}->kafka"
         """What its position is recorded under: a relay of another name keeps its own."""
@@ -333,11 +344,12 @@ class OutboxRelay:
         through: int | None = None
         for notification in notifications:
             try:
-                domain_event = self.app.mapper.to_domain_event(notification)
+                domain_event, sealed = self._read(notification)
                 assert isinstance(domain_event, DomainEvent)
                 payload = self.translate(domain_event)
                 if payload is not None:
-                    record = to_kafka(integration_envelope(domain_event, payload, self.source))
+                    envelope = integration_envelope(domain_event, payload, self.source)
+                    record = to_kafka(envelope, self.sealer, sealed)
                     topic = self.route(payload.event_type)
             except Exception as error:
                 failure = UntranslatableEvent(notification.id, notification.topic, error)
@@ -346,6 +358,14 @@ class OutboxRelay:
                 records.append(_Record(topic, record.key, record.value, list(record.headers)))
             through = notification.id
         return _Translated(records, through, None)
+
+    def _read(self, notification: Notification) -> tuple[Any, SealedFields | None]:
+        """The stored event; from a sealing store to sealed topics, with its personal
+        data left sealed: the tokens are published as stored, never opened here."""
+        mapper = self.app.mapper
+        if isinstance(mapper, SealingMapper) and self.sealer is not None:
+            return mapper.to_sealed_domain_event(notification)
+        return mapper.to_domain_event(notification), None
 
     async def _send(self, records: Sequence[_Record]) -> None:
         assert self._producer is not None, "call start() first"

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from crm_events.personal import FieldSealer
+from crm_events.registry import EventPayload
 from crm_events.topics import SUBSCRIPTIONS, Service, written_by
 from eventsourcing.application import Application
 from faststream.kafka import KafkaBroker
@@ -35,10 +37,13 @@ from crm_backbone.kafka import (
     subscribe,
 )
 from crm_backbone.kafka_acls import principal_of
+from crm_backbone.keys import KeySealer
+from crm_backbone.keys.factory import key_sealer
 from crm_backbone.pause import PauseGate
 from crm_backbone.policy import Policy, PolicyConsumer
 from crm_backbone.projection import Document, Projection, ProjectionEngine
 from crm_backbone.relay import OutboxRelay, Translate
+from crm_backbone.sealing import EventSealing
 from crm_backbone.settings import ServiceSettings
 from crm_backbone.topic_names import TopicNames
 
@@ -70,6 +75,8 @@ class ServiceRuntime:
     max_records: int = 1000
     kafka_login: dict[str, Any] = field(default_factory=dict)
     """The service principal's login (``ServiceSettings.kafka_client_options``)."""
+    sealer: FieldSealer | None = None
+    """Seals what the relay publishes and opens what the consumers read; none: clear."""
     relay: OutboxRelay = field(init=False)
     health: list[ConsumerHealth] = field(init=False, default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
@@ -87,6 +94,7 @@ class ServiceRuntime:
             sqlite_path=self.sqlite_path,
             route=self.topics.of_event,
             kafka_login=self.kafka_login,
+            sealer=self.sealer,
         )
 
     def group(self, name: str) -> str:
@@ -105,12 +113,16 @@ class ServiceRuntime:
         )
         producer = reliable_producer(self.kafka_bootstrap, **self.kafka_login)
         await producer.start()
-        dead_letters = KafkaDeadLetters(producer, self.topics.dead_letter)
+        dead_letters = KafkaDeadLetters(producer, self.topics.dead_letter, self.sealer)
         broker = kafka_broker(self.kafka_bootstrap, self.kafka_login, logger=None)
         engines: list[ProjectionEngine | PolicyConsumer] = []  # each drains its holds
         for projection in c.projections:
             engine = ProjectionEngine(
-                projection, c.database, dead_letters, self.group(projection.name)
+                projection,
+                c.database,
+                dead_letters,
+                self.group(projection.name),
+                sealer=self.sealer,
             )
             await engine.setup()
             engines.append(engine)
@@ -124,7 +136,14 @@ class ServiceRuntime:
                 )
             )
         for policy in c.policies:
-            consumer = PolicyConsumer(policy, dead_letters, self.group(policy.name), c.database)
+            consumer = PolicyConsumer(
+                policy,
+                dead_letters,
+                self.group(policy.name),
+                c.database,
+                sealer=self.sealer if policy.reads_personal_data else None,
+                parking_sealer=self.sealer,
+            )
             await consumer.setup()
             engines.append(consumer)
             self.health.append(
@@ -201,13 +220,15 @@ def _log_if_failed(task: asyncio.Task[None]) -> None:
 
 @dataclass
 class Infrastructure:
-    """What a service runs on: its event store, its MongoDB database, Kafka."""
+    """What a service runs on: its event store, its MongoDB database, Kafka, and the key
+    store that seals personal data (none when the settings turn sealing off)."""
 
     settings: ServiceSettings
     service: Service
     store: EventStoreConfig
     mongo: AsyncMongoClient[Document]
     database: AsyncDatabase[Document]
+    sealer: FieldSealer | None = None
 
     @classmethod
     def connect(cls, settings: ServiceSettings, service: Service) -> Infrastructure:
@@ -215,7 +236,19 @@ class Infrastructure:
         mongo: AsyncMongoClient[Document] = AsyncMongoClient(
             settings.mongo_client_uri(service.value), tz_aware=True
         )
-        return cls(settings, service, store, mongo, mongo[settings.mongo_database(service.value)])
+        sealer = key_sealer(settings, service.value) if settings.seal_personal_data else None
+        database = mongo[settings.mongo_database(service.value)]
+        return cls(settings, service, store, mongo, database, sealer)
+
+    def key_sealer(self) -> KeySealer | None:
+        """The service's sealer: where erasure destroys a subject's key (the process then
+        forgets it at once); none when sealing is off."""
+        return self.sealer if isinstance(self.sealer, KeySealer) else None
+
+    def sealing(self, payloads: Mapping[str, type[EventPayload]]) -> EventSealing | None:
+        """What seals the personal data of the service's stored events, named as
+        ``payloads`` (its ``publication.PAYLOADS``); none when sealing is off."""
+        return None if self.sealer is None else EventSealing(self.sealer, payloads)
 
     def runtime(
         self,
@@ -235,6 +268,7 @@ class Infrastructure:
             namespace=self.settings.namespace,
             topics=self.settings.topic_names(),
             kafka_login=self.settings.kafka_client_options(principal_of(self.service)),
+            sealer=self.sealer,
         )
         application.on_saved = runtime.relay.nudge
         return runtime

@@ -13,7 +13,7 @@ from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm_backbone import credentials
-from crm_backbone.credentials import MONGODB, POSTGRESQL, Account
+from crm_backbone.credentials import KEY_STORE, MASTER_KEYS, MONGODB, OPENBAO, POSTGRESQL, Account
 from crm_backbone.eventstore import EventStoreConfig
 from crm_backbone.signing_keys import check_algorithms
 from crm_backbone.topic_names import TopicNames
@@ -77,6 +77,29 @@ class ServiceSettings(BaseSettings):
     position_cache_s: float = 5.0
     """How long an API process remembers where the organisation places a caller (0: it
     asks the org read model on every request): HR's changes reach access within it."""
+    key_store: Literal["database", "openbao"] = "database"
+    """What wraps the data subjects' keys (``crm_backbone.keys``): the master key ring
+    (``master_keys``), or OpenBao's transit engine; the wrapped keys are in the key
+    database either way."""
+    key_database: Literal["sqlite", "postgres"] | None = None
+    """The key database: ``<data_dir>/keys.sqlite``, or PostgreSQL's ``<namespace>_keys``;
+    unset: the kind of the event store."""
+    master_keys: SecretStr | None = None
+    """The master key ring, ``id:base64url-key`` entries, the first current
+    (``crm_backbone.keys.master``); else the secrets folder's ``keys/master-keys``."""
+    openbao_addr: str = "http://127.0.0.1:18200"
+    openbao_token: SecretStr | None = None
+    """OpenBao's token; else the secrets folder's ``openbao/token``."""
+    openbao_transit_mount: str = "transit"
+    openbao_transit_key: str | None = None
+    """The transit key wrapping the data keys; unset: ``<namespace>-subject-keys``."""
+    key_cache_size: int = 10_000
+    """How many data keys a process remembers (``KeySealer``)."""
+    key_cache_ttl_s: float = 60.0
+    """How long it remembers one: an erasure it does not hear of reaches it within this."""
+    seal_personal_data: bool = True
+    """Seal personal data in the event store and on Kafka (``crm_backbone.sealing``).
+    Turned off only by the bench, to measure the relay and the projections without it."""
 
     @field_validator("topic_prefix")
     @classmethod
@@ -139,6 +162,26 @@ class ServiceSettings(BaseSettings):
             "sasl_plain_username": user,
             "sasl_plain_password": password.get_secret_value(),
         }
+
+    def key_database_location(self, process: str) -> Path | str:
+        """The key database's SQLite file, or the DSN of PostgreSQL's ``<namespace>_keys``
+        as ``process``'s own role (a service's, or ``ops``'s; without a password, the
+        address's user, which creates the database when missing)."""
+        if (self.key_database or self.event_store) == "sqlite":
+            return self.data_dir / "keys.sqlite"
+        database = credentials.database_name(self.namespace, KEY_STORE)
+        account = self.account(POSTGRESQL, self.mongo_database(process))
+        if account is None:
+            return ensure_database(self.postgres_dsn, database)
+        return credentials.postgres_dsn(self.postgres_dsn, account, database)
+
+    def master_key_ring(self) -> SecretStr | None:
+        """The master key ring's text, from ``CRM_MASTER_KEYS`` or the secrets folder."""
+        return self.master_keys or credentials.read_secret(self.secrets_dir, KEY_STORE, MASTER_KEYS)
+
+    def openbao_credential(self) -> SecretStr | None:
+        """OpenBao's token, from ``CRM_OPENBAO_TOKEN`` or the secrets folder."""
+        return self.openbao_token or credentials.read_secret(self.secrets_dir, OPENBAO, "token")
 
     def event_store_config(self, service: str) -> EventStoreConfig:
         """An SQLite file under ``data_dir``, or the service's own PostgreSQL database."""

@@ -128,10 +128,11 @@ TEST_POSITIONS = (
     Position("HO-0001", Role.ANALYST),
     Position("OP-0001", Role.OPERATOR),
     Position("AU-0001", Role.AUDITOR),
+    Position("DP-0001", Role.DATA_PROTECTION_OFFICER),
 )
 """A small organisation for tests: managers in two branches of one region and one of
-another, their branch manager and regional head, and head office's analyst, operator and
-auditor."""
+another, their branch manager and regional head, and head office's analyst, operator,
+auditor and data protection officer."""
 
 
 class FixedCustomerBook:

@@ -3,14 +3,18 @@
 The subject is the gateway's message id.
 """
 
+from typing import ClassVar
+
 from pydantic import AwareDatetime
 
-from crm_events.common import Channel, Id
+from crm_events.common import Channel, Id, Notes
 from crm_events.registry import EventPayload, FrozenModel, event
 
 
 class _CampaignMessage(FrozenModel):
     """Which campaign message to which customer, and when the gateway saw this happen."""
+
+    subject_field: ClassVar[str | None] = "customer_id"
 
     campaign_id: Id
     customer_id: Id
@@ -37,7 +41,7 @@ class MessageOpened(_CampaignMessage, EventPayload):
 class MessageResponded(_CampaignMessage, EventPayload):
     """The customer replied (SMS reply, e-mail reply or link click)."""
 
-    response_text: str | None = None
+    response_text: Notes | None = None
 
 
 @event("channel.gateway.message.opted_out")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, PlainSerializer, StringConstraints, WithJsonSchema
 
+from crm_events.personal import ERASED, Personal, PersonalData
 from crm_events.registry import FrozenModel
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@~-]{0,127}$"
@@ -20,8 +21,23 @@ DocumentNumber = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 """The number printed on an identity document, as printed (it may hold spaces)."""
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)]
-Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 \-]{3,30}$")]
+"""A short text: a title, a product's or a unit's name (a person's: :data:`PersonName`)."""
+Email = Annotated[
+    str,
+    StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254),
+    Personal(PersonalData.EMAIL),
+]
+Phone = Annotated[
+    str, StringConstraints(pattern=r"^\+?[0-9][0-9 \-]{3,30}$"), Personal(PersonalData.PHONE)
+]
+PersonName = Annotated[Name, Personal(PersonalData.NAME)]
+"""A person's name as one text (a lead's contact, an opportunity's contacts)."""
+BirthDate = Annotated[date, Personal(PersonalData.BIRTH_DATE)]
+Notes = Annotated[str, Personal(PersonalData.FREE_TEXT)]
+"""Free text written about a person or their affairs (a note, a remark, a reason): it may
+say anything, so it is personal data."""
+ShortNotes = Annotated[Name, Personal(PersonalData.FREE_TEXT)]
+"""A short free text about a person (a summary, a description): at most 200 characters."""
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 """ISO 3166-1 alpha-2."""
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
@@ -114,20 +130,28 @@ class CustomerName(FrozenModel):
     given_name: str | None = None
 
 
+FullName = Annotated[CustomerName, Personal(PersonalData.NAME, erased={"full_name": ERASED})]
+"""A customer's name, personal data as a whole."""
+IdDocuments = Annotated[list[IdDocument], Personal(PersonalData.ID_DOCUMENT, erased=[])]
+"""A person's identity documents, personal data as a whole."""
+PostalAddress = Annotated[Address, Personal(PersonalData.ADDRESS)]
+"""A person's address, personal data as a whole."""
+
+
 class Assignment(FrozenModel):
     """Who is now responsible; ``previous_manager_id`` is null on a first assignment."""
 
     manager_id: Id
     previous_manager_id: Id | None = None
-    reason: str | None = None
+    reason: Notes | None = None
 
 
 class CoreOwnedData(FrozenModel):
     """Customer data mastered by core banking; a null field is unchanged."""
 
-    name: CustomerName | None = None
-    id_documents: list[IdDocument] | None = None
-    birth_date: date | None = None
+    name: FullName | None = None
+    id_documents: IdDocuments | None = None
+    birth_date: BirthDate | None = None
     phone: Phone | None = None
     email: Email | None = None
-    address: Address | None = None
+    address: PostalAddress | None = None

@@ -1,7 +1,9 @@
 """Events of the contact-log service: contacts and activities (tasks).
 
 A contact and an activity are each the subject of their own events; every activity event
-names the activity's customer (if any) so consumers can route it without state.
+names the activity's customer (if any) so consumers can route it without state. That
+customer is the data subject of the notes it carries (``subject_field``); an activity for
+no customer is its own.
 """
 
 from enum import StrEnum
@@ -9,7 +11,7 @@ from typing import Self
 
 from pydantic import AwareDatetime, model_validator
 
-from crm_events.common import Id, Money, Name
+from crm_events.common import Id, Money, Notes, ShortNotes
 from crm_events.registry import EventPayload, FrozenModel, event
 
 
@@ -67,10 +69,12 @@ class _Period(FrozenModel):
 class ContactLogged(_Period, EventPayload):
     """A relationship manager contacted (or tried to contact) a customer."""
 
+    subject_field = "customer_id"
+
     customer_id: Id
     category: ContactCategory
-    summary: Name
-    content: str | None = None
+    summary: ShortNotes
+    content: Notes | None = None
     called: bool
     outcome: ContactOutcome
     manager_id: Id
@@ -82,10 +86,12 @@ class ContactLogged(_Period, EventPayload):
 class ActivityScheduled(_Period, EventPayload):
     """A planned activity or task; ``origin_event_id`` names the event it was derived from."""
 
+    subject_field = "customer_id"
+
     customer_id: Id | None = None
     category: ActivityCategory
-    description: Name
-    remarks: str | None = None
+    description: ShortNotes
+    remarks: Notes | None = None
     priority: Priority
     due_at: AwareDatetime
     estimated_cost: Money | None = None
@@ -96,20 +102,26 @@ class ActivityScheduled(_Period, EventPayload):
 
 @event("crm.activity.rescheduled")
 class ActivityRescheduled(_Period, EventPayload):
+    subject_field = "customer_id"
+
     customer_id: Id | None = None
     due_at: AwareDatetime
-    reason: str | None = None
+    reason: Notes | None = None
 
 
 @event("crm.activity.completed")
 class ActivityCompleted(EventPayload):
+    subject_field = "customer_id"
+
     customer_id: Id | None = None
     completed_at: AwareDatetime
-    remarks: str | None = None
+    remarks: Notes | None = None
     cost: Money | None = None
 
 
 @event("crm.activity.cancelled")
 class ActivityCancelled(EventPayload):
+    subject_field = "customer_id"
+
     customer_id: Id | None = None
-    reason: str
+    reason: Notes

@@ -1,7 +1,9 @@
 """Upstream events published by core banking under the same contract.
 
 Account events have the account number as subject; customer events the unified customer
-id (the CRM's customer id).
+id (the CRM's customer id). The bank publishes them in clear; the personal fields are
+marked all the same, so that what the CRM keeps of them is sealed and erasable (an
+account event's data subject is its ``customer_id``).
 """
 
 from datetime import date
@@ -9,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime
 
-from crm_events.common import CoreOwnedData, CurrencyCode, DecimalString, Id, Money, Name
+from crm_events.common import CoreOwnedData, CurrencyCode, DecimalString, Id, Money, Name, Notes
 from crm_events.registry import EventPayload, event
 
 
@@ -65,9 +67,11 @@ class AccountOpened(EventPayload):
 
 @event("bank.corebanking.account.closed")
 class AccountClosed(EventPayload):
+    subject_field = "customer_id"
+
     customer_id: Id
     closed_on: date
-    reason: str | None = None
+    reason: Notes | None = None
 
 
 @event("bank.corebanking.account.balance_changed")

@@ -6,19 +6,24 @@ The customer id is the bank-wide unified customer number that upstream systems u
 from datetime import date
 from enum import StrEnum
 
+from pydantic import AwareDatetime
+
 from crm_events.common import (
-    Address,
     Assignment,
+    BirthDate,
     Channel,
     CoreOwnedData,
     CorporateTier,
-    CustomerName,
     CustomerType,
     Email,
+    FullName,
     Id,
-    IdDocument,
+    IdDocuments,
     Name,
+    Notes,
+    PersonName,
     Phone,
+    PostalAddress,
     ValueBand,
 )
 from crm_events.registry import EventPayload, JsonObject, event, upcaster
@@ -98,13 +103,13 @@ class CustomerRegisteredV1(EventPayload):
     """Historical v1 (single ``name`` string, ``branch``): frozen, read by upcasting."""
 
     customer_type: CustomerType
-    name: Name
+    name: PersonName
     status: CustomerStatus
-    id_documents: list[IdDocument] = []
-    birth_date: date | None = None
+    id_documents: IdDocuments = []
+    birth_date: BirthDate | None = None
     phone: Phone | None = None
     email: Email | None = None
-    address: Address | None = None
+    address: PostalAddress | None = None
     occupation: str | None = None
     industry: str | None = None
     branch: Id
@@ -115,13 +120,13 @@ class CustomerRegistered(EventPayload):
     """A customer (or prospect) entered the CRM."""
 
     customer_type: CustomerType
-    name: CustomerName
+    name: FullName
     status: CustomerStatus
-    id_documents: list[IdDocument] = []
-    birth_date: date | None = None
+    id_documents: IdDocuments = []
+    birth_date: BirthDate | None = None
     phone: Phone | None = None
     email: Email | None = None
-    address: Address | None = None
+    address: PostalAddress | None = None
     occupation: str | None = None
     industry: str | None = None
     branch_id: Id
@@ -141,7 +146,7 @@ class CustomerProfileUpdated(EventPayload):
 
     phone: Phone | None = None
     email: Email | None = None
-    address: Address | None = None
+    address: PostalAddress | None = None
     occupation: str | None = None
     industry: str | None = None
     preferred_channel: Channel | None = None
@@ -151,7 +156,7 @@ class CustomerProfileUpdated(EventPayload):
 class CustomerStatusChanged(EventPayload):
     previous_status: CustomerStatus
     status: CustomerStatus
-    reason: str
+    reason: Notes
 
 
 @event("crm.customer.segment_changed")
@@ -162,7 +167,7 @@ class CustomerSegmentChanged(EventPayload):
     corporate_tier: CorporateTier | None = None
     previous_value_band: ValueBand | None = None
     previous_corporate_tier: CorporateTier | None = None
-    reason: str
+    reason: Notes
 
 
 @event("crm.customer.manager_assigned")
@@ -176,7 +181,8 @@ class RelationshipManagerAssigned(Assignment, EventPayload):
 class GroupMembershipJoined(EventPayload):
     group_id: Id
     group_type: GroupType
-    group_name: Name
+    group_name: PersonName
+    """A household is named after its family: personal data."""
     role: GroupRole
     joined_on: date
 
@@ -185,7 +191,7 @@ class GroupMembershipJoined(EventPayload):
 class GroupMembershipLeft(EventPayload):
     group_id: Id
     left_on: date
-    reason: str | None = None
+    reason: Notes | None = None
 
 
 @event("crm.customer.relationship_added")
@@ -200,7 +206,7 @@ class RelationshipRemoved(EventPayload):
     related_customer_id: Id
     relationship_type: RelationshipType
     ended_on: date
-    reason: str | None = None
+    reason: Notes | None = None
 
 
 @event("crm.customer.consent_changed")
@@ -209,7 +215,7 @@ class ConsentChanged(EventPayload):
 
     channel: Channel
     opted_in: bool
-    reason: str | None = None
+    reason: Notes | None = None
     campaign_id: Id | None = None
 
 
@@ -222,9 +228,9 @@ class CustomersMerged(EventPayload):
     """
 
     merged_customer_id: Id
-    reason: str
-    merged_name: CustomerName
-    merged_id_documents: list[IdDocument] = []
+    reason: Notes
+    merged_name: FullName
+    merged_id_documents: IdDocuments = []
     merged_phone: Phone | None = None
     merged_email: Email | None = None
 
@@ -234,7 +240,7 @@ class CustomerMergedInto(EventPayload):
     """This customer was a duplicate and is now retired: its id resolves to the survivor."""
 
     survivor_customer_id: Id
-    reason: str
+    reason: Notes
 
 
 @event("crm.customer.core_data_applied")
@@ -242,3 +248,39 @@ class CoreDataApplied(CoreOwnedData, EventPayload):
     """Core-banking-owned data was applied to the customer record."""
 
     source_event_id: Id
+
+
+class ErasureBasis(StrEnum):
+    """The legal ground a customer's personal data is erased on.
+
+    PIPL Art. 47 para. 1 (items 1-4) and GDPR Art. 17(1)(a)-(e); the fixed list an
+    erasure request must name one of.
+    """
+
+    PIPL_PURPOSE_ACHIEVED = "pipl_art47_1_purpose_achieved"
+    """The purpose of processing is achieved, cannot be achieved or needs it no more."""
+    PIPL_SERVICE_ENDED = "pipl_art47_2_service_ended"
+    """The bank stopped providing the product or service, or the retention period ended."""
+    PIPL_CONSENT_WITHDRAWN = "pipl_art47_3_consent_withdrawn"
+    PIPL_UNLAWFUL_PROCESSING = "pipl_art47_4_unlawful_processing"
+    GDPR_NO_LONGER_NECESSARY = "gdpr_art17_1a_no_longer_necessary"
+    GDPR_CONSENT_WITHDRAWN = "gdpr_art17_1b_consent_withdrawn"
+    GDPR_OBJECTION = "gdpr_art17_1c_objection"
+    GDPR_UNLAWFUL_PROCESSING = "gdpr_art17_1d_unlawfully_processed"
+    GDPR_LEGAL_OBLIGATION = "gdpr_art17_1e_legal_obligation"
+
+
+@event("crm.customer.erased")
+class CustomerErased(EventPayload):
+    """The customer's personal data was erased on request: its data key is destroyed, so
+    what the events stored of the person no longer opens, and every view forgets it.
+
+    Carries no personal data: the subject is the customer id; ``reason`` is the request's
+    reference (a ticket number, say), never a description of the person.
+    """
+
+    erased_at: AwareDatetime
+    erased_by: Id
+    """The actor who asked for it (the subject of the data protection officer's token)."""
+    legal_basis: ErasureBasis
+    reason: Name

@@ -2,8 +2,13 @@
 
 Each attribute travels as a ``ce_<name>`` header (``datacontenttype`` as ``content-type``),
 the body is the payload's JSON and the message key is the aggregate id.
+
+Given a sealer (``crm_events.personal``), :func:`to_kafka` writes each personal field of
+the body as a token under the data subject's key and :func:`from_kafka` opens them; a
+reader without one gets the fields' erased forms, never the person's data.
 """
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Generic, Literal, NamedTuple, Self
@@ -22,8 +27,19 @@ from pydantic import (
 )
 
 from crm_events.common import Id
-from crm_events.errors import InvalidKey, MalformedEvent, summarise
-from crm_events.registry import EventPayload, P, registry
+from crm_events.errors import InvalidEventBody, InvalidKey, MalformedEvent, summarise
+from crm_events.personal import (
+    OPENS_NOTHING,
+    TOKEN_PREFIX,
+    FieldSealer,
+    SealedFields,
+    declared_fields,
+    encode_json,
+    open_payload,
+    seal_payload,
+    subject_of,
+)
+from crm_events.registry import EventPayload, JsonObject, P, registry
 
 SPECVERSION: Final = "1.0"
 CONTENT_TYPE: Final = "application/json"
@@ -133,20 +149,41 @@ REQUIRED_HEADERS = {
 """The headers every record must carry (``ce_client`` is optional: workers have none)."""
 
 
-def to_kafka(envelope: Envelope[P]) -> KafkaRecord:
-    """The Kafka record (binary content mode) of ``envelope``."""
+def to_kafka(
+    envelope: Envelope[P], sealer: FieldSealer | None = None, sealed: SealedFields | None = None
+) -> KafkaRecord:
+    """The Kafka record (binary content mode) of ``envelope``; with ``sealer``, its
+    personal fields sealed under the data subject's key, those in ``sealed`` (tokens from
+    the event store, the payload holding their erased forms) as they were sealed."""
     attributes = envelope.model_dump(mode="json", exclude={"data"}, exclude_none=True)
     return KafkaRecord(
         key=envelope.aggregateid.encode(),
-        value=envelope.data.model_dump_json().encode(),
+        value=_body(envelope, sealer, sealed),
         headers=[(HEADERS[name], str(value).encode()) for name, value in attributes.items()],
     )
 
 
+def _body(envelope: Envelope[P], sealer: FieldSealer | None, sealed: SealedFields | None) -> bytes:
+    model = type(envelope.data)
+    if sealer is None or not declared_fields(model):
+        if sealed is not None:
+            raise ValueError("tokens are published only by a sealing producer")
+        return envelope.data.model_dump_json().encode()
+    data = envelope.data.model_dump(mode="json")
+    subject = subject_of(model, data, envelope.aggregateid)
+    return encode_json(seal_payload(data, model, subject, sealer, sealed))
+
+
 def from_kafka(
-    key: bytes | None, value: bytes, headers: Iterable[tuple[str, bytes]]
+    key: bytes | None,
+    value: bytes,
+    headers: Iterable[tuple[str, bytes]],
+    sealer: FieldSealer | None = None,
 ) -> Envelope[EventPayload]:
     """Read a Kafka record into an envelope, upcasting an older payload to its current model.
+
+    Sealed personal fields are opened with ``sealer``: the clear value, or the field's
+    erased form once the subject's key is destroyed; without a sealer, the erased forms.
 
     Unknown headers are ignored; a CloudEvents header given twice is malformed (which one
     would be meant?), and so is a key other than the aggregate id (no key included: the key
@@ -182,7 +219,10 @@ def from_kafka(
         raise MalformedEvent(
             f"ce_schemaversion {fields['schemaversion']!r} is not an int"
         ) from None
-    data = registry.decode(fields["type"], version, value)
+    body: bytes | JsonObject = value
+    if TOKEN_PREFIX.encode() in value:
+        body = _opened(fields["type"], version, value, fields["aggregateid"], sealer)
+    data = registry.decode(fields["type"], version, body)
     fields["schemaversion"] = data.schema_version
     fields["data"] = data
     try:
@@ -190,3 +230,21 @@ def from_kafka(
     except ValidationError as error:
         raise MalformedEvent(f"invalid headers: {summarise(error)}") from None
     return envelope
+
+
+def _opened(
+    event_type: str, version: int, value: bytes, aggregate_id: str, sealer: FieldSealer | None
+) -> JsonObject:
+    """The body ``value`` with its tokens opened (see :func:`from_kafka`)."""
+    model = registry.model(event_type, version)
+    try:
+        data = json.loads(value)
+    except ValueError:
+        raise MalformedEvent("body is not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidEventBody("the body is not a JSON object")
+    subject = subject_of(model, data, aggregate_id)
+    try:
+        return open_payload(data, model, subject, sealer or OPENS_NOTHING)
+    except ValueError:
+        raise InvalidEventBody("a personal field does not open under its subject's key") from None

@@ -2,16 +2,31 @@
 
 Each aggregate (lead, opportunity, need) is the subject of its own events. Every
 opportunity and need event names its customer, so a consumer can route it to the
-customer's documents without keeping state of its own.
+customer's documents without keeping state of its own; that customer is also the data
+subject of the personal data it carries (``subject_field``). A lead's personal data is
+the lead's own (its contact may be no customer yet): its subject is the lead id.
 """
 
 from datetime import date
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import AwareDatetime, model_validator
 
-from crm_events.common import Assignment, Channel, Email, Id, Money, Name, Percent, Phone
+from crm_events.common import (
+    Assignment,
+    Channel,
+    Email,
+    Id,
+    Money,
+    Name,
+    Notes,
+    Percent,
+    PersonName,
+    Phone,
+    ShortNotes,
+)
+from crm_events.personal import Personal, PersonalData
 from crm_events.registry import EventPayload, event
 
 
@@ -74,14 +89,14 @@ class LeadCaptured(EventPayload):
     """A lead was recorded; ``customer_id`` is set when it is an existing customer."""
 
     customer_id: Id | None = None
-    contact_name: Name
+    contact_name: PersonName
     phone: Phone | None = None
     email: Email | None = None
     source: LeadSource
     campaign_id: Id | None = None
     products_of_interest: list[Id] = []
     branch_id: Id
-    notes: str | None = None
+    notes: Notes | None = None
 
 
 @event("crm.lead.qualified")
@@ -89,7 +104,7 @@ class LeadQualified(EventPayload):
     """The lead was upgraded to a qualified prospect, now a registered customer."""
 
     customer_id: Id
-    notes: str | None = None
+    notes: Notes | None = None
 
 
 @event("crm.lead.assigned")
@@ -105,15 +120,17 @@ class LeadConverted(EventPayload):
 
 @event("crm.lead.disqualified")
 class LeadDisqualified(EventPayload):
-    reason: str
+    reason: Notes
 
 
 @event("crm.opportunity.created")
 class OpportunityCreated(EventPayload):
+    subject_field = "customer_id"
+
     customer_id: Id
     title: Name
     products: list[Id]
-    description: str | None = None
+    description: Notes | None = None
     sales_method: str | None = None
     stage: OpportunityStage = OpportunityStage.OPPORTUNITY_CREATED
     probability: Percent
@@ -125,7 +142,7 @@ class OpportunityCreated(EventPayload):
     source: LeadSource
     lead_id: Id | None = None
     campaign_id: Id | None = None
-    contacts: list[Name] = []
+    contacts: list[PersonName] = []
     working_group: list[Id] = []
     competitors: list[Name] = []
 
@@ -134,11 +151,14 @@ class OpportunityCreated(EventPayload):
 class OpportunityStageChanged(EventPayload):
     """The opportunity moved in the funnel; ``lost_reason`` is required when closed lost."""
 
+    subject_field = "customer_id"
+
     customer_id: Id
     previous_stage: OpportunityStage
     stage: OpportunityStage
     probability: Percent
-    lost_reason: str | None = None
+    lost_reason: Annotated[Notes | None, Personal(PersonalData.FREE_TEXT)] = None
+    """Erased, still a reason: the stage it explains stays closed lost."""
 
     @model_validator(mode="after")
     def _lost_reason_iff_lost(self) -> Self:
@@ -149,22 +169,28 @@ class OpportunityStageChanged(EventPayload):
 
 @event("crm.opportunity.probability_overridden")
 class OpportunityProbabilityOverridden(EventPayload):
+    subject_field = "customer_id"
+
     customer_id: Id
     previous_probability: Percent
     probability: Percent
-    reason: str
+    reason: Notes
 
 
 @event("crm.opportunity.expected_value_changed")
 class OpportunityExpectedValueChanged(EventPayload):
+    subject_field = "customer_id"
+
     customer_id: Id
     previous_expected_value: Money
     expected_value: Money
-    reason: str | None = None
+    reason: Notes | None = None
 
 
 @event("crm.opportunity.reassigned")
 class OpportunityReassigned(Assignment, EventPayload):
+    subject_field = "customer_id"
+
     customer_id: Id
 
 
@@ -172,10 +198,12 @@ class OpportunityReassigned(Assignment, EventPayload):
 class NeedLogged(EventPayload):
     """A customer need or complaint was logged; complaints carry an SLA due time."""
 
+    subject_field = "customer_id"
+
     customer_id: Id
     kind: NeedKind
-    summary: Name
-    content: str
+    summary: ShortNotes
+    content: Notes
     severity: Severity
     urgency: Urgency
     channel: Channel
@@ -191,11 +219,15 @@ class NeedLogged(EventPayload):
 
 @event("crm.need.assigned")
 class NeedAssigned(Assignment, EventPayload):
+    subject_field = "customer_id"
+
     customer_id: Id
 
 
 @event("crm.need.status_changed")
 class NeedStatusChanged(EventPayload):
+    subject_field = "customer_id"
+
     customer_id: Id
     previous_status: NeedStatus
     status: NeedStatus
@@ -204,8 +236,10 @@ class NeedStatusChanged(EventPayload):
 
 @event("crm.need.resolved")
 class NeedResolved(EventPayload):
+    subject_field = "customer_id"
+
     customer_id: Id
-    resolution: str
+    resolution: Notes
     resolved_at: AwareDatetime
 
 
@@ -213,7 +247,9 @@ class NeedResolved(EventPayload):
 class NeedResolutionConfirmed(EventPayload):
     """The customer confirmed (or rejected) the resolution; this ends the need."""
 
+    subject_field = "customer_id"
+
     customer_id: Id
     satisfied: bool
-    feedback: str | None = None
+    feedback: Notes | None = None
     ended_at: AwareDatetime

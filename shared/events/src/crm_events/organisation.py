@@ -30,6 +30,7 @@ class Role(StrEnum):
     ANALYST = "analyst"
     OPERATOR = "operator"
     AUDITOR = "auditor"
+    DATA_PROTECTION_OFFICER = "data_protection_officer"
 
     @property
     def unit(self) -> UnitKind | None:

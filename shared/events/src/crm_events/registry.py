@@ -36,6 +36,9 @@ class EventPayload(FrozenModel):
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int]
+    subject_field: ClassVar[str | None] = None
+    """The field naming whose personal data the payload holds (``crm_events.personal``);
+    None, or the field unset: the envelope's aggregate id."""
 
 
 P = TypeVar("P", bound=EventPayload)
@@ -103,8 +106,9 @@ class Registry:
             body = upcaster(body)
         return body
 
-    def decode(self, event_type: str, version: int, body: bytes) -> EventPayload:
-        """Validate a JSON body of ``version`` into the current model of ``event_type``.
+    def decode(self, event_type: str, version: int, body: bytes | JsonObject) -> EventPayload:
+        """Validate a body of ``version`` (JSON, or JSON already parsed) into the current
+        model of ``event_type``.
 
         The current version is validated straight from bytes (one parse). An older one is
         validated against its own model, so upcasters always get valid input, then upcast.
@@ -112,8 +116,8 @@ class Registry:
         model = self.model(event_type)
         try:
             if version == model.schema_version:
-                return model.model_validate_json(body)
-            old = self.model(event_type, version).model_validate_json(body)
+                return _validated(model, body)
+            old = _validated(self.model(event_type, version), body)
             return model.model_validate(
                 self.upcast(event_type, version, old.model_dump(mode="json"))
             )
@@ -127,6 +131,12 @@ class Registry:
         if versions is None:
             raise UnknownEventType(f"no payload model registered for {event_type!r}")
         return versions
+
+
+def _validated(model: type[EventPayload], body: bytes | JsonObject) -> EventPayload:
+    if isinstance(body, dict):
+        return model.model_validate(body)
+    return model.model_validate_json(body)
 
 
 registry = Registry()

@@ -1,13 +1,15 @@
-"""``/audit``: the audit trail, the auditor's alone (every other role: 403)."""
+"""``/audit``: the audit trail, the auditor's; the data protection officer reads the
+entries of erasures only (every other role: 403)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from crm_backbone.access import Surface, require_read
-from crm_backbone.callers import Caller, Who
+from crm_backbone.callers import Who
 from crm_backbone.service_api import IsoDateTime, from_handle
 from crm_events.common import Id
+from crm_events.customer import CustomerErased
 from fastapi import APIRouter, Depends, Query
 
 from crm_customer.audit_queries import AuditPage, AuditQueries
@@ -17,13 +19,17 @@ from crm_customer.bootstrap import CustomerService
 router = APIRouter(tags=["audit"])
 
 
-def auditing_caller(caller: Who) -> Caller:
-    """The caller of a read of the audit trail (403 for every role but the auditor's)."""
-    require_read(caller.reach, Surface.AUDIT)
-    return caller
+def audited_event_type(caller: Who) -> str | None:
+    """The event type whose entries the caller may read: every one (None) for the
+    auditor, erasures for the data protection officer; 403 for every other role."""
+    if Surface.AUDIT in caller.reach.surfaces:
+        require_read(caller.reach, Surface.AUDIT)
+        return None
+    require_read(caller.reach, Surface.ERASURE)
+    return CustomerErased.event_type
 
 
-Auditor = Annotated[Caller, Depends(auditing_caller)]
+AuditedEventType = Annotated[str | None, Depends(audited_event_type)]
 Trail = Annotated[
     AuditQueries, Depends(from_handle(CustomerService, lambda s: AuditQueries(s.database)))
 ]
@@ -38,7 +44,7 @@ AuditedService = Annotated[
 
 @router.get("/audit", summary="Who changed or read which customers, when, through which client")
 async def audit(
-    _: Auditor,
+    event_type: AuditedEventType,
     trail: Trail,
     customer_id: Id | None = None,
     actor: Annotated[Id | None, Query(description="The subject of the caller's token")] = None,
@@ -58,4 +64,5 @@ async def audit(
         until=until,
         limit=limit,
         cursor=cursor,
+        event_type=event_type,
     )

@@ -255,6 +255,7 @@ async def current(
         "profile": customer.profile,
         "consents": customer.consents,
         "merged_into": customer.merged_into,
+        "erased": customer.erasure,
     }
     await reads.record([customer.customer_id])
     return as_shown(caller.reach, answer, PERSONAL)

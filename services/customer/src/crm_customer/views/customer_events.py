@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from crm_backbone.erasure import PersonalPaths
 from crm_backbone.projection import Document, Handler, ViewUpdate
 from crm_backbone.readmodel import field_key
 from crm_events import customer as cu
+from crm_events.personal import ERASED
 from crm_events.registry import EventPayload
 from crm_events.topics import CUSTOMER_EVENTS
 
 from crm_customer.views.documents import (
+    GROUP_NAMED_BY,
     GROUPS,
     Event,
     flat,
@@ -121,6 +124,7 @@ def group_joined(e: Event) -> Iterator[ViewUpdate]:
             "$set": {
                 "group_type": d.group_type.value,
                 "group_name": d.group_name,
+                GROUP_NAMED_BY: e.aggregateid,
                 **flat(f"members.{field_key(e.aggregateid)}", member),
             },
             "$push": {"history": {"customer_id": e.aggregateid, "event": "joined", **member}},
@@ -210,6 +214,49 @@ def merged(e: Event) -> Iterator[ViewUpdate]:
     yield of_subject(e, {"$addToSet": keys})
 
 
+ERASED_PATHS = (
+    "name",
+    "search",
+    "profile.phone",
+    "profile.email",
+    "profile.address",
+    "profile.birth_date",
+    "profile.id_documents",
+    "status_reason",
+    "segment.reason",
+    "consent",
+    "groups",
+    "relationships",
+    "contacts",
+    "tasks",
+    "needs",
+)
+"""What an erasure removes from a customer's document: the person's identity, contact
+details and search keys; the free texts about them (reasons given, last contacts'
+summaries, tasks' descriptions, needs' summaries); whom they are related to and which
+household they are in. Accounts, balances, KYC, segment, opportunities' figures and
+counts remain (the view keeps no opportunity's free text: ``opportunity_events``).
+"""
+
+GROUP_PERSONAL_PATHS = (
+    PersonalPaths(GROUPS, erased={"group_name": ERASED}, customer_field=GROUP_NAMED_BY),
+    PersonalPaths(GROUPS, removed=("reason",), within="history"),
+)
+"""What a group's document says of an erased member, forgotten by the customer service's
+``ForgetErasedCustomers`` (the erased event does not name the groups): the group's name
+when that member's event gave it (its erased form, as a rebuild reads it), and the reason
+they gave for leaving. The group's ids, type and other members remain."""
+
+
+def erased(e: Event) -> Iterator[ViewUpdate]:
+    d = e.data
+    assert isinstance(d, cu.CustomerErased)
+    erasure = {"erased_at": d.erased_at, "erased_by": d.erased_by, "legal_basis": d.legal_basis}
+    yield of_subject(
+        e, {"$set": flat("erased", erasure), "$unset": dict.fromkeys(ERASED_PATHS, "")}
+    )
+
+
 def merged_into(e: Event) -> Iterator[ViewUpdate]:
     d = e.data
     assert isinstance(d, cu.CustomerMergedInto)
@@ -230,4 +277,5 @@ HANDLERS: dict[type[EventPayload], Handler] = {
     cu.CoreDataApplied: core_data_applied,
     cu.CustomersMerged: merged,
     cu.CustomerMergedInto: merged_into,
+    cu.CustomerErased: erased,
 }
