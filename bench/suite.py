@@ -36,6 +36,7 @@ from crm_customer.views.documents import CUSTOMERS
 from crm_events.topics import COREBANKING_ACCOUNTS, COREBANKING_CUSTOMERS, CUSTOMER_EVENTS
 from crm_simulator.feed import organisation_feed
 from crm_simulator.population import SimulatedCustomer, population
+from local_infra.accounts import LocalSecrets
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
@@ -329,7 +330,9 @@ async def _http(
     customers = population(args.seed, args.customers)[: args.http_customers]
     data, log = tmp / "service", OUTPUT / "logs" / f"service-{names.run}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    tokens = RealmTokens(found.oidc_issuer)
+    if found.secrets_dir is None:
+        raise SystemExit("the bench's HTTP phases need the servers' secrets (CRM_SECRETS_DIR)")
+    tokens = RealmTokens(found.oidc_issuer, LocalSecrets.in_folder(found.secrets_dir))
     await grant_customer_service(found.kafka, names)
     system = functools.partial(tokens.service_token, UPSTREAM_SYSTEM)
     label = f"commands via HTTP, API only ({len(customers):,} customers)"

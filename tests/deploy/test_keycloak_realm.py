@@ -51,7 +51,7 @@ def service_account_roles() -> dict[str, list[str]]:
 
 
 def test_every_kind_of_staff_has_a_demo_user_with_one_role() -> None:
-    people = [user for user in REALM["users"] if "credentials" in user]
+    people = [user for user in REALM["users"] if "serviceAccountClientId" not in user]
     assert all(len(user["realmRoles"]) == 1 for user in people)
     assert {user["realmRoles"][0] for user in people} == STAFF_ROLES
 
@@ -92,3 +92,8 @@ def test_only_the_local_cli_client_has_the_password_grant() -> None:
         c["clientId"] for c in REALM["clients"] if flows(c)["directAccessGrantsEnabled"]
     }
     assert with_password == {"crm-cli"}
+
+
+def test_the_realm_file_holds_no_password_and_no_client_secret() -> None:
+    assert [user["username"] for user in REALM["users"] if "credentials" in user] == []
+    assert [client["clientId"] for client in REALM["clients"] if "secret" in client] == []

@@ -1,7 +1,8 @@
 """Every command the READMEs show runs in a plain shell after ``make setup``: it is a make
 target, a command line the workspace installs, called by its path in ``.venv/bin``
 (``uv`` is on the Makefile's PATH only, so no README command starts with it), or a
-program ``make setup`` installs from Debian's packages (``curl``)."""
+program ``make setup`` installs from Debian's packages (``curl``) or every system has
+(``cat``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
 BOOTSTRAP = ROOT / "deploy" / "local" / "bootstrap.sh"
 SYSTEM_PROGRAMS = {"curl"}
 """Programs ``make setup`` installs (deploy/local/bootstrap.sh) when a machine lacks them."""
+BASE_PROGRAMS = {"cat"}
+"""Programs every system has (coreutils)."""
 
 
 def commands(readme: Path) -> list[str]:
@@ -82,7 +85,7 @@ def test_every_readme_command_runs_in_a_plain_shell_after_make_setup() -> None:
                     continue
                 if words[0] == "make":
                     assert set(words[1:2]) <= targets, where
-                elif words[0] in SYSTEM_PROGRAMS:
+                elif words[0] in SYSTEM_PROGRAMS | BASE_PROGRAMS:
                     continue
                 elif words[0] == "export":
                     assert all(ASSIGNMENT.match(w) for w in words[1:]), where

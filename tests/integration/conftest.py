@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -29,7 +30,7 @@ from crm_opportunity import bootstrap as opportunity_boot
 from crm_simulator.feed import organisation_feed
 from fastapi import FastAPI
 from local_infra.harness import produce_plain, serving
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import IdentityProvider, Servers
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
@@ -79,9 +80,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore
 
 
 @pytest.fixture(scope="session")
-def realm_tokens(oidc_issuer: str) -> RealmTokens:
+def realm_tokens(identity_provider: IdentityProvider) -> RealmTokens:
     """Bearer tokens of the genuine Keycloak's demo users and clients (local realm)."""
-    return RealmTokens(oidc_issuer)
+    return RealmTokens(identity_provider.issuer, identity_provider.secrets)
 
 
 async def publish_organisation(bootstrap: str, topic_prefix: str) -> int:
@@ -94,6 +95,49 @@ async def publish_organisation(bootstrap: str, topic_prefix: str) -> int:
     ]
     await produce_plain(bootstrap, records)
     return len(records)
+
+
+CREATE_APP: dict[str, Callable[[Any], FastAPI]] = {
+    "customer": customer_api.create_app,
+    "opportunity": opportunity_api.create_app,
+    "contact-log": contact_api.create_app,
+    "campaign": campaign_api.create_app,
+}
+"""Each service's API, by the service's name."""
+
+
+async def eventually(done: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait (bounded: a minute) until ``done``; fail naming ``what`` never happened."""
+    for _ in range(600):
+        if await done():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never: {what}")
+
+
+@asynccontextmanager
+async def served_services(
+    handles: Mapping[str, ServiceHandle],
+    bootstrap: str,
+    topic_prefix: str,
+    staff_known: Callable[[ServiceHandle], Awaitable[bool]],
+) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """Each service's API served on a port of its own, and a client of it by name, once
+    the organisation, published to the test's topics, reached every service."""
+    async with AsyncExitStack() as stack:
+        clients = {
+            name: await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=await stack.enter_async_context(serving(CREATE_APP[name](handle))),
+                    timeout=30,
+                )
+            )
+            for name, handle in handles.items()
+        }
+        await publish_organisation(bootstrap, topic_prefix)
+        for handle in handles.values():
+            await eventually(partial(staff_known, handle), "the organisation reached a service")
+        yield clients
 
 
 @pytest.fixture
@@ -110,7 +154,6 @@ async def bank(
     ``bank`` indirectly with ``"postgres"``. Their databases are dropped afterwards."""
     # The erasure tests' helpers import this module's fixtures' types: imported here.
     from tests.integration.erasure_support import Bank, staff_known
-    from tests.integration.test_audit_trail import eventually
 
     event_store = getattr(request, "param", "sqlite")
     namespace = unique_name("erasure")[:30]
@@ -131,24 +174,9 @@ async def bank(
         "contact-log": contact_log,
         "campaign": campaign,
     }
-    apps: dict[str, FastAPI] = {
-        "customer": customer_api.create_app(customer),
-        "opportunity": opportunity_api.create_app(opportunity),
-        "contact-log": contact_api.create_app(contact_log),
-        "campaign": campaign_api.create_app(campaign),
-    }
-    async with AsyncExitStack() as stack:
-        clients = {
-            name: await stack.enter_async_context(
-                httpx.AsyncClient(
-                    base_url=await stack.enter_async_context(serving(app)), timeout=30
-                )
-            )
-            for name, app in apps.items()
-        }
-        await publish_organisation(crm_servers.kafka_bootstrap, topic_prefix)
-        for handle in handles.values():
-            await eventually(partial(staff_known, handle), "the organisation reached a service")
+    async with served_services(handles, crm_servers.kafka_bootstrap, topic_prefix, staff_known) as (
+        clients
+    ):
         yield Bank(
             clients,
             handles,
@@ -159,11 +187,11 @@ async def bank(
         )
     settings = ServiceSettings(namespace=namespace)
     cleaner: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
-    for name in apps:
+    for name in handles:
         await cleaner.drop_database(settings.mongo_database(name))
     await cleaner.close()
     if event_store == "postgres":
         with psycopg.connect(crm_servers.postgres_dsn, autocommit=True) as conn:
-            for name in [*apps, KEY_STORE]:
+            for name in [*handles, KEY_STORE]:
                 database = settings.mongo_database(name)
                 conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -15,12 +15,9 @@ else may ask it, and the auditor may read no customer.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import httpx
@@ -32,24 +29,20 @@ from crm_backbone.rebuild import rebuild
 from crm_backbone.runtime import ServiceHandle
 from crm_backbone.settings import ServiceSettings
 from crm_backbone.topic_names import TopicNames
-from crm_contactlog import api as contact_api
 from crm_contactlog import bootstrap as contact_boot
-from crm_customer import api as customer_api
 from crm_customer import bootstrap as customer_boot
 from crm_customer.audit_trail import AuditTrail
 from crm_events.campaign import OptOutRequested
 from crm_events.common import Channel
 from crm_events.envelope import Envelope, to_kafka
 from crm_events.topics import CAMPAIGN_EVENTS, Service
-from crm_opportunity import api as opportunity_api
 from crm_opportunity import bootstrap as opportunity_boot
-from fastapi import FastAPI
-from local_infra.harness import assert_problem, produce_plain, serving
+from local_infra.harness import assert_problem, produce_plain
 from local_infra.pytest_plugin import Servers, kafka_login
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 
-from tests.integration.conftest import SettingsFor, publish_organisation
+from tests.integration.conftest import SettingsFor, eventually, served_services
 
 pytestmark = pytest.mark.integration
 
@@ -108,23 +101,9 @@ async def day(
         "opportunity": opportunity,
         "contact-log": contact_log,
     }
-    apps: dict[str, FastAPI] = {
-        "customer": customer_api.create_app(customer),
-        "opportunity": opportunity_api.create_app(opportunity),
-        "contact-log": contact_api.create_app(contact_log),
-    }
-    async with AsyncExitStack() as stack:
-        clients = {
-            name: await stack.enter_async_context(
-                httpx.AsyncClient(
-                    base_url=await stack.enter_async_context(serving(app)), timeout=30
-                )
-            )
-            for name, app in apps.items()
-        }
-        await publish_organisation(crm_servers.kafka_bootstrap, topic_prefix)
-        for handle in handles.values():
-            await eventually(partial(staff_known, handle), "the organisation reached a service")
+    async with served_services(handles, crm_servers.kafka_bootstrap, topic_prefix, staff_known) as (
+        clients
+    ):
         yield Day(
             clients,
             handles,
@@ -134,7 +113,7 @@ async def day(
             f"C-{unique_name('')[-8:]}",
         )
     cleaner: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(crm_servers.mongo_uri)
-    for name in apps:
+    for name in handles:
         await cleaner.drop_database(ServiceSettings(namespace=namespace).mongo_database(name))
     await cleaner.close()
 
@@ -142,15 +121,6 @@ async def day(
 async def staff_known(handle: ServiceHandle) -> bool:
     placed = await handle.database[STAFF].count_documents({"_id": {"$in": sorted(STAFF_USED)}})
     return placed == len(STAFF_USED)
-
-
-async def eventually(done: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Wait (bounded: a minute) until ``done``; fail naming ``what`` never happened."""
-    for _ in range(600):
-        if await done():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never: {what}")
 
 
 async def created_once_owners_known(

@@ -21,6 +21,7 @@ import pytest
 from crm_events import core_banking as cb
 from local_infra.harness import assert_problem
 
+from tests.integration.conftest import eventually
 from tests.integration.erasure_support import (
     REQUEST,
     Bank,
@@ -30,7 +31,6 @@ from tests.integration.erasure_support import (
     register_and_work,
     stored_text,
 )
-from tests.integration.test_audit_trail import eventually
 
 pytestmark = pytest.mark.integration
 

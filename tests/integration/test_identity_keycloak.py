@@ -33,7 +33,9 @@ from crm_backbone.signing_keys import http_jwks_source
 from crm_backbone.testing_identity import b64
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from local_infra.keycloak_server import LOCAL_PASSWORD, TOKEN_CLIENT
+from local_infra.accounts import LocalSecrets
+from local_infra.keycloak_server import TOKEN_CLIENT, admin_password, client_secret, staff_password
+from local_infra.pytest_plugin import IdentityProvider
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +49,12 @@ def issuer(oidc_issuer: str) -> str:
     return oidc_issuer
 
 
+@pytest.fixture(scope="module")
+def secrets(identity_provider: IdentityProvider) -> LocalSecrets:
+    """The realm's secrets (the launcher's, made at random)."""
+    return identity_provider.secrets
+
+
 def token(issuer: str, **form: str) -> dict[str, Any]:
     answer = httpx.post(f"{issuer}/protocol/openid-connect/token", data=form, timeout=30)
     answer.raise_for_status()
@@ -54,13 +62,13 @@ def token(issuer: str, **form: str) -> dict[str, Any]:
     return body
 
 
-def password_grant(issuer: str, username: str) -> dict[str, Any]:
+def password_grant(issuer: str, username: str, secrets: LocalSecrets) -> dict[str, Any]:
     return token(
         issuer,
         grant_type="password",
         client_id=TOKEN_CLIENT,
         username=username,
-        password=LOCAL_PASSWORD,
+        password=staff_password(secrets).get_secret_value(),
         scope="openid",
     )
 
@@ -78,10 +86,12 @@ def validate(validator: TokenValidator, access_token: str) -> Principal | Challe
         return refused
 
 
-def test_a_relationship_managers_token_proves_who_they_are(issuer: str) -> None:
+def test_a_relationship_managers_token_proves_who_they_are(
+    issuer: str, secrets: LocalSecrets
+) -> None:
     validator = token_validator(ServiceSettings(oidc_issuer=issuer))
     assert validator is not None
-    tokens = password_grant(issuer, "rm-0001")
+    tokens = password_grant(issuer, "rm-0001", secrets)
     assert validate(validator, tokens["access_token"]) == Principal(
         subject=RM_SUBJECT,
         username="rm-0001",
@@ -103,11 +113,14 @@ def test_a_relationship_managers_token_proves_who_they_are(issuer: str) -> None:
     assert refused.detail == "the token's signature does not verify"
 
 
-def test_an_upstream_systems_token_is_a_service_account(issuer: str) -> None:
+def test_an_upstream_systems_token_is_a_service_account(issuer: str, secrets: LocalSecrets) -> None:
     validator = token_validator(ServiceSettings(oidc_issuer=issuer))
     assert validator is not None
     principal = validate(
-        validator, client_credentials(issuer, "core-banking", "core-banking-local")
+        validator,
+        client_credentials(
+            issuer, "core-banking", client_secret(secrets, "core-banking").get_secret_value()
+        ),
     )
     assert isinstance(principal, Principal)
     assert (principal.client_id, principal.username, principal.service_account) == (
@@ -118,7 +131,7 @@ def test_an_upstream_systems_token_is_a_service_account(issuer: str) -> None:
     assert principal.roles == {"upstream_system"}
 
 
-def test_an_api_behind_keycloak_answers_a_genuine_token(issuer: str) -> None:
+def test_an_api_behind_keycloak_answers_a_genuine_token(issuer: str, secrets: LocalSecrets) -> None:
     app = FastAPI()
     install_problem_handlers(app, {})
 
@@ -128,7 +141,7 @@ def test_an_api_behind_keycloak_answers_a_genuine_token(issuer: str) -> None:
 
     install_authentication(app, token_validator(ServiceSettings(oidc_issuer=issuer)))
     client = TestClient(app)
-    access_token = password_grant(issuer, "bm-0001")["access_token"]
+    access_token = password_grant(issuer, "bm-0001", secrets)["access_token"]
     answer = client.get("/me", headers={"Authorization": f"Bearer {access_token}"})
     assert (answer.status_code, answer.json()) == (200, {"staff_id": "BM-0001"})
     assert client.get("/me").status_code == 401
@@ -169,14 +182,14 @@ class Realm:
 
 
 @pytest.fixture
-def realm(issuer: str) -> Iterator[Realm]:
+def realm(issuer: str, secrets: LocalSecrets) -> Iterator[Realm]:
     server = issuer.split("/realms/", 1)[0]
     admin_token = token(
         f"{server}/realms/master",
         grant_type="password",
         client_id="admin-cli",
         username="admin",
-        password=LOCAL_PASSWORD,
+        password=admin_password(secrets).get_secret_value(),
     )["access_token"]
     name = f"t-rotation-{uuid.uuid4().hex[:8]}"
     with httpx.Client(

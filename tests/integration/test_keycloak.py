@@ -20,15 +20,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import jwt
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from local_infra.keycloak_server import (
-    LOCAL_PASSWORD,
     TOKEN_CLIENT,
     client_credentials_grant,
+    client_secret,
     password_grant,
+    staff_password,
 )
 from local_infra.paths import KEYCLOAK_REALM_FILE
+from local_infra.pytest_plugin import IdentityProvider
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +39,7 @@ AUDIENCE = "crm-api"
 CONSOLE = "crm-console"
 CONSOLE_REDIRECT = "http://localhost:5173/callback"
 
-DEMO_USERS = [user for user in REALM["users"] if "credentials" in user]
+DEMO_USERS = [user for user in REALM["users"] if "serviceAccountClientId" not in user]
 SERVICE_ACCOUNTS = {
     user["serviceAccountClientId"]: user["realmRoles"]
     for user in REALM["users"]
@@ -88,9 +90,13 @@ def test_the_discovery_document_names_the_issuer_and_its_endpoints(
 
 @pytest.mark.parametrize("user", DEMO_USERS, ids=[user["username"] for user in DEMO_USERS])
 def test_every_demo_user_gets_a_valid_token_with_their_role(
-    user: dict[str, Any], oidc_issuer: str, signing_keys: jwt.PyJWKClient
+    user: dict[str, Any], identity_provider: IdentityProvider, signing_keys: jwt.PyJWKClient
 ) -> None:
-    claims = validated(password_grant(oidc_issuer, user["username"]), oidc_issuer, signing_keys)
+    oidc_issuer, secrets = identity_provider.issuer, identity_provider.secrets
+    password = staff_password(secrets).get_secret_value()
+    claims = validated(
+        password_grant(oidc_issuer, user["username"], password), oidc_issuer, signing_keys
+    )
     assert claims["sub"] == user["id"]
     assert claims["preferred_username"] == user["username"]
     assert claims["staff_id"] == user["attributes"]["staff_id"][0]
@@ -103,23 +109,26 @@ def test_every_demo_user_gets_a_valid_token_with_their_role(
     "client", CONFIDENTIAL_CLIENTS, ids=[client["clientId"] for client in CONFIDENTIAL_CLIENTS]
 )
 def test_every_service_account_gets_a_valid_token_naming_its_client(
-    client: dict[str, Any], oidc_issuer: str, signing_keys: jwt.PyJWKClient
+    client: dict[str, Any], identity_provider: IdentityProvider, signing_keys: jwt.PyJWKClient
 ) -> None:
-    token = client_credentials_grant(oidc_issuer, client["clientId"], client["secret"])
+    oidc_issuer, secrets = identity_provider.issuer, identity_provider.secrets
+    secret = client_secret(secrets, client["clientId"]).get_secret_value()
+    token = client_credentials_grant(oidc_issuer, client["clientId"], secret)
     claims = validated(token, oidc_issuer, signing_keys)
     assert claims["azp"] == claims["client_id"] == client["clientId"]
     assert sorted(claims["roles"]) == sorted(SERVICE_ACCOUNTS[client["clientId"]])
     assert claims["preferred_username"] == f"service-account-{client['clientId']}"
 
 
-def test_a_wrong_client_secret_gets_no_token(oidc_issuer: str) -> None:
+def test_a_wrong_client_secret_gets_no_token(identity_provider: IdentityProvider) -> None:
     client = CONFIDENTIAL_CLIENTS[0]
+    secret = client_secret(identity_provider.secrets, client["clientId"]).get_secret_value()
     answer = httpx.post(
-        f"{oidc_issuer}/protocol/openid-connect/token",
+        f"{identity_provider.issuer}/protocol/openid-connect/token",
         data={
             "grant_type": "client_credentials",
             "client_id": client["clientId"],
-            "client_secret": client["secret"] + "-wrong",
+            "client_secret": secret + "-wrong",
         },
         timeout=30,
     )
@@ -130,8 +139,10 @@ def test_a_wrong_client_secret_gets_no_token(oidc_issuer: str) -> None:
 @settings(
     max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(password=st.text(min_size=1, max_size=40).filter(lambda text: text != LOCAL_PASSWORD))
-def test_a_wrong_password_gets_no_token(oidc_issuer: str, password: str) -> None:
+@given(password=st.text(min_size=1, max_size=40))
+def test_a_wrong_password_gets_no_token(identity_provider: IdentityProvider, password: str) -> None:
+    oidc_issuer = identity_provider.issuer
+    assume(password != staff_password(identity_provider.secrets).get_secret_value())
     answer = httpx.post(
         f"{oidc_issuer}/protocol/openid-connect/token",
         data={
@@ -170,7 +181,7 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def log_in(issuer: str, challenge: str) -> str:
+def log_in(issuer: str, password: str, challenge: str) -> str:
     """Sign a demo user in through the login page as a new browser would (its own
     cookies, no session yet); the code Keycloak sends the console."""
     with httpx.Client(timeout=30) as browser:
@@ -187,7 +198,7 @@ def log_in(issuer: str, challenge: str) -> str:
         cookies = "; ".join(f"{cookie.name}={cookie.value}" for cookie in page.cookies.jar)
         answer = browser.post(
             html.unescape(action.group(1)),
-            data={"username": DEMO_USERS[0]["username"], "password": LOCAL_PASSWORD},
+            data={"username": DEMO_USERS[0]["username"], "password": password},
             headers={"Cookie": cookies},
         )
     query = refusal(answer)  # a redirect to the console, with the code this time
@@ -224,15 +235,17 @@ def test_the_console_is_refused_a_code_flow_without_pkce_s256(oidc_issuer: str) 
 
 
 def test_the_console_signs_a_user_in_with_pkce_and_only_the_verifier_redeems_the_code(
-    oidc_issuer: str, signing_keys: jwt.PyJWKClient
+    identity_provider: IdentityProvider, signing_keys: jwt.PyJWKClient
 ) -> None:
+    oidc_issuer = identity_provider.issuer
+    password = staff_password(identity_provider.secrets).get_secret_value()
     verifier = secrets.token_urlsafe(48)
-    stolen = log_in(oidc_issuer, s256(verifier))
+    stolen = log_in(oidc_issuer, password, s256(verifier))
     refused = exchange(oidc_issuer, stolen, secrets.token_urlsafe(48))
     assert refused.status_code == 400
     assert refused.json()["error"] == "invalid_grant"
 
-    code = log_in(oidc_issuer, s256(verifier))
+    code = log_in(oidc_issuer, password, s256(verifier))
     answer = exchange(oidc_issuer, code, verifier)
     assert answer.status_code == 200, answer.text
     claims = validated(answer.json()["access_token"], oidc_issuer, signing_keys)

@@ -15,7 +15,14 @@ from crm_backbone.kafka import kafka_broker, subscribe
 from crm_backbone.kafka_acls import ADMIN
 from crm_backbone.pause import PauseGate
 from crm_backbone.projection import Document, ProjectionEngine
-from crm_backbone.rebuild import CountOnly, Progress, committed_offsets, rebuild, replay
+from crm_backbone.rebuild import (
+    CountOnly,
+    Progress,
+    StreamReader,
+    committed_offsets,
+    rebuild,
+    replay,
+)
 from crm_backbone.records import Record
 from crm_backbone.testing import SOURCE, CustomerCards
 from crm_events.common import CustomerName, CustomerType
@@ -222,6 +229,30 @@ async def test_a_rebuild_keeps_the_records_of_a_batch_the_live_consumer_has_not_
     rebuilt = await cards(live)
     for customer, envelopes in histories.items():
         assert rebuilt[customer]["changes"] == len(envelopes), customer  # none lost, none twice
+
+
+async def test_records_fetched_past_a_target_are_applied_not_dropped(
+    crm_servers: Servers,
+    kafka_topics: Callable[..., Awaitable[str]],
+    live: AsyncDatabase[Document],
+) -> None:
+    bootstrap = crm_servers.kafka_bootstrap
+    topic = await kafka_topics("cards", partitions=1)
+    await produce(bootstrap, topic, history("C1", 19))
+    partition = TopicPartition(topic, 0)
+    reader = StreamReader(bootstrap, [partition], kafka_login(ADMIN))
+    engine = ProjectionEngine(CustomerCards(), live, CountOnly(), "g.rebuild")
+    await engine.setup()
+    await reader.start({})
+    try:
+        # One fetch brings all 20 records; the first target is the 5th (as when records
+        # arrive after a rebuild read the streams' ends).
+        await reader.apply_until(engine, {partition: 5}, Progress(5), lambda _: None)
+        await reader.apply_until(engine, {partition: 20}, Progress(20), lambda _: None)
+    finally:
+        await reader.stop()
+    (card,) = (await cards(live)).values()
+    assert card["changes"] == 20
 
 
 async def test_a_replay_from_an_offset_restores_what_the_view_lost(

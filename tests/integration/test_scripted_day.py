@@ -22,7 +22,7 @@ from crm_simulator.logins import Logins
 from crm_simulator.population import population
 from fastapi import FastAPI
 from local_infra.harness import serving
-from local_infra.pytest_plugin import Servers
+from local_infra.pytest_plugin import IdentityProvider, Servers
 from pymongo import AsyncMongoClient
 
 from tests.integration.conftest import SettingsFor, publish_organisation
@@ -79,14 +79,15 @@ async def urls(
 
 
 async def test_the_day_runs_with_everyone_s_own_token_and_nothing_refused(
-    urls: dict[str, str], oidc_issuer: str
+    urls: dict[str, str], identity_provider: IdentityProvider
 ) -> None:
     customers = population(SEED, CUSTOMERS)
-    reports = await scripted_day(urls, customers, SEED, Logins(oidc_issuer))
+    logins = Logins.from_secrets(identity_provider.issuer, identity_provider.secrets.folder)
+    reports = await scripted_day(urls, customers, SEED, logins)
     assert set(reports) == set(urls)
     for name, report in reports.items():
         assert report.calls > 0, name
         assert report.refused == {}, (name, report.refused)
     # A second run finds its work done and resumes: the registrations answer 409.
-    again = await scripted_day(urls, customers, SEED, Logins(oidc_issuer))
+    again = await scripted_day(urls, customers, SEED, logins)
     assert again["customer"].refused == {"/problems/conflict": CUSTOMERS + 1}, again

@@ -3,6 +3,7 @@ brought under access control over a data folder of the layout without it."""
 
 from __future__ import annotations
 
+import json
 import socket
 import stat
 import subprocess
@@ -15,7 +16,9 @@ from crm_backbone.credentials import KEY_STORE, MASTER_KEYS, MONGODB, OPS
 from crm_backbone.keys.master import MasterKeyRing
 from crm_backbone.settings import ServiceSettings
 from local_infra.accounts import SERVICES, LocalSecrets, mongo_roles
+from local_infra.keycloak_server import client_secret, staff_password, with_secrets
 from local_infra.mongo_server import MongoServer, mongod_binary
+from local_infra.paths import KEYCLOAK_REALM_FILE
 from local_infra.process import terminate
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
@@ -115,3 +118,25 @@ def test_mongod_of_the_layout_without_access_control_comes_up_with_it(tmp_path: 
         server.wait_ready()
     finally:
         server.stop(hard=True)
+
+
+def test_the_imported_realm_holds_the_profiles_random_secrets_and_the_file_none(
+    tmp_path: Path,
+) -> None:
+    checked_in = KEYCLOAK_REALM_FILE.read_text()
+    secrets = LocalSecrets(tmp_path)
+
+    imported = json.loads(with_secrets(checked_in.encode(), secrets))
+
+    staff = staff_password(secrets).get_secret_value()
+    users = [user for user in imported["users"] if "serviceAccountClientId" not in user]
+    assert users
+    assert all(user["credentials"] == [{"type": "password", "value": staff}] for user in users)
+    confidential = [client for client in imported["clients"] if client.get("secret")]
+    assert {client["clientId"] for client in confidential} >= {"core-banking", "crm-customer"}
+    for client in confidential:
+        assert client["secret"] == client_secret(secrets, client["clientId"]).get_secret_value()
+        assert client["secret"] not in checked_in
+    assert staff not in checked_in
+    assert json.loads(with_secrets(checked_in.encode(), secrets)) == imported  # kept
+    assert staff_password(LocalSecrets(tmp_path / "other")).get_secret_value() != staff

@@ -38,9 +38,22 @@ class Clock:
         return self.now
 
 
+STAFF_PASSWORD = "pw-from-configuration"
+
+
+def configured(secrets: Path) -> Logins:
+    """Logins from a secrets folder laid out as the local launcher's."""
+    (secrets / "keycloak").mkdir(exist_ok=True)
+    (secrets / "keycloak" / "demo-staff-password").write_text(STAFF_PASSWORD + "\n")
+    (secrets / "keycloak" / "core-banking").write_text("from-a-file\n")
+    return Logins.from_secrets(ISSUER, secrets)
+
+
 def tokens(provider: FakeProvider, clock: Clock, logins: Logins | None = None) -> Tokens:
     http = httpx.AsyncClient(transport=httpx.MockTransport(provider))
-    return Tokens(logins or Logins(ISSUER), http, clock)
+    return Tokens(
+        logins or Logins(ISSUER, SecretStr(STAFF_PASSWORD), Path("/nowhere")), http, clock
+    )
 
 
 async def test_staff_log_in_as_their_lower_case_user_with_the_password_grant() -> None:
@@ -52,24 +65,29 @@ async def test_staff_log_in_as_their_lower_case_user_with_the_password_grant() -
             "grant_type": "password",
             "client_id": "crm-cli",
             "username": "rm-0001",
-            "password": "crm-local",
+            "password": STAFF_PASSWORD,
         }
     ]
 
 
-async def test_systems_use_client_credentials_with_the_configured_or_local_secret(
+async def test_systems_use_client_credentials_with_the_secret_of_the_secrets_folder(
     tmp_path: Path,
 ) -> None:
     provider = FakeProvider()
-    await tokens(provider, Clock()).system("core-banking")
-    (tmp_path / "core-banking").write_text("from-a-file\n")
-    configured = Logins(ISSUER, SecretStr("pw"), client_secrets=tmp_path)
-    await tokens(provider, Clock(), configured).system("core-banking")
-    assert [form["client_secret"] for form in provider.forms] == [
-        "core-banking-local",
-        "from-a-file",
+    await tokens(provider, Clock(), configured(tmp_path)).system("core-banking")
+    assert provider.forms == [
+        {
+            "grant_type": "client_credentials",
+            "client_id": "core-banking",
+            "client_secret": "from-a-file",
+        }
     ]
-    assert {form["grant_type"] for form in provider.forms} == {"client_credentials"}
+
+
+async def test_a_missing_secret_is_refused_naming_where_it_was_looked_for(tmp_path: Path) -> None:
+    source = tokens(FakeProvider(), Clock(), configured(tmp_path))
+    with pytest.raises(LoginRefused, match="channel-gateway"):
+        await source.system("channel-gateway")
 
 
 async def test_a_token_is_reused_until_shortly_before_it_expires() -> None:
@@ -85,9 +103,9 @@ async def test_a_token_is_reused_until_shortly_before_it_expires() -> None:
     assert len(provider.forms) == 3
 
 
-async def test_a_refused_login_names_who_but_not_the_secret() -> None:
-    source = tokens(FakeProvider(status=401), Clock())
+async def test_a_refused_login_names_who_but_not_the_secret(tmp_path: Path) -> None:
+    source = tokens(FakeProvider(status=401), Clock(), configured(tmp_path))
     with pytest.raises(LoginRefused) as refused:
-        await source.system("channel-gateway")
-    assert "channel-gateway" in str(refused.value)
-    assert "channel-gateway-local" not in str(refused.value)
+        await source.system("core-banking")
+    assert "core-banking" in str(refused.value)
+    assert "from-a-file" not in str(refused.value)

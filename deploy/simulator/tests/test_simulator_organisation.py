@@ -79,7 +79,7 @@ def test_every_staff_member_has_a_login_with_their_staff_id_and_role_and_no_one_
         for user in users
         if "staff_id" in user.get("attributes", {})
     }
-    assert len(people) == len([user for user in users if "credentials" in user])
+    assert len(people) == len([user for user in users if "serviceAccountClientId" not in user])
     assert set(people) == set(placements())
     for staff_id, placed in placements().items():
         user = people[staff_id]

@@ -13,9 +13,9 @@ from crm_backbone.dead_letter_sealing import (
     ERASED_HEADER,
     SEALED_FOR_HEADER,
     expired_dead_letter_keys,
-    letter_subject,
     month_subject,
     open_letter,
+    record_subject,
     seal_letter,
 )
 from crm_backbone.keys import KeySealer
@@ -127,14 +127,14 @@ def test_a_months_key_expires_once_the_retention_passed_over_the_whole_month() -
 
 def test_the_subject_follows_the_contract_and_never_takes_a_value_that_is_no_id() -> None:
     value, headers = upstream_record("Qiu Xiaoyan")
-    assert letter_subject(UPSTREAM, b"C-7", value, headers) == "C-7"
-    assert letter_subject(UPSTREAM, b"C-7", b"not json", headers) == "C-7"  # keyed by customer
-    assert letter_subject(HR_ORGANISATION.name, b"P-1", b"not json", []) is None
+    assert record_subject(UPSTREAM, b"C-7", value, headers) == "C-7"
+    assert record_subject(UPSTREAM, b"C-7", b"not json", headers) == "C-7"  # keyed by customer
+    assert record_subject(HR_ORGANISATION.name, b"P-1", b"not json", []) is None
     opportunity = [("ce_type", b"crm.opportunity.created"), ("ce_schemaversion", b"1")]
     named = json.dumps({"customer_id": "C-9"}).encode()
-    assert letter_subject("crm.opportunity.events", b"O-1", named, opportunity) == "C-9"
+    assert record_subject("crm.opportunity.events", b"O-1", named, opportunity) == "C-9"
     misnamed = json.dumps({"customer_id": "Qiu Xiaoyan"}).encode()
-    assert letter_subject("crm.opportunity.events", b"O-1", misnamed, opportunity) is None
+    assert record_subject("crm.opportunity.events", b"O-1", misnamed, opportunity) is None
 
 
 def test_a_handlers_error_is_clear_by_its_type_only_and_sealed_in_full() -> None:

@@ -24,7 +24,13 @@ class Collection:
         self.documents = documents
         self.indexes: list[Any] = []
 
-    async def update_many(self, query: dict[str, Any], update: dict[str, Any]) -> None:
+    async def update_many(
+        self,
+        query: dict[str, Any],
+        update: dict[str, Any],
+        array_filters: list[dict[str, Any]] | None = None,
+    ) -> None:
+        assert array_filters is None, "entries of arrays: see the integration tests"
         for i, doc in enumerate(self.documents):
             if all(doc.get(k) == v for k, v in query.items()):
                 self.documents[i] = apply_update(doc, update)
@@ -87,3 +93,20 @@ async def test_the_documents_of_the_erased_customer_forget_the_person() -> None:
         with pytest.raises(SubjectErased):
             sealer.seal(subject, b"x")
     assert len(contacts.indexes) == 1
+
+
+def test_the_entries_of_an_array_naming_the_customer_forget_the_person() -> None:
+    history = PersonalPaths("groups", removed=("reason",), within="history")
+    named = PersonalPaths("groups", erased={"group_name": "[erased]"}, customer_field="named_by")
+
+    assert history.forgetting("C1") == (
+        {"history.customer_id": "C1"},
+        {"$unset": {"history.$[entry].reason": ""}},
+        [{"entry.customer_id": "C1"}],
+    )
+    assert history.indexed == "history.customer_id"
+    assert named.forgetting("C1") == (
+        {"named_by": "C1"},
+        {"$set": {"group_name": "[erased]"}},
+        None,
+    )

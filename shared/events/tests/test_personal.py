@@ -19,7 +19,9 @@ from crm_backbone.sealing import EventSealing, SealingMapper
 from crm_events import Envelope, EventPayload, InvalidEventBody, from_kafka, registry, to_kafka
 from crm_events.common import Address, CustomerName, CustomerType, IdDocument, IdDocumentKind
 from crm_events.customer import CustomerRegistered, CustomerStatus
+from crm_events.generate import event_schema
 from crm_events.personal import (
+    SEALED_SCHEMA,
     PersonalData,
     SealedFields,
     declared_fields,
@@ -274,3 +276,16 @@ def test_a_token_published_under_another_subject_is_sealed_again() -> None:
     keys.destroy("C-1")
     fields.forget("C-1")
     assert seal_payload({}, CustomerRegistered, "C-2", fields, carried) == {"phone": None}
+
+
+@pytest.mark.parametrize("model", CURRENT, ids=model_id)
+def test_only_the_contracts_documents_allow_a_token_for_a_personal_field(
+    model: type[EventPayload],
+) -> None:
+    """An API that reuses a personal type takes clear values only (a fuzzer reading its
+    OpenAPI must not send tokens); the topics' documents allow them, field by field."""
+    assert SEALED_SCHEMA["pattern"] not in json.dumps(model.model_json_schema())
+    contract = event_schema(model)["properties"]
+    for field in declared_fields(model):
+        assert SEALED_SCHEMA in contract[field.name]["anyOf"], field.name
+        assert contract[field.name]["x-personal-data"] == field.kind.value

@@ -93,6 +93,13 @@ class LocalSecrets:
     def __init__(self, state_dir: Path) -> None:
         self.folder = state_dir / "secrets"
 
+    @classmethod
+    def in_folder(cls, folder: Path) -> LocalSecrets:
+        """The secrets in ``folder`` itself (the one ``CRM_SECRETS_DIR`` names)."""
+        found = cls(folder.parent)
+        found.folder = folder
+        return found
+
     def password(self, server: str, user: str) -> SecretStr:
         """The account's password: the one stored, else a new random one, stored."""
         return self._stored(server, user, lambda: secrets.token_urlsafe(24))

@@ -7,7 +7,7 @@ import sys
 import time
 
 from local_infra.infra import PROFILES, Infra
-from local_infra.keycloak_server import password_grant
+from local_infra.keycloak_server import password_grant, staff_password
 from local_infra.process import InfraError
 
 
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             stopped = infra.down()
             print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         elif args.command == "token":
-            print(password_grant(infra.keycloak.address, args.user))
+            password = staff_password(infra.keycloak.secrets).get_secret_value()
+            print(password_grant(infra.keycloak.address, args.user, password))
         elif args.command == "env":
             for key, value in infra.env().items():
                 print(f"{key}={value}")

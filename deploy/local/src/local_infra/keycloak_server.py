@@ -8,10 +8,16 @@ the rest linked to the cache, and ``data/``, the database. The realm file under
 ``deploy/keycloak/`` is imported at start; Keycloak skips a realm it already holds, so
 when the file has changed since the database was made, the database is dropped before
 the start and the realm imported afresh.
+
+The realm file holds no secret: the launcher writes the imported copy (mode 600) with the
+profile's own, made at random into its secrets folder (``keycloak/<client id>`` for each
+confidential client, ``keycloak/demo-staff-password`` for every demo user,
+``keycloak/admin`` for the master realm's administrator).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,7 +25,10 @@ import zipfile
 from pathlib import Path
 
 import httpx
+from crm_backbone.credentials import DEMO_STAFF_PASSWORD, KEYCLOAK
+from pydantic import SecretStr
 
+from local_infra.accounts import LocalSecrets
 from local_infra.paths import CACHE_DIR, KEYCLOAK_REALM_FILE
 from local_infra.process import InfraError
 from local_infra.servers import Server, _require
@@ -31,8 +40,8 @@ DISTRIBUTION = CACHE_DIR / f"keycloak-{KEYCLOAK_VERSION}"
 SHARED_PARTS = ("lib", "conf", "providers", "themes", "version.txt")
 """What every profile's home links to in the cache (``lib`` holds the build)."""
 JVM_FOLDER = Path("/usr/lib/jvm")
-LOCAL_PASSWORD = "crm-local"
-"""The demo users' password and the master realm's admin password: local profiles only."""
+ADMIN = "admin"
+"""The master realm's administrator (``keycloak/admin`` in the secrets folder)."""
 TOKEN_CLIENT = "crm-cli"
 """The realm's public client with the password grant (local profiles only)."""
 
@@ -50,6 +59,7 @@ class KeycloakServer(Server):
         self.distribution = self.home / f"keycloak-{KEYCLOAK_VERSION}"
         self.data_dir = self.distribution / "data"
         self.imported_realm = self.data_dir / "import" / KEYCLOAK_REALM_FILE.name
+        self.secrets = LocalSecrets(state_dir)
 
     @property
     def address(self) -> str:
@@ -74,7 +84,7 @@ class KeycloakServer(Server):
             if stale != self.distribution:
                 shutil.rmtree(stale)  # an earlier version's home and database
         self._make_home()
-        self.install_realm(KEYCLOAK_REALM_FILE.read_bytes())
+        self.install_realm(with_secrets(KEYCLOAK_REALM_FILE.read_bytes(), self.secrets))
 
     def install_realm(self, realm: bytes) -> None:
         """Put the realm file where ``--import-realm`` reads it; drop the database when it
@@ -82,6 +92,7 @@ class KeycloakServer(Server):
         if self.imported_realm.exists() and self.imported_realm.read_bytes() != realm:
             shutil.rmtree(self.data_dir / "h2", ignore_errors=True)
         self.imported_realm.parent.mkdir(parents=True, exist_ok=True)
+        self.imported_realm.touch(mode=0o600)
         self.imported_realm.write_bytes(realm)
 
     def _make_home(self) -> None:
@@ -111,7 +122,7 @@ class KeycloakServer(Server):
             "JAVA_HOME": str(java),
             "PATH": f"{java / 'bin'}:{os.environ.get('PATH', '')}",
             "KC_BOOTSTRAP_ADMIN_USERNAME": "admin",
-            "KC_BOOTSTRAP_ADMIN_PASSWORD": LOCAL_PASSWORD,
+            "KC_BOOTSTRAP_ADMIN_PASSWORD": admin_password(self.secrets).get_secret_value(),
         }
         process = self._spawn(argv, cwd=self.home, env=env)
         self.pid_file.write(process.pid)
@@ -218,7 +229,34 @@ def unpack(archive: Path, destination: Path) -> None:
         shutil.rmtree(staging)
 
 
-def password_grant(issuer: str, username: str, password: str = LOCAL_PASSWORD) -> str:
+def with_secrets(realm: bytes, secrets: LocalSecrets) -> bytes:
+    """The realm file ``realm`` with the profile's secrets: a password for every user that
+    is not a service account, a secret for every confidential client."""
+    document = json.loads(realm)
+    staff = [{"type": "password", "value": staff_password(secrets).get_secret_value()}]
+    for user in document.get("users", []):
+        if "serviceAccountClientId" not in user:
+            user["credentials"] = staff
+    for client in document.get("clients", []):
+        if client.get("publicClient") is False and not client.get("bearerOnly"):
+            client["secret"] = client_secret(secrets, client["clientId"]).get_secret_value()
+    return json.dumps(document, indent=2, ensure_ascii=False).encode()
+
+
+def staff_password(secrets: LocalSecrets) -> SecretStr:
+    """Every demo user's password (local profiles only: a real realm imports no users)."""
+    return secrets.password(KEYCLOAK, DEMO_STAFF_PASSWORD)
+
+
+def client_secret(secrets: LocalSecrets, client_id: str) -> SecretStr:
+    return secrets.password(KEYCLOAK, client_id)
+
+
+def admin_password(secrets: LocalSecrets) -> SecretStr:
+    return secrets.password(KEYCLOAK, ADMIN)
+
+
+def password_grant(issuer: str, username: str, password: str) -> str:
     """An access token for a user of the realm, through the local client ``crm-cli``."""
     return _token(
         issuer,

@@ -61,6 +61,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from local_infra.accounts import (
     SERVICES,
+    LocalSecrets,
     as_administrators,
     drop_mongo_users,
     drop_postgres_accounts,
@@ -76,7 +77,7 @@ from local_infra.infra import (
     PROFILES,
     Infra,
 )
-from local_infra.keycloak_server import KEYCLOAK_VERSION, LOCAL_PASSWORD, REALM
+from local_infra.keycloak_server import KEYCLOAK_VERSION, REALM, admin_password, with_secrets
 from local_infra.openbao_server import TRANSIT_MOUNT, OpenBaoServer
 from local_infra.paths import KEYCLOAK_REALM_FILE, PROJECT_ROOT
 from local_infra.process import InfraError
@@ -189,30 +190,55 @@ def crm_servers() -> Iterator[Servers]:
     )
 
 
-def _keycloak_container(stack: ExitStack) -> str:
+@dataclass(frozen=True)
+class IdentityProvider:
+    """A genuine Keycloak holding the realm of ``deploy/keycloak/``, and its secrets."""
+
+    issuer: str
+    secrets: LocalSecrets
+
+
+def _keycloak_container(stack: ExitStack, state: Path) -> IdentityProvider:
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.waiting_utils import wait_for_logs
 
+    secrets = LocalSecrets(state)
+    realm = state / KEYCLOAK_REALM_FILE.name
+    realm.touch(mode=0o600)
+    realm.write_bytes(with_secrets(KEYCLOAK_REALM_FILE.read_bytes(), secrets))
     keycloak = stack.enter_context(
         DockerContainer(f"quay.io/keycloak/keycloak:{KEYCLOAK_VERSION}")
-        .with_volume_mapping(
-            str(KEYCLOAK_REALM_FILE), f"/opt/keycloak/data/import/{KEYCLOAK_REALM_FILE.name}"
-        )
+        .with_volume_mapping(str(realm), f"/opt/keycloak/data/import/{realm.name}")
         .with_command("start-dev --import-realm")
         .with_env("KC_BOOTSTRAP_ADMIN_USERNAME", "admin")
-        .with_env("KC_BOOTSTRAP_ADMIN_PASSWORD", LOCAL_PASSWORD)
+        .with_env("KC_BOOTSTRAP_ADMIN_PASSWORD", admin_password(secrets).get_secret_value())
         .with_exposed_ports(8080)
     )
     wait_for_logs(keycloak, "Listening on", timeout=300)
     host, port = keycloak.get_container_host_ip(), keycloak.get_exposed_port(8080)
-    return f"http://{host}:{port}/realms/{REALM}"
+    return IdentityProvider(f"http://{host}:{port}/realms/{REALM}", secrets)
+
+
+GIVEN_SECRETS = pytest.StashKey[str | None]()
+"""``CRM_SECRETS_DIR`` as the session began (``crm_servers`` takes it from the environment
+for the session: a test's processes connect as the harness tells them)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[GIVEN_SECRETS] = os.environ.get(ENV_SECRETS)
 
 
 @pytest.fixture(scope="session")
-def oidc_issuer() -> Iterator[str]:
-    """The issuer of a genuine Keycloak holding the realm of ``deploy/keycloak/``."""
+def identity_provider(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IdentityProvider]:
+    """A genuine Keycloak: the one ``CRM_OIDC_ISSUER`` names (its secrets in
+    ``CRM_SECRETS_DIR``), else the launcher's (profile ``test``), else a container."""
     if given := os.environ.get(ENV_OIDC_ISSUER):
-        yield given
+        folder = request.config.stash[GIVEN_SECRETS]
+        if not folder:
+            raise pytest.UsageError(f"{ENV_OIDC_ISSUER} needs {ENV_SECRETS}: the realm's secrets")
+        yield IdentityProvider(given, LocalSecrets.in_folder(Path(folder)))
         return
     keycloak = Infra(PROFILES["test"]).keycloak
     started = False
@@ -225,7 +251,7 @@ def oidc_issuer() -> Iterator[str]:
         launcher_error = error
     if launcher_error is None:
         try:
-            yield keycloak.address
+            yield IdentityProvider(keycloak.address, keycloak.secrets)
         finally:
             if started:
                 keycloak.stop()
@@ -234,15 +260,21 @@ def oidc_issuer() -> Iterator[str]:
         keycloak.stop()
     if _docker_answers():
         with ExitStack() as stack:
-            yield _keycloak_container(stack)
+            yield _keycloak_container(stack, tmp_path_factory.mktemp("keycloak"))
         return
     pytest.fail(
         f"No identity provider for the integration tests. The project's launcher failed:\n"
         f"{launcher_error}\nEither fix that (`make setup` installs Java 21 and Maven), set "
-        f"{ENV_OIDC_ISSUER} to a Keycloak issuer holding deploy/keycloak's realm, or run with "
-        "a Docker engine for testcontainers.",
+        f"{ENV_OIDC_ISSUER} (and {ENV_SECRETS}) to a Keycloak issuer holding deploy/keycloak's "
+        "realm, or run with a Docker engine for testcontainers.",
         pytrace=False,
     )
+
+
+@pytest.fixture(scope="session")
+def oidc_issuer(identity_provider: IdentityProvider) -> str:
+    """The issuer of a genuine Keycloak holding the realm of ``deploy/keycloak/``."""
+    return identity_provider.issuer
 
 
 ENV_OPENBAO_ADDR = "CRM_OPENBAO_ADDR"

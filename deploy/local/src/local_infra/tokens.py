@@ -1,9 +1,10 @@
 """Bearer tokens of the local realm's users and clients, for tests, the simulator and the bench.
 
-The local profiles' realm (``deploy/keycloak/crm-realm.json``) gives every demo user the
-password ``crm-local`` and every confidential client the secret ``<client>-local``; a
-real deployment imports no users and keeps its secrets out of files. Tokens are fetched
-from the genuine Keycloak and reused until shortly before they expire.
+The local profiles' realm gives every demo user, and every confidential client, a secret
+the launcher made at random into the profile's secrets folder
+(``local_infra.keycloak_server.with_secrets``); a real deployment imports no users and
+keeps its secrets out of files. Tokens are fetched from the genuine Keycloak and reused
+until shortly before they expire.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from dataclasses import dataclass, field
 
 import jwt
 
-from local_infra.keycloak_server import client_credentials_grant, password_grant
+from local_infra.accounts import LocalSecrets
+from local_infra.keycloak_server import (
+    client_credentials_grant,
+    client_secret,
+    password_grant,
+    staff_password,
+)
 
-LOCAL_SECRET_SUFFIX = "-local"
-"""A confidential client's secret in the local realm: its id with this suffix."""
 RENEW_BEFORE_S = 30.0
 """A token this close to its expiry is fetched again."""
-
-
-def local_client_secret(client_id: str) -> str:
-    return f"{client_id}{LOCAL_SECRET_SUFFIX}"
 
 
 @dataclass
@@ -32,19 +33,24 @@ class RealmTokens:
     """Tokens of the realm behind ``issuer``, cached per user and per client."""
 
     issuer: str
+    secrets: LocalSecrets
+    """The profile's secrets folder (``CRM_SECRETS_DIR``), holding the realm's."""
     _cache: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def staff_token(self, username: str) -> str:
         """A demo user's access token (``rm-0001``, ``bm-0001``, ``ho-0001``, ...)."""
-        return self._cached(("user", username), lambda: password_grant(self.issuer, username))
+        password = staff_password(self.secrets).get_secret_value()
+        return self._cached(
+            ("user", username), lambda: password_grant(self.issuer, username, password)
+        )
 
     def service_token(self, client_id: str) -> str:
         """A confidential client's service-account token (``crm-customer``, ``core-banking``)."""
         return self._cached(
             ("client", client_id),
             lambda: client_credentials_grant(
-                self.issuer, client_id, local_client_secret(client_id)
+                self.issuer, client_id, client_secret(self.secrets, client_id).get_secret_value()
             ),
         )
 

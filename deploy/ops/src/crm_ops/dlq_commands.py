@@ -44,10 +44,11 @@ Reason = Annotated[str, typer.Option(help="Why (recorded)")]
 USER = getpass.getuser()
 
 
-def ops_sealer() -> FieldSealer | None:
-    """What opens sealed dead letters: the key store, as ``crm-ops``'s own role (it reads
-    keys, never makes nor destroys one); None when the deployment seals nothing."""
-    settings = ServiceSettings()
+def ops_sealer(settings: ServiceSettings | None = None) -> FieldSealer | None:
+    """What opens what ``crm-ops`` reads sealed (dead letters, a view's records to rebuild):
+    the key store, as ``crm-ops``'s own role (it reads keys, never makes nor destroys one);
+    None when the deployment seals nothing."""
+    settings = settings or ServiceSettings()
     return key_sealer(settings, OPS) if settings.seal_personal_data else None
 
 

@@ -10,17 +10,16 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from crm_backbone.keys.factory import key_sealer
 from crm_backbone.projection import Projection
 from crm_backbone.rebuild import Progress, abort_rebuild, rebuild, replay
 from crm_backbone.settings import ServiceSettings
-from crm_events.personal import FieldSealer
 from crm_events.topics import CUSTOMER_EVENTS, HR_ORGANISATION, SUBSCRIPTIONS, Service
 from pymongo import AsyncMongoClient
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as ProgressBar
 
 from crm_ops.console import console, run
+from crm_ops.dlq_commands import ops_sealer
 from crm_ops.kafka_state import ops_login
 from crm_ops.options import (
     DEFAULT_KAFKA,
@@ -75,12 +74,6 @@ every service keeps in its own database)."""
 
 ViewName = Annotated[str, typer.Argument(help=f"One of: {', '.join(VIEWS)}")]
 Namespace = Annotated[str, typer.Option(help="Namespace of databases and consumer groups")]
-
-
-def _sealer(settings: ServiceSettings, view: View) -> FieldSealer | None:
-    """What opens the personal data of the view's records: its service's key store (an
-    erased subject's reads as erased, as in the live view)."""
-    return key_sealer(settings, view.service) if settings.seal_personal_data else None
 
 
 def _view(name: str) -> tuple[View, Projection]:
@@ -147,7 +140,7 @@ def rebuild_view(
                     topics=settings.topic_names().of(projection.topics),
                     keep_old=keep_old,
                     report=report,
-                    sealer=_sealer(settings, view),
+                    sealer=ops_sealer(settings),  # an erased subject's data reads erased
                 )
         finally:
             await client.close()
@@ -210,7 +203,7 @@ def replay_view(
                     since_ms=since_ms,
                     from_offset=offset,
                     report=report,
-                    sealer=_sealer(settings, view),
+                    sealer=ops_sealer(settings),  # an erased subject's data reads erased
                 )
         finally:
             await client.close()

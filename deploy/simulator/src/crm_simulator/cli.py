@@ -17,14 +17,12 @@ import typer
 from aiokafka.errors import KafkaError
 from crm_backbone.topic_names import TopicNames
 from crm_events.topics import Service, produced_by
-from pydantic import SecretStr
 
 from crm_simulator.day import scripted_day
 from crm_simulator.feed import FeedEvent, bank_feed
 from crm_simulator.logins import Logins
 from crm_simulator.population import population
 from crm_simulator.publisher import Progress, UpstreamProducers, publish
-from crm_simulator.realm import DEMO_PASSWORD
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 log = structlog.get_logger("crm_simulator")
@@ -172,20 +170,12 @@ def day_command(
         str,
         typer.Option(envvar="CRM_OIDC_ISSUER", help="The identity provider's issuer (realm URL)"),
     ],
-    staff_password: Annotated[
-        str,
-        typer.Option(
-            envvar="CRM_SIMULATOR_STAFF_PASSWORD",
-            help="The staff users' password (default: the local realm's demo password)",
-            show_default=False,
-        ),
-    ] = DEMO_PASSWORD,
-    client_secrets: Annotated[
+    secrets_dir: Annotated[
         Path | None,
         typer.Option(
-            envvar="CRM_SIMULATOR_CLIENT_SECRETS",
-            help="Folder with a file per upstream system's client holding its secret "
-            "(default: the local realm's secrets)",
+            envvar="CRM_SECRETS_DIR",
+            help="The secrets folder: the staff users' password and a file per upstream "
+            "system's client secret, under keycloak/ (the local launcher's)",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the population")] = 42,
@@ -194,7 +184,9 @@ def day_command(
     """Run a scripted day of the bank's work through the services' APIs, each call with
     the token of the staff member or upstream system making it."""
     urls = dict(value.split("=", 1) for value in service)
-    logins = Logins(oidc_issuer, SecretStr(staff_password), client_secrets)
+    if secrets_dir is None:
+        raise typer.BadParameter("give --secrets-dir (or CRM_SECRETS_DIR): the realm's secrets")
+    logins = Logins.from_secrets(oidc_issuer, secrets_dir)
     reports = asyncio.run(scripted_day(urls, population(seed, customers), seed, logins))
     for name, report in reports.items():
         log.info("day done", service=name, calls=report.calls, refused=report.refused)

@@ -5,8 +5,8 @@ A relationship manager or branch manager logs in as their own user of the realm 
 staff id in lower case, :mod:`crm_simulator.realm`), through the realm's client with the
 password grant; an upstream system (core banking, the channel gateway, HR) as its
 client's service account (client credentials). Passwords and secrets come from
-configuration (:class:`Logins`); their defaults are the local profiles' realm's (the demo
-password, ``<client>-local``), which a real realm does not have. Tokens are kept until
+configuration (:class:`Logins`), never from code: given, or read from the secrets folder
+(:meth:`Logins.from_secrets`, the local launcher's, made at random). Tokens are kept until
 shortly before they expire, then fetched again.
 """
 
@@ -19,14 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from crm_backbone.credentials import DEMO_STAFF_PASSWORD, KEYCLOAK
 from pydantic import SecretStr
-
-from crm_simulator.realm import DEMO_PASSWORD
 
 LOGIN_CLIENT = "crm-cli"
 """The local realm's public client that accepts the password grant."""
-LOCAL_SECRET_SUFFIX = "-local"
-"""A confidential client's secret in the local realm: its id and this suffix."""
 RENEW_BEFORE_S = 30.0
 """A token this close to its expiry is fetched again."""
 
@@ -38,17 +35,28 @@ class LoginRefused(RuntimeError):
 @dataclass(frozen=True)
 class Logins:
     """Where to log in, and the credentials: ``client_secrets`` is a folder holding a file
-    per client (``<folder>/<client id>``); without one, the local realm's secrets."""
+    per client (``<folder>/<client id>``)."""
 
     issuer: str
-    staff_password: SecretStr = field(default_factory=lambda: SecretStr(DEMO_PASSWORD))
-    client_secrets: Path | None = None
+    staff_password: SecretStr
+    client_secrets: Path
     login_client: str = LOGIN_CLIENT
 
+    @classmethod
+    def from_secrets(cls, issuer: str, secrets_dir: Path) -> Logins:
+        """The credentials a secrets folder holds (``CRM_SECRETS_DIR``: ``keycloak/``)."""
+        folder = secrets_dir / KEYCLOAK
+        return cls(issuer, SecretStr(_read(folder / DEMO_STAFF_PASSWORD)), folder)
+
     def client_secret(self, client_id: str) -> SecretStr:
-        if self.client_secrets is None:
-            return SecretStr(f"{client_id}{LOCAL_SECRET_SUFFIX}")
-        return SecretStr((self.client_secrets / client_id).read_text().strip())
+        return SecretStr(_read(self.client_secrets / client_id))
+
+
+def _read(secret: Path) -> str:
+    try:
+        return secret.read_text().strip()
+    except OSError as error:
+        raise LoginRefused(f"no secret at {secret}: {error.strerror}") from None
 
 
 @dataclass

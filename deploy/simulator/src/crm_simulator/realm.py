@@ -3,10 +3,12 @@
 Every staff member HR places (:func:`crm_simulator.organisation.organisation`) has a
 login in the realm the launcher imports (``deploy/keycloak/crm-realm.json``): username
 the staff id in lower case, attribute ``staff_id`` the staff id, the one realm role
-their HR role names, the local profiles' demo password, and a fixed id (the tokens'
-``sub``). The rest of the file (roles, clients, scopes, mappers, the service accounts)
-is written by hand and kept as it is. ``python -m crm_simulator.realm`` rewrites the
-file's staff users; ``--check`` writes nothing and exits 1 when they are stale.
+their HR role names, and a fixed id (the tokens' ``sub``). The file holds no secret: the
+local launcher gives the users their password and the clients their secrets as it
+imports it (``local_infra.keycloak_server.with_secrets``). The rest of the file (roles,
+clients, scopes, mappers, the service accounts) is written by hand and kept as it is.
+``python -m crm_simulator.realm`` rewrites the file's staff users; ``--check`` writes
+nothing and exits 1 when they are stale.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ from crm_events.organisation import StaffPlaced
 from crm_simulator.organisation import organisation
 
 REALM_FILE = Path(__file__).resolve().parents[3] / "keycloak" / "crm-realm.json"
-DEMO_PASSWORD = "crm-local"
-"""Every demo user's password: the local profiles only (a real realm imports no users)."""
 STAFF_NAMESPACE = uuid.UUID("5b0c3f0e-8d7a-5c1e-9f2a-6d4b1a7e3c90")
 """Namespace of the staff users' ids: a user's id is uuid5 of it and the staff id."""
 ISSUED_SUBJECTS: dict[str, str] = {
@@ -55,7 +55,6 @@ def staff_user(staff_id: str, placed: StaffPlaced) -> JsonObject:
         "enabled": True,
         "attributes": {"staff_id": [staff_id]},
         "realmRoles": [placed.role.value],
-        "credentials": [{"type": "password", "value": DEMO_PASSWORD, "temporary": False}],
     }
 
 

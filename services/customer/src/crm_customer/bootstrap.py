@@ -29,6 +29,7 @@ from crm_customer.policies import CustomerPolicies
 from crm_customer.publication import PAYLOADS, translate
 from crm_customer.queries import CustomerQueries
 from crm_customer.views import CustomerViews
+from crm_customer.views.customer_events import GROUP_PERSONAL_PATHS
 from crm_customer.worklists import BookWorklists
 
 SERVICE = Service.CUSTOMER
@@ -142,7 +143,7 @@ def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
         ],
         policies=[
             CustomerPolicies(application),
-            ForgetErasedCustomers(infra.database, (), infra.key_sealer()),
+            ForgetErasedCustomers(infra.database, GROUP_PERSONAL_PATHS, infra.key_sealer()),
         ],
         jobs=[dormancy.run],
     )

@@ -25,6 +25,7 @@ from typing import ClassVar
 
 import structlog
 from crm_backbone.context import command_context
+from crm_backbone.metrics import ERASED_SUBJECT_RECORDS
 from crm_backbone.policy import NotYet, Policy, PolicyHandler
 from crm_events.campaign import OptOutRequested
 from crm_events.core_banking import CustomerDataChanged
@@ -32,18 +33,11 @@ from crm_events.customer import CustomerRegistered
 from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload
 from crm_events.topics import CAMPAIGN_EVENTS, COREBANKING_CUSTOMERS, CUSTOMER_EVENTS
-from prometheus_client import Counter
 
 from crm_customer.application import CustomerApplication, CustomerNotFound
 from crm_customer.erasure import CustomerErasedError
 
 log = structlog.get_logger(__name__)
-
-ERASED_SUBJECT_RECORDS = Counter(
-    "crm_erased_subject_records_dropped_total",
-    "Upstream events about an erased customer, dropped instead of stored",
-    ["event_type"],
-)
 
 
 class CustomerPolicies(Policy):

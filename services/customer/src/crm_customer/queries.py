@@ -26,7 +26,7 @@ from crm_customer.erasure import AccountState, RelationshipFacts
 from crm_customer.ownership import OWNERSHIP, PERSONAL
 from crm_customer.single_view import SOURCE, CustomerView, compose
 from crm_customer.views import CustomerViews
-from crm_customer.views.documents import CUSTOMERS, GROUPS, normalise_phone
+from crm_customer.views.documents import CUSTOMERS, GROUP_NAMED_BY, GROUPS, normalise_phone
 
 CURSOR_KEY = "after"
 """The sort key a search cursor carries: none (the customer's name would show in it), the
@@ -166,7 +166,7 @@ class CustomerQueries:
     async def group(self, group_id: str, reach: Reach) -> dict[str, Any] | None:
         """A group with its members (current and past) and its history, of the members in
         reach only; ``None`` when it has none."""
-        doc = await self.groups.find_one({"_id": group_id}, {APPLIED: 0})
+        doc = await self.groups.find_one({"_id": group_id}, {APPLIED: 0, GROUP_NAMED_BY: 0})
         if doc is None:
             return None
         history = doc.get("history", [])

@@ -22,7 +22,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from crm_opportunity.views import LEADS, NEEDS, OPPORTUNITIES
 
 PERSONAL_PATHS = (
-    PersonalPaths(LEADS, removed=("phone", "email", "notes"), erased={"contact_name": ERASED}),
+    PersonalPaths(
+        LEADS,
+        removed=("phone", "email", "notes", "disqualified_reason"),
+        erased={"contact_name": ERASED},
+    ),
     PersonalPaths(
         OPPORTUNITIES, removed=("description", "contacts", "lost_reason", "probability_reason")
     ),

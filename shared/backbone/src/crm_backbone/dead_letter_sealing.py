@@ -2,13 +2,16 @@
 (an upstream ``bank.*`` record), so its body goes to the dead-letter topic sealed.
 
 The letter's value, and each original header that is not a CloudEvents attribute, is
-sealed under the data subject's key (:func:`letter_subject`); an erasure destroys that key,
+sealed under the data subject's key (:func:`record_subject`); an erasure destroys that key,
 and the letter with it. A record whose subject cannot be told is sealed under the key of
 its month's dead letters (``deadletters:<yyyy-mm>``), destroyed once the dead-letter topic's
 retention has passed over the whole month (:func:`expired_dead_letter_keys`, run by
 ``python -m crm_backbone.keys expire-dead-letters``). The ``dlq_*`` headers stay clear and
 hold no personal data: contract errors name headers, fields and codes; a handler's error is
 clear by its type only, its full text sealed in ``dlq_detail``.
+
+The parking lot (:mod:`crm_backbone.parking`) seals what it holds back the same way
+(:func:`record_subject`, :func:`seal_record`, :func:`open_record`).
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ DEAD_LETTER_RETENTION = timedelta(milliseconds=DEAD_LETTER.retention_ms)
 Headers = Sequence[tuple[str, bytes]]
 
 
-def month_subject(at: datetime) -> str:
-    """The subject of the dead letters set aside in ``at``'s month with no subject of their own."""
-    return f"{DEAD_LETTER_SUBJECT_PREFIX}{at.astimezone(UTC):%Y-%m}"
+def month_subject(at: datetime, prefix: str = DEAD_LETTER_SUBJECT_PREFIX) -> str:
+    """The subject of the records set aside in ``at``'s month with no subject of their own
+    (dead letters by default; ``prefix`` names another kind, e.g. parked records)."""
+    return f"{prefix}{at.astimezone(UTC):%Y-%m}"
 
 
 def _header(headers: Headers, name: str) -> str | None:
@@ -57,7 +61,7 @@ def _header(headers: Headers, name: str) -> str | None:
         return None
 
 
-def letter_subject(
+def record_subject(
     topic: str, key: bytes | None, value: bytes | None, headers: Headers
 ) -> str | None:
     """Whose data the record holds: the contract's subject rule where its type is known and
@@ -90,6 +94,20 @@ class SealedLetter:
     headers: list[tuple[str, bytes]]
 
 
+def seal_record(
+    subject: str, value: bytes | None, headers: Headers, sealer: FieldSealer
+) -> SealedLetter:
+    """A record's value, and each header but the CloudEvents attributes, sealed under
+    ``subject``'s key; raises ``KeyDestroyed`` once that key is destroyed."""
+    return SealedLetter(
+        None if value is None else sealer.seal(subject, value).encode(),
+        [
+            (name, raw if name in CLEAR_HEADERS else sealer.seal(subject, raw).encode())
+            for name, raw in headers
+        ],
+    )
+
+
 def seal_letter(
     topic: str,
     key: bytes | None,
@@ -102,26 +120,21 @@ def seal_letter(
     """The record's value and non-CloudEvents headers sealed under its subject's key (or its
     month's); ``reason`` is (code, reason). A record about an erased subject keeps no body."""
     code, text = reason
-    subject = letter_subject(topic, key, value, headers) or month_subject(now)
+    subject = record_subject(topic, key, value, headers) or month_subject(now)
     original = list(headers)
     clear_reason = text
     if code == HANDLER_ERROR:
         clear_reason = text.split("(", 1)[0]
         original.append((DETAIL_HEADER, text.encode()))
     try:
-        sealed_value = None if value is None else sealer.seal(subject, value).encode()
-        sealed_headers = [
-            (name, raw if name in CLEAR_HEADERS else sealer.seal(subject, raw).encode())
-            for name, raw in original
-        ]
+        sealed = seal_record(subject, value, original, sealer)
     except KeyDestroyed:
-        sealed_value = None
-        sealed_headers = [(name, raw) for name, raw in original if name in CLEAR_HEADERS]
-        sealed_headers.append((ERASED_HEADER, b"true"))
+        cleared = [(name, raw) for name, raw in original if name in CLEAR_HEADERS]
+        sealed = SealedLetter(None, [*cleared, (ERASED_HEADER, b"true")])
     return SealedLetter(
-        sealed_value,
+        sealed.value,
         [
-            *sealed_headers,
+            *sealed.headers,
             ("dlq_code", code.encode()),
             ("dlq_reason", clear_reason.encode()),
             (SEALED_FOR_HEADER, subject.encode()),
@@ -153,8 +166,21 @@ def open_letter(value: bytes | None, headers: Headers, sealer: FieldSealer) -> O
     subject = _header(headers, SEALED_FOR_HEADER)
     if subject is None:
         return OpenedLetter(value, tuple(headers), erased=False)
-    opened: list[tuple[str, bytes]] = []
     erased = _header(headers, ERASED_HEADER) is not None
+    return open_record(subject, value, headers, sealer, erased=erased)
+
+
+def open_record(
+    subject: str,
+    value: bytes | None,
+    headers: Headers,
+    sealer: FieldSealer,
+    *,
+    erased: bool = False,
+) -> OpenedLetter:
+    """A record sealed by :func:`seal_record` under ``subject``'s key, opened; ``erased``
+    (or a token that no longer opens): nothing of the original but its clear headers."""
+    opened: list[tuple[str, bytes]] = []
     for name, raw in headers:
         token = _token(raw)
         plaintext = raw if token is None else sealer.open(subject, token)

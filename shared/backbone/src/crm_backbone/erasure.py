@@ -39,6 +39,28 @@ class PersonalPaths:
     customer_field: str = "customer_id"
     where: Mapping[str, Any] = field(default_factory=dict)
     """Which of the customer's documents hold them, when not all do (``{"kind": ...}``)."""
+    within: str | None = None
+    """An array of entries, of several customers each: the paths are those of the entries
+    whose ``customer_field`` names the customer (a group's history)."""
+
+    def forgetting(self, customer_id: str) -> tuple[Document, Document, list[Document] | None]:
+        """The filter, the update and its array filters that make the documents forget
+        ``customer_id``."""
+        entry = f"{self.within}.$[entry]." if self.within else ""
+        update: Document = {}
+        if self.removed:
+            update["$unset"] = {f"{entry}{path}": "" for path in self.removed}
+        if self.erased:
+            update["$set"] = {f"{entry}{path}": value for path, value in self.erased.items()}
+        if self.within is None:
+            return {**self.where, self.customer_field: customer_id}, update, None
+        names = {f"entry.{self.customer_field}": customer_id}
+        return {**self.where, self.indexed: customer_id}, update, [names]
+
+    @property
+    def indexed(self) -> str:
+        """The path naming the customer, indexed."""
+        return f"{self.within}.{self.customer_field}" if self.within else self.customer_field
 
 
 class KeyMemory(Protocol):
@@ -73,7 +95,7 @@ class ForgetErasedCustomers(Policy):
     async def setup(self) -> None:
         for paths in self.documents:
             await self.database[paths.collection].create_indexes(
-                [IndexModel([(paths.customer_field, ASCENDING)])]
+                [IndexModel([(paths.indexed, ASCENDING)])]
             )
 
     async def forget(self, envelope: Envelope[EventPayload]) -> None:
@@ -83,11 +105,5 @@ class ForgetErasedCustomers(Policy):
             for subject in (customer_id, *related):
                 self.memory.forget(subject)
         for paths in self.documents:
-            update: Document = {}
-            if paths.removed:
-                update["$unset"] = dict.fromkeys(paths.removed, "")
-            if paths.erased:
-                update["$set"] = dict(paths.erased)
-            await self.database[paths.collection].update_many(
-                {**paths.where, paths.customer_field: customer_id}, update
-            )
+            where, update, entries = paths.forgetting(customer_id)
+            await self.database[paths.collection].update_many(where, update, array_filters=entries)

@@ -68,6 +68,12 @@ PARKED_RECORDS = Gauge(
     "Records parked until what they wait for happens (crm_backbone.parking), per owner",
     ["owner"],
 )
+ERASED_SUBJECT_RECORDS = Counter(
+    "crm_erased_subject_records_dropped_total",
+    "Records about an erased customer, dropped instead of stored (an upstream event, a "
+    "parked record whose key is destroyed)",
+    ["event_type"],
+)
 HANDLER_ERRORS = Counter(
     "crm_handler_errors_total",
     "Handler calls that raised an unexpected exception (retried, then dead-lettered)",

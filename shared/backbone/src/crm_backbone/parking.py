@@ -39,6 +39,17 @@ A record is deleted only after ``apply`` returned, so a crash mid-release applie
 again later: ``apply`` must be idempotent (every policy command is). An ``apply`` that
 raises :class:`StillHeld` leaves that record and those after it parked (the condition
 does not hold after all); any other exception does too, and propagates.
+
+Personal data: a parked record may hold a person's data in clear (an upstream ``bank.*``
+record for a customer not registered yet). Given the service's sealer, the lot stores its
+value and headers (but the CloudEvents attributes) sealed as dead letters are
+(:mod:`crm_backbone.dead_letter_sealing`): under the key of the record's data subject, or
+of its month's parked records (``parked:<yyyy-mm>``) when no subject can be told; the
+release opens them. An erasure destroys the subject's key, and with it every record of
+theirs parked anywhere, whoever parked it (no lot needs to be searched): the release then
+drops such a record, as it drops a record about an erased subject before parking it,
+counting each in ``crm_erased_subject_records_dropped_total``. Without a sealer records
+are stored as they came.
 """
 
 from __future__ import annotations
@@ -46,15 +57,26 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import structlog
+from crm_events.envelope import HEADERS
+from crm_events.personal import FieldSealer, KeyDestroyed
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from crm_backbone.metrics import PARKED_RECORDS
+from crm_backbone.dead_letter_sealing import (
+    month_subject,
+    open_record,
+    record_subject,
+    seal_record,
+)
+from crm_backbone.metrics import ERASED_SUBJECT_RECORDS, PARKED_RECORDS
 from crm_backbone.records import Document, Record
+
+log = structlog.get_logger(__name__)
 
 PARKING_COLLECTION = "parked_records"
 """The collection a service's consumers park in (one per service database, every owner)."""
@@ -67,6 +89,10 @@ ORDER = [
 """Arrival order: the server's clock when parked, then the record's place in its partition."""
 EPOCH = datetime.fromtimestamp(0, UTC)
 INDEX_OPTIONS_CONFLICT = 85
+PARKED_SUBJECT_PREFIX = "parked:"
+"""The month key of parked records whose data subject cannot be told."""
+SEALED_FOR = "sealed_for"
+"""The field naming the subject whose key sealed a parked record (an id)."""
 
 
 class StillHeld(Exception):
@@ -114,6 +140,7 @@ class ParkingLot:
     ``lease_seconds`` bounds how long a crashed releaser keeps others waiting;
     ``expire_after_seconds`` drops this owner's records parked longer than that (for what
     can no longer come, e.g. beyond its topic's retention), None keeps them until released.
+    ``sealer`` seals what is parked (see the module's documentation); None: kept clear.
     """
 
     def __init__(
@@ -124,8 +151,10 @@ class ParkingLot:
         lease_seconds: float = 30.0,
         poll_seconds: float = 0.05,
         expire_after_seconds: int | None = None,
+        sealer: FieldSealer | None = None,
     ) -> None:
         self.collection = collection
+        self.sealer = sealer
         self.leases: AsyncCollection[Document] = collection.database[f"{collection.name}.leases"]
         self.owner = owner
         self.lease_ms = int(lease_seconds * 1000)
@@ -162,7 +191,8 @@ class ParkingLot:
     # Parking ------------------------------------------------------------------------------
 
     async def park(self, hold: str, record: Record, reason: str) -> None:
-        """Keep ``record`` under ``hold``; parking the same record again changes nothing."""
+        """Keep ``record`` under ``hold``; parking the same record again changes nothing.
+        A record about an erased subject is dropped instead (with a sealer)."""
         fields: Document = {
             "owner": self.owner,
             "hold": hold,
@@ -174,6 +204,12 @@ class ParkingLot:
             "headers": [[name, value] for name, value in record.headers],
             "reason": reason,
         }
+        if self.sealer is not None:
+            try:
+                fields |= await asyncio.to_thread(self._sealed, record)
+            except KeyDestroyed:
+                self._dropped(record)
+                return
         # A pipeline update, for the server's clock; $literal keeps "$..." values literal.
         first = {name: {"$ifNull": [f"${name}", {"$literal": v}]} for name, v in fields.items()}
         await self.collection.update_one(
@@ -232,10 +268,58 @@ class ParkingLot:
         async for doc in parked:
             if not await self._take_lease(hold, token):
                 return applied  # the lease expired and someone else took it over
-            await apply(ParkedRecord.from_document(doc))
+            record = await self._opened(doc)
+            if record is None:
+                self._dropped(ParkedRecord.from_document(doc))
+            else:
+                await apply(record)
+                applied += 1
             await self.collection.delete_one({"_id": doc["_id"]})
-            applied += 1
         return applied
+
+    # Sealing ------------------------------------------------------------------------------
+
+    def _sealed(self, record: Record) -> Document:
+        """The fields of ``record`` that may hold personal data, sealed, and whose key
+        sealed them; raises ``KeyDestroyed`` if the record is about an erased subject."""
+        assert self.sealer is not None
+        subject = record_subject(
+            record.topic, record.key, record.value, record.headers
+        ) or month_subject(datetime.now(UTC), PARKED_SUBJECT_PREFIX)
+        sealed = seal_record(subject, record.value, record.headers, self.sealer)
+        return {
+            "value": sealed.value,
+            "headers": [[name, value] for name, value in sealed.headers],
+            SEALED_FOR: subject,
+        }
+
+    async def _opened(self, doc: Document) -> ParkedRecord | None:
+        """The parked record as it came; None if its subject was erased since (dropped)."""
+        record = ParkedRecord.from_document(doc)
+        subject = doc.get(SEALED_FOR)
+        if subject is None:
+            return record
+        if self.sealer is None:
+            raise RuntimeError(f"{self.owner}: parked records are sealed, and no sealer given")
+        opened = await asyncio.to_thread(
+            open_record, subject, record.value, record.headers, self.sealer
+        )
+        if opened.erased:
+            return None
+        return replace(record, value=opened.value, headers=opened.headers)
+
+    def _dropped(self, record: Record) -> None:
+        """Count and log (by its place and type only) a record about an erased subject."""
+        types = [value for name, value in record.headers if name == HEADERS["type"]]
+        event_type = types[0].decode(errors="replace") if types else ""
+        ERASED_SUBJECT_RECORDS.labels(event_type).inc()
+        log.info(
+            "erased_subject_record_dropped",
+            owner=self.owner,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
 
     async def _take_lease(self, hold: str, token: str) -> bool:
         """Take or renew the hold's lease; False while another releaser holds it."""
@@ -282,9 +366,11 @@ class ParkingLot:
         return set(await self.collection.distinct("hold", {"owner": self.owner}))
 
     async def parked(self, hold: str) -> list[ParkedRecord]:
-        """The hold's records, in arrival order (for tests and operators)."""
+        """The hold's records, in arrival order, opened (for tests); an erased subject's
+        are left out."""
         cursor = self.collection.find({"owner": self.owner, "hold": hold}).sort(ORDER)
-        return [ParkedRecord.from_document(doc) async for doc in cursor]
+        opened = [await self._opened(doc) async for doc in cursor]
+        return [record for record in opened if record is not None]
 
     def _id(self, hold: str, record: Record) -> Document:
         return {

@@ -101,6 +101,7 @@ class PolicyConsumer:
         database: AsyncDatabase[Document],
         retries: HandlerRetries | None = None,
         sealer: FieldSealer | None = None,
+        parking_sealer: FieldSealer | None = None,
     ) -> None:
         self.policy = policy
         self.sealer = sealer
@@ -113,6 +114,8 @@ class PolicyConsumer:
             database[PARKING_COLLECTION],
             consumer_group,
             expire_after_seconds=policy.parking_expiry_seconds,
+            # the service's sealer: a policy reading no personal data may park some
+            sealer=parking_sealer or sealer,
         )
         self.holds = DeadLetterHolds(database, consumer_group)
         self.retries = retries or HandlerRetries()

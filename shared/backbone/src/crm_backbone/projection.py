@@ -178,7 +178,7 @@ class ProjectionEngine:
         self.positions = database[f"{projection.name}__positions"]
         name = projection.name  # the view owns them, whichever group fills it (see holds)
         self.holds = DeadLetterHolds(database, name, f"{name}{VIEW_HOLDS_SUFFIX}")
-        self.parking = ParkingLot(database[f"{name}{VIEW_PARKING_SUFFIX}"], name)
+        self.parking = ParkingLot(database[f"{name}{VIEW_PARKING_SUFFIX}"], name, sealer=sealer)
         self._handlers = projection.handlers()
         self._draining = asyncio.Lock()
 

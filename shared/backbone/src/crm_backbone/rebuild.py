@@ -144,11 +144,14 @@ class StreamReader:
         progress: Progress,
         report: Report,
     ) -> None:
-        """Apply records until every partition's position reaches its target offset."""
+        """Apply records until every partition's position reaches its target offset. A
+        fetch may bring records past a target (written meanwhile): they are applied too,
+        since the position has moved past them (dropped, the next call would never read
+        them again: a gap in the view)."""
         behind = {tp for tp, end in targets.items() if await self.position(tp) < end}
         while behind:
             batches = await self.consumer.getmany(*behind, timeout_ms=500, max_records=2000)
-            records = [r for tp, rs in batches.items() for r in rs if r.offset < targets.get(tp, 0)]
+            records = [record for fetched in batches.values() for record in fetched]
             if records:
                 await engine.process(records)
                 progress.done += len(records)

@@ -145,6 +145,7 @@ class ServiceRuntime:
                 self.group(policy.name),
                 c.database,
                 sealer=self.sealer if policy.reads_personal_data else None,
+                parking_sealer=self.sealer,
             )
             await consumer.setup()
             engines.append(consumer)

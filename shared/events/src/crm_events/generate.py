@@ -16,7 +16,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from crm_events.envelope import CONTENT_TYPE, HEADERS, REQUIRED_HEADERS, Envelope
-from crm_events.personal import declared_fields
+from crm_events.personal import declared_fields, sealable_schema
 from crm_events.registry import EventPayload, registry
 from crm_events.topics import (
     DEAD_LETTER,
@@ -38,7 +38,7 @@ def event_schema(model: type[EventPayload]) -> JsonObject:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"urn:bank-crm:event:{model.event_type}:v{model.schema_version}",
-        **model.model_json_schema(),
+        **sealable_schema(model, model.model_json_schema()),
         "x-event-type": model.event_type,
         "x-schema-version": model.schema_version,
     }
@@ -140,6 +140,9 @@ def asyncapi_document(service: Service) -> JsonObject:
         [(model, "validation") for model in models],
         ref_template="#/components/schemas/{model}",
     )
+    for model in models:
+        name = refs[(model, "validation")]["$ref"].rsplit("/", 1)[-1]
+        definitions["$defs"][name] = sealable_schema(model, definitions["$defs"][name])
     messages = {m.event_type: _message(m, refs[(m, "validation")]) for m in models}
     if DEAD_LETTER in topics:
         messages["deadletter"] = _dead_letter_message()

@@ -63,11 +63,9 @@ class Personal:
     def __get_pydantic_json_schema__(
         self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        """The clear value's schema or, on the CRM's topics, a token; named by kind."""
-        return {
-            "anyOf": [handler(core_schema), SEALED_SCHEMA],
-            "x-personal-data": self.kind.value,
-        }
+        """The clear value's schema, named by kind (the contracts' documents also allow
+        a token, ``sealable_schema``: an API takes and gives only clear values)."""
+        return {**handler(core_schema), "x-personal-data": self.kind.value}
 
 
 SEALED_SCHEMA: JsonSchemaValue = {
@@ -75,6 +73,26 @@ SEALED_SCHEMA: JsonSchemaValue = {
     "pattern": f"^{TOKEN_PREFIX}[A-Za-z0-9_-]+=*$",
     "description": "The value sealed under the data subject's key (the CRM's own topics)",
 }
+
+
+def sealable_schema(model: type[BaseModel], schema: JsonSchemaValue) -> JsonSchemaValue:
+    """``schema``, the JSON Schema of ``model``, with each personal field's value allowed
+    as a token too: what the CRM's topics carry (each field sealed whole)."""
+    properties = dict(schema.get("properties", {}))
+    for declared in declared_fields(model):
+        if declared.name in properties:
+            clear = dict(properties[declared.name])
+            annotations = {key: clear.pop(key) for key in FIELD_ANNOTATIONS if key in clear}
+            properties[declared.name] = {
+                "anyOf": [clear, SEALED_SCHEMA],
+                **annotations,
+                "x-personal-data": declared.kind.value,
+            }
+    return {**schema, "properties": properties}
+
+
+FIELD_ANNOTATIONS = ("title", "description", "default", "examples")
+"""What says something of the field rather than of its clear value."""
 
 
 class KeyDestroyed(Exception):

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from crm_backbone.erasure import PersonalPaths
 from crm_backbone.projection import Document, Handler, ViewUpdate
 from crm_backbone.readmodel import field_key
 from crm_events import customer as cu
+from crm_events.personal import ERASED
 from crm_events.registry import EventPayload
 from crm_events.topics import CUSTOMER_EVENTS
 
 from crm_customer.views.documents import (
+    GROUP_NAMED_BY,
     GROUPS,
     Event,
     flat,
@@ -127,6 +130,7 @@ def group_joined(e: Event) -> Iterator[ViewUpdate]:
             "$set": {
                 "group_type": d.group_type.value,
                 "group_name": d.group_name,
+                GROUP_NAMED_BY: e.aggregateid,
                 **flat(f"members.{field_key(e.aggregateid)}", member),
             },
             "$push": {"history": {"customer_id": e.aggregateid, "event": "joined", **member}},
@@ -236,10 +240,18 @@ ERASED_PATHS = (
 """What an erasure removes from a customer's document: the person's identity, contact
 details and search keys; the free texts about them (reasons given, last contacts'
 summaries, tasks' descriptions, needs' summaries); whom they are related to and which
-household they are in (the ``groups`` view keeps only ids). Accounts, balances, KYC,
-segment, opportunities' figures and counts remain. An opportunity's ``lost_reason``
-stays in the live view (its key is not known here) until a rebuild, which reads it erased.
+household they are in. Accounts, balances, KYC, segment, opportunities' figures and
+counts remain (the view keeps no opportunity's free text: ``opportunity_events``).
 """
+
+GROUP_PERSONAL_PATHS = (
+    PersonalPaths(GROUPS, erased={"group_name": ERASED}, customer_field=GROUP_NAMED_BY),
+    PersonalPaths(GROUPS, removed=("reason",), within="history"),
+)
+"""What a group's document says of an erased member, forgotten by the customer service's
+``ForgetErasedCustomers`` (the erased event does not name the groups): the group's name
+when that member's event gave it (its erased form, as a rebuild reads it), and the reason
+they gave for leaving. The group's ids, type and other members remain."""
 
 
 def erased(e: Event) -> Iterator[ViewUpdate]:

@@ -19,6 +19,9 @@ CUSTOMERS = "customers"
 """The single customer view: one document per customer id."""
 GROUPS = "groups"
 """Households and corporate groups with their members over time."""
+GROUP_NAMED_BY = "group_named_by"
+"""In a group's document: the member whose event gave the group its name (the name is that
+member's personal data, forgotten with them); never shown."""
 LAST_CONTACTS = 10
 """Contacts a customer's document keeps, the latest first."""
 

@@ -1,5 +1,10 @@
 """The opportunity service's events: a customer's opportunities and needs, and the ids of
-the leads captured for it or qualified into it (erasure destroys their keys too)."""
+the leads captured for it or qualified into it (erasure destroys their keys too).
+
+An opportunity's entry keeps its figures and stage, none of its free texts (description,
+reasons, contacts): the single view shows none, and an entry's paths are keyed by
+opportunity, which the customer's erased event does not name. A need's summary is kept
+(the erased customer's ``needs`` are removed whole)."""
 
 from __future__ import annotations
 
@@ -48,7 +53,6 @@ def opportunity_stage_changed(e: Event) -> Iterator[ViewUpdate]:
         "stage": d.stage,
         "probability": d.probability,
         "open": d.stage not in CLOSED_STAGES,
-        "lost_reason": d.lost_reason,
         "stage_since": e.time,
     }
     yield of_customer(d.customer_id, e, {"$set": flat(entry("opportunities", e), fields)})
