@@ -40,7 +40,7 @@ from tests.integration.book_upstream import (
     expected_values,
     latest,
 )
-from tests.integration.test_audit_trail import eventually
+from tests.integration.conftest import eventually
 from tests.integration.test_customer_scope import service, staff_known
 
 __all__ = ["service", "staff_known"]  # the fixture, used here

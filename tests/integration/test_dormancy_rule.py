@@ -34,7 +34,7 @@ from local_infra.harness import assert_problem, produce_plain
 from local_infra.pytest_plugin import Servers
 from local_infra.tokens import RealmTokens
 
-from tests.integration.test_audit_trail import eventually
+from tests.integration.conftest import eventually
 from tests.integration.test_customer_scope import service  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.integration
