@@ -30,7 +30,8 @@ from crm_opportunity import bootstrap as opportunity_boot
 from crm_simulator.feed import organisation_feed
 from fastapi import FastAPI
 from local_infra.harness import produce_plain, serving
-from local_infra.pytest_plugin import IdentityProvider, Servers
+from local_infra.pytest_plugin import Servers
+from local_infra.pytest_trust import IdentityProvider
 from local_infra.tokens import RealmTokens
 from pymongo import AsyncMongoClient
 

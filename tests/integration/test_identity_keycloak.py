@@ -35,7 +35,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from local_infra.accounts import LocalSecrets
 from local_infra.keycloak_server import TOKEN_CLIENT, admin_password, client_secret, staff_password
-from local_infra.pytest_plugin import IdentityProvider
+from local_infra.pytest_trust import IdentityProvider
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,8 @@ from crm_backbone.keys.factory import key_database
 from crm_backbone.keys.master import KeyWrapper, MasterKeyRing
 from crm_backbone.keys.openbao import TransitKeyWrapper
 from crm_backbone.settings import ServiceSettings
-from local_infra.pytest_plugin import NamespaceAccounts, OpenBao, Servers
+from local_infra.pytest_plugin import NamespaceAccounts, Servers
+from local_infra.pytest_trust import OpenBao
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,7 @@ from local_infra.keycloak_server import (
     staff_password,
 )
 from local_infra.paths import KEYCLOAK_REALM_FILE
-from local_infra.pytest_plugin import IdentityProvider
+from local_infra.pytest_trust import IdentityProvider
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,8 @@ from crm_simulator.logins import Logins
 from crm_simulator.population import population
 from fastapi import FastAPI
 from local_infra.harness import serving
-from local_infra.pytest_plugin import IdentityProvider, Servers
+from local_infra.pytest_plugin import Servers
+from local_infra.pytest_trust import IdentityProvider
 from pymongo import AsyncMongoClient
 
 from tests.integration.conftest import SettingsFor, publish_organisation

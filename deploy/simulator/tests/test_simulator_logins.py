@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from secrets import token_urlsafe
 from urllib.parse import parse_qsl
 
 import httpx
@@ -38,22 +39,23 @@ class Clock:
         return self.now
 
 
-STAFF_PASSWORD = "pw-from-configuration"
+STAFF_SECRET = token_urlsafe(16)
+"""The staff users' password in this run's secrets folder."""
+CLIENT_SECRET = token_urlsafe(16)
+"""Core banking's client secret there."""
 
 
 def configured(secrets: Path) -> Logins:
     """Logins from a secrets folder laid out as the local launcher's."""
     (secrets / "keycloak").mkdir(exist_ok=True)
-    (secrets / "keycloak" / "demo-staff-password").write_text(STAFF_PASSWORD + "\n")
-    (secrets / "keycloak" / "core-banking").write_text("from-a-file\n")
+    (secrets / "keycloak" / "demo-staff").write_text(STAFF_SECRET + "\n")
+    (secrets / "keycloak" / "core-banking").write_text(CLIENT_SECRET + "\n")
     return Logins.from_secrets(ISSUER, secrets)
 
 
 def tokens(provider: FakeProvider, clock: Clock, logins: Logins | None = None) -> Tokens:
     http = httpx.AsyncClient(transport=httpx.MockTransport(provider))
-    return Tokens(
-        logins or Logins(ISSUER, SecretStr(STAFF_PASSWORD), Path("/nowhere")), http, clock
-    )
+    return Tokens(logins or Logins(ISSUER, SecretStr(STAFF_SECRET), Path("/nowhere")), http, clock)
 
 
 async def test_staff_log_in_as_their_lower_case_user_with_the_password_grant() -> None:
@@ -65,7 +67,7 @@ async def test_staff_log_in_as_their_lower_case_user_with_the_password_grant() -
             "grant_type": "password",
             "client_id": "crm-cli",
             "username": "rm-0001",
-            "password": STAFF_PASSWORD,
+            "password": STAFF_SECRET,
         }
     ]
 
@@ -79,7 +81,7 @@ async def test_systems_use_client_credentials_with_the_secret_of_the_secrets_fol
         {
             "grant_type": "client_credentials",
             "client_id": "core-banking",
-            "client_secret": "from-a-file",
+            "client_secret": CLIENT_SECRET,
         }
     ]
 
@@ -108,4 +110,4 @@ async def test_a_refused_login_names_who_but_not_the_secret(tmp_path: Path) -> N
     with pytest.raises(LoginRefused) as refused:
         await source.system("core-banking")
     assert "core-banking" in str(refused.value)
-    assert "from-a-file" not in str(refused.value)
+    assert CLIENT_SECRET not in str(refused.value)

@@ -11,7 +11,7 @@ the start and the realm imported afresh.
 
 The realm file holds no secret: the launcher writes the imported copy (mode 600) with the
 profile's own, made at random into its secrets folder (``keycloak/<client id>`` for each
-confidential client, ``keycloak/demo-staff-password`` for every demo user,
+confidential client, ``keycloak/demo-staff`` for every demo user,
 ``keycloak/admin`` for the master realm's administrator).
 """
 
@@ -25,7 +25,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
-from crm_backbone.credentials import DEMO_STAFF_PASSWORD, KEYCLOAK
+from crm_backbone.credentials import DEMO_STAFF, KEYCLOAK
 from pydantic import SecretStr
 
 from local_infra.accounts import LocalSecrets
@@ -245,7 +245,7 @@ def with_secrets(realm: bytes, secrets: LocalSecrets) -> bytes:
 
 def staff_password(secrets: LocalSecrets) -> SecretStr:
     """Every demo user's password (local profiles only: a real realm imports no users)."""
-    return secrets.password(KEYCLOAK, DEMO_STAFF_PASSWORD)
+    return secrets.password(KEYCLOAK, DEMO_STAFF)
 
 
 def client_secret(secrets: LocalSecrets, client_id: str) -> SecretStr:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from crm_backbone.credentials import DEMO_STAFF_PASSWORD, KEYCLOAK
+from crm_backbone.credentials import DEMO_STAFF, KEYCLOAK
 from pydantic import SecretStr
 
 LOGIN_CLIENT = "crm-cli"
@@ -46,7 +46,7 @@ class Logins:
     def from_secrets(cls, issuer: str, secrets_dir: Path) -> Logins:
         """The credentials a secrets folder holds (``CRM_SECRETS_DIR``: ``keycloak/``)."""
         folder = secrets_dir / KEYCLOAK
-        return cls(issuer, SecretStr(_read(folder / DEMO_STAFF_PASSWORD)), folder)
+        return cls(issuer, SecretStr(_read(folder / DEMO_STAFF)), folder)
 
     def client_secret(self, client_id: str) -> SecretStr:
         return SecretStr(_read(self.client_secrets / client_id))

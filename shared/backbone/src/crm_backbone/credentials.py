@@ -29,8 +29,8 @@ OPS = "ops"
 """The operators' toolkit, ``crm-ops``, a process with a user of its own (``<ns>_ops``)."""
 KEYCLOAK = "keycloak"
 """The identity provider's secrets: ``<CRM_SECRETS_DIR>/keycloak/<client id>`` a confidential
-client's secret, ``.../keycloak/demo-staff-password`` the local realm's demo users' password."""
-DEMO_STAFF_PASSWORD = "demo-staff-password"
+client's secret, ``.../keycloak/demo-staff`` the local realm's demo users' password."""
+DEMO_STAFF = "demo-staff"
 
 
 def database_name(namespace: str, process: str) -> str:
