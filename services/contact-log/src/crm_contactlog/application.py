@@ -25,7 +25,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from crm_contactlog.access import ContactLogBook
-from crm_contactlog.busy_times import BusyTimes
+from crm_contactlog.busy_times import BusyTimeReader
 from crm_contactlog.domain import (
     NO_BUSY_TIMES,
     Activity,
@@ -165,7 +165,7 @@ class CallerCommands:
     """
 
     def __init__(
-        self, application: ContactLogApplication, book: ContactLogBook, busy: BusyTimes
+        self, application: ContactLogApplication, book: ContactLogBook, busy: BusyTimeReader
     ) -> None:
         self.application = application
         self.book = book

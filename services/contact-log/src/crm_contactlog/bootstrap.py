@@ -18,7 +18,7 @@ from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
 
 from crm_contactlog.application import ContactLogApplication
-from crm_contactlog.busy_times import BusyTimesView
+from crm_contactlog.busy_times import BusyTimeReader, BusyTimes, BusyTimesView
 from crm_contactlog.publication import PAYLOADS, translate
 from crm_contactlog.queries import ContactLogQueries
 from crm_contactlog.task_inputs import PERSONAL_PATHS as TASK_PATHS
@@ -64,6 +64,8 @@ class ContactLogService(ServiceHandle):
     application: ContactLogApplication
     settings: ContactLogSettings
     queries: ContactLogQueries
+    busy_times: BusyTimeReader
+    """What the overlap check of scheduling reads (a test may give its own)."""
 
 
 def bootstrap(
@@ -93,4 +95,6 @@ def bootstrap(
     queries = ContactLogQueries(
         infra.database, settings.task_rules(), clock=clock, upcoming_days=settings.upcoming_days
     )
-    return ContactLogService(application, runtime, infra.mongo, settings, queries)
+    return ContactLogService(
+        application, runtime, infra.mongo, settings, queries, BusyTimes(infra.database)
+    )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from crm_backbone.projection import Document, Handler, Projection, ViewUpdate
 from crm_events import contact_log as cl
@@ -78,6 +78,16 @@ class BusyTimesView(Projection):
         yield ViewUpdate(BUSY_TIMES, e.aggregateid, {"$set": {"open": False}})
 
 
+class BusyTimeReader(Protocol):
+    """Where the overlap check reads people's busy times (``BusyTimes`` in the service;
+    ``crm_contactlog.testing.CaughtUpBusyTimes`` in memory, for the API's unit tests)."""
+
+    async def of(self, people: Iterable[str], since: datetime) -> tuple[BusyTime, ...]:
+        """The busy times of ``people`` that end after ``since``: every one a plan starting
+        then may overlap (whether it does is the domain's rule, ``domain.clashes``)."""
+        ...
+
+
 class BusyTimes:
     """Reads ``busy_times`` for the overlap check."""
 
@@ -85,17 +95,20 @@ class BusyTimes:
         self.collection = database[BUSY_TIMES]
 
     async def of(self, people: Iterable[str], since: datetime) -> tuple[BusyTime, ...]:
-        """The busy times of ``people`` that end after ``since``: every one a plan starting
-        then may overlap (whether it does is the domain's rule, ``domain.clashes``)."""
         wanted = list(dict.fromkeys(people))
         query = {"person_ids": {"$in": wanted}, "open": True, "ended_at": {"$gt": since}}
-        found: list[BusyTime] = []
-        async for doc in self.collection.find(query):
-            slot = slot_of(doc["started_at"], doc["ended_at"])
-            if slot is not None:
-                found += [
-                    BusyTime(person, doc["_id"], slot)
-                    for person in doc["person_ids"]
-                    if person in wanted
-                ]
-        return tuple(found)
+        return held_by([doc async for doc in self.collection.find(query)], wanted)
+
+
+def held_by(documents: Iterable[Document], people: list[str]) -> tuple[BusyTime, ...]:
+    """The busy times the ``busy_times`` documents hold for those of ``people`` in them."""
+    found: list[BusyTime] = []
+    for doc in documents:
+        slot = slot_of(doc["started_at"], doc["ended_at"])
+        if slot is not None:
+            found += [
+                BusyTime(person, doc["_id"], slot)
+                for person in doc["person_ids"]
+                if person in people
+            ]
+    return tuple(found)

@@ -12,7 +12,6 @@ from fastapi import Depends, Request
 from crm_contactlog.access import ContactLogBook
 from crm_contactlog.application import CallerCommands
 from crm_contactlog.bootstrap import ContactLogService
-from crm_contactlog.busy_times import BusyTimes
 from crm_contactlog.queries import ContactLogQueries
 
 
@@ -24,7 +23,7 @@ def _book(request: Request) -> ContactLogBook:
 
 def _commands(request: Request) -> CallerCommands:
     service = handle_of(request, ContactLogService)
-    return CallerCommands(service.application, _book(request), BusyTimes(service.database))
+    return CallerCommands(service.application, _book(request), service.busy_times)
 
 
 Book = Annotated[ContactLogBook, Depends(_book)]
