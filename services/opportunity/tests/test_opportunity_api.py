@@ -123,6 +123,13 @@ async def test_bad_requests_are_problem_documents(client: httpx.AsyncClient) -> 
         ("body", "products"),
         ("body", "expected_value", "amount"),
     }
+    for amount in (1200000, 1200000.5, "1.2e6", " 1200000 "):  # not the documented string
+        wrong = opportunity(expected_value={"amount": amount, "currency": "CNY"})
+        body = assert_problem(
+            await client.post("/opportunities", json=wrong), 422, "invalid-request"
+        )
+        assert body["errors"][0]["location"] == ["body", "expected_value", "amount"]
+    assert_problem(await client.get("/opportunities/OPP-1"), 404, "opportunity-not-found")
     missing = await client.post("/opportunities/OPP-404/stage", json={"stage": "proposal"})
     assert_problem(missing, 404, "opportunity-not-found")
     assert_problem(await client.get("/needs/N-404"), 404, "need-not-found")
