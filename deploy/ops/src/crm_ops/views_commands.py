@@ -48,6 +48,7 @@ VIEWS = {
     "credit_exposure": View("customer", "crm_customer.credit_facilities:CreditFacilitiesView"),
     "contribution": View("customer", "crm_customer.contributions:ContributionsView"),
     "balance_history": View("customer", "crm_customer.balance_history:BalanceHistory"),
+    "manager_performance": View("customer", "crm_customer.performance_view:ManagerPerformanceView"),
     "opportunity_view": View("opportunity", "crm_opportunity.views:OpportunityViews"),
     "campaign_tracking": View("campaign", "crm_campaign.views:CampaignTracking"),
     "audience": View("campaign", "crm_campaign.audience:AudienceView"),

@@ -25,6 +25,8 @@ from crm_customer.credit_facilities import CreditFacilitiesView
 from crm_customer.cross_sell import CrossSellRule
 from crm_customer.customer_value import REFERENCE_RATES, ValueRule
 from crm_customer.dormancy import DormancySweep
+from crm_customer.performance_queries import PerformanceQueries
+from crm_customer.performance_view import ManagerPerformanceView
 from crm_customer.policies import CustomerPolicies
 from crm_customer.publication import PAYLOADS, translate
 from crm_customer.queries import CustomerQueries
@@ -110,6 +112,7 @@ class CustomerService(ServiceHandle):
     queries: CustomerQueries
     worklists: BookWorklists
     analyses: AnalysisQueries
+    performance: PerformanceQueries
 
 
 def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
@@ -140,6 +143,7 @@ def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
             BalanceHistory(),
             CreditFacilitiesView(),
             ContributionsView(),
+            ManagerPerformanceView(),
         ],
         policies=[
             CustomerPolicies(application),
@@ -149,6 +153,9 @@ def bootstrap(settings: CustomerSettings | None = None) -> CustomerService:
     )
     queries = CustomerQueries(infra.database, dormancy_days=settings.dormancy_days)
     analyses = AnalysisQueries(infra.database, settings.value_rule())
+    performance = PerformanceQueries(
+        infra.database, settings.value_reporting_currency, settings.value_reference_rates
+    )
     return CustomerService(
-        application, runtime, infra.mongo, settings, queries, worklists, analyses
+        application, runtime, infra.mongo, settings, queries, worklists, analyses, performance
     )

@@ -1,0 +1,246 @@
+"""Manager performance and the league table on the genuine MongoDB, over a generated book
+(``performance_scenario.py``).
+
+Records go straight to the projection engines (the performance read model and the
+organisation, no Kafka), so the test decides the order: streams interleaved, batches
+redelivered, the customers' owners arriving after everything else, the balances last.
+Whatever the order, every reader's league is the one worked out day by day in the test
+from the facts the events were made from: figures, ranks, the previous period's and what
+each reader may see (``docs/analysis.md``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from crm_backbone.organisation import OrganisationView
+from crm_backbone.projection import Document, Projection, ProjectionEngine
+from crm_backbone.testing import InMemoryRecord, NoDeadLetters, interleave
+from crm_customer.performance import GroupBy, PeriodKind
+from crm_customer.performance_queries import PerformanceQueries
+from crm_customer.performance_view import ManagerPerformanceView
+from crm_events.topics import COREBANKING_ACCOUNTS, CUSTOMER_EVENTS
+from local_infra.pytest_plugin import Servers
+from pydantic import BaseModel
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.integration.performance_scenario import (
+    MANAGERS,
+    RATES,
+    REGIONS,
+    Customer,
+    expected_tallies,
+    generate,
+    organisation,
+    streams,
+)
+from tests.integration.test_customer_scope import reach_of
+
+pytestmark = pytest.mark.integration
+
+ORIGIN = date(2026, 2, 10)
+SPAN = 60
+READERS = ("RM-0001", "BM-0001", "RH-0001", "HO-0001")
+VISIBLE_BRANCHES = {
+    "RM-0001": set(),
+    "BM-0001": {"BR-001"},
+    "RH-0001": {"BR-001", "BR-002"},
+    "HO-0001": set(REGIONS),
+}
+PERIODS = (
+    (PeriodKind.MONTH, date(2026, 3, 17)),
+    (PeriodKind.DAY, date(2026, 3, 15)),
+    (PeriodKind.YEAR, date(2026, 6, 1)),
+    (PeriodKind.MONTH, date(2026, 4, 30)),
+)
+
+
+@pytest.fixture
+async def client(crm_servers: Servers) -> AsyncIterator[AsyncMongoClient[Document]]:
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(crm_servers.mongo_uri, tz_aware=True)
+    yield mongo
+    await mongo.close()
+
+
+def delivery(records: list[list[InMemoryRecord]], variant: int) -> list[InMemoryRecord]:
+    """Interleaved (each aggregate in its order); then redelivered batches; then with the
+    customers' events (owners) last; then with the balances last."""
+    rng = random.Random(variant)
+    if variant >= 2:
+        late = CUSTOMER_EVENTS.name if variant == 2 else COREBANKING_ACCOUNTS.name
+        first = [s for s in records if s[0].topic != late]
+        behind = [s for s in records if s[0].topic == late]
+        merged = [*interleave(first, rng), *interleave(behind, rng)]
+    else:
+        merged = interleave(records, rng)
+    if variant == 0:
+        return merged
+    out: list[InMemoryRecord] = []
+    for record in merged:
+        out.append(record)
+        if rng.random() < 0.15:  # a batch delivered again, as after a lost commit
+            out += out[-rng.randint(1, 10) :]
+    return out
+
+
+async def project(
+    database: AsyncDatabase[Document], records: list[InMemoryRecord], rng: random.Random
+) -> None:
+    projection: Projection
+    for projection in (ManagerPerformanceView(), OrganisationView()):
+        engine = ProjectionEngine(projection, database, NoDeadLetters(), projection.name)
+        await engine.setup()
+        mine = [r for r in records if r.topic in projection.topics]
+        start = 0
+        while start < len(mine):
+            size = rng.choice([1, 7, 50])
+            await engine.process(mine[start : start + size])
+            start += size
+
+
+def period_of(kind: PeriodKind, day: date) -> tuple[date, date]:
+    if kind == PeriodKind.DAY:
+        return day, day
+    if kind == PeriodKind.YEAR:
+        return date(day.year, 1, 1), date(day.year, 12, 31)
+    following = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return day.replace(day=1), following - timedelta(days=1)
+
+
+def previous_of(kind: PeriodKind, first: date) -> tuple[date, date]:
+    return period_of(kind, first - timedelta(days=1))
+
+
+def row_key(group_by: GroupBy, manager: str) -> str:
+    branch = MANAGERS[manager]
+    return {"manager": manager, "branch": branch, "region": REGIONS[branch]}[group_by.value]
+
+
+def expected_figures(
+    book: list[Customer], kind: PeriodKind, first: date, last: date, group_by: GroupBy
+) -> dict[str, dict[str, Any]]:
+    """Row key → the figures shown, folded from the managers' and derived by hand."""
+    folded: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for manager, sums in expected_tallies(book, ORIGIN, first, last).items():
+        row = folded[row_key(group_by, manager)]
+        for name, value in sums.items():
+            row[name] += value
+    days = (last - first).days + 1
+    out: dict[str, dict[str, Any]] = {}
+    for key, sums in folded.items():
+        figures: dict[str, Any] = {
+            name: sums[name]
+            for name in (
+                "new_customers",
+                "customers_lost",
+                "contacts",
+                "tasks_done",
+                "tasks_done_on_time",
+                "complaints_closed",
+                "complaints_closed_within_sla",
+                "opportunities_won",
+                "customers",
+                "products",
+                "won_value",
+                "deposits_end",
+                "loans_end",
+                "aum_end",
+            )
+        }
+        for name in ("deposits", "loans", "aum"):
+            figures[f"{name}_daily_average"] = round(sums[f"{name}_day_sum"] / days, 2)
+        customers = sums["customers"]
+        figures["products_per_customer"] = (
+            round(sums["products"] / customers, 2) if customers else None
+        )
+        out[key] = figures
+    return out
+
+
+def competition_ranks(values: Mapping[str, Decimal]) -> dict[str, int]:
+    return {
+        key: 1 + sum(1 for other in values.values() if other > value)
+        for key, value in values.items()
+    }
+
+
+def sees(reader: str, group_by: GroupBy, key: str) -> bool:
+    branches = VISIBLE_BRANCHES[reader]
+    if reader == "RM-0001":
+        return group_by == GroupBy.MANAGER and key == "RM-0001"
+    if group_by == GroupBy.MANAGER:
+        return MANAGERS[key] in branches
+    if group_by == GroupBy.BRANCH:
+        return key in branches
+    return {b for b, r in REGIONS.items() if r == key} <= branches
+
+
+def numbers(figures: BaseModel | None) -> dict[str, Any] | None:
+    """A row's figures as numbers (amounts are shown as text)."""
+    if figures is None:
+        return None
+    dumped = figures.model_dump()
+    return {k: Decimal(v) if isinstance(v, str) else v for k, v in dumped.items()}
+
+
+def shown_key(row: dict[str, Any]) -> str:
+    key = row["manager_id"] or row["branch_id"] or row["region_id"]
+    assert isinstance(key, str)
+    return key
+
+
+async def check_league(
+    queries: PerformanceQueries, book: list[Customer], kind: PeriodKind, at: date, group_by: GroupBy
+) -> None:
+    first, last = period_of(kind, at)
+    now = expected_figures(book, kind, first, last, group_by)
+    before = expected_figures(book, kind, *previous_of(kind, first), group_by)
+    rank_now = competition_ranks({k: f["aum_daily_average"] for k, f in now.items()})
+    rank_before = competition_ranks({k: f["aum_daily_average"] for k, f in before.items()})
+    for reader in READERS:
+        table = await queries.league(
+            kind, at, group_by, "aum_daily_average", await reach_of(reader)
+        )
+        assert (table.start, table.end) == (first, last)
+        assert table.ranked == len(now)
+        rows = {shown_key(r.model_dump()): r for r in table.rows}
+        assert set(rows) == {k for k in now if sees(reader, group_by, k)}, (reader, kind, group_by)
+        for key, row in rows.items():
+            assert numbers(row.figures) == now[key], (reader, kind, at, group_by, key)
+            assert row.rank == rank_now[key]
+            assert row.previous_rank == rank_before.get(key)
+            previous = before.get(key)
+            assert numbers(row.previous) == previous
+            if previous is not None:
+                assert row.change is not None
+                assert row.change.aum_daily_average == (
+                    now[key]["aum_daily_average"] - previous["aum_daily_average"]
+                )
+        assert [r.rank for r in table.rows] == sorted(r.rank for r in table.rows)
+
+
+async def test_the_league_is_the_book_s_whatever_the_order_of_delivery(
+    client: AsyncMongoClient[Document], mongo_database: str
+) -> None:
+    book = generate(seed=16, customers=40, span=SPAN)
+    records = streams(book, ORIGIN) + organisation(ORIGIN)
+    assert any(len(p.owners) > 1 for p in book), "some customers change managers"
+    assert any(p.won for p in book)
+    assert any(p.complaints for p in book)
+    for variant in range(4):
+        database = client[f"{mongo_database}_{variant}"]
+        try:
+            await project(database, delivery(records, variant), random.Random(variant))
+            queries = PerformanceQueries(database, "CNY", RATES)
+            for kind, at in PERIODS:
+                for group_by in GroupBy:
+                    await check_league(queries, book, kind, at, group_by)
+        finally:
+            await client.drop_database(database.name)
