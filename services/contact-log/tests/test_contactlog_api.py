@@ -21,7 +21,7 @@ from crm_backbone.testing_identity import TestIdentity
 from crm_contactlog.api import create_app
 from crm_contactlog.bootstrap import ContactLogSettings, bootstrap
 from crm_contactlog.testing import CaughtUpBusyTimes
-from local_infra.harness import assert_problem, in_process
+from local_infra.harness import assert_documented, assert_problem, in_process
 
 IDENTITY = TestIdentity()
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -154,3 +154,14 @@ async def test_openapi_documents_examples_and_problems(client: httpx.AsyncClient
     assert "application/problem+json" in responses["409"]["content"]
     assert "/managers/{manager_id}/tasks" in spec["paths"]
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_the_team_calendar_is_documented_with_examples_and_its_problems(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert_documented(spec, "/activities", "get", {404: "manager-not-found"})
+    assert_documented(spec, "/activities", "post", {409: "activity-overlap"})
+    assert_documented(
+        spec, "/activities/{activity_id}/reschedule", "post", {409: "activity-overlap"}
+    )

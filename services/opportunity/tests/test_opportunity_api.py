@@ -16,7 +16,7 @@ import pytest
 from crm_backbone.testing_identity import TestIdentity
 from crm_opportunity.api import create_app
 from crm_opportunity.bootstrap import OpportunitySettings, bootstrap
-from local_infra.harness import assert_problem, in_process
+from local_infra.harness import assert_documented, assert_problem, in_process
 
 IDENTITY = TestIdentity()
 
@@ -201,3 +201,12 @@ async def test_openapi_documents_examples_and_problems(client: httpx.AsyncClient
         spec["paths"]
     )
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_the_sales_book_is_documented_with_examples_and_its_problems(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert_documented(spec, "/opportunities", "get", {400: "invalid-cursor"})
+    assert_documented(spec, "/forecast")
+    assert_documented(spec, "/lead-sources")

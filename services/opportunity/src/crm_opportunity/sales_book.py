@@ -50,28 +50,30 @@ GROUP_FIELDS: dict[GroupBy, str] = {
 CLOSE_ORDER = [("expected_close_date", ASCENDING), ("_id", ASCENDING)]
 
 
+OPPORTUNITY_EXAMPLE: dict[str, Any] = {
+    "opportunity_id": "OPP-7d1e",
+    "customer_id": "C00012345",
+    "title": "Wealth plan for the Zhang family",
+    "products": ["WM-STEADY-12M"],
+    "stage": "proposal",
+    "open": True,
+    "probability": 40,
+    "expected_value": {"amount": "500000.00", "currency": "CNY"},
+    "weighted_value": {"amount": "200000.00", "currency": "CNY"},
+    "expected_close_date": "2026-12-15",
+    "manager_id": "RM-0042",
+    "branch_id": "BR-001",
+    "source": "referral",
+}
+OPPORTUNITY_LIST_EXAMPLE: dict[str, Any] = {
+    "items": [OPPORTUNITY_EXAMPLE],
+    "next_cursor": encode_cursor("2026-12-15", "OPP-7d1e"),
+}
+"""The OpenAPI examples of an opportunity of the list, and of a page of it."""
+
+
 class OpportunityItem(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "opportunity_id": "OPP-7d1e",
-                    "customer_id": "C00012345",
-                    "title": "Wealth plan for the Zhang family",
-                    "products": ["WM-STEADY-12M"],
-                    "stage": "proposal",
-                    "open": True,
-                    "probability": 40,
-                    "expected_value": {"amount": "500000.00", "currency": "CNY"},
-                    "weighted_value": {"amount": "200000.00", "currency": "CNY"},
-                    "expected_close_date": "2026-12-15",
-                    "manager_id": "RM-0042",
-                    "branch_id": "BR-001",
-                    "source": "referral",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [OPPORTUNITY_EXAMPLE]})
     opportunity_id: str
     customer_id: str
     title: str
@@ -88,6 +90,7 @@ class OpportunityItem(BaseModel):
 
 
 class OpportunityList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [OPPORTUNITY_LIST_EXAMPLE]})
     items: list[OpportunityItem] = Field(description="By expected close date, then id")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 

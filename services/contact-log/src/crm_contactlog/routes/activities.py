@@ -113,7 +113,16 @@ class Cancellation(Command):
     reason: Name
 
 
-@router.post("/activities", status_code=201, summary="Schedule an activity", responses=OVERLAP)
+@router.post(
+    "/activities",
+    status_code=201,
+    summary="Schedule an activity",
+    description="An activity about a customer in the caller's reach (or about none, for "
+    "staff in reach), for its assignee and participants (staff the organisation knows). "
+    "A plan overlapping another open activity of its people is 409 `activity-overlap`, "
+    "naming it, unless `confirm_overlap`.",
+    responses=OVERLAP,
+)
 async def schedule(
     body: ActivityPlan, who: Who, commands: Commands, response: Response
 ) -> ActivityAccepted:
@@ -124,7 +133,14 @@ async def schedule(
     )
 
 
-@router.post("/activities/{activity_id}/reschedule", summary="Move an activity", responses=OVERLAP)
+@router.post(
+    "/activities/{activity_id}/reschedule",
+    summary="Move an activity",
+    description="Moves an open activity whose owners are in the caller's reach; a new plan "
+    "overlapping another open activity of its people is 409 `activity-overlap`, naming "
+    "it, unless `confirm_overlap`.",
+    responses=OVERLAP,
+)
 async def reschedule(
     activity_id: ActivityId, body: Reschedule, who: Who, commands: Commands
 ) -> ActivityAccepted:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from crm_backbone.callers import Reader
+from crm_backbone.http import problem_responses
 from crm_backbone.read_audit import PersonalReads
 from crm_backbone.service_api import IsoDateTime
 from fastapi import APIRouter, Query
@@ -19,6 +20,7 @@ router = APIRouter(tags=["views"])
 ME = "me"
 LONGEST_PERIOD = timedelta(days=92)
 """The widest period one read lists (a quarter)."""
+NO_PERSON = problem_responses((404, "manager-not-found", "Not found", "no manager RM-0099"))
 
 
 @router.get(
@@ -33,6 +35,7 @@ LONGEST_PERIOD = timedelta(days=92)
     "any other person is 404 `manager-not-found`, as if there were none. Each entry says "
     "the person's `role` and the other listed open activities it `overlaps`; free text is "
     "masked for the analyst.",
+    responses=NO_PERSON,
 )
 async def calendar(
     caller: Reader,
@@ -49,7 +52,7 @@ async def calendar(
         str,
         Query(min_length=1, max_length=64, description="A staff id, or `me`", examples=["RM-0042"]),
     ] = ME,
-    include_cancelled: bool = False,
+    include_cancelled: Annotated[bool, Query(examples=[False])] = False,
 ) -> PersonCalendar:
     if not starts_from < starts_before <= starts_from + LONGEST_PERIOD:
         raise RuleViolation("the period must end after it starts, at most 92 days later")

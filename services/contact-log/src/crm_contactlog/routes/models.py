@@ -12,7 +12,7 @@ from crm_backbone.http import PROBLEM_JSON, location
 from crm_backbone.service_api import Answers
 from crm_events.common import Id
 from fastapi import Path, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from crm_contactlog.domain import BusyTime
 
@@ -28,6 +28,9 @@ class ContactAccepted(BaseModel):
 
 
 class ActivityAccepted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"activity_id": "ACT-7d01", "version": 2}]}
+    )
     activity_id: str
     version: int = Field(description="The activity's version after the command")
 

@@ -12,7 +12,13 @@ from crm_events.opportunity import OpportunityStage
 from fastapi import APIRouter, Query
 
 from crm_opportunity.routes.dependencies import SalesBookQueries
-from crm_opportunity.sales_book import Forecast, GroupBy, LeadSources, OpportunityList
+from crm_opportunity.sales_book import (
+    OPPORTUNITY_LIST_EXAMPLE,
+    Forecast,
+    GroupBy,
+    LeadSources,
+    OpportunityList,
+)
 
 router = APIRouter(tags=["views"])
 
@@ -20,6 +26,7 @@ Month = Annotated[
     str,
     Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="A month, YYYY-MM", examples=["2026-12"]),
 ]
+NEXT_PAGE = OPPORTUNITY_LIST_EXAMPLE["next_cursor"]
 REACH = (
     "Over the opportunities in the caller's reach (their customers': a relationship "
     "manager's own book, a branch manager's branch, a regional head's region, everything "
@@ -38,10 +45,13 @@ async def opportunity_list(
     reads: PersonalReads,
     sales: SalesBookQueries,
     manager_id: Annotated[str | None, Query(examples=["RM-0042"])] = None,
-    stage: OpportunityStage | None = None,
+    stage: Annotated[OpportunityStage | None, Query(examples=["proposal"])] = None,
     close_month: Month | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, examples=[50])] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(description="`next_cursor` of the page before", examples=[NEXT_PAGE]),
+    ] = None,
 ) -> OpportunityList:
     listed = await sales.opportunity_list(
         caller.reach,
@@ -66,7 +76,7 @@ async def opportunity_list(
 async def forecast(
     caller: Reader,
     sales: SalesBookQueries,
-    group_by: GroupBy | None = None,
+    group_by: Annotated[GroupBy | None, Query(examples=["manager"])] = None,
     from_month: Month | None = None,
     to_month: Month | None = None,
 ) -> Forecast:
@@ -84,7 +94,11 @@ async def lead_sources(
     caller: Reader,
     sales: SalesBookQueries,
     branch_id: Annotated[str | None, Query(examples=["BR-001"])] = None,
-    captured_from: Annotated[IsoDateTime | None, Query(description="Included")] = None,
-    captured_before: Annotated[IsoDateTime | None, Query(description="Excluded")] = None,
+    captured_from: Annotated[
+        IsoDateTime | None, Query(description="Included", examples=["2026-10-01T00:00:00+08:00"])
+    ] = None,
+    captured_before: Annotated[
+        IsoDateTime | None, Query(description="Excluded", examples=["2026-11-01T00:00:00+08:00"])
+    ] = None,
 ) -> LeadSources:
     return await sales.lead_sources(caller.reach, branch_id, captured_from, captured_before)
