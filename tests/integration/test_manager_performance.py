@@ -11,6 +11,7 @@ each reader may see (``docs/analysis.md``).
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
@@ -22,10 +23,12 @@ import pytest
 from crm_backbone.organisation import OrganisationView
 from crm_backbone.projection import Document, Projection, ProjectionEngine
 from crm_backbone.testing import InMemoryRecord, NoDeadLetters, interleave
-from crm_customer.performance import GroupBy, PeriodKind
+from crm_customer.performance import GroupBy, Period, PeriodKind
 from crm_customer.performance_queries import PerformanceQueries
 from crm_customer.performance_view import ManagerPerformanceView
 from crm_events.topics import COREBANKING_ACCOUNTS, CUSTOMER_EVENTS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from local_infra.pytest_plugin import Servers
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
@@ -35,6 +38,7 @@ from tests.integration.performance_scenario import (
     MANAGERS,
     RATES,
     REGIONS,
+    Account,
     Customer,
     expected_tallies,
     generate,
@@ -244,3 +248,62 @@ async def test_the_league_is_the_book_s_whatever_the_order_of_delivery(
                     await check_league(queries, book, kind, at, group_by)
         finally:
             await client.drop_database(database.name)
+
+
+@st.composite
+def one_customer(draw: st.DrawFn) -> Customer:
+    """A customer whose owners change on drawn days (several on one day at times), with
+    accounts changing on drawn days (several on one day at times)."""
+    registered = draw(st.integers(0, 25))
+    later = st.integers(registered, SPAN - 1)
+    managers = st.sampled_from(sorted(MANAGERS))
+    owners = [(registered, draw(managers))]
+    owners += sorted(draw(st.lists(st.tuples(later, managers), max_size=3)), key=lambda o: o[0])
+    accounts = []
+    for n in range(draw(st.integers(1, 2))):
+        changes = draw(st.lists(st.tuples(later, st.integers(0, 10**7)), min_size=1, max_size=8))
+        kind = draw(st.sampled_from(["current", "time_deposit", "loan", "fund"]))
+        account = Account(f"AC-H-{n}", kind, draw(st.sampled_from(sorted(RATES))), registered)
+        account.changes = sorted(changes, key=lambda c: c[0])
+        accounts.append(account)
+    return Customer("C80000001", registered, owners, accounts=accounts)
+
+
+async def daily_positions_of(
+    mongo_uri: str, database_name: str, customer: Customer, kind: PeriodKind, at: date
+) -> None:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_uri, tz_aware=True)
+    try:
+        await client.drop_database(database_name)
+        database = client[database_name]
+        records = delivery(streams([customer], ORIGIN), variant=1)
+        await project(database, records, random.Random(1))
+        period = Period.holding(kind, at)
+        found = await PerformanceQueries(database, "CNY", RATES).tallies(period)
+        expected = expected_tallies([customer], ORIGIN, period.start, period.end)
+        positions = [
+            f"{name}_{part}" for name in ("deposits", "loans", "aum") for part in ("day_sum", "end")
+        ]
+        assert {
+            manager: {name: tally.amounts[name] for name in positions}
+            for (manager, _), tally in found.items()
+        } == {
+            manager: {name: sums[name] for name in positions} for manager, sums in expected.items()
+        }
+    finally:
+        await client.drop_database(database_name)
+        await client.close()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(customer=one_customer(), period=st.sampled_from(PERIODS))
+def test_daily_sums_and_period_ends_are_the_day_by_day_walk(
+    crm_servers: Servers, mongo_database: str, customer: Customer, period: tuple[PeriodKind, date]
+) -> None:
+    """The daily average's arithmetic: the sum over the period's days of each day's
+    closing (carried forward, zero before the first change), credited to the owner of the
+    day; and the period end's closing, whatever owners change and however many changes a
+    day holds."""
+    asyncio.run(daily_positions_of(crm_servers.mongo_uri, f"{mongo_database}_h", customer, *period))
