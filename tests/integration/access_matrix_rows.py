@@ -218,6 +218,11 @@ async def _reviews(world: World, label: str) -> Call:
     return Call("/analysis/segment-reviews", params={"limit": "500"})
 
 
+async def _league(world: World, label: str) -> Call:
+    """Every reader of the book gets the league; which rows it shows: test_manager_performance."""
+    return Call("/performance", params={"period": "month", "group_by": "manager"})
+
+
 async def _search(world: World, label: str) -> Call:
     return Call("/customers", params={"name": f"Matrix {world.run}", "limit": "50"})
 
@@ -295,6 +300,7 @@ CUSTOMER_ROWS = [
     ),
     Row("customer", "GET", "/analysis/value", Kind.LIST, _value_analysis),
     Row("customer", "GET", "/analysis/segment-reviews", Kind.LIST, _reviews, _searched),
+    Row("customer", "GET", "/performance", Kind.LIST, _league),
     Row(
         "customer",
         "PATCH",

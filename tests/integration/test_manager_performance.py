@@ -19,21 +19,30 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from crm_backbone.organisation import OrganisationView
 from crm_backbone.projection import Document, Projection, ProjectionEngine
+from crm_backbone.rebuild import rebuild
 from crm_backbone.testing import InMemoryRecord, NoDeadLetters, interleave
+from crm_backbone.topic_names import TopicNames
+from crm_customer.bootstrap import CustomerService
 from crm_customer.performance import GroupBy, Period, PeriodKind
+from crm_customer.performance_models import Figures
 from crm_customer.performance_queries import PerformanceQueries
-from crm_customer.performance_view import ManagerPerformanceView
+from crm_customer.performance_view import BOOKS, FACTS, POSITIONS, ManagerPerformanceView
 from crm_events.topics import COREBANKING_ACCOUNTS, CUSTOMER_EVENTS
+from crm_ops.kafka_state import ops_login
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from local_infra.harness import produce_plain
 from local_infra.pytest_plugin import Servers
+from local_infra.tokens import RealmTokens
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from tests.integration.conftest import eventually
 from tests.integration.performance_scenario import (
     MANAGERS,
     RATES,
@@ -45,7 +54,10 @@ from tests.integration.performance_scenario import (
     organisation,
     streams,
 )
-from tests.integration.test_customer_scope import reach_of
+from tests.integration.test_customer_scope import (
+    reach_of,
+    service,  # noqa: F401 (a fixture)
+)
 
 pytestmark = pytest.mark.integration
 
@@ -307,3 +319,71 @@ def test_daily_sums_and_period_ends_are_the_day_by_day_walk(
     day; and the period end's closing, whatever owners change and however many changes a
     day holds."""
     asyncio.run(daily_positions_of(crm_servers.mongo_uri, f"{mongo_database}_h", customer, *period))
+
+
+async def test_the_league_over_http_from_kafka_and_rebuilt(
+    service: tuple[CustomerService, str],  # noqa: F811
+    crm_servers: Servers,
+    topic_prefix: str,
+    realm_tokens: RealmTokens,
+) -> None:
+    """The customer service on the genuine Kafka, MongoDB and Keycloak: the book's events
+    published by their owners, interleaved and partly twice; the league over HTTP is the
+    one worked out here, for the analyst (every manager) and a relationship manager (their
+    own row, their rank); ``crm-ops rebuild`` gives the documents the live consumer built."""
+    handle, url = service
+    book = generate(seed=7, customers=20, span=SPAN)
+    aggregates = streams(book, ORIGIN)
+    sent = delivery(aggregates, variant=1)
+    records = [(r.topic, (r.key or b"", r.value or b"", list(r.headers))) for r in sent]
+    await produce_plain(crm_servers.kafka_bootstrap, records, name=TopicNames(topic_prefix))
+    first, last = period_of(PeriodKind.MONTH, date(2026, 3, 1))
+    expected = expected_figures(book, PeriodKind.MONTH, first, last, GroupBy.MANAGER)
+    ranked = competition_ranks({k: f["aum_daily_average"] for k, f in expected.items()})
+    analyst, rm = realm_tokens.staff("ho-0001"), realm_tokens.staff("rm-0001")
+    params = {"period": "month", "at": "2026-03-01", "group_by": "manager"}
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+
+        async def league(headers: dict[str, str]) -> dict[str, Any]:
+            answer = await client.get("/performance", params=params, headers=headers)
+            assert answer.status_code == 200, answer.text
+            body: dict[str, Any] = answer.json()
+            return body
+
+        def figures(body: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+            return {
+                row["manager_id"]: numbers(Figures.model_validate(row["figures"]))
+                for row in body["rows"]
+            }
+
+        applied = handle.database[f"{ManagerPerformanceView.name}__positions"]
+        every_version = sum(len(stream) for stream in aggregates)
+
+        async def projected() -> bool:
+            versions: list[int] = [p["version"] async for p in applied.find()]
+            return sum(versions) == every_version
+
+        await eventually(projected, "every event reached the read model")
+        assert figures(await league(analyst)) == expected
+        whole = await league(analyst)
+        assert {r["manager_id"]: r["rank"] for r in whole["rows"]} == ranked
+        own = await league(rm)
+        assert own["ranked"] == len(expected)
+        assert [(r["manager_id"], r["rank"]) for r in own["rows"]] == [
+            ("RM-0001", ranked["RM-0001"])
+        ]
+
+        collections = (POSITIONS, BOOKS, FACTS)
+        live = {c: [d async for d in handle.database[c].find().sort("_id")] for c in collections}
+        await rebuild(
+            ManagerPerformanceView(),
+            handle.database,
+            bootstrap=crm_servers.kafka_bootstrap,
+            login=ops_login(),
+            live_group=handle.runtime.group(ManagerPerformanceView.name),
+            topics=TopicNames(topic_prefix).of(ManagerPerformanceView.topics),
+        )
+        for collection in collections:
+            rebuilt = [d async for d in handle.database[collection].find().sort("_id")]
+            assert rebuilt == live[collection], collection
+        assert await league(analyst) == whole
