@@ -32,6 +32,7 @@ from crm_backbone.settings import ensure_database
 from crm_customer.application import CustomerApplication
 from crm_customer.balance_history import BalanceHistory
 from crm_customer.bootstrap import CustomerSettings
+from crm_customer.performance_view import ManagerPerformanceView
 from crm_customer.views.documents import CUSTOMERS
 from crm_events.topics import COREBANKING_ACCOUNTS, COREBANKING_CUSTOMERS, CUSTOMER_EVENTS
 from crm_simulator.feed import organisation_feed
@@ -297,6 +298,16 @@ async def _pipeline(
             figures.rebuild_balance_history,
         ) = await pipeline.rebuild_rate(
             kafka, view, accounts, names.group(BalanceHistory.name), BalanceHistory()
+        )
+    # The bench's book has no opportunity or contact-log events: the topics it has.
+    league_topics = names.topics.of((CUSTOMER_EVENTS.name, COREBANKING_ACCOUNTS.name))
+    league = ManagerPerformanceView()
+    async with phases("rebuild_manager_performance", "rebuild of the league's read model"):
+        (
+            figures.rebuilt_manager_performance,
+            figures.rebuild_manager_performance,
+        ) = await pipeline.rebuild_rate(
+            kafka, view, league_topics, names.group(league.name), league
         )
     return {
         "customers": args.customers,
