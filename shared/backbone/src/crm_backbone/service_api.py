@@ -17,7 +17,7 @@ from typing import Annotated, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from crm_events.generate import asyncapi_document
 from crm_events.topics import Service
-from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -41,6 +41,7 @@ from crm_backbone.http import (
     ProblemMapper,
     install_problem_handlers,
     location,
+    one_value_per_query_parameter,
     ops_router,
     problem_responses,
 )
@@ -258,7 +259,12 @@ def service_api(
             await handle.close()
 
     app = FastAPI(
-        title=title, version="1.0", summary=summary, lifespan=lifespan, responses=PROBLEM_RESPONSES
+        title=title,
+        version="1.0",
+        summary=summary,
+        lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
+        dependencies=[Depends(one_value_per_query_parameter)],
     )
     app.state.service = handle
     app.state.read_audit = read_audit  # unless the authentication brings its own recorder
