@@ -119,17 +119,7 @@ def streams(book: list[Person], origin: date) -> list[Stream]:
             events = _account(person.customer_id, account, origin)
             out.append(_records(Service.CORE_BANKING, account.account_id, events, origin))
         for n, day in enumerate(person.contacts):
-            contact = cl.ContactLogged(
-                customer_id=person.customer_id,
-                category=cl.ContactCategory.PHONE,
-                summary="call",
-                called=True,
-                outcome=cl.ContactOutcome.REACHED,
-                manager_id=person.manager_id,
-                started_at=at(origin, day, 30),
-            )
-            aggregate = f"CT-{person.customer_id}-{n}"
-            out.append(_records(Service.CONTACT_LOG, aggregate, [(day, contact)], origin))
+            out.append(contact_stream(person.customer_id, person.manager_id, n, day, origin))
         for n, (day, resolved) in enumerate(person.complaints):
             aggregate = f"ND-{person.customer_id}-{n}"
             out.append(
@@ -141,6 +131,20 @@ def streams(book: list[Person], origin: date) -> list[Stream]:
                 )
             )
     return out
+
+
+def contact_stream(customer_id: str, manager_id: str, n: int, day: int, origin: date) -> Stream:
+    """The customer's ``n``-th contact, a call at 09:30 on ``day``."""
+    contact = cl.ContactLogged(
+        customer_id=customer_id,
+        category=cl.ContactCategory.PHONE,
+        summary="call",
+        called=True,
+        outcome=cl.ContactOutcome.REACHED,
+        manager_id=manager_id,
+        started_at=at(origin, day, 30),
+    )
+    return _records(Service.CONTACT_LOG, f"CT-{customer_id}-{n}", [(day, contact)], origin)
 
 
 def _customer(person: Person) -> list[tuple[int, EventPayload]]:

@@ -22,7 +22,7 @@ from crm_events.common import Channel, CustomerName, CustomerType
 from crm_events.registry import EventPayload
 from crm_events.topics import Service
 
-from tests.integration.book_scenario import _records, at, money
+from tests.integration.book_scenario import _records, at, contact_stream, money
 
 MANAGERS = {"RM-0001": "BR-001", "RM-0002": "BR-001", "RM-0005": "BR-002", "RM-0009": "BR-003"}
 REGIONS = {"BR-001": "RG-01", "BR-002": "RG-01", "BR-003": "RG-02"}
@@ -123,19 +123,8 @@ def streams(book: list[Customer], origin: date) -> list[Stream]:
         for account in p.accounts:
             events = _account(p.customer_id, account, origin)
             out.append(_records(Service.CORE_BANKING, account.account_id, events, origin))
-        for n, day in enumerate(p.contacts):
-            contact = cl.ContactLogged(
-                customer_id=p.customer_id,
-                category=cl.ContactCategory.PHONE,
-                summary="call",
-                called=True,
-                outcome=cl.ContactOutcome.REACHED,
-                manager_id="RM-0001",
-                started_at=at(origin, day, 30),
-            )
-            out.append(
-                _records(Service.CONTACT_LOG, f"CT-{p.customer_id}-{n}", [(day, contact)], origin)
-            )
+        for n, day in enumerate(p.contacts):  # whoever made it, credited to the book
+            out.append(contact_stream(p.customer_id, "RM-0001", n, day, origin))
         for n, task in enumerate(p.tasks):
             aggregate = f"AT-{p.customer_id}-{n}"
             out.append(_records(Service.CONTACT_LOG, aggregate, _task(p, task, n, origin), origin))

@@ -72,21 +72,30 @@ def delivery(records: list[list[InMemoryRecord]], variant: int) -> list[InMemory
         merged = [*interleave(early, rng), *interleave(rest, rng), *interleave(behind, rng)]
     else:
         merged = interleave(records, rng)
-    if variant == 0:
-        return merged
+    return merged if variant == 0 else redelivered(merged, rng, 0.1)
+
+
+def redelivered(
+    records: list[InMemoryRecord], rng: random.Random, rate: float
+) -> list[InMemoryRecord]:
+    """``records`` with, after about one in ``1 / rate``, the last few again, as a batch
+    delivered again after a lost commit."""
     out: list[InMemoryRecord] = []
-    for record in merged:
+    for record in records:
         out.append(record)
-        if rng.random() < 0.1:  # a batch delivered again, as after a lost commit
+        if rng.random() < rate:
             out += out[-rng.randint(1, 10) :]
     return out
 
 
 async def project(
-    database: AsyncDatabase[Document], records: list[InMemoryRecord], rng: random.Random
+    database: AsyncDatabase[Document],
+    records: list[InMemoryRecord],
+    rng: random.Random,
+    projections: tuple[Projection, ...] = (CustomerViews(), BalanceHistory()),
 ) -> None:
-    projection: Projection
-    for projection in (CustomerViews(), BalanceHistory()):
+    """Each projection's records, through its engine, in batches of drawn sizes."""
+    for projection in projections:
         engine = ProjectionEngine(projection, database, NoDeadLetters(), projection.name)
         await engine.setup()
         mine = [r for r in records if r.topic in projection.topics]

@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 from crm_backbone.organisation import OrganisationView
-from crm_backbone.projection import Document, Projection, ProjectionEngine
+from crm_backbone.projection import Document
 from crm_backbone.rebuild import rebuild
-from crm_backbone.testing import InMemoryRecord, NoDeadLetters, interleave
+from crm_backbone.testing import InMemoryRecord, interleave
 from crm_backbone.topic_names import TopicNames
 from crm_customer.bootstrap import CustomerService
 from crm_customer.performance import GroupBy, Period, PeriodKind
@@ -54,6 +54,8 @@ from tests.integration.performance_scenario import (
     organisation,
     streams,
 )
+from tests.integration.test_book_worklists import project as project_with
+from tests.integration.test_book_worklists import redelivered
 from tests.integration.test_customer_scope import (
     reach_of,
     service,  # noqa: F401 (a fixture)
@@ -96,29 +98,13 @@ def delivery(records: list[list[InMemoryRecord]], variant: int) -> list[InMemory
         merged = [*interleave(first, rng), *interleave(behind, rng)]
     else:
         merged = interleave(records, rng)
-    if variant == 0:
-        return merged
-    out: list[InMemoryRecord] = []
-    for record in merged:
-        out.append(record)
-        if rng.random() < 0.15:  # a batch delivered again, as after a lost commit
-            out += out[-rng.randint(1, 10) :]
-    return out
+    return merged if variant == 0 else redelivered(merged, rng, 0.15)
 
 
 async def project(
     database: AsyncDatabase[Document], records: list[InMemoryRecord], rng: random.Random
 ) -> None:
-    projection: Projection
-    for projection in (ManagerPerformanceView(), OrganisationView()):
-        engine = ProjectionEngine(projection, database, NoDeadLetters(), projection.name)
-        await engine.setup()
-        mine = [r for r in records if r.topic in projection.topics]
-        start = 0
-        while start < len(mine):
-            size = rng.choice([1, 7, 50])
-            await engine.process(mine[start : start + size])
-            start += size
+    await project_with(database, records, rng, (ManagerPerformanceView(), OrganisationView()))
 
 
 def period_of(kind: PeriodKind, day: date) -> tuple[date, date]:
@@ -151,25 +137,8 @@ def expected_figures(
     days = (last - first).days + 1
     out: dict[str, dict[str, Any]] = {}
     for key, sums in folded.items():
-        figures: dict[str, Any] = {
-            name: sums[name]
-            for name in (
-                "new_customers",
-                "customers_lost",
-                "contacts",
-                "tasks_done",
-                "tasks_done_on_time",
-                "complaints_closed",
-                "complaints_closed_within_sla",
-                "opportunities_won",
-                "customers",
-                "products",
-                "won_value",
-                "deposits_end",
-                "loans_end",
-                "aum_end",
-            )
-        }
+        # Counts, period ends and the value won are the sums as they are (zero when none).
+        figures: dict[str, Any] = {name: sums[name] for name in Figures.model_fields}
         for name in ("deposits", "loans", "aum"):
             figures[f"{name}_daily_average"] = round(sums[f"{name}_day_sum"] / days, 2)
         customers = sums["customers"]

@@ -1,5 +1,6 @@
-"""The HTTP contract of the book's analyses (exposure, value): documented with examples and
-problems, and a bad request is a problem document before anything is read."""
+"""The HTTP contract of the book's analyses (exposure, value, the league table): documented
+with examples and problems, and a bad request is a problem document before anything is
+read."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ OPERATIONS = {
     "/customers/{customer_id}/value": ("CustomerValue", "customer-not-found"),
     "/analysis/value": ("ValueAnalysis", None),
     "/analysis/segment-reviews": ("SegmentReviews", None),
+    "/performance": ("LeagueTable", None),
 }
 
 
@@ -56,3 +58,8 @@ async def test_bad_requests_are_problems_before_any_read(client: httpx.AsyncClie
     assert_problem(too_many, 422, "invalid-request")
     bad_id = await client.get("/groups/%20bad%20/exposure", headers=ANALYST)
     assert_problem(bad_id, 422, "invalid-request")
+    for query in ("period=week", "at=2026-02-30", "group_by=desk", "rank_by=name"):
+        bad_league = await client.get(f"/performance?{query}", headers=ANALYST)
+        assert_problem(bad_league, 422, "invalid-request")
+    operator = IDENTITY.staff("OP-0001")
+    assert_problem(await client.get("/performance", headers=operator), 403, "forbidden")

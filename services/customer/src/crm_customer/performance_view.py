@@ -188,20 +188,12 @@ def need_resolved(e: Event) -> Iterator[ViewUpdate]:
     yield ViewUpdate(FACTS, f"{FactKind.NEED}:{e.aggregateid}", {"$set": fields})
 
 
-def _value(money: Any) -> dict[str, Any]:
-    return {"value": f"{money.amount:f}", "currency": money.currency}
-
-
-def opportunity_created(e: Event) -> Iterator[ViewUpdate]:
+def opportunity_valued(e: Event) -> Iterator[ViewUpdate]:
+    """The expected value, as created or changed: what a win counts."""
     d = e.data
-    assert isinstance(d, op.OpportunityCreated)
-    yield _fact(FactKind.OPPORTUNITY, e.aggregateid, d.customer_id, _value(d.expected_value))
-
-
-def opportunity_value_changed(e: Event) -> Iterator[ViewUpdate]:
-    d = e.data
-    assert isinstance(d, op.OpportunityExpectedValueChanged)
-    yield _fact(FactKind.OPPORTUNITY, e.aggregateid, d.customer_id, _value(d.expected_value))
+    assert isinstance(d, op.OpportunityCreated | op.OpportunityExpectedValueChanged)
+    value = {"value": f"{d.expected_value.amount:f}", "currency": d.expected_value.currency}
+    yield _fact(FactKind.OPPORTUNITY, e.aggregateid, d.customer_id, value)
 
 
 def opportunity_stage_changed(e: Event) -> Iterator[ViewUpdate]:
@@ -241,8 +233,8 @@ class ManagerPerformanceView(Projection):
             cl.ActivityCompleted: activity_completed,
             op.NeedLogged: need_logged,
             op.NeedResolved: need_resolved,
-            op.OpportunityCreated: opportunity_created,
-            op.OpportunityExpectedValueChanged: opportunity_value_changed,
+            op.OpportunityCreated: opportunity_valued,
+            op.OpportunityExpectedValueChanged: opportunity_valued,
             op.OpportunityStageChanged: opportunity_stage_changed,
         }
         return {model.event_type: handler for model, handler in typed.items()}
