@@ -14,7 +14,6 @@ from decimal import Decimal
 
 from crm_backbone.testing import InMemoryRecord
 from crm_events import contact_log as cl
-from crm_events import core_banking as cb
 from crm_events import customer as cu
 from crm_events import opportunity as op
 from crm_events import organisation as hr
@@ -22,7 +21,7 @@ from crm_events.common import Channel, CustomerName, CustomerType
 from crm_events.registry import EventPayload
 from crm_events.topics import Service
 
-from tests.integration.book_scenario import _records, at, contact_stream, money
+from tests.integration.book_scenario import Account, _account, _records, at, contact_stream, money
 
 MANAGERS = {"RM-0001": "BR-001", "RM-0002": "BR-001", "RM-0005": "BR-002", "RM-0009": "BR-003"}
 REGIONS = {"BR-001": "RG-01", "BR-002": "RG-01", "BR-003": "RG-02"}
@@ -31,17 +30,6 @@ DEPOSITS = {"current", "savings", "time_deposit"}
 LOANS = {"loan"}
 AUM = {"current", "savings", "time_deposit", "wealth_management", "fund", "insurance"}
 TYPES = ["current", "savings", "time_deposit", "loan", "fund", "credit_card"]
-
-
-@dataclass
-class Account:
-    account_id: str
-    product_type: str
-    currency: str
-    opened: int
-    changes: list[tuple[int, int]] = field(default_factory=list)
-    """(day, balance after), in order; several on one day allowed."""
-    closed: int | None = None
 
 
 @dataclass
@@ -77,10 +65,10 @@ def generate(seed: int, customers: int, span: int) -> list[Customer]:
                 f"AC-{i}-{n}", rng.choice(TYPES), rng.choice(["CNY", "CNY", "USD"]), registered
             )
             days = sorted(rng.randrange(registered, span) for _ in range(rng.randint(1, 6)))
-            account.changes = [(d, rng.randrange(0, 500_000)) for d in days]
+            account.balances = [(d, rng.randrange(0, 500_000)) for d in days]
             if rng.random() < 0.2:
                 account.closed = rng.randrange(days[-1], span)
-                account.changes.append((account.closed, 0))
+                account.balances.append((account.closed, 0))
             person.accounts.append(account)
         person.contacts = [rng.randrange(registered, span) for _ in range(rng.randint(0, 4))]
         for _ in range(rng.randint(0, 2)):
@@ -160,39 +148,6 @@ def _customer(p: Customer) -> list[tuple[int, EventPayload]]:
         )
         events.append((p.lost, lost))
     return sorted(events, key=lambda e: e[0])
-
-
-def _account(customer_id: str, a: Account, origin: date) -> list[tuple[int, EventPayload]]:
-    kind = cb.ProductType(a.product_type)
-    events: list[tuple[int, EventPayload]] = [
-        (
-            a.opened,
-            cb.AccountOpened(
-                customer_id=customer_id,
-                product_code="P1",
-                product_name="Product",
-                product_type=kind,
-                currency=a.currency,
-                branch_id="BR-001",
-                opened_on=origin + timedelta(days=a.opened),
-            ),
-        )
-    ]
-    previous = 0
-    for n, (day, balance) in enumerate(a.changes):
-        changed = cb.HoldingBalanceChanged(
-            customer_id=customer_id,
-            product_type=kind,
-            previous_balance=money(previous, a.currency),
-            balance=money(balance, a.currency),
-            changed_at=at(origin, day, n),
-        )
-        events.append((day, changed))
-        previous = balance
-    if a.closed is not None:
-        closed_on = origin + timedelta(days=a.closed)
-        events.append((a.closed, cb.AccountClosed(customer_id=customer_id, closed_on=closed_on)))
-    return events
 
 
 def _task(
@@ -299,7 +254,7 @@ def owner_on(p: Customer, day: int) -> str | None:
 
 
 def closing(a: Account, day: int) -> int:
-    balances = [balance for changed, balance in a.changes if changed <= day]
+    balances = [balance for changed, balance in a.balances if changed <= day]
     return balances[-1] if balances else 0
 
 
@@ -318,7 +273,7 @@ def expected_tallies(
             if manager is None:
                 continue
             for a in p.accounts:
-                if a.changes[0][0] > day:
+                if a.balances[0][0] > day:
                     continue
                 value = closing(a, day) * RATES[a.currency]
                 for name, kinds in (("deposits", DEPOSITS), ("loans", LOANS), ("aum", AUM)):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -42,20 +42,23 @@ from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from tests.integration.book_scenario import Account
 from tests.integration.conftest import eventually
 from tests.integration.performance_scenario import (
     MANAGERS,
     RATES,
     REGIONS,
-    Account,
     Customer,
     expected_tallies,
     generate,
     organisation,
     streams,
 )
+from tests.integration.test_book_worklists import (
+    client,  # noqa: F401 (a fixture)
+    redelivered,
+)
 from tests.integration.test_book_worklists import project as project_with
-from tests.integration.test_book_worklists import redelivered
 from tests.integration.test_customer_scope import (
     reach_of,
     service,  # noqa: F401 (a fixture)
@@ -78,13 +81,6 @@ PERIODS = (
     (PeriodKind.YEAR, date(2026, 6, 1)),
     (PeriodKind.MONTH, date(2026, 4, 30)),
 )
-
-
-@pytest.fixture
-async def client(crm_servers: Servers) -> AsyncIterator[AsyncMongoClient[Document]]:
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(crm_servers.mongo_uri, tz_aware=True)
-    yield mongo
-    await mongo.close()
 
 
 def delivery(records: list[list[InMemoryRecord]], variant: int) -> list[InMemoryRecord]:
@@ -212,7 +208,8 @@ async def check_league(
 
 
 async def test_the_league_is_the_book_s_whatever_the_order_of_delivery(
-    client: AsyncMongoClient[Document], mongo_database: str
+    client: AsyncMongoClient[Document],  # noqa: F811
+    mongo_database: str,
 ) -> None:
     book = generate(seed=16, customers=40, span=SPAN)
     records = streams(book, ORIGIN) + organisation(ORIGIN)
@@ -245,7 +242,7 @@ def one_customer(draw: st.DrawFn) -> Customer:
         changes = draw(st.lists(st.tuples(later, st.integers(0, 10**7)), min_size=1, max_size=8))
         kind = draw(st.sampled_from(["current", "time_deposit", "loan", "fund"]))
         account = Account(f"AC-H-{n}", kind, draw(st.sampled_from(sorted(RATES))), registered)
-        account.changes = sorted(changes, key=lambda c: c[0])
+        account.balances = sorted(changes, key=lambda c: c[0])
         accounts.append(account)
     return Customer("C80000001", registered, owners, accounts=accounts)
 
@@ -253,10 +250,10 @@ def one_customer(draw: st.DrawFn) -> Customer:
 async def daily_positions_of(
     mongo_uri: str, database_name: str, customer: Customer, kind: PeriodKind, at: date
 ) -> None:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_uri, tz_aware=True)
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(mongo_uri, tz_aware=True)
     try:
-        await client.drop_database(database_name)
-        database = client[database_name]
+        await mongo.drop_database(database_name)
+        database = mongo[database_name]
         records = delivery(streams([customer], ORIGIN), variant=1)
         await project(database, records, random.Random(1))
         period = Period.holding(kind, at)
@@ -272,8 +269,8 @@ async def daily_positions_of(
             manager: {name: sums[name] for name in positions} for manager, sums in expected.items()
         }
     finally:
-        await client.drop_database(database_name)
-        await client.close()
+        await mongo.drop_database(database_name)
+        await mongo.close()
 
 
 @settings(
@@ -311,10 +308,10 @@ async def test_the_league_over_http_from_kafka_and_rebuilt(
     ranked = competition_ranks({k: f["aum_daily_average"] for k, f in expected.items()})
     analyst, rm = realm_tokens.staff("ho-0001"), realm_tokens.staff("rm-0001")
     params = {"period": "month", "at": "2026-03-01", "group_by": "manager"}
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
 
         async def league(headers: dict[str, str]) -> dict[str, Any]:
-            answer = await client.get("/performance", params=params, headers=headers)
+            answer = await http.get("/performance", params=params, headers=headers)
             assert answer.status_code == 200, answer.text
             body: dict[str, Any] = answer.json()
             return body
