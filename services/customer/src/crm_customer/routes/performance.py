@@ -18,6 +18,8 @@ router = APIRouter(tags=["performance"])
 RankedFigure = StrEnum("RankedFigure", {name: name for name in RANKED_FIGURES})  # type: ignore[misc]
 """The figures a league may be ranked by, as the query's enumeration."""
 BY_AUM_AVERAGE = RankedFigure("aum_daily_average")
+EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
+"""The days a league may be asked of (the previous period of the first must be a date)."""
 
 
 @router.get(
@@ -38,7 +40,12 @@ async def league_table(
     period: Annotated[PeriodKind, Query(description="The period's length")] = PeriodKind.MONTH,
     at: Annotated[
         date | None,
-        Query(description="A day of the period (default: today, UTC)", examples=["2026-03-15"]),
+        Query(
+            description="A day of the period (default: today, UTC)",
+            examples=["2026-03-15"],
+            ge=EARLIEST,
+            le=LATEST,
+        ),
     ] = None,
     group_by: Annotated[GroupBy, Query(description="The league's rows")] = GroupBy.MANAGER,
     rank_by: Annotated[
