@@ -7,7 +7,8 @@ would make, with the bearer token of whoever does it (:mod:`crm_simulator.logins
 - customer: core banking registers the simulated bank's customers and activates them when
   their accounts open; each branch manager assigns their branch's customers to its
   relationship managers and merges a deliberate duplicate into its golden record; each
-  relationship manager segments their customers, records consent answers and puts the
+  relationship manager segments their customers, records consent answers, records some of
+  core banking's leavers as lost (churned) and puts the
   companies of a corporate group in it (the groups whose companies guarantee each other's
   credit facilities: :func:`crm_simulator.credit_system.corporate_groups`);
 - opportunity: relationship managers open opportunities for their customers, move them
@@ -35,6 +36,7 @@ import httpx
 import structlog
 from crm_events.topics import Service
 
+from crm_simulator.core_bank import LEAVERS_EVERY
 from crm_simulator.credit_system import corporate_groups
 from crm_simulator.logins import Logins, Tokens
 from crm_simulator.organisation import manager_of_branch
@@ -103,10 +105,10 @@ class Api:
 async def customer_day(api: Api, customers: list[SimulatedCustomer], seed: int) -> None:
     """Registered and activated by core banking, assigned by the branch manager, segmented
     (and some consents recorded, and a company put in its corporate group) by the
-    relationship manager; then one duplicate merged."""
+    relationship manager; some leavers recorded lost; then one duplicate merged."""
     rng = random.Random(seed)
     groups = corporate_groups(customers)
-    for customer in customers:
+    for n, customer in enumerate(customers):
         registered = await api.as_system(CORE_BANKING, "POST", "/customers", registration(customer))
         if registered.status_code == 409:
             continue  # a previous run registered it: resume
@@ -137,8 +139,17 @@ async def customer_day(api: Api, customers: list[SimulatedCustomer], seed: int) 
                 "joined_on": "2026-01-01",
             }
             await api.as_staff(customer.manager_id, "POST", f"{base}/groups", membership)
+        if n >= WORKED and n % LOST_EVERY == LOST_EVERY - 1:
+            lost = {"status": "churned", "reason": "moved to another bank"}
+            await api.as_staff(customer.manager_id, "POST", f"{base}/status", lost)
     if customers:
         await _merge_a_duplicate(api, customers[0])
+
+
+LOST_EVERY = 3 * LEAVERS_EVERY
+"""One of core banking's leavers in three, beyond the worked customers, is recorded lost
+(churned) by their manager: the league table's customers lost; the others stay for the
+churn worklist and the dormancy rule."""
 
 
 async def _merge_a_duplicate(api: Api, original: SimulatedCustomer) -> None:
