@@ -58,7 +58,7 @@ async def test_bad_requests_are_problems_before_any_read(client: httpx.AsyncClie
     assert_problem(too_many, 422, "invalid-request")
     bad_id = await client.get("/groups/%20bad%20/exposure", headers=ANALYST)
     assert_problem(bad_id, 422, "invalid-request")
-    bad = ("period=week", "at=2026-02-30", "at=0001-01-01", "group_by=desk", "rank_by=name")
+    bad = ("period=week", "at=2026-02-30", "at=0", "at=0001-01-01", "group_by=desk", "rank_by=x")
     for query in (*bad, "period=year&at=9999-12-31"):
         bad_league = await client.get(f"/performance?{query}", headers=ANALYST)
         assert_problem(bad_league, 422, "invalid-request")

@@ -7,7 +7,9 @@ from enum import StrEnum
 from typing import Annotated
 
 from crm_backbone.callers import Reader
+from crm_backbone.service_api import IsoDate
 from fastapi import APIRouter, Query
+from pydantic import Field, WithJsonSchema
 
 from crm_customer.performance import RANKED_FIGURES, GroupBy, PeriodKind
 from crm_customer.performance_models import LeagueTable
@@ -18,8 +20,14 @@ router = APIRouter(tags=["performance"])
 RankedFigure = StrEnum("RankedFigure", {name: name for name in RANKED_FIGURES})  # type: ignore[misc]
 """The figures a league may be ranked by, as the query's enumeration."""
 BY_AUM_AVERAGE = RankedFigure("aum_daily_average")
-EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
-"""The days a league may be asked of (the previous period of the first must be a date)."""
+LeagueDay = Annotated[
+    IsoDate,
+    Field(ge=date(1900, 1, 1), le=date(2999, 12, 31)),
+    WithJsonSchema(
+        {"type": "string", "format": "date", "pattern": "^(19|2[0-9])[0-9]{2}-[0-9]{2}-[0-9]{2}$"}
+    ),
+]
+"""A day of the years 1900 to 2999 (a period and the one before it are dates)."""
 
 
 @router.get(
@@ -39,13 +47,8 @@ async def league_table(
     performance: Performance,
     period: Annotated[PeriodKind, Query(description="The period's length")] = PeriodKind.MONTH,
     at: Annotated[
-        date | None,
-        Query(
-            description="A day of the period (default: today, UTC)",
-            examples=["2026-03-15"],
-            ge=EARLIEST,
-            le=LATEST,
-        ),
+        LeagueDay | None,
+        Query(description="A day of the period (default: today, UTC)", examples=["2026-03-15"]),
     ] = None,
     group_by: Annotated[GroupBy, Query(description="The league's rows")] = GroupBy.MANAGER,
     rank_by: Annotated[
