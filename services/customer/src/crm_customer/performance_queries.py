@@ -62,8 +62,9 @@ def _rate(currency: str, rates: Mapping[str, Decimal]) -> Document:
 
 
 def _owner_spans(until: datetime) -> list[Document]:
-    """Stages joining each row's customer's owners as ``spans``: ``{from, until, manager,
-    branch}``, in day order, the last one until ``until``."""
+    """Stages pairing each row with each owner span of its customer (``owner``: ``{from,
+    until, manager, branch}``, the last one until ``until``), the customer's owners read
+    once for all its rows."""
     owners = {
         "$sortArray": {
             "input": {
@@ -99,10 +100,11 @@ def _owner_spans(until: datetime) -> list[Document]:
         }
     }
     return [
+        {"$group": {"_id": "$customer_id", "rows": {"$push": "$$ROOT"}}},  # one join each
         {
             "$lookup": {
                 "from": BOOKS,
-                "localField": "customer_id",
+                "localField": "_id",
                 "foreignField": "_id",
                 "as": "book",
                 "pipeline": [
@@ -111,9 +113,9 @@ def _owner_spans(until: datetime) -> list[Document]:
             }
         },
         {"$unwind": "$book"},
-        {"$unwind": {"path": "$book.spans", "preserveNullAndEmptyArrays": False}},
-        {"$set": {"owner": "$book.spans"}},
-        {"$unset": "book"},
+        {"$unwind": "$book.spans"},
+        {"$unwind": "$rows"},
+        {"$replaceWith": {"$mergeObjects": ["$rows", {"owner": "$book.spans"}]}},
     ]
 
 
