@@ -40,9 +40,6 @@ from crm_customer.performance import (
 )
 from crm_customer.performance_view import BOOKS, FACTS, POSITIONS, FactKind
 
-OWNER = "$owner"
-
-
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
