@@ -40,6 +40,7 @@ from crm_customer.performance import (
 )
 from crm_customer.performance_view import BOOKS, FACTS, POSITIONS, FactKind
 
+
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
