@@ -12,7 +12,7 @@ import pytest
 from crm_backbone.testing_identity import TestIdentity
 from crm_customer.api import create_app
 from crm_customer.bootstrap import CustomerSettings, bootstrap
-from local_infra.harness import assert_problem, in_process
+from local_infra.harness import assert_documented, assert_problem, in_process
 
 IDENTITY = TestIdentity()
 ANALYST = IDENTITY.staff("HO-0001")
@@ -22,7 +22,6 @@ OPERATIONS = {
     "/customers/{customer_id}/value": ("CustomerValue", "customer-not-found"),
     "/analysis/value": ("ValueAnalysis", None),
     "/analysis/segment-reviews": ("SegmentReviews", None),
-    "/performance": ("LeagueTable", None),
 }
 
 
@@ -50,6 +49,9 @@ async def test_every_analysis_is_documented_with_examples_and_its_problems(
         if not_found is not None:
             example = operation["responses"]["404"]["content"]["application/problem+json"]
             assert example["example"]["type"] == f"/problems/{not_found}"
+    assert_documented(spec, "/performance")
+    league = spec["paths"]["/performance"]["get"]["responses"]["200"]["content"]
+    assert league["application/json"]["schema"] == {"$ref": "#/components/schemas/LeagueTable"}
 
 
 async def test_bad_requests_are_problems_before_any_read(client: httpx.AsyncClient) -> None:

@@ -45,12 +45,16 @@ LeagueDay = Annotated[
 async def league_table(
     caller: Reader,
     performance: Performance,
-    period: Annotated[PeriodKind, Query(description="The period's length")] = PeriodKind.MONTH,
+    period: Annotated[
+        PeriodKind, Query(description="The period's length", examples=["month"])
+    ] = PeriodKind.MONTH,
     at: Annotated[
         LeagueDay | None,
         Query(description="A day of the period (default: today, UTC)", examples=["2026-03-15"]),
     ] = None,
-    group_by: Annotated[GroupBy, Query(description="The league's rows")] = GroupBy.MANAGER,
+    group_by: Annotated[
+        GroupBy, Query(description="The league's rows", examples=["branch"])
+    ] = GroupBy.MANAGER,
     rank_by: Annotated[
         RankedFigure,
         Query(description="The figure ranked, highest first", examples=["aum_daily_average"]),
