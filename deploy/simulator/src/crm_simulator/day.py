@@ -83,7 +83,7 @@ async def customer_day(api: Api, customers: list[SimulatedCustomer], seed: int) 
                 "joined_on": "2026-01-01",
             }
             await api.as_staff(customer.manager_id, "POST", f"{base}/groups", membership)
-        if n >= WORKED and n % LOST_EVERY == LOST_EVERY - 1:
+        if recorded_lost(n):
             lost = {"status": "churned", "reason": "moved to another bank"}
             await api.as_staff(customer.manager_id, "POST", f"{base}/status", lost)
     if customers:
@@ -94,6 +94,11 @@ LOST_EVERY = 3 * LEAVERS_EVERY
 """One of core banking's leavers in three, beyond the worked customers, is recorded lost
 (churned) by their manager: the league table's customers lost; the others stay for the
 churn worklist and the dormancy rule."""
+
+
+def recorded_lost(n: int) -> bool:
+    """Whether the day records the ``n``-th customer lost (churned)."""
+    return n >= WORKED and n % LOST_EVERY == LOST_EVERY - 1
 
 
 async def _merge_a_duplicate(api: Api, original: SimulatedCustomer) -> None:
@@ -306,7 +311,11 @@ async def campaign_day(api: Api, customers: list[SimulatedCustomer], seed: int) 
     """A campaign over one branch's high and medium bands, managed by the branch's manager
     (relationship managers do not manage campaigns) for one of its relationship managers;
     the channel gateway reports the responses."""
-    worthy = [c for c in customers if c.value_band.value in ("high", "medium")]
+    worthy = [
+        c
+        for n, c in enumerate(customers)
+        if c.value_band.value in ("high", "medium") and not recorded_lost(n)
+    ]
     if not worthy:
         return
     campaign_id = f"CMP-DAY-{seed}"
