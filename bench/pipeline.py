@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from crm_backbone.kafka import KafkaDeadLetters, kafka_broker, reliable_producer, subscribe
-from crm_backbone.projection import BatchResult, ProjectionEngine, Record
+from crm_backbone.projection import BatchResult, Projection, ProjectionEngine, Record
 from crm_backbone.rebuild import rebuild
 from crm_backbone.relay import OutboxRelay
 from crm_customer.application import CustomerApplication
@@ -163,13 +163,17 @@ async def baseline_rate(
 
 
 async def rebuild_rate(
-    kafka: Kafka, db: Database, topics: Sequence[str], live_group: str
+    kafka: Kafka,
+    db: Database,
+    topics: Sequence[str],
+    live_group: str,
+    projection: Projection | None = None,
 ) -> tuple[int, float]:
-    """Records rebuilt and their rate: ``crm_backbone.rebuild`` of the view from offset 0,
-    beside the live one, swapped in at the end."""
+    """Records rebuilt and their rate: ``crm_backbone.rebuild`` of the view (default: the
+    single customer view) from offset 0, beside the live one, swapped in at the end."""
     began = time.perf_counter()
     progress = await rebuild(
-        CustomerViews(),
+        projection or CustomerViews(),
         db,
         bootstrap=kafka.bootstrap,
         login=kafka.login,

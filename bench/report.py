@@ -37,6 +37,13 @@ class Figures:
     view_document_bytes: int = 0
     rebuild: float = 0.0
     rebuilt: int = 0
+    rebuild_balance_history: float = 0.0
+    """Issue 16's balance history: every balance change of an asset account."""
+    rebuilt_balance_history: int = 0
+    rebuild_manager_performance: float = 0.0
+    """Issue 16's league table: every balance change of any account, and the customers'
+    registrations, assignments and status changes (heavier than the balance history)."""
+    rebuilt_manager_performance: int = 0
     commands: float = 0.0
     commands_p50: float = 0.0
     commands_p99: float = 0.0
@@ -176,6 +183,26 @@ def rows(f: Figures, settings: Mapping[str, Any]) -> list[Row]:
             met=seconds <= 90,
             miss=_over(seconds, 90),
             phase="rebuild",
+        )
+    )
+    table.append(
+        Row(
+            f"rebuild of the balance history (churn rules) from offset 0 "
+            f"({_n(f.rebuilt_balance_history)} account events)",
+            ours=f"{_n(f.rebuild_balance_history)} ev/s",
+            reference=f"the view's rebuild {_n(f.rebuild)}",
+            ratio=f"{f.rebuild_balance_history / f.rebuild:.2f}",
+            phase="rebuild_balance_history",
+        )
+    )
+    table.append(
+        Row(
+            f"rebuild of the league table's read model from offset 0 "
+            f"({_n(f.rebuilt_manager_performance)} customer and account events)",
+            ours=f"{_n(f.rebuild_manager_performance)} ev/s",
+            reference=f"the view's rebuild {_n(f.rebuild)}",
+            ratio=f"{f.rebuild_manager_performance / f.rebuild:.2f}",
+            phase="rebuild_manager_performance",
         )
     )
     table.append(

@@ -30,7 +30,9 @@ from crm_backbone.eventstore import EventStoreConfig
 from crm_backbone.readmodel import guard_key
 from crm_backbone.settings import ensure_database
 from crm_customer.application import CustomerApplication
+from crm_customer.balance_history import BalanceHistory
 from crm_customer.bootstrap import CustomerSettings
+from crm_customer.performance_view import ManagerPerformanceView
 from crm_customer.views.documents import CUSTOMERS
 from crm_events.topics import COREBANKING_ACCOUNTS, COREBANKING_CUSTOMERS, CUSTOMER_EVENTS
 from crm_simulator.feed import organisation_feed
@@ -289,6 +291,24 @@ async def _pipeline(
     async with phases("rebuild", "rebuild of the view from offset 0", events=total):
         figures.rebuilt, figures.rebuild = await pipeline.rebuild_rate(kafka, view, topics, group)
     await pipeline.verify(view, expected)
+    accounts = [names.topics(COREBANKING_ACCOUNTS.name)]
+    async with phases("rebuild_balance_history", "rebuild of the balance history from offset 0"):
+        (
+            figures.rebuilt_balance_history,
+            figures.rebuild_balance_history,
+        ) = await pipeline.rebuild_rate(
+            kafka, view, accounts, names.group(BalanceHistory.name), BalanceHistory()
+        )
+    # The bench's book has no opportunity or contact-log events: the topics it has.
+    league_topics = names.topics.of((CUSTOMER_EVENTS.name, COREBANKING_ACCOUNTS.name))
+    league = ManagerPerformanceView()
+    async with phases("rebuild_manager_performance", "rebuild of the league's read model"):
+        (
+            figures.rebuilt_manager_performance,
+            figures.rebuild_manager_performance,
+        ) = await pipeline.rebuild_rate(
+            kafka, view, league_topics, names.group(league.name), league
+        )
     return {
         "customers": args.customers,
         "events": total,

@@ -205,8 +205,35 @@ async def _group_read(world: World, label: str) -> Call:
     return Call(f"/groups/{world.records['group', label]}")
 
 
+async def _group_exposure(world: World, label: str) -> Call:
+    return Call(f"/groups/{world.records['group', label]}/exposure")
+
+
+async def _value_analysis(world: World, label: str) -> Call:
+    return Call("/analysis/value")
+
+
+async def _reviews(world: World, label: str) -> Call:
+    """The test customers' segment is high and their value none: each is proposed."""
+    return Call("/analysis/segment-reviews", params={"limit": "500"})
+
+
+async def _league(world: World, label: str) -> Call:
+    """Every reader of the book gets the league; which rows it shows: test_manager_performance."""
+    return Call("/performance", params={"period": "month", "group_by": "manager"})
+
+
 async def _search(world: World, label: str) -> Call:
     return Call("/customers", params={"name": f"Matrix {world.run}", "limit": "50"})
+
+
+async def _churn_worklist(world: World, label: str) -> Call:
+    """The test customers are active and have no transaction: each shows that signal."""
+    return Call("/worklists/churn", params={"name": f"Matrix {world.run}", "limit": "50"})
+
+
+async def _cross_sell_worklist(world: World, label: str) -> Call:
+    return Call("/worklists/cross-sell", params={"name": f"Matrix {world.run}", "limit": "50"})
 
 
 def _searched(answer: Any, world: World) -> frozenset[str]:
@@ -253,7 +280,27 @@ CUSTOMER_ROWS = [
         _customer_read("/customers/{customer_id}/view"),
     ),
     Row("customer", "GET", "/customers", Kind.LIST, _search, _searched),
+    Row("customer", "GET", "/worklists/churn", Kind.LIST, _churn_worklist, _searched),
+    Row("customer", "GET", "/worklists/cross-sell", Kind.LIST, _cross_sell_worklist),
     Row("customer", "GET", "/groups/{group_id}", Kind.READ, _group_read),
+    Row(
+        "customer",
+        "GET",
+        "/customers/{customer_id}/exposure",
+        Kind.READ,
+        _customer_read("/customers/{customer_id}/exposure"),
+    ),
+    Row("customer", "GET", "/groups/{group_id}/exposure", Kind.READ, _group_exposure),
+    Row(
+        "customer",
+        "GET",
+        "/customers/{customer_id}/value",
+        Kind.READ,
+        _customer_read("/customers/{customer_id}/value"),
+    ),
+    Row("customer", "GET", "/analysis/value", Kind.LIST, _value_analysis),
+    Row("customer", "GET", "/analysis/segment-reviews", Kind.LIST, _reviews, _searched),
+    Row("customer", "GET", "/performance", Kind.LIST, _league),
     Row(
         "customer",
         "PATCH",
@@ -378,6 +425,10 @@ async def _pipeline(world: World, label: str) -> Call:
 
 def _open_count(answer: Any) -> int:
     return int(answer["open"]["count"])
+
+
+async def _opportunity_list(world: World, label: str) -> Call:
+    return Call("/opportunities", params={"limit": "500"})
 
 
 async def _sla_board(world: World, label: str) -> Call:
@@ -551,6 +602,7 @@ OPPORTUNITY_ROWS = [
         ),
     ),
     Row("opportunity", "GET", "/pipeline", Kind.LIST, _pipeline, counted=_open_count),
+    Row("opportunity", "GET", "/opportunities", Kind.LIST, _opportunity_list, _searched),
     Row("opportunity", "POST", "/needs", Kind.COMMAND, _create("/needs", need_body)),
     Row("opportunity", "GET", "/needs/{need_id}", Kind.READ, _record_read("need", "/needs/{id}")),
     Row(
@@ -626,6 +678,15 @@ async def _task_list(world: World, label: str) -> Call:
     return Call(f"/managers/{OWNERS[label].manager_id}/tasks")
 
 
+async def _calendar(world: World, label: str) -> Call:
+    """The calendar of the customer's manager: answered as their task list is."""
+    period = {
+        "starts_from": "2026-11-01T00:00:00+08:00",
+        "starts_before": "2026-12-01T00:00:00+08:00",
+    }
+    return Call("/activities", params={"person": OWNERS[label].manager_id} | period)
+
+
 CONTACT_LOG_ROWS = [
     Row("contact-log", "POST", "/contacts", Kind.COMMAND, _create("/contacts", contact_body)),
     Row(
@@ -666,6 +727,7 @@ CONTACT_LOG_ROWS = [
     ),
     Row("contact-log", "GET", "/customers/{customer_id}/timeline", Kind.READ, _timeline),
     Row("contact-log", "GET", "/managers/{manager_id}/tasks", Kind.READ, _task_list),
+    Row("contact-log", "GET", "/activities", Kind.READ, _calendar),
 ]
 
 # Campaign service ---------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from crm_backbone.settings import ServiceSettings
+from crm_campaign import api as campaign_api
+from crm_campaign import bootstrap as campaign_boot
 from crm_contactlog import api as contact_api
 from crm_contactlog import bootstrap as contact_boot
 from crm_customer import api as customer_api
@@ -40,8 +42,8 @@ async def urls(
     topic_prefix: str,
     settings_for: SettingsFor,
 ) -> AsyncIterator[dict[str, str]]:
-    """The customer, opportunity and contact-log services on the test's own topics, once
-    each knows the simulated bank's organisation."""
+    """The four services on the test's own topics, once each knows the simulated bank's
+    organisation."""
     namespace = unique_name("sd")[:30]
     apps: dict[str, FastAPI] = {
         "customer": customer_api.create_app(
@@ -57,6 +59,11 @@ async def urls(
         "contact-log": contact_api.create_app(
             contact_boot.bootstrap(
                 settings_for(contact_boot.ContactLogSettings, namespace=namespace)
+            )
+        ),
+        "campaign": campaign_api.create_app(
+            campaign_boot.bootstrap(
+                settings_for(campaign_boot.CampaignSettings, namespace=namespace)
             )
         ),
     }

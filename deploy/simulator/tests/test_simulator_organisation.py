@@ -15,7 +15,7 @@ from crm_events import from_kafka
 from crm_events.organisation import BranchOpened, RegionDefined, Role, StaffPlaced
 from crm_events.topics import HR_ORGANISATION, Service
 from crm_simulator.cli import SIMULATED_TOPICS
-from crm_simulator.feed import bank_feed, feed, organisation_feed
+from crm_simulator.feed import bank_feed, organisation_feed, upstream_feed
 from crm_simulator.organisation import organisation, region_of
 from crm_simulator.population import BRANCH_IDS, population
 from crm_simulator.realm import subject_of
@@ -62,7 +62,8 @@ def test_the_organisation_comes_first_on_hr_topic_and_the_same_on_every_run() ->
     customers = population(seed=3, size=20)
     stream = list(islice(bank_feed(customers, seed=3, start=START), len(first) + 50))
     assert stream[: len(first)] == list(organisation_feed(start=START))
-    assert stream[len(first) :] == list(islice(feed(customers, seed=3, start=START), 50))
+    upstream = upstream_feed(customers, seed=3, start=START)
+    assert stream[len(first) :] == list(islice(upstream, 50))
 
 
 def test_a_naive_start_is_refused() -> None:

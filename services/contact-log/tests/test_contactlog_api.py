@@ -3,7 +3,9 @@
 The API runs in-process without workers, on an SQLite store in a temporary folder, with
 a fixed clock. Callers are the contact-log service's own account (``crm_service``: the
 whole book, so no read of MongoDB is needed) unless a test is about someone else; scope
-and masking are ``test_contactlog_scope.py``'s.
+and masking are ``test_contactlog_scope.py``'s. The overlap check reads the busy times
+the service's own events project in memory (``CaughtUpBusyTimes``), as ``busy_times``
+holds them once caught up.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import pytest
 from crm_backbone.testing_identity import TestIdentity
 from crm_contactlog.api import create_app
 from crm_contactlog.bootstrap import ContactLogSettings, bootstrap
-from local_infra.harness import assert_problem, in_process
+from crm_contactlog.testing import CaughtUpBusyTimes
+from local_infra.harness import assert_documented, assert_problem, in_process
 
 IDENTITY = TestIdentity()
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -27,6 +30,7 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     service = bootstrap(ContactLogSettings(data_dir=tmp_path), clock=lambda: NOW)
+    service.busy_times = CaughtUpBusyTimes(service.application)
     app = create_app(service, run_workers=False, authentication=IDENTITY.authentication)
     async with in_process(app, service.close, IDENTITY.service("crm-contact-log")) as client:
         yield client
@@ -89,6 +93,30 @@ async def test_an_activity_through_its_life_with_versions(client: httpx.AsyncCli
     assert assert_problem(closed, 409, "activity-closed")["activity_status"] == "completed"
 
 
+async def test_an_overlapping_plan_is_refused_naming_the_activity_unless_confirmed(
+    client: httpx.AsyncClient,
+) -> None:
+    hour = {"started_at": "2026-11-24T10:00:00+08:00", "ended_at": "2026-11-24T11:00:00+08:00"}
+    first = await client.post("/activities", json=plan(**hour, due_at=hour["ended_at"]))
+    assert first.status_code == 201, first.text
+    later = {"started_at": "2026-11-24T10:30:00+08:00", "ended_at": "2026-11-24T11:30:00+08:00"}
+    clashing = plan(activity_id="ACT-2", **later, due_at=later["ended_at"])
+    refused = await client.post("/activities", json=clashing)
+    problem = assert_problem(refused, 409, "activity-overlap")
+    assert [o["activity_id"] for o in problem["overlaps"]] == ["ACT-1"]
+    confirmed = await client.post("/activities", json=clashing | {"confirm_overlap": True})
+    assert confirmed.json() == {"activity_id": "ACT-2", "version": 1}
+    after = {"due_at": "2026-11-24T12:00:00+08:00", "started_at": "2026-11-24T11:00:00+08:00"}
+    moved = await client.post("/activities/ACT-2/reschedule", json=after)
+    assert moved.json() == {"activity_id": "ACT-2", "version": 2}
+    back = await client.post(
+        "/activities/ACT-1/reschedule", json=later | {"due_at": "2026-11-24T11:30:00+08:00"}
+    )
+    assert [
+        o["activity_id"] for o in assert_problem(back, 409, "activity-overlap")["overlaps"]
+    ] == ["ACT-2"]
+
+
 async def test_bad_requests_are_problem_documents(client: httpx.AsyncClient) -> None:
     unproven = await client.post("/contacts", json=contact(), headers={"Authorization": "Bearer x"})
     assert_problem(unproven, 401, "unauthenticated")
@@ -126,3 +154,14 @@ async def test_openapi_documents_examples_and_problems(client: httpx.AsyncClient
     assert "application/problem+json" in responses["409"]["content"]
     assert "/managers/{manager_id}/tasks" in spec["paths"]
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_the_team_calendar_is_documented_with_examples_and_its_problems(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert_documented(spec, "/activities", "get", {404: "manager-not-found"})
+    assert_documented(spec, "/activities", "post", {409: "activity-overlap"})
+    assert_documented(
+        spec, "/activities/{activity_id}/reschedule", "post", {409: "activity-overlap"}
+    )

@@ -16,7 +16,7 @@ import pytest
 from crm_backbone.testing_identity import TestIdentity
 from crm_opportunity.api import create_app
 from crm_opportunity.bootstrap import OpportunitySettings, bootstrap
-from local_infra.harness import assert_problem, in_process
+from local_infra.harness import assert_documented, assert_problem, in_process
 
 IDENTITY = TestIdentity()
 
@@ -123,6 +123,13 @@ async def test_bad_requests_are_problem_documents(client: httpx.AsyncClient) -> 
         ("body", "products"),
         ("body", "expected_value", "amount"),
     }
+    for amount in (1200000, 1200000.5, "1.2e6", " 1200000 "):  # not the documented string
+        wrong = opportunity(expected_value={"amount": amount, "currency": "CNY"})
+        body = assert_problem(
+            await client.post("/opportunities", json=wrong), 422, "invalid-request"
+        )
+        assert body["errors"][0]["location"] == ["body", "expected_value", "amount"]
+    assert_problem(await client.get("/opportunities/OPP-1"), 404, "opportunity-not-found")
     missing = await client.post("/opportunities/OPP-404/stage", json={"stage": "proposal"})
     assert_problem(missing, 404, "opportunity-not-found")
     assert_problem(await client.get("/needs/N-404"), 404, "need-not-found")
@@ -194,3 +201,12 @@ async def test_openapi_documents_examples_and_problems(client: httpx.AsyncClient
         spec["paths"]
     )
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_the_sales_book_is_documented_with_examples_and_its_problems(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert_documented(spec, "/opportunities", "get", {400: "invalid-cursor"})
+    assert_documented(spec, "/forecast")
+    assert_documented(spec, "/lead-sources")

@@ -68,7 +68,13 @@ def _strategy(annotation: Any, metadata: Sequence[Any] = ()) -> st.SearchStrateg
     simple: dict[Any, st.SearchStrategy[Any]] = {
         bool: st.booleans(),
         int: st.integers(bounds["min_value"], bounds["max_value"]),
-        Decimal: st.decimals(-(10**12), 10**12, places=2, allow_nan=False, allow_infinity=False),
+        Decimal: st.decimals(
+            -(10**12) if bounds["min_value"] is None else bounds["min_value"],
+            10**12 if bounds["max_value"] is None else bounds["max_value"],
+            places=2,
+            allow_nan=False,
+            allow_infinity=False,
+        ),
         date: st.dates(),
         AwareDatetime: st.datetimes(timezones=st.just(UTC)),
         datetime: st.datetimes(timezones=st.just(UTC)),

@@ -117,6 +117,8 @@ def test_asyncapi_operations_follow_the_subscriptions() -> None:
         "receive.crm.campaign.events",
         "receive.bank.hr.organisation",
         "receive.crm.audit.reads",
+        "receive.bank.credit.facilities",
+        "receive.bank.mis.contribution",
     }
 
 

@@ -73,6 +73,8 @@ def test_services() -> None:
         "/bank/core-banking",
         "/bank/channel-gateway",
         "/bank/hr",
+        "/bank/credit",
+        "/bank/mis",
     ]
     for service in Service:
         assert produced_by(service), f"{service} produces nothing"

@@ -1,4 +1,5 @@
-"""Integration-test helpers: an API served on a real socket, hand-written upstream records."""
+"""Test helpers: an API served on a real socket or called in process, its problems and
+OpenAPI document checked, hand-written upstream records."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -131,3 +132,46 @@ def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str
     assert body["status"] == status
     assert body["detail"]
     return body
+
+
+def assert_documented(
+    spec: Mapping[str, Any],
+    path: str,
+    method: str = "get",
+    problems: Mapping[int, str] | None = None,
+) -> None:
+    """Assert the OpenAPI document ``spec`` documents the operation ``method path``: a
+    summary and a description; an example of its answer, of each query parameter and of
+    its body; the problem documents 401, 403 and 422, and those of ``problems`` (status ->
+    the kind its example names)."""
+    operation = spec["paths"][path][method]
+    name = f"{method.upper()} {path}"
+    assert operation.get("summary"), name
+    assert operation.get("description"), name
+    answers = [a for status, a in operation["responses"].items() if status.startswith("2")]
+    assert answers, name
+    for answer in answers:
+        assert _has_example(spec, answer["content"]["application/json"]), f"{name}: answer"
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "query":
+            assert _has_example(spec, parameter), f"{name}: {parameter['name']}"
+    if "requestBody" in operation:
+        assert _has_example(spec, operation["requestBody"]["content"]["application/json"]), name
+    kinds = problems or {}
+    for status in (401, 403, 422, *kinds):
+        documented = operation["responses"][str(status)]["content"]["application/problem+json"]
+        if status in kinds:
+            assert documented["example"]["type"] == f"/problems/{kinds[status]}", name
+
+
+def _has_example(spec: Mapping[str, Any], described: Mapping[str, Any]) -> bool:
+    """Whether ``described`` (a schema, parameter or media type) or the schema it names
+    (through ``$ref``, ``schema``, ``anyOf``, ``allOf``) holds an example."""
+    if described.get("example") is not None or described.get("examples"):
+        return True
+    if "$ref" in described:
+        *_, component = described["$ref"].split("/")
+        return _has_example(spec, spec["components"]["schemas"][component])
+    named = [described["schema"]] if "schema" in described else []
+    named += [*described.get("anyOf", []), *described.get("allOf", [])]
+    return any(_has_example(spec, schema) for schema in named)

@@ -45,11 +45,16 @@ class View:
 VIEWS = {
     "customer_view": View("customer", "crm_customer.views:CustomerViews"),
     "audit_trail": View("customer", "crm_customer.audit_trail:AuditTrail"),
+    "credit_exposure": View("customer", "crm_customer.credit_facilities:CreditFacilitiesView"),
+    "contribution": View("customer", "crm_customer.contributions:ContributionsView"),
+    "balance_history": View("customer", "crm_customer.balance_history:BalanceHistory"),
+    "manager_performance": View("customer", "crm_customer.performance_view:ManagerPerformanceView"),
     "opportunity_view": View("opportunity", "crm_opportunity.views:OpportunityViews"),
     "campaign_tracking": View("campaign", "crm_campaign.views:CampaignTracking"),
     "audience": View("campaign", "crm_campaign.audience:AudienceView"),
     "contact_log_view": View("contact-log", "crm_contactlog.views:ContactLogViews"),
     "derived_tasks": View("contact-log", "crm_contactlog.task_inputs:TaskInputs"),
+    "busy_times": View("contact-log", "crm_contactlog.busy_times:BusyTimesView"),
     **{
         f"organisation_view@{service.value}": View(
             service.value, "crm_backbone.organisation:OrganisationView"

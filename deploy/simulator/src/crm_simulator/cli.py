@@ -1,4 +1,5 @@
-"""``crm-simulate``: the simulated core-banking system, publishing to Kafka."""
+"""``crm-simulate``: the simulated bank's upstream systems (HR, core banking, the credit
+system, management accounting), publishing to Kafka."""
 
 from __future__ import annotations
 
@@ -26,14 +27,21 @@ from crm_simulator.publisher import Progress, UpstreamProducers, publish
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 log = structlog.get_logger("crm_simulator")
 
-SIMULATED_SYSTEMS = (Service.HR, Service.CORE_BANKING)
+SIMULATED_SYSTEMS = (
+    Service.HR,
+    Service.CORE_BANKING,
+    Service.CREDIT,
+    Service.MANAGEMENT_ACCOUNTING,
+)
 SIMULATED_TOPICS = tuple(topic.name for s in SIMULATED_SYSTEMS for topic in produced_by(s))
-"""The topics the simulated bank publishes to: HR's organisation and core banking's."""
+"""The topics the simulated bank publishes to: HR's organisation, core banking's, the credit
+system's and management accounting's."""
 
 
 @app.callback()
 def main() -> None:
-    """Simulated bank (HR and core banking): publishes upstream events under the CRM's contract."""
+    """Simulated bank (HR, core banking, credit, management accounting): publishes upstream
+    events under the CRM's contract."""
 
 
 def _start(value: str) -> datetime:
@@ -74,7 +82,7 @@ def feed_command(
         str, typer.Option(metavar="ISO-TIME", help="Simulated time of the first event")
     ] = "2026-01-01T00:00:00Z",
     create_topics: Annotated[
-        bool, typer.Option(help="Create the HR and core-banking topics first if missing")
+        bool, typer.Option(help="Create the simulated systems' topics first if missing")
     ] = False,
     topic_prefix: Annotated[
         str,
@@ -84,8 +92,8 @@ def feed_command(
         ),
     ] = "",
 ) -> None:
-    """Publish the bank's organisation, then core-banking events about a simulated
-    population until stopped."""
+    """Publish the bank's organisation, then core-banking, credit and management-accounting
+    events about a simulated population until stopped."""
     structlog.configure(
         processors=[
             structlog.processors.TimeStamper(fmt="iso", utc=True),

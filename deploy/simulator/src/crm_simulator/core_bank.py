@@ -8,7 +8,7 @@ import calendar
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
 
@@ -56,7 +56,7 @@ def _different(make: Callable[[], str], current: str) -> str:
     return value
 
 
-def _add_months(day: date, months: int) -> date:
+def add_months(day: date, months: int) -> date:
     year, month = divmod(day.month - 1 + months, 12)
     year += day.year
     return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
@@ -95,6 +95,17 @@ class _Account:
 _Change = tuple[str, int, EventPayload]
 """Aggregate id, its version after the change, payload."""
 
+LEAVERS_EVERY = 15
+"""One customer in this many leaves the bank (the churn worklist's and the dormancy
+rule's cases): from ``WITHDRAWING_FROM`` on, each move of money takes it out (a current
+or savings account down to 40 %, a deposit, wealth product or fund redeemed early); from
+``QUIET_FROM`` on, the customer does nothing more."""
+WITHDRAWING_FROM = timedelta(days=10)
+QUIET_FROM = timedelta(days=20)
+"""Simulated time since the feed's first event."""
+_WITHDRAWN = frozenset({ProductType.CURRENT, ProductType.SAVINGS})
+_REDEEMED = frozenset({ProductType.TIME_DEPOSIT, ProductType.WEALTH_MANAGEMENT, ProductType.FUND})
+
 
 class CoreBank:
     """The simulated core system's state, changed one customer action at a time."""
@@ -130,6 +141,10 @@ class CoreBank:
                 weights = list(accumulate(p.weight for p in offered))
                 self.products[organisations, first] = (offered, weights)
         self.serial = 0
+        self.leavers = frozenset(
+            h.id for n, h in enumerate(self.holders) if n % LEAVERS_EVERY == LEAVERS_EVERY - 1
+        )
+        self.start: datetime | None = None
         self.now = datetime.min.replace(tzinfo=UTC)
         self.changes: list[_Change] = []
 
@@ -140,20 +155,30 @@ class CoreBank:
     def step(self, now: datetime) -> list[_Change]:
         """What one customer does at ``now``: one action, one to three events."""
         self.now, self.changes = now, []
+        self.start = self.start or now
         holder = self.rng.choices(self.holders, cum_weights=self.activity)[0]
+        if self._leaving(holder, QUIET_FROM):
+            return self.changes
         if holder.accounts:
             self.rng.choices(self.actions, cum_weights=self.action_weights)[0](holder)
         else:
             self.open(holder)
         return self.changes
 
+    def _leaving(self, holder: _Holder, since: timedelta) -> bool:
+        """Whether ``holder`` is a leaver and ``since`` has passed since the feed began."""
+        return holder.id in self.leavers and self.now - (self.start or self.now) >= since
+
     def emit(self, aggregate: _Holder | _Account, payload: EventPayload) -> None:
         aggregate.version += 1
         self.changes.append((aggregate.id, aggregate.version, payload))
 
     def open(self, holder: _Holder) -> None:
-        """Open an account: funded at once; a term product announces its maturity."""
-        if len(holder.accounts) >= 6:
+        """Open an account: funded at once; a term product announces its maturity. A
+        customer with six, or leaving the bank, moves money instead."""
+        if len(holder.accounts) >= 6 or (
+            holder.accounts and self._leaving(holder, WITHDRAWING_FROM)
+        ):
             return self.move(holder)
         rng, customer = self.rng, holder.customer
         offered, weights = self.products[customer.is_organisation, not holder.accounts]
@@ -167,7 +192,7 @@ class CoreBank:
         units = rng.uniform(low, high) * BAND_FACTOR[customer.value_band]
         amount = max(100, round(units / CNY_PER_UNIT[currency], -2)) * 100
         rate = None if product.rate is None else Decimal(product.rate)
-        maturity = _add_months(self.today, product.term_months) if product.term_months else None
+        maturity = add_months(self.today, product.term_months) if product.term_months else None
         self.serial += 1
         prefix = {ProductType.CREDIT_CARD: "6259", ProductType.LOAN: "8801"}.get(
             product.type, "6222"
@@ -220,6 +245,12 @@ class CoreBank:
                 account, "repaid" if account.product.type is ProductType.LOAN else "matured"
             )
         balance, kind = account.balance, account.product.type
+        if self._leaving(holder, WITHDRAWING_FROM) and kind in _WITHDRAWN:
+            if balance * 2 // 5 != balance:  # nothing left to take out: nothing happens
+                self.set_balance(account, balance * 2 // 5)
+            return None
+        if self._leaving(holder, WITHDRAWING_FROM) and kind in _REDEEMED:
+            return self.settle(account, "redeemed early")
         draw = account.amount * rng.lognormvariate(0, 0.8)
         if kind in (ProductType.CURRENT, ProductType.SAVINGS):
             change = int(draw * 0.15) or 1
@@ -285,7 +316,7 @@ class CoreBank:
         risk = rng.choices(list(RiskRating), weights=risk_weights)[0]
         due = None
         if status is not KycStatus.REJECTED:
-            due = _add_months(self.today, 12 * _REVIEW_YEARS[risk])
+            due = add_months(self.today, 12 * _REVIEW_YEARS[risk])
         self.emit(
             holder,
             KycUpdated(

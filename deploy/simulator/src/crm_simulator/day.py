@@ -7,12 +7,17 @@ would make, with the bearer token of whoever does it (:mod:`crm_simulator.logins
 - customer: core banking registers the simulated bank's customers and activates them when
   their accounts open; each branch manager assigns their branch's customers to its
   relationship managers and merges a deliberate duplicate into its golden record; each
-  relationship manager segments their customers and records consent answers;
+  relationship manager segments their customers, records consent answers, records some of
+  core banking's leavers as lost (churned) and puts the
+  companies of a corporate group in it (the groups whose companies guarantee each other's
+  credit facilities: :func:`crm_simulator.credit_system.corporate_groups`);
 - opportunity: relationship managers open opportunities for their customers, move them
-  through the funnel (won, lost) and log complaints;
-- contact-log: they log the day's calls and visits, plan follow-ups, complete some;
-- campaign: a relationship manager runs a campaign over the high and medium value bands;
-  the channel gateway reports the customers' responses.
+  through the funnel (won, lost), log complaints (resolving some), and capture leads from
+  several sources (converting, qualifying or disqualifying them);
+- contact-log: they log the day's calls and visits, plan follow-ups, complete some; each
+  branch's managers meet (a team meeting with participants, a visit booked over it);
+- campaign: a branch manager runs a campaign over the branch's high and medium value
+  bands; the channel gateway reports the customers' responses.
 
 The services learn the organisation and the customers from Kafka, a little after the
 calls that created them: a call refused as if its caller or customer were unknown (403,
@@ -24,83 +29,30 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
-import structlog
 from crm_events.topics import Service
 
+from crm_simulator.bank_api import Api, DayReport
+from crm_simulator.core_bank import LEAVERS_EVERY
+from crm_simulator.credit_system import corporate_groups
 from crm_simulator.logins import Logins, Tokens
 from crm_simulator.organisation import manager_of_branch
 from crm_simulator.population import SimulatedCustomer
 
-log = structlog.get_logger("crm_simulator.day")
-
 CORE_BANKING = Service.CORE_BANKING.value
 CHANNEL_GATEWAY = Service.CHANNEL_GATEWAY.value
 """The upstream systems' clients in the identity provider (their service accounts)."""
-CATCHING_UP = frozenset({403, 404})
-"""Answers of a service that does not know the caller's position or the customer yet."""
-PATIENCE = 60
-"""Retries (a second apart) a service may need in a row before the day stops waiting."""
-
-
-@dataclass
-class DayReport:
-    calls: int = 0
-    refused: dict[str, int] = field(default_factory=dict)
-
-    def count(self, response: httpx.Response) -> None:
-        self.calls += 1
-        if response.status_code >= 400:
-            kind = response.json().get("type", str(response.status_code))
-            self.refused[kind] = self.refused.get(kind, 0) + 1
-
-
-@dataclass
-class Api:
-    """One service's API, called as the simulated bank's people and systems."""
-
-    client: httpx.AsyncClient
-    tokens: Tokens
-    report: DayReport = field(default_factory=DayReport)
-    patience: int = PATIENCE
-
-    async def as_staff(
-        self, staff_id: str, method: str, path: str, body: Any = None
-    ) -> httpx.Response:
-        """The call as the staff member ``staff_id``, logged in as themselves."""
-        return await self._call(method, path, body, staff=staff_id)
-
-    async def as_system(
-        self, client_id: str, method: str, path: str, body: Any = None
-    ) -> httpx.Response:
-        """The call as the upstream system ``client_id``'s service account."""
-        return await self._call(method, path, body, system=client_id)
-
-    async def _call(
-        self, method: str, path: str, body: Any, *, staff: str = "", system: str = ""
-    ) -> httpx.Response:
-        while True:
-            headers = await (self.tokens.staff(staff) if staff else self.tokens.system(system))
-            response = await self.client.request(method, path, json=body, headers=headers)
-            if response.status_code not in CATCHING_UP or self.patience <= 0:
-                break
-            self.patience -= 1
-            await asyncio.sleep(1)
-        if response.status_code not in CATCHING_UP:
-            self.patience = PATIENCE
-        self.report.count(response)
-        return response
 
 
 async def customer_day(api: Api, customers: list[SimulatedCustomer], seed: int) -> None:
     """Registered and activated by core banking, assigned by the branch manager, segmented
-    (and some consents recorded) by the relationship manager; then one duplicate merged."""
+    (and some consents recorded, and a company put in its corporate group) by the
+    relationship manager; some leavers recorded lost; then one duplicate merged."""
     rng = random.Random(seed)
-    for customer in customers:
+    groups = corporate_groups(customers)
+    for n, customer in enumerate(customers):
         registered = await api.as_system(CORE_BANKING, "POST", "/customers", registration(customer))
         if registered.status_code == 409:
             continue  # a previous run registered it: resume
@@ -121,8 +73,32 @@ async def customer_day(api: Api, customers: list[SimulatedCustomer], seed: int) 
             channel = rng.choice(["sms", "email", "phone"])
             consent = {"opted_in": False, "reason": "asked at branch"}
             await api.as_staff(customer.manager_id, "PUT", f"{base}/consent/{channel}", consent)
+        if customer.customer_id in groups:
+            group_id, place = groups[customer.customer_id]
+            membership = {
+                "group_id": group_id,
+                "group_type": "corporate_group",
+                "group_name": f"Corporate group {group_id}",
+                "role": "parent_company" if place == 0 else "subsidiary",
+                "joined_on": "2026-01-01",
+            }
+            await api.as_staff(customer.manager_id, "POST", f"{base}/groups", membership)
+        if recorded_lost(n):
+            lost = {"status": "churned", "reason": "moved to another bank"}
+            await api.as_staff(customer.manager_id, "POST", f"{base}/status", lost)
     if customers:
         await _merge_a_duplicate(api, customers[0])
+
+
+LOST_EVERY = 3 * LEAVERS_EVERY
+"""One of core banking's leavers in three, beyond the worked customers, is recorded lost
+(churned) by their manager: the league table's customers lost; the others stay for the
+churn worklist and the dormancy rule."""
+
+
+def recorded_lost(n: int) -> bool:
+    """Whether the day records the ``n``-th customer lost (churned)."""
+    return n >= WORKED and n % LOST_EVERY == LOST_EVERY - 1
 
 
 async def _merge_a_duplicate(api: Api, original: SimulatedCustomer) -> None:
@@ -205,6 +181,50 @@ async def opportunity_day(api: Api, customers: list[SimulatedCustomer], seed: in
                 "sla_due_at": (datetime.now(UTC) + timedelta(hours=36)).isoformat(),
             }
             await api.as_staff(manager, "POST", "/needs", complaint)
+            if n % 16 == 0:  # closed within its SLA: the league table counts it
+                resolution = {"resolution": "Duplicate fee refunded"}
+                await api.as_staff(
+                    manager, "POST", f"/needs/{complaint['need_id']}/resolve", resolution
+                )
+    await _leads(api, customers[:WORKED], seed)
+
+
+LEAD_SOURCES = ("referral", "walk_in", "website", "call_center", "event")
+
+
+async def _leads(api: Api, customers: list[SimulatedCustomer], seed: int) -> None:
+    """Each customer's manager captures a lead from one of the sources; a third of them are
+    converted into opportunities, a third qualified and left open, a third disqualified,
+    so the lead sources' conversion has every outcome."""
+    today = datetime.now(UTC).date()
+    for n, customer in enumerate(customers):
+        manager = customer.manager_id
+        lead_id = f"LEAD-{seed}-{customer.customer_id}"
+        lead = {
+            "lead_id": lead_id,
+            "customer_id": customer.customer_id,
+            "contact_name": customer.name.full_name,
+            "source": LEAD_SOURCES[n % len(LEAD_SOURCES)],
+            "products_of_interest": ["WM-GROWTH"],
+            "branch_id": customer.branch_id,
+            "manager_id": manager,
+        }
+        if (await api.as_staff(manager, "POST", "/leads", lead)).status_code == 409:
+            continue
+        if n % 3 == 2:
+            disqualified = {"reason": "already served by another bank"}
+            await api.as_staff(manager, "POST", f"/leads/{lead_id}/disqualify", disqualified)
+            continue
+        await api.as_staff(manager, "POST", f"/leads/{lead_id}/qualify", {})
+        if n % 3 == 0:
+            deal = {
+                "opportunity_id": f"OPP-{lead_id}",
+                "title": "Wealth plan",
+                "products": ["WM-GROWTH"],
+                "expected_value": {"amount": f"{(n + 1) * 10_000}.00", "currency": "CNY"},
+                "expected_close_date": (today + timedelta(days=30 + n)).isoformat(),
+            }
+            await api.as_staff(manager, "POST", f"/leads/{lead_id}/convert", deal)
 
 
 async def contact_day(api: Api, customers: list[SimulatedCustomer], seed: int) -> None:
@@ -244,13 +264,63 @@ async def contact_day(api: Api, customers: list[SimulatedCustomer], seed: int) -
         if n % 3 == 0:
             completion = {"completed_at": now.isoformat(), "remarks": "sent by e-mail"}
             await api.as_staff(manager, "POST", f"/activities/{activity_id}/complete", completion)
+    await team_calendar(api, customers[:WORKED], seed)
+
+
+async def team_calendar(api: Api, customers: list[SimulatedCustomer], seed: int) -> None:
+    """Each branch's managers of worked customers meet tomorrow at 10:00 Beijing time (the
+    first one hosts, the others take part); one of them books a customer visit at 10:30,
+    over the meeting, knowingly (``confirm_overlap``), and another right after it."""
+    meeting_at = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=2, minute=0, second=0, microsecond=0
+    )
+    hour = timedelta(hours=1)
+    by_branch: dict[str, list[SimulatedCustomer]] = {}
+    for customer in customers:
+        by_branch.setdefault(customer.branch_id, []).append(customer)
+    for branch_id, worked in sorted(by_branch.items()):
+        host, *others = dict.fromkeys(c.manager_id for c in worked)
+        meeting = {
+            "activity_id": f"ACT-{seed}-MEET-{branch_id}",
+            "category": "meeting",
+            "description": "Weekly pipeline review",
+            "started_at": meeting_at.isoformat(),
+            "ended_at": (meeting_at + hour).isoformat(),
+            "due_at": (meeting_at + hour).isoformat(),
+            "assignee_id": host,
+            "participant_ids": others,
+        }
+        await api.as_staff(host, "POST", "/activities", meeting)
+        for n, customer in enumerate(worked[:2]):
+            start = meeting_at + hour / 2 if n == 0 else meeting_at + hour * 2
+            visit = {
+                "activity_id": f"ACT-{seed}-VISIT-{customer.customer_id}",
+                "customer_id": customer.customer_id,
+                "category": "visit",
+                "description": "Wealth plan review at the customer's office",
+                "started_at": start.isoformat(),
+                "ended_at": (start + hour).isoformat(),
+                "due_at": (start + hour).isoformat(),
+                "assignee_id": customer.manager_id,
+                "confirm_overlap": True,
+            }
+            await api.as_staff(customer.manager_id, "POST", "/activities", visit)
 
 
 async def campaign_day(api: Api, customers: list[SimulatedCustomer], seed: int) -> None:
-    """A campaign over the high and medium bands, run by one relationship manager; the
-    channel gateway reports the responses."""
+    """A campaign over one branch's high and medium bands, managed by the branch's manager
+    (relationship managers do not manage campaigns) for one of its relationship managers;
+    the channel gateway reports the responses."""
+    worthy = [
+        c
+        for n, c in enumerate(customers)
+        if c.value_band.value in ("high", "medium") and not recorded_lost(n)
+    ]
+    if not worthy:
+        return
     campaign_id = f"CMP-DAY-{seed}"
-    owner = customers[0].manager_id
+    branch_id = worthy[0].branch_id
+    owner = manager_of_branch(branch_id)
     today = datetime.now(UTC).date()
     draft = {
         "campaign_id": campaign_id,
@@ -259,7 +329,8 @@ async def campaign_day(api: Api, customers: list[SimulatedCustomer], seed: int) 
         "products": ["WM-GROWTH"],
         "channels": ["sms", "email", "phone"],
         "target_segments": [{"value_band": "high"}, {"value_band": "medium"}],
-        "owner_manager_ids": [owner],
+        "criteria": {"branch_ids": [branch_id]},
+        "owner_manager_ids": [worthy[0].manager_id],
         "budget": {"amount": "20000.00", "currency": "CNY"},
         "planned_start": today.isoformat(),
         "planned_end": (today + timedelta(days=30)).isoformat(),
@@ -273,8 +344,7 @@ async def campaign_day(api: Api, customers: list[SimulatedCustomer], seed: int) 
         status = "scheduled"
     if status == "scheduled" and not await _start(api, owner, campaign_id):
         return
-    wanted = ("high", "medium")
-    targets = [c.customer_id for c in customers if c.value_band.value in wanted][:WORKED]
+    targets = [c.customer_id for c in worthy if c.branch_id == branch_id][:WORKED]
     for n, customer_id in enumerate(targets):
         for stage in ("contacted", "responded")[: 1 + n % 2]:
             response = {

@@ -3,7 +3,9 @@
 ``feed(customers, seed=..., start=...)`` plays the bank's core system: customers open
 accounts (funded on opening; term products announce their maturity), money moves, term
 products mature and are paid out, accounts close, KYC reviews happen and customers change
-their phone, e-mail or address. Each event is a contract ``Envelope`` from core banking:
+their phone, e-mail or address; one customer in 15 leaves the bank (takes its money out
+from the 10th simulated day, does nothing from the 20th: ``core_bank.LEAVERS_EVERY``).
+Each event is a contract ``Envelope`` from core banking:
 account events have the account number as subject, customer events the customer id, and
 versions count from 1 per aggregate. Event ids are UUIDv5 of the stream and the aggregate
 version, times come from a simulated clock: the same arguments give the same records.
@@ -13,21 +15,30 @@ next event (own id, never advancing an aggregate) that a consumer must dead-lett
 (:mod:`crm_simulator.poison`).
 
 ``bank_feed`` is what the simulated bank publishes: its organisation from HR
-(:mod:`crm_simulator.organisation`) first, then core banking's feed.
+(:mod:`crm_simulator.organisation`) first, then, in time order, core banking's feed, the
+credit system's facilities and management accounting's monthly statements
+(:mod:`crm_simulator.credit_system`; :func:`upstream_feed`), each as its own system.
 """
 
 from __future__ import annotations
 
+import heapq
 import random
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from crm_backbone.topic_names import CONTRACT_NAMES
 from crm_events import Envelope, EventPayload, Service, to_kafka
 
-from crm_simulator.core_bank import CoreBank
+from crm_simulator.core_bank import CoreBank, add_months
+from crm_simulator.credit_system import (
+    STATED_MONTHS_AT_START,
+    CreditSystem,
+    month_of,
+    monthly_statements,
+)
 from crm_simulator.organisation import organisation
 from crm_simulator.poison import Poison, UpstreamRecord, poisoned_copy
 from crm_simulator.population import SimulatedCustomer
@@ -39,6 +50,10 @@ NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://crm.bank.example/simulator/c
 """UUIDv5 namespace of the simulator's event ids."""
 EVENTS_PER_CUSTOMER_DAY = 4
 """Mean simulated activity: the clock advances by a day per this many events per customer."""
+CREDIT_EVENTS_PER_ORGANISATION_DAY = 0.5
+"""Mean activity of the credit system: events a day per organisation among the customers."""
+STATEMENT_HOUR = time(6, tzinfo=UTC)
+"""When management accounting states the month that ended, on the first of the next."""
 
 Route = Callable[[str], str]
 """Name of the topic that carries an event type."""
@@ -81,24 +96,99 @@ def feed(
     poisoned = 0
     while True:
         clock += timedelta(seconds=rng.expovariate(1 / mean_gap))
-        for aggregate_id, version, payload in bank.step(clock):
-            envelope = Envelope.new(
-                payload,
-                aggregate_id=aggregate_id,
-                aggregate_version=version,
-                actor=ACTOR,
-                source=SOURCE,
-                event_id=str(uuid.uuid5(NAMESPACE, f"{stream}/{aggregate_id}/{version}")),
-                time=clock,
-            )
-            record = UpstreamRecord(*to_kafka(envelope))
-            topic = route(payload.event_type)
+        for change in bank.step(clock):
+            event = _feed_event(Service.CORE_BANKING, stream, change, clock, route)
             while poison_rng.random() < poison_rate:
                 poisoned += 1
                 kind = poison_rng.choice(list(Poison))
                 poison_id = str(uuid.uuid5(NAMESPACE, f"{stream}/poison/{poisoned}"))
-                yield FeedEvent(topic, poisoned_copy(kind, record, poison_id), clock, None, kind)
-            yield FeedEvent(topic, record, clock, envelope)
+                copy = poisoned_copy(kind, event.record, poison_id)
+                yield FeedEvent(event.topic, copy, clock, None, kind)
+            yield event
+
+
+def credit_feed(
+    customers: Sequence[SimulatedCustomer],
+    *,
+    seed: int,
+    start: datetime,
+    route: Route = CONTRACT_NAMES.of_event,
+) -> Iterator[FeedEvent]:
+    """The credit system's events about the organisations among ``customers``, endlessly,
+    from ``start`` on (none without organisations)."""
+    clock = _utc(start)
+    rng = random.Random(f"credit/{seed}")
+    system = CreditSystem(customers, rng)
+    if not system.borrowers:
+        return
+    stream = f"credit/{seed}/{len(customers)}/{clock.isoformat()}"
+    mean_gap = 86_400 / (CREDIT_EVENTS_PER_ORGANISATION_DAY * len(system.borrowers))
+    while True:
+        clock += timedelta(seconds=rng.expovariate(1 / mean_gap))
+        for change in system.step(clock):
+            yield _feed_event(Service.CREDIT, stream, change, clock, route)
+
+
+def contribution_feed(
+    customers: Sequence[SimulatedCustomer],
+    *,
+    seed: int,
+    start: datetime,
+    route: Route = CONTRACT_NAMES.of_event,
+) -> Iterator[FeedEvent]:
+    """Management accounting's statements of every customer: the months before ``start``
+    it has already stated, at ``start``, then each month once it has ended."""
+    clock = _utc(start)
+    stream = f"mis/{seed}/{len(customers)}/{clock.isoformat()}"
+    month = add_months(clock.date().replace(day=1), -STATED_MONTHS_AT_START)
+    while True:
+        ended = add_months(month, 1)
+        moment = max(clock, datetime.combine(ended, STATEMENT_HOUR))
+        for change in monthly_statements(customers, month_of(month), seed):
+            yield _feed_event(Service.MANAGEMENT_ACCOUNTING, stream, change, moment, route)
+        month = ended
+
+
+def upstream_feed(
+    customers: Sequence[SimulatedCustomer],
+    *,
+    seed: int,
+    start: datetime,
+    poison_rate: float = 0.0,
+    route: Route = CONTRACT_NAMES.of_event,
+) -> Iterator[FeedEvent]:
+    """Core banking's, the credit system's and management accounting's events, in time
+    order (at one moment: in that order)."""
+    return heapq.merge(
+        feed(customers, seed=seed, start=start, poison_rate=poison_rate, route=route),
+        credit_feed(customers, seed=seed, start=start, route=route),
+        contribution_feed(customers, seed=seed, start=start, route=route),
+        key=lambda event: event.time,
+    )
+
+
+def _feed_event(
+    system: Service,
+    stream: str,
+    change: tuple[str, int, EventPayload],
+    moment: datetime,
+    route: Route,
+) -> FeedEvent:
+    """The record of one change of an upstream system's aggregate; its event id is the
+    same on every run of the same stream."""
+    aggregate_id, version, payload = change
+    envelope = Envelope.new(
+        payload,
+        aggregate_id=aggregate_id,
+        aggregate_version=version,
+        actor=system.value,
+        source=system.source,
+        event_id=str(uuid.uuid5(NAMESPACE, f"{stream}/{aggregate_id}/{version}")),
+        time=moment,
+    )
+    return FeedEvent(
+        route(payload.event_type), UpstreamRecord(*to_kafka(envelope)), moment, envelope
+    )
 
 
 def organisation_feed(
@@ -129,9 +219,11 @@ def bank_feed(
     poison_rate: float = 0.0,
     route: Route = CONTRACT_NAMES.of_event,
 ) -> Iterator[FeedEvent]:
-    """What the simulated bank publishes: its organisation, then :func:`feed`."""
+    """What the simulated bank publishes: its organisation, then :func:`upstream_feed`."""
     yield from organisation_feed(start=start, route=route)
-    yield from feed(customers, seed=seed, start=start, poison_rate=poison_rate, route=route)
+    yield from upstream_feed(
+        customers, seed=seed, start=start, poison_rate=poison_rate, route=route
+    )
 
 
 def _utc(start: datetime) -> datetime:

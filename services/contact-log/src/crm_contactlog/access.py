@@ -8,6 +8,9 @@
 - An activity about no customer (a team meeting), and a manager's task list, are in the
   book of their **staff member**: their own id as the manager, and the branch the
   organisation places them in.
+- An activity is also read by each of its **participants** (the team calendar): whoever
+  reaches one of them (themselves, their branch manager, their regional head) reads the
+  activity, not its customer's other records; changing it stays its owners'.
 - Out of reach answers exactly what missing answers (:class:`NotInReach`: the same 404).
 
 The personal data of each answer (names, birth dates, free-text notes about a person) is
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_backbone.access import Reach, require_in_reach, scope_filter
+from crm_backbone.access import NotInReach, Reach, in_reach, scope_filter
 from crm_backbone.book import CustomerBook
 from crm_backbone.callers import PositionLookup
 from crm_backbone.projection import Document
@@ -71,11 +74,39 @@ class ContactLogBook:
     ) -> None:
         """Raise :class:`NotInReach` (``no {kind} {key}``) unless the staff member is in
         reach: themselves, their branch (as the organisation places them now), or all."""
+        if not await self._staff_in_reach(reach, staff_id):
+            raise NotInReach(kind, key or staff_id)
+
+    async def unknown_staff(self, staff_ids: list[str]) -> list[str]:
+        """Those of ``staff_ids`` the organisation does not place (never placed, or left)."""
+        return [s for s in staff_ids if await self._staff.position_of(s) is None]
+
+    async def require_activity(
+        self,
+        reach: Reach,
+        customer_id: str | None,
+        assignee_id: str,
+        participant_ids: list[str],
+        *,
+        key: str,
+    ) -> None:
+        """Raise :class:`NotInReach` (``no activity {key}``) unless the activity may be
+        read: through its owners (its customer; about none, its assignee), or one of its
+        participants."""
+        try:
+            await self.require_owners(reach, customer_id, assignee_id, kind="activity", key=key)
+        except NotInReach:
+            for person in participant_ids:
+                if await self._staff_in_reach(reach, person):
+                    return
+            raise
+
+    async def _staff_in_reach(self, reach: Reach, staff_id: str) -> bool:
         if not scope_filter(reach):
-            return
+            return True
         position = await self._staff.position_of(staff_id)
         owners = {"manager_id": staff_id, "branch_id": position.branch_id if position else None}
-        require_in_reach(reach, owners, kind=kind, key=key or staff_id)
+        return in_reach(reach, owners)
 
     async def require_owners(
         self,

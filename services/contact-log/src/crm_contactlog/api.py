@@ -16,14 +16,18 @@ from fastapi import FastAPI
 
 from crm_contactlog.application import ActivityNotFound, ContactNotFound
 from crm_contactlog.bootstrap import SERVICE, ContactLogService
-from crm_contactlog.domain import ActivityClosed, Conflict, RuleViolation
-from crm_contactlog.routes import activities, contacts, task_lists, timelines
+from crm_contactlog.domain import ActivityClosed, Conflict, Overlap, RuleViolation
+from crm_contactlog.routes import activities, calendars, contacts, task_lists, timelines
+from crm_contactlog.routes.models import overlaps
 
 DOMAIN_ERRORS = {
     ContactNotFound: lambda e: Problem(404, "contact-not-found", "Not found", str(e)),
     ActivityNotFound: lambda e: Problem(404, "activity-not-found", "Not found", str(e)),
     ActivityClosed: lambda e: Problem(
         409, "activity-closed", "Conflict", str(e), activity_status=e.status.value
+    ),
+    Overlap: lambda e: Problem(
+        409, "activity-overlap", "Conflict", str(e), overlaps=overlaps(e.clashes)
     ),
     Conflict: lambda e: Problem(409, "conflict", "Conflict", str(e)),
     RuleViolation: lambda e: Problem(422, "rule-violation", "Unprocessable request", str(e)),
@@ -43,7 +47,13 @@ def create_app(
         title="Contact-log service",
         summary="Contacts, activities and tasks; contact timelines and manager task lists",
         domain_errors=DOMAIN_ERRORS,
-        routers=[contacts.router, activities.router, timelines.router, task_lists.router],
+        routers=[
+            contacts.router,
+            activities.router,
+            calendars.router,
+            timelines.router,
+            task_lists.router,
+        ],
         run_workers=run_workers,
         authentication=authentication,
     )

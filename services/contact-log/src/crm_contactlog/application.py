@@ -25,7 +25,18 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from crm_contactlog.access import ContactLogBook
-from crm_contactlog.domain import Activity, Conflict, Contact, ContactLogError, JsonDict
+from crm_contactlog.busy_times import BusyTimeReader
+from crm_contactlog.domain import (
+    NO_BUSY_TIMES,
+    Activity,
+    Calendar,
+    Conflict,
+    Contact,
+    ContactLogError,
+    JsonDict,
+    RuleViolation,
+    moment,
+)
 
 
 class ContactNotFound(ContactLogError):
@@ -69,11 +80,14 @@ class ContactLogApplication(ServiceApplication):
         self._save(contact, contact_id)
         return Created(contact_id, contact.version)
 
-    def schedule_activity(self, activity_id: str | None, fields: JsonDict) -> Created:
-        """Schedule an activity, under ``activity_id`` or a new ``ACT-`` id."""
+    def schedule_activity(
+        self, activity_id: str | None, fields: JsonDict, calendar: Calendar = NO_BUSY_TIMES
+    ) -> Created:
+        """Schedule an activity, under ``activity_id`` or a new ``ACT-`` id, checked
+        against the busy times of ``calendar``."""
         activity_id = activity_id or self.new_id("ACT")
         self._ensure_new(activity_id)
-        activity = Activity.schedule(activity_id, fields)
+        activity = Activity.schedule(activity_id, fields, calendar)
         self._save(activity, activity_id)
         return Created(activity_id, activity.version)
 
@@ -85,9 +99,12 @@ class ContactLogApplication(ServiceApplication):
         started_at: str | None,
         ended_at: str | None,
         reason: str | None,
+        calendar: Calendar = NO_BUSY_TIMES,
     ) -> int:
         return self._command(
-            activity_id, expected, lambda a: a.reschedule(due_at, started_at, ended_at, reason)
+            activity_id,
+            expected,
+            lambda a: a.reschedule(due_at, started_at, ended_at, reason, calendar),
         )
 
     def complete_activity(
@@ -136,16 +153,23 @@ class CallerCommands:
     """The commands of :class:`ContactLogApplication` as a caller may run them (awaited
     through ``Caller.run_async``, as the caller): a contact or an activity is created only
     about a customer in reach (an activity about no customer: for a staff member in
-    reach), and an activity is changed only while its owners are in reach. Otherwise the
+    reach), and an activity is changed only while its owners are in reach; it is read by
+    its participants' readers too (``ContactLogBook.require_activity``). Otherwise the
     answer is the 404 of a missing record, and nothing is written.
 
-    The owners of an existing record are read from the write model (its customer and
-    assignee never change), so a reader may be checked before it waits for its own write.
+    Scheduling and moving an activity reads its people's busy times (``busy_times``) for
+    the domain's overlap rule; participants must be staff the organisation knows (422).
+
+    The owners of an existing record are read from the write model (its customer, assignee
+    and participants never change), so a reader may be checked before it waits for its own write.
     """
 
-    def __init__(self, application: ContactLogApplication, book: ContactLogBook) -> None:
+    def __init__(
+        self, application: ContactLogApplication, book: ContactLogBook, busy: BusyTimeReader
+    ) -> None:
         self.application = application
         self.book = book
+        self.busy = busy
 
     async def require_contact(self, reach: Reach, contact_id: str) -> None:
         """Raise the 404 of a missing contact unless the contact is in reach."""
@@ -153,39 +177,72 @@ class CallerCommands:
         await self.book.require_customer(reach, contact.customer_id, kind="contact", key=contact_id)
 
     async def require_activity(self, reach: Reach, activity_id: str) -> None:
-        """Raise the 404 of a missing activity unless the activity is in reach."""
+        """Raise the 404 of a missing activity unless the caller may read it."""
+        activity = await asyncio.to_thread(self.application.get_activity, activity_id)
+        await self.book.require_activity(
+            reach,
+            activity.customer_id,
+            activity.assignee_id,
+            activity.participant_ids,
+            key=activity_id,
+        )
+
+    async def _owned(self, reach: Reach, activity_id: str) -> Activity:
+        """The activity, or the 404 of a missing one unless its owners are in reach."""
         activity = await asyncio.to_thread(self.application.get_activity, activity_id)
         await self.book.require_owners(
             reach, activity.customer_id, activity.assignee_id, kind="activity", key=activity_id
         )
+        return activity
 
     async def log_contact(self, reach: Reach, contact_id: str | None, fields: JsonDict) -> Created:
         await self.book.require_customer(reach, fields["customer_id"])
         return await asyncio.to_thread(self.application.log_contact, contact_id, fields)
 
     async def schedule_activity(
-        self, reach: Reach, activity_id: str | None, fields: JsonDict
+        self,
+        reach: Reach,
+        activity_id: str | None,
+        fields: JsonDict,
+        *,
+        confirm_overlap: bool = False,
     ) -> Created:
         await self.book.require_owners(reach, fields.get("customer_id"), fields["assignee_id"])
-        return await asyncio.to_thread(self.application.schedule_activity, activity_id, fields)
+        participants = fields.get("participant_ids", [])
+        unknown = await self.book.unknown_staff(participants)
+        if unknown:
+            raise RuleViolation(f"no staff member {', '.join(unknown)} in the organisation")
+        start = moment(fields.get("started_at") or fields["due_at"])
+        people = [fields["assignee_id"], *participants]
+        calendar = Calendar(await self.busy.of(people, start), confirm_overlap)
+        schedule = self.application.schedule_activity
+        return await asyncio.to_thread(schedule, activity_id, fields, calendar)
 
     async def reschedule_activity(
-        self, reach: Reach, activity_id: str, expected: int | None, /, **plan: Any
+        self,
+        reach: Reach,
+        activity_id: str,
+        expected: int | None,
+        /,
+        confirm_overlap: bool = False,
+        **plan: Any,
     ) -> int:
-        await self.require_activity(reach, activity_id)
+        activity = await self._owned(reach, activity_id)
+        start, _, _ = activity.planned(plan["due_at"], plan["started_at"], plan["ended_at"])
+        calendar = Calendar(await self.busy.of(activity.people, start), confirm_overlap)
         reschedule = self.application.reschedule_activity
-        return await asyncio.to_thread(reschedule, activity_id, expected, **plan)
+        return await asyncio.to_thread(reschedule, activity_id, expected, **plan, calendar=calendar)
 
     async def complete_activity(
         self, reach: Reach, activity_id: str, expected: int | None, /, **done: Any
     ) -> int:
-        await self.require_activity(reach, activity_id)
+        await self._owned(reach, activity_id)
         complete = self.application.complete_activity
         return await asyncio.to_thread(complete, activity_id, expected, **done)
 
     async def cancel_activity(
         self, reach: Reach, activity_id: str, expected: int | None, reason: str
     ) -> int:
-        await self.require_activity(reach, activity_id)
+        await self._owned(reach, activity_id)
         cancel = self.application.cancel_activity
         return await asyncio.to_thread(cancel, activity_id, expected, reason)

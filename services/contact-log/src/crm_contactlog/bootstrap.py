@@ -18,6 +18,7 @@ from crm_backbone.settings import ServiceSettings
 from crm_events.topics import Service
 
 from crm_contactlog.application import ContactLogApplication
+from crm_contactlog.busy_times import BusyTimeReader, BusyTimes, BusyTimesView
 from crm_contactlog.publication import PAYLOADS, translate
 from crm_contactlog.queries import ContactLogQueries
 from crm_contactlog.task_inputs import PERSONAL_PATHS as TASK_PATHS
@@ -63,6 +64,8 @@ class ContactLogService(ServiceHandle):
     application: ContactLogApplication
     settings: ContactLogSettings
     queries: ContactLogQueries
+    busy_times: BusyTimeReader
+    """What the overlap check of scheduling reads (a test may give its own)."""
 
 
 def bootstrap(
@@ -76,7 +79,13 @@ def bootstrap(
     runtime = infra.runtime(
         application,
         translate,
-        projections=[ContactLogViews(), TaskInputs(), CustomerOwnersView(), OrganisationView()],
+        projections=[
+            ContactLogViews(),
+            TaskInputs(),
+            BusyTimesView(),
+            CustomerOwnersView(),
+            OrganisationView(),
+        ],
         policies=[
             ForgetErasedCustomers(
                 infra.database, (*PERSONAL_PATHS, *TASK_PATHS), infra.key_sealer()
@@ -86,4 +95,6 @@ def bootstrap(
     queries = ContactLogQueries(
         infra.database, settings.task_rules(), clock=clock, upcoming_days=settings.upcoming_days
     )
-    return ContactLogService(application, runtime, infra.mongo, settings, queries)
+    return ContactLogService(
+        application, runtime, infra.mongo, settings, queries, BusyTimes(infra.database)
+    )

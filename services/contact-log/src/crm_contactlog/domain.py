@@ -14,6 +14,8 @@ can map each event to its payload field by field.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -56,6 +58,79 @@ class ActivityClosed(Conflict):
         super().__init__(f"activity {activity_id} is {status}: it cannot change any more")
         self.activity_id = activity_id
         self.status = status
+
+
+@dataclass(frozen=True)
+class Slot:
+    """The time an activity holds in its people's calendars: ``[start, end)``, half-open,
+    so an activity ending at 10:00 and one starting at 10:00 do not overlap."""
+
+    start: datetime
+    end: datetime
+
+    def overlaps(self, other: Slot) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+def slot_of(started_at: datetime, ended_at: datetime | None) -> Slot | None:
+    """The slot of a plan: none without a planned end (a to-do, not an appointment) or of
+    no duration; such an activity holds no time and overlaps nothing."""
+    if ended_at is None or ended_at <= started_at:
+        return None
+    return Slot(started_at, ended_at)
+
+
+@dataclass(frozen=True)
+class BusyTime:
+    """A person's time held by an open activity (the assignee's or a participant's)."""
+
+    person_id: str
+    activity_id: str
+    slot: Slot
+
+
+class Overlap(Conflict):
+    """The plan overlaps other activities of the same people: refused unless confirmed."""
+
+    def __init__(self, clashes: list[BusyTime]) -> None:
+        named = ", ".join(f"{c.activity_id} ({c.person_id})" for c in clashes)
+        super().__init__(f"the plan overlaps {named}: confirm the overlap to keep it")
+        self.clashes = clashes
+
+
+def clashes(
+    activity_id: str, people: Iterable[str], slot: Slot | None, busy: Iterable[BusyTime]
+) -> list[BusyTime]:
+    """The busy times of ``people`` that ``slot`` overlaps, other than the activity's own,
+    in order of start: the overlap rule, the one place it is decided."""
+    if slot is None:
+        return []
+    wanted = set(people)
+    found = [
+        b
+        for b in busy
+        if b.person_id in wanted and b.activity_id != activity_id and b.slot.overlaps(slot)
+    ]
+    return sorted(found, key=lambda b: (b.slot.start, b.activity_id, b.person_id))
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """What a scheduling decides overlaps against: the busy times of the activity's people
+    as the service's read model knows them, and whether the caller confirmed an overlap."""
+
+    busy: tuple[BusyTime, ...] = ()
+    confirm_overlap: bool = False
+
+    def check(self, activity_id: str, people: Iterable[str], slot: Slot | None) -> None:
+        """Raise :class:`Overlap` when ``slot`` overlaps and the caller did not confirm."""
+        found = clashes(activity_id, people, slot, self.busy)
+        if found and not self.confirm_overlap:
+            raise Overlap(found)
+
+
+NO_BUSY_TIMES = Calendar()
+"""A calendar with nothing in it: a plan checked against it overlaps nothing."""
 
 
 class Contact(TracedAggregate):
@@ -144,8 +219,11 @@ class Activity(TracedAggregate):
         self.cancel_reason: str | None = None
 
     @classmethod
-    def schedule(cls, activity_id: str, fields: JsonDict) -> Activity:
-        """A new activity; it falls due no earlier than it starts, by default when it starts."""
+    def schedule(
+        cls, activity_id: str, fields: JsonDict, calendar: Calendar = NO_BUSY_TIMES
+    ) -> Activity:
+        """A new activity; it falls due no earlier than it starts, by default when it
+        starts, and overlaps no other activity of its people unless the caller confirms."""
         fields = fields | {"started_at": fields.get("started_at") or fields["due_at"]}
         started = moment(fields["started_at"])
         ended = moment(fields["ended_at"]) if fields.get("ended_at") else None
@@ -157,23 +235,23 @@ class Activity(TracedAggregate):
             raise RuleViolation("a participant is named twice")
         if fields["assignee_id"] in participants:
             raise RuleViolation("the assignee takes part already: do not name them a participant")
+        calendar.check(activity_id, [fields["assignee_id"], *participants], slot_of(started, ended))
         return cls(activity_id=activity_id, **fields)
 
     @property
     def done(self) -> bool:
         return self.status is ActivityStatus.COMPLETED
 
-    # Commands ---------------------------------------------------------------------------
+    @property
+    def people(self) -> list[str]:
+        """Whose calendars the activity is in: its assignee and participants."""
+        return [self.assignee_id, *self.participant_ids]
 
-    def reschedule(
-        self, due_at: str, started_at: str | None, ended_at: str | None, reason: str | None
-    ) -> None:
-        """Move the activity; an unchanged plan triggers nothing.
-
-        Without a new start the start is kept; without a new end, a planned end moves with
-        the start (the duration is kept).
-        """
-        self._ensure_open()
+    def planned(
+        self, due_at: str, started_at: str | None, ended_at: str | None
+    ) -> tuple[datetime, datetime | None, datetime]:
+        """The (start, end, due) a rescheduling asks for: without a new start the start is
+        kept; without a new end, a planned end moves with the start (the duration is kept)."""
         start = moment(started_at) if started_at else self.started_at
         if ended_at:
             end: datetime | None = moment(ended_at)
@@ -181,11 +259,27 @@ class Activity(TracedAggregate):
             end = self.ended_at + (start - self.started_at)
         else:
             end = None
-        due = moment(due_at)
+        return start, end, moment(due_at)
+
+    # Commands ---------------------------------------------------------------------------
+
+    def reschedule(
+        self,
+        due_at: str,
+        started_at: str | None,
+        ended_at: str | None,
+        reason: str | None,
+        calendar: Calendar = NO_BUSY_TIMES,
+    ) -> None:
+        """Move the activity (:meth:`planned`); an unchanged plan triggers nothing, a moved
+        one overlaps no other activity of its people unless the caller confirms."""
+        self._ensure_open()
+        start, end, due = self.planned(due_at, started_at, ended_at)
         _check_period(start, end)
         _check_due(start, due)
         if (start, end, due) == (self.started_at, self.ended_at, self.due_at):
             return
+        calendar.check(self.activity_id, self.people, slot_of(start, end))
         self._rescheduled(
             customer_id=self.customer_id,
             started_at=start.isoformat(),

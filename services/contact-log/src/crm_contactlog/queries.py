@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from crm_backbone.access import Reach, as_shown, scoped
 from crm_backbone.application import Clock, utc_now
@@ -31,8 +31,8 @@ from crm_backbone.projection import Document
 from crm_backbone.readmodel import document_version, wait_until_applied
 from crm_events.contact_log import ActivityCategory, Priority
 from crm_events.topics import Service
-from pydantic import BaseModel, Field
-from pymongo import DESCENDING
+from pydantic import BaseModel, ConfigDict, Field
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from crm_contactlog.access import (
@@ -41,6 +41,7 @@ from crm_contactlog.access import (
     TASK_PERSONAL,
     ContactLogBook,
 )
+from crm_contactlog.calendars import CALENDAR_EXAMPLES, overlaps_of
 from crm_contactlog.domain import ActivityStatus
 from crm_contactlog.task_inputs import CAMPAIGNS, CUSTOMERS, DERIVED
 from crm_contactlog.task_rules import Task, TaskKind, TaskRules
@@ -92,6 +93,25 @@ class ActivityView(BaseModel):
     completion_remarks: str | None = None
     cost: dict[str, str] | None = None
     cancel_reason: str | None = None
+
+
+class CalendarEntry(ActivityView):
+    role: Literal["assignee", "participant"] = Field(description="The person's part in it")
+    overlaps: list[str] = Field(
+        description="Other listed open activities of the person whose time this one's "
+        "overlaps: a double booking a caller confirmed, or two schedulings that raced"
+    )
+
+
+class PersonCalendar(BaseModel):
+    """A person's activities starting in a period: the team calendar of one person."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": CALENDAR_EXAMPLES})
+
+    person_id: str
+    starts_from: datetime
+    starts_before: datetime
+    items: list[CalendarEntry] = Field(description="By start, then id")
 
 
 class TimelinePage(BaseModel):
@@ -148,6 +168,43 @@ class ContactLogQueries:
         shown = None if doc is None else as_shown(reach, _with_version(doc), ACTIVITY_PERSONAL)
         return None if shown is None else ActivityView.model_validate(shown)
 
+    async def calendar(
+        self,
+        book: ContactLogBook,
+        reach: Reach,
+        person_id: str,
+        starts_from: datetime,
+        starts_before: datetime,
+        *,
+        include_cancelled: bool = False,
+    ) -> PersonCalendar:
+        """The activities ``person_id`` takes part in starting in ``[starts_from,
+        starts_before)``, as the task list holds them: those assigned to the person about
+        customers in reach or about none, and those the person is a participant of (the
+        person is in reach: checked before)."""
+        query: Document = {
+            "$or": await self._activities_of(book, reach, person_id),
+            "started_at": {"$gte": starts_from, "$lt": starts_before},
+        }
+        if not include_cancelled:
+            query["status"] = {"$ne": ActivityStatus.CANCELLED.value}
+        found = self.activities.find(query).sort([("started_at", ASCENDING), ("_id", ASCENDING)])
+        shown = [as_shown(reach, _with_version(doc), ACTIVITY_PERSONAL) async for doc in found]
+        overlaps = overlaps_of(person_id, shown)
+        items = [
+            CalendarEntry.model_validate(
+                doc
+                | {
+                    "role": "assignee" if doc["assignee_id"] == person_id else "participant",
+                    "overlaps": overlaps[doc["_id"]],
+                }
+            )
+            for doc in shown
+        ]
+        return PersonCalendar(
+            person_id=person_id, starts_from=starts_from, starts_before=starts_before, items=items
+        )
+
     async def timeline(
         self, reach: Reach, customer_id: str, *, limit: int = 20, cursor: str | None = None
     ) -> TimelinePage:
@@ -171,7 +228,8 @@ class ContactLogQueries:
         self, book: ContactLogBook, reach: Reach, manager_id: str, as_of: datetime | None = None
     ) -> TaskList:
         """The manager's open tasks at ``as_of`` (default: now), grouped by due day: those
-        about customers in ``reach``, and the manager's activities about no customer."""
+        about customers in ``reach``, the manager's activities about no customer, and the
+        activities the manager takes part in (whoever's customer they are about)."""
         now = as_of or self.clock()
         rules = self.rules
         in_reach = await book.scope(reach)
@@ -180,13 +238,12 @@ class ContactLogQueries:
         horizon = datetime.combine(
             rules.local_day(now) + timedelta(days=self.upcoming_days + 1), time(), rules.timezone
         )
-        assigned = {
-            "assignee_id": manager_id,
+        planned = {
             "status": ActivityStatus.SCHEDULED.value,
             "due_at": {"$lt": horizon},
+            "$or": await self._activities_of(book, reach, manager_id),
         }
-        about = {"$or": [in_reach, {"customer_id": None}]} if in_reach else {}
-        activities = [doc async for doc in self.activities.find(_within(assigned, about))]
+        activities = [doc async for doc in self.activities.find(planned)]
         campaign_ids = list({doc["campaign_id"] for doc in derived if doc.get("campaign_id")})
         campaigns = {
             doc["_id"]: doc async for doc in self.campaigns.find({"_id": {"$in": campaign_ids}})
@@ -201,6 +258,14 @@ class ContactLogQueries:
         found += [activity_task(doc, rules, customers) for doc in activities]
         shown = [Task.model_validate(as_shown(reach, t.model_dump(), TASK_PERSONAL)) for t in found]
         return group_tasks(manager_id, now, shown, rules, self.upcoming_days)
+
+    @staticmethod
+    async def _activities_of(book: ContactLogBook, reach: Reach, person_id: str) -> list[Document]:
+        """The ``$or`` of the activities on a person's list: assigned to them about
+        customers in reach (or about none), or with them as a participant."""
+        in_reach = await book.scope(reach)
+        about = {"$or": [in_reach, {"customer_id": None}]} if in_reach else {}
+        return [_within({"assignee_id": person_id}, about), {"participant_ids": person_id}]
 
     async def _managed(self, reach: Reach, manager_id: str) -> dict[str, Document]:
         """The customers in reach whose relationship manager is ``manager_id``: their
@@ -287,6 +352,8 @@ def activity_task(doc: Document, rules: TaskRules, customers: Mapping[str, Docum
             "origin_event_id": doc.get("origin_event_id"),
             "started_at": doc.get("started_at"),
             "remarks": doc.get("remarks"),
+            "assignee_id": doc["assignee_id"],
+            "participant_ids": doc.get("participant_ids", []),
         },
     )
 

@@ -4,11 +4,13 @@
 dotted paths, ``$set``, ``$max``, ``$inc``) to dictionaries, then composes a manager's
 task list with the service's own rules at a chosen moment (an injected clock, never a
 wait). The builders emit the triggers of derived tasks as their streams would.
+:class:`CaughtUpBusyTimes` is the in-memory counterpart of the overlap check's reader.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -17,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from crm_backbone.book import CUSTOMER_OWNERS, CustomerOwnersView
 from crm_backbone.projection import Document, Projection
+from crm_backbone.relay import integration_envelope
 from crm_events import contact_log as cl
 from crm_events import core_banking as cb
 from crm_events import customer as cu
@@ -25,7 +28,12 @@ from crm_events.common import Channel, CustomerName, CustomerType, Money
 from crm_events.envelope import Envelope
 from crm_events.registry import EventPayload
 from crm_events.topics import Service
+from eventsourcing.domain import DomainEvent
 
+from crm_contactlog.application import ContactLogApplication
+from crm_contactlog.busy_times import BUSY_TIMES, BusyTimesView, held_by
+from crm_contactlog.domain import BusyTime
+from crm_contactlog.publication import translate
 from crm_contactlog.queries import TaskList, activity_task, group_tasks
 from crm_contactlog.task_inputs import CAMPAIGNS, CUSTOMERS, DERIVED, TaskInputs
 from crm_contactlog.task_rules import TaskRules
@@ -83,7 +91,8 @@ class Bank:
         found += [
             activity_task(doc, RULES, customers)
             for doc in self.views[ACTIVITIES].values()
-            if doc["assignee_id"] == manager_id and doc["status"] == "scheduled"
+            if manager_id in (doc["assignee_id"], *doc["participant_ids"])
+            and doc["status"] == "scheduled"
         ]
         return group_tasks(manager_id, at, found, RULES, upcoming_days=30)
 
@@ -101,6 +110,34 @@ class Bank:
             for group in ("overdue", "today", "this_week", "upcoming")
             for task in getattr(listed, group)
         ]
+
+
+@dataclass
+class CaughtUpBusyTimes:
+    """The busy times as ``busy_times`` holds them once it has applied every event the
+    application stored: its events projected in memory (no relay, no MongoDB), read with
+    the filter ``BusyTimes`` asks MongoDB for."""
+
+    application: ContactLogApplication
+
+    async def of(self, people: Iterable[str], since: datetime) -> tuple[BusyTime, ...]:
+        bank = Bank(projections=(BusyTimesView(),))
+        for notification in self.application.recorder.select_notifications(None, 10_000):
+            stored = self.application.mapper.to_domain_event(notification)
+            assert isinstance(stored, DomainEvent)
+            payload = translate(stored)
+            if payload is not None:
+                bank.deliver(integration_envelope(stored, payload, Service.CONTACT_LOG.source))
+        wanted = list(dict.fromkeys(people))
+        ending_later = [
+            doc
+            for doc in bank.views[BUSY_TIMES].values()
+            if doc["open"]
+            and doc["ended_at"] is not None
+            and doc["ended_at"] > since
+            and not set(doc["person_ids"]).isdisjoint(wanted)
+        ]
+        return held_by(ending_later, wanted)
 
 
 def _apply(doc: Document, operator: str, path: str, value: Any) -> None:

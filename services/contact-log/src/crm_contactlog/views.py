@@ -81,6 +81,8 @@ class ContactLogViews(Projection):
                     [("assignee_id", ASCENDING), ("status", ASCENDING), ("due_at", ASCENDING)]
                 ),
                 IndexModel([("customer_id", ASCENDING), ("due_at", ASCENDING)]),
+                IndexModel([("participant_ids", ASCENDING), ("started_at", ASCENDING)]),
+                IndexModel([("assignee_id", ASCENDING), ("started_at", ASCENDING)]),
             ]
         )
 

@@ -19,7 +19,18 @@ from fastapi import FastAPI
 from crm_customer.application import ErasureUnavailable
 from crm_customer.bootstrap import SERVICE, CustomerService
 from crm_customer.erasure import CustomerErasedError, LegalHoldApplies
-from crm_customer.routes import audit, customers, erasure, groups, merges, relationships, views
+from crm_customer.routes import (
+    analysis,
+    audit,
+    customers,
+    erasure,
+    groups,
+    merges,
+    performance,
+    relationships,
+    views,
+    worklists,
+)
 from crm_customer.rules import (
     Conflict,
     CoreOwnedField,
@@ -77,6 +88,9 @@ def create_app(
             merges.router,
             erasure.router,
             views.router,
+            worklists.router,
+            analysis.router,
+            performance.router,
             audit.router,
         ],
         run_workers=run_workers,

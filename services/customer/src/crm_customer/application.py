@@ -153,6 +153,11 @@ class CustomerApplication(ServiceApplication):
             customer_id, expected, reach, lambda c: c.change_status(status, reason)
         )
 
+    def flag_dormant(self, customer_id: str, expected: int, reason: str) -> int:
+        """The dormancy rule's command, on the version of the customer the rule judged
+        (a customer changed since is judged again at the next sweep)."""
+        return self._command(customer_id, expected, WHOLE_BOOK, lambda c: c.flag_dormant(reason))
+
     def change_segment(
         self,
         customer_id: str,

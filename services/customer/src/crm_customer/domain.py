@@ -105,6 +105,17 @@ class Customer(TracedAggregate):
             raise InvalidTransition(self.status, status)
         self._status_changed(previous_status=self.status.value, status=status.value, reason=reason)
 
+    def flag_dormant(self, reason: str) -> None:
+        """The dormancy rule's move: an active customer becomes dormant with the rule's
+        reason; any other status is left as it is (a manager's decision stands)."""
+        self._ensure_not_retired()
+        if self.status is CustomerStatus.ACTIVE:
+            self._status_changed(
+                previous_status=self.status.value,
+                status=CustomerStatus.DORMANT.value,
+                reason=reason,
+            )
+
     def change_segment(self, value_band: str, corporate_tier: str | None, reason: str) -> None:
         self._ensure_not_retired()
         if corporate_tier is not None and self.customer_type == "individual":

@@ -20,6 +20,13 @@ from crm_events.customer import next_birthday
 from crm_events.topics import Service
 from pydantic import BaseModel, Field
 
+from crm_customer.churn import (
+    CustomerFacts,
+    SignalKind,
+    days_quiet,
+    dormancy_reason,
+    quiet_signal,
+)
 from crm_customer.views.documents import LAST_CONTACTS
 
 SOURCE = Service.CUSTOMER.source
@@ -181,27 +188,29 @@ def _signals(
     today: date,
     dormancy_days: int,
 ) -> Signals:
-    """How long since the customer's last contact and transaction; an active or dormant
-    customer without either for ``dormancy_days`` is a dormancy risk."""
-
-    def days_since(moment: datetime | None) -> int | None:
-        return None if moment is None else (today - moment.date()).days
-
-    since_contact, since_transaction = days_since(last_contact), days_since(last_transaction)
-    reasons = []
-    if main.get("status") in ("active", "dormant"):
-        n = dormancy_days
-        if since_contact is None or since_contact > n:
-            reasons.append(f"no contact for more than {n} days")
-        if since_transaction is None or since_transaction > n:
-            reasons.append(f"no transaction for more than {n} days")
+    """How long since the customer's last contact and transaction; the dormancy rule's
+    verdict (``churn.dormancy_reason``) as of ``today``: the sweep moves such a customer to
+    dormant."""
+    facts = CustomerFacts(
+        status=main.get("status"),
+        last_contact_at=last_contact,
+        last_transaction_at=last_transaction,
+        reactivated_at=main.get("reactivated_at"),
+    )
+    quiet = [
+        quiet_signal(SignalKind.NO_CONTACT, "contact", last_contact, today, dormancy_days),
+        quiet_signal(
+            SignalKind.NO_TRANSACTION, "transaction", last_transaction, today, dormancy_days
+        ),
+    ]
+    watched = main.get("status") in ("active", "dormant")
     return Signals(
         last_contact_at=last_contact,
         last_transaction_at=last_transaction,
-        days_since_contact=since_contact,
-        days_since_transaction=since_transaction,
-        dormancy_risk=bool(reasons),
-        reasons=reasons,
+        days_since_contact=days_quiet(last_contact, today),
+        days_since_transaction=days_quiet(last_transaction, today),
+        dormancy_risk=dormancy_reason(facts, today, dormancy_days) is not None,
+        reasons=[signal.detail for signal in quiet if signal is not None and watched],
     )
 
 

@@ -18,7 +18,7 @@ from crm_opportunity.application import NotFound
 from crm_opportunity.bootstrap import SERVICE, OpportunityService
 from crm_opportunity.domain.base import Conflict, RuleViolation
 from crm_opportunity.domain.opportunity import InvalidStageMove
-from crm_opportunity.routes import leads, needs, opportunities, views
+from crm_opportunity.routes import leads, needs, opportunities, sales_book, views
 
 DOMAIN_ERRORS = {
     NotFound: lambda e: Problem(404, f"{e.kind}-not-found", "Not found", str(e)),
@@ -48,7 +48,7 @@ def create_app(
         title="Opportunity service",
         summary="Leads, opportunities through the sales funnel, needs and complaints",
         domain_errors=DOMAIN_ERRORS,
-        routers=[leads.router, opportunities.router, needs.router, views.router],
+        routers=[leads.router, opportunities.router, needs.router, views.router, sales_book.router],
         run_workers=run_workers,
         authentication=authentication,
     )

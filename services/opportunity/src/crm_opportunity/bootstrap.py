@@ -20,6 +20,7 @@ from crm_opportunity.ownership import Book, Gate
 from crm_opportunity.policies import CampaignLeads
 from crm_opportunity.publication import PAYLOADS, translate
 from crm_opportunity.queries import OpportunityQueries
+from crm_opportunity.sales_book import SalesBook
 from crm_opportunity.views import OpportunityViews
 
 SERVICE = Service.OPPORTUNITY
@@ -36,6 +37,7 @@ class OpportunityService(ServiceHandle):
     settings: OpportunitySettings
     queries: OpportunityQueries
     gate: Gate
+    sales_book: SalesBook
 
 
 def bootstrap(settings: OpportunitySettings | None = None) -> OpportunityService:
@@ -56,5 +58,11 @@ def bootstrap(settings: OpportunitySettings | None = None) -> OpportunityService
     book = Book(CustomerBook(infra.database))
     queries = OpportunityQueries(infra.database, book, due_soon_hours=settings.sla_due_soon_hours)
     return OpportunityService(
-        application, runtime, infra.mongo, settings, queries, Gate(application, book)
+        application,
+        runtime,
+        infra.mongo,
+        settings,
+        queries,
+        Gate(application, book),
+        SalesBook(infra.database, book),
     )

@@ -177,7 +177,7 @@ class OpportunityQueries:
         if found is None:
             return None
         doc = as_shown(reach, found, OPPORTUNITY_PERSONAL)
-        value = _amount(doc["expected_value"]["amount"])
+        value = amount(doc["expected_value"]["amount"])
         currency = doc["expected_value"]["currency"]
         reached = set(doc.get("stages_reached", []))
         fields = {k: v for k, v in doc.items() if k in OpportunityView.model_fields}
@@ -187,7 +187,7 @@ class OpportunityQueries:
                 "version": document_version(doc, SOURCE, opportunity_id),
                 "expected_value": {"amount": _text(value), "currency": currency},
                 "weighted_value": {
-                    "amount": _text(_weighted(value, doc["probability"])),
+                    "amount": _text(weighted(value, doc["probability"])),
                     "currency": currency,
                 },
                 "stages_reached": [s for s in (*FUNNEL, "closed_lost") if s in reached],
@@ -212,11 +212,16 @@ class OpportunityQueries:
         open_only = {"$match": {"open": True}}
         one_product = [{"$match": {"products": product}}] if product else []
         facets = {
-            "open": [open_only, _group(None)],
-            "by_stage": [_group("$stage")],
-            "by_manager": [open_only, _group("$manager_id")],
-            "by_branch": [open_only, _group("$branch_id")],
-            "by_product": [open_only, {"$unwind": "$products"}, *one_product, _group("$products")],
+            "open": [open_only, group_figures(None)],
+            "by_stage": [group_figures("$stage")],
+            "by_manager": [open_only, group_figures("$manager_id")],
+            "by_branch": [open_only, group_figures("$branch_id")],
+            "by_product": [
+                open_only,
+                {"$unwind": "$products"},
+                *one_product,
+                group_figures("$products"),
+            ],
             "reached": [
                 {"$unwind": "$stages_reached"},
                 {"$group": {"_id": "$stages_reached", "count": {"$sum": 1}}},
@@ -230,11 +235,11 @@ class OpportunityQueries:
             manager_id=manager_id,
             branch_id=branch_id,
             product=product,
-            open=_figures(result["open"]).get(None, Figures()),
-            by_stage=_figures(result["by_stage"]),
-            by_manager=_figures(result["by_manager"]),
-            by_branch=_figures(result["by_branch"]),
-            by_product=_figures(result["by_product"]),
+            open=figures_by(result["open"]).get(None, Figures()),
+            by_stage=figures_by(result["by_stage"]),
+            by_manager=figures_by(result["by_manager"]),
+            by_branch=figures_by(result["by_branch"]),
+            by_product=figures_by(result["by_product"]),
             conversion=_conversion(reached),
             closed_lost=reached.get("closed_lost", 0),
         )
@@ -303,7 +308,7 @@ class OpportunityQueries:
         return board
 
 
-def _group(key: str | None) -> Document:
+def group_figures(key: str | Document | None) -> Document:
     """``$group`` of opportunities by ``key`` and currency: count, Σ value, Σ value * %."""
     return {
         "$group": {
@@ -315,23 +320,26 @@ def _group(key: str | None) -> Document:
     }
 
 
-def _figures(rows: Iterable[Document]) -> dict[Any, Figures]:
-    """Rows of :func:`_group` folded into figures per key, sorted by key."""
+def figures_by(
+    rows: Iterable[Document], key: Callable[[Any], Any] = lambda k: k
+) -> dict[Any, Figures]:
+    """Rows of :func:`group_figures` folded into figures per key (``key`` of the grouped
+    value: a hashable one), sorted by key."""
     counts: dict[Any, int] = defaultdict(int)
     values: dict[Any, dict[str, Decimal]] = defaultdict(dict)
-    weighted: dict[Any, dict[str, Decimal]] = defaultdict(dict)
+    weighted_values: dict[Any, dict[str, Decimal]] = defaultdict(dict)
     for row in rows:
-        key, currency = row["_id"]["key"], row["_id"]["currency"]
-        counts[key] += row["count"]
-        values[key][currency] = _amount(row["value"])
-        weighted[key][currency] = _amount(row["weighted"]).scaleb(-2)  # Σ value * % / 100
+        grouped, currency = key(row["_id"]["key"]), row["_id"]["currency"]
+        counts[grouped] += row["count"]
+        values[grouped][currency] = amount(row["value"])
+        weighted_values[grouped][currency] = amount(row["weighted"]).scaleb(-2)  # Σ v * % / 100
     return {
-        key: Figures(
-            count=counts[key],
-            expected_value=_texts(values[key]),
-            weighted_value=_texts(weighted[key]),
+        grouped: Figures(
+            count=counts[grouped],
+            expected_value=_texts(values[grouped]),
+            weighted_value=_texts(weighted_values[grouped]),
         )
-        for key in sorted(counts, key=lambda k: (k is not None, k or ""))
+        for grouped in sorted(counts, key=lambda k: (k is not None, k or ""))
     }
 
 
@@ -353,11 +361,11 @@ def _conversion(reached: dict[str, int]) -> list[StageConversion]:
     return funnel
 
 
-def _amount(value: Decimal128 | Decimal | int) -> Decimal:
+def amount(value: Decimal128 | Decimal | int) -> Decimal:
     return value.to_decimal() if isinstance(value, Decimal128) else Decimal(value)
 
 
-def _weighted(value: Decimal, probability: int) -> Decimal:
+def weighted(value: Decimal, probability: int) -> Decimal:
     """``value`` * ``probability`` %, exactly."""
     return (value * probability).scaleb(-2)
 

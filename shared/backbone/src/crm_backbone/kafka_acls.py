@@ -10,7 +10,8 @@ deployment's topic names (``TopicNames``, its prefix) and consumer groups (its n
   the consumer groups ``<namespace>.<service>.`` (PREFIXED); it may create those topics
   when they are missing;
 - an upstream system (``core-banking``, ``channel-gateway``, ``hr``: the names of its
-  Keycloak client) writes its own ``bank.*`` topics and nothing else;
+  Keycloak client; ``credit``, ``mis``: the credit and management-accounting systems,
+  which only publish) writes its own ``bank.*`` topics and nothing else;
 - ``crm-ops`` reads every topic (the dead-letter topic included), writes every topic but
   the dead-letter one (a redriven letter goes back to its topic), creates and describes
   them, and reads every group of the namespace (lag, replay, rebuild);

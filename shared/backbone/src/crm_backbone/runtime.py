@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,9 @@ class ServiceComponents:
     database: AsyncDatabase[Document]
     projections: Sequence[Projection] = ()
     policies: Sequence[Policy] = ()
+    jobs: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
+    """Scheduled work of the service's own (a rule that acts on time passing), each run
+    as a background task beside the consumers until the runtime stops."""
 
 
 @dataclass
@@ -156,6 +159,10 @@ class ServiceRuntime:
         relay = asyncio.create_task(self.relay.run(), name="relay")
         relay.add_done_callback(_log_if_failed)
         self._tasks = [relay, *(drain_released_holds(engine) for engine in engines)]
+        for job in c.jobs:
+            task = asyncio.create_task(job(), name=getattr(job, "__qualname__", "job"))
+            task.add_done_callback(_log_if_failed)
+            self._tasks.append(task)
         self._producer = producer
         log.info(
             "service workers started", projections=len(c.projections), policies=len(c.policies)
@@ -256,11 +263,12 @@ class Infrastructure:
         translate: Translate,
         projections: Sequence[Projection] = (),
         policies: Sequence[Policy] = (),
+        jobs: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
     ) -> ServiceRuntime:
         """The service's runtime; every save of ``application`` wakes its relay."""
         runtime = ServiceRuntime(
             ServiceComponents(
-                self.service, application, translate, self.database, projections, policies
+                self.service, application, translate, self.database, projections, policies, jobs
             ),
             kafka_bootstrap=self.settings.kafka_bootstrap,
             postgres_dsn=self.store.postgres_dsn,

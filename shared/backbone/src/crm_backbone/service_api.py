@@ -13,11 +13,12 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import date
 from typing import Annotated, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from crm_events.generate import asyncapi_document
 from crm_events.topics import Service
-from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -41,6 +42,7 @@ from crm_backbone.http import (
     ProblemMapper,
     install_problem_handlers,
     location,
+    one_value_per_query_parameter,
     ops_router,
     problem_responses,
 )
@@ -58,19 +60,32 @@ MinVersion = Annotated[
     int | None, Query(ge=1, description="Wait until the view has applied this version")
 ]
 WaitMs = Annotated[int, Query(ge=0, le=10_000, description="How long to wait for min_version")]
-_ISO_DATE_FIRST = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def _iso_8601(value: Any) -> Any:
-    if isinstance(value, str) and not _ISO_DATE_FIRST.match(value):
-        raise PydanticCustomError(
-            "datetime_format", "Input should be an ISO 8601 date and time, e.g. 2026-11-23T10:00Z"
-        )
-    return value
+def _iso_8601(pattern: str, error: str, expected: str) -> BeforeValidator:
+    """A query string's text must match ``pattern`` before pydantic reads it (pydantic
+    would read ``61516`` as seconds since 1970); else the ``error``, saying ``expected``."""
+    matcher = re.compile(pattern)
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not matcher.match(value):
+            raise PydanticCustomError(error, f"Input should be {expected}")
+        return value
+
+    return BeforeValidator(check)
 
 
-IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
+_ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+IsoDateTime = Annotated[
+    AwareDatetime,
+    _iso_8601(_ISO_DATE, "datetime_format", "an ISO 8601 date and time, e.g. 2026-11-23T10:00Z"),
+]
 """A moment in a query string: ISO 8601 with its offset only (``61516`` is no date)."""
+IsoDate = Annotated[
+    date, _iso_8601(f"{_ISO_DATE}$", "date_format", "an ISO 8601 date, e.g. 2026-11-23")
+]
+"""A day in a query string: ISO 8601 ``YYYY-MM-DD`` only (``61516`` is no date)."""
+
 
 VIEW_BEHIND = problem_responses(
     (409, "version-unreachable", "Conflict", "C00012345 is at version 3: version 4 does not exist"),
@@ -258,7 +273,12 @@ def service_api(
             await handle.close()
 
     app = FastAPI(
-        title=title, version="1.0", summary=summary, lifespan=lifespan, responses=PROBLEM_RESPONSES
+        title=title,
+        version="1.0",
+        summary=summary,
+        lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
+        dependencies=[Depends(one_value_per_query_parameter)],
     )
     app.state.service = handle
     app.state.read_audit = read_audit  # unless the authentication brings its own recorder

@@ -1,11 +1,20 @@
 """Value types shared by the payload models of several producers."""
 
+import re
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, PlainSerializer, StringConstraints, WithJsonSchema
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 from crm_events.personal import ERASED, Personal, PersonalData
 from crm_events.registry import FrozenModel
@@ -44,11 +53,27 @@ CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 """ISO 4217."""
 Percent = Annotated[int, Field(ge=0, le=100)]
 
+_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+DECIMAL_PATTERN = f"^{_DECIMAL.pattern}$"
+
+
+def _written_as_documented(value: Any, info: ValidationInfo) -> Any:
+    """Read from JSON, a decimal is the string its schema documents (``"12.50"``): a
+    number (inexact as a float), an exponent, spaces or underscores are refused, as the
+    schema refuses them. Python code gives :class:`Decimal` values, as before."""
+    if info.mode == "json" and not (isinstance(value, str) and _DECIMAL.fullmatch(value)):
+        raise PydanticCustomError(
+            "decimal_string", 'Input should be a decimal string such as "12.50"'
+        )
+    return value
+
+
 DecimalString = Annotated[
     Decimal,
     Field(allow_inf_nan=False),
+    BeforeValidator(_written_as_documented),
     PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN}),
 ]
 """Exact decimal, written in JSON as a plain decimal string (never a float)."""
 

@@ -23,12 +23,26 @@ class Service(StrEnum):
     CORE_BANKING = "core-banking"
     CHANNEL_GATEWAY = "channel-gateway"
     HR = "hr"
+    CREDIT = "credit"
+    MANAGEMENT_ACCOUNTING = "mis"
 
     @property
     def source(self) -> str:
         """CloudEvents ``source`` of the events this service produces."""
-        upstream = self in (Service.CORE_BANKING, Service.CHANNEL_GATEWAY, Service.HR)
+        upstream = self in _UPSTREAM
         return f"/{'bank' if upstream else 'crm'}/{self.value}"
+
+
+_UPSTREAM = frozenset(
+    {
+        Service.CORE_BANKING,
+        Service.CHANNEL_GATEWAY,
+        Service.HR,
+        Service.CREDIT,
+        Service.MANAGEMENT_ACCOUNTING,
+    }
+)
+"""The bank's systems feeding the CRM (their events' source is ``/bank/...``)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,20 @@ HR_ORGANISATION = Topic(
     "Upstream: regions, branches and staff positions (who manages whom); kept for ever, "
     "never compacted, so an organisation view replays from the start.",
 )
+CREDIT_FACILITIES = Topic(
+    "bank.credit.facilities",
+    Service.CREDIT,
+    ("bank.credit.facility.",),
+    "Upstream: credit facilities granted, changed, drawn, repaid and matured, with their "
+    "guarantors; each event carries the facility as it stands after it.",
+)
+MIS_CONTRIBUTION = Topic(
+    "bank.mis.contribution",
+    Service.MANAGEMENT_ACCOUNTING,
+    ("bank.mis.contribution.",),
+    "Upstream: each customer's monthly revenue, cost and contribution from management "
+    "accounting; a restatement is a later version of the month's statement.",
+)
 DEAD_LETTER = Topic(
     "crm.deadletter",
     None,
@@ -123,6 +151,8 @@ TOPICS: tuple[Topic, ...] = (
     COREBANKING_CUSTOMERS,
     CHANNEL_GATEWAY_RESPONSES,
     HR_ORGANISATION,
+    CREDIT_FACILITIES,
+    MIS_CONTRIBUTION,
     DEAD_LETTER,
     PERSONAL_DATA_READS,
 )
@@ -136,6 +166,8 @@ SUBSCRIPTIONS: dict[Service, tuple[Topic, ...]] = {
         CAMPAIGN_EVENTS,
         HR_ORGANISATION,
         PERSONAL_DATA_READS,
+        CREDIT_FACILITIES,
+        MIS_CONTRIBUTION,
     ),
     Service.OPPORTUNITY: (CAMPAIGN_EVENTS, *_COREBANKING, CUSTOMER_EVENTS, HR_ORGANISATION),
     Service.CAMPAIGN: (

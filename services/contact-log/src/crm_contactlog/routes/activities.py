@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from crm_backbone.callers import Reader, Who
 from crm_backbone.read_audit import PersonalReads
 from crm_backbone.service_api import (
@@ -21,9 +23,16 @@ from crm_contactlog.application import ActivityNotFound
 from crm_contactlog.domain import Activity
 from crm_contactlog.queries import ActivityView
 from crm_contactlog.routes.dependencies import Commands, Queries
-from crm_contactlog.routes.models import ActivityAccepted, ActivityId, activity_answers
+from crm_contactlog.routes.models import OVERLAP, ActivityAccepted, ActivityId, activity_answers
 
 router = APIRouter(tags=["activities"])
+
+
+CONFIRM_OVERLAP = (
+    "Keep the plan even if it overlaps other activities of its people (the assignee and "
+    "the participants); without it such a plan is answered 409 `activity-overlap`. An "
+    "activity with a planned end holds [started_at, ended_at); one without holds no time"
+)
 
 
 class ActivityPlan(RequestBody):
@@ -41,6 +50,8 @@ class ActivityPlan(RequestBody):
                     "due_at": "2026-11-25T15:00:00+08:00",
                     "estimated_cost": {"amount": "120.00", "currency": "CNY"},
                     "assignee_id": "RM-0042",
+                    "participant_ids": ["RM-0043"],
+                    "confirm_overlap": False,
                 }
             ]
         },
@@ -56,22 +67,35 @@ class ActivityPlan(RequestBody):
     ended_at: AwareDatetime | None = None
     estimated_cost: Money | None = None
     assignee_id: Id
-    participant_ids: list[Id] = []
+    participant_ids: list[Id] = Field(
+        [],
+        description="Other staff taking part (ids the organisation knows); each sees "
+        "the activity in their calendar and task list",
+    )
     origin_event_id: Id | None = Field(
         None, description="The derived task (its task_id) or event this activity answers"
     )
+    confirm_overlap: bool = Field(False, description=CONFIRM_OVERLAP)
 
 
 class Reschedule(Command):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"due_at": "2026-11-27T17:00:00+08:00", "reason": "customer travelling"}]
+            "examples": [
+                {
+                    "due_at": "2026-11-27T17:00:00+08:00",
+                    "started_at": "2026-11-27T16:00:00+08:00",
+                    "reason": "customer travelling",
+                    "confirm_overlap": False,
+                }
+            ]
         }
     )
     due_at: AwareDatetime
     started_at: AwareDatetime | None = Field(None, description="Default: the current start")
     ended_at: AwareDatetime | None = Field(None, description="Default: keeps the duration")
     reason: str | None = None
+    confirm_overlap: bool = Field(False, description=CONFIRM_OVERLAP)
 
 
 class Completion(Command):
@@ -89,17 +113,34 @@ class Cancellation(Command):
     reason: Name
 
 
-@router.post("/activities", status_code=201, summary="Schedule an activity")
+@router.post(
+    "/activities",
+    status_code=201,
+    summary="Schedule an activity",
+    description="An activity about a customer in the caller's reach (or about none, for "
+    "staff in reach), for its assignee and participants (staff the organisation knows). "
+    "A plan overlapping another open activity of its people is 409 `activity-overlap`, "
+    "naming it, unless `confirm_overlap`.",
+    responses=OVERLAP,
+)
 async def schedule(
     body: ActivityPlan, who: Who, commands: Commands, response: Response
 ) -> ActivityAccepted:
-    fields = body.model_dump(mode="json", exclude={"activity_id"})
+    fields = body.model_dump(mode="json", exclude={"activity_id", "confirm_overlap"})
+    schedule = partial(commands.schedule_activity, confirm_overlap=body.confirm_overlap)
     return await activity_answers.create_in_reach(
-        who, response, "activities", commands.schedule_activity, body.activity_id, fields
+        who, response, "activities", schedule, body.activity_id, fields
     )
 
 
-@router.post("/activities/{activity_id}/reschedule", summary="Move an activity")
+@router.post(
+    "/activities/{activity_id}/reschedule",
+    summary="Move an activity",
+    description="Moves an open activity whose owners are in the caller's reach; a new plan "
+    "overlapping another open activity of its people is 409 `activity-overlap`, naming "
+    "it, unless `confirm_overlap`.",
+    responses=OVERLAP,
+)
 async def reschedule(
     activity_id: ActivityId, body: Reschedule, who: Who, commands: Commands
 ) -> ActivityAccepted:
@@ -132,7 +173,8 @@ async def cancel(
     "/activities/{activity_id}",
     summary="An activity (read side)",
     description="An activity in the caller's reach (its customer's, or with no customer "
-    "its assignee's); its free text masked for the analyst.",
+    "its assignee's, or one of its people's: assignee or participants); its free text "
+    "masked for the analyst.",
     responses=VIEW_BEHIND,
 )
 async def activity(

@@ -22,7 +22,8 @@ def _book(request: Request) -> ContactLogBook:
 
 
 def _commands(request: Request) -> CallerCommands:
-    return CallerCommands(handle_of(request, ContactLogService).application, _book(request))
+    service = handle_of(request, ContactLogService)
+    return CallerCommands(service.application, _book(request), service.busy_times)
 
 
 Book = Annotated[ContactLogBook, Depends(_book)]

@@ -8,11 +8,13 @@ from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 from crm_backbone.access import Reach
 from crm_backbone.application import Created
 from crm_backbone.callers import Caller
-from crm_backbone.http import location
+from crm_backbone.http import PROBLEM_JSON, location
 from crm_backbone.service_api import Answers
 from crm_events.common import Id
 from fastapi import Path, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from crm_contactlog.domain import BusyTime
 
 ContactId = Annotated[Id, Path(description="Contact id", examples=["CT-7f3a"])]
 ActivityId = Annotated[Id, Path(description="Activity id", examples=["ACT-19c2"])]
@@ -26,6 +28,9 @@ class ContactAccepted(BaseModel):
 
 
 class ActivityAccepted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"activity_id": "ACT-7d01", "version": 2}]}
+    )
     activity_id: str
     version: int = Field(description="The activity's version after the command")
 
@@ -77,3 +82,54 @@ activity_answers = AnswersInReach(
     lambda key, version: ActivityAccepted(activity_id=key, version=version)
 )
 """Runs a command on an activity and answers it with :class:`ActivityAccepted`."""
+
+
+class OverlapItem(BaseModel):
+    """An activity a plan overlaps: whose, and when (no word of its customer)."""
+
+    activity_id: str
+    person_id: str = Field(description="The assignee or participant it keeps busy")
+    started_at: str
+    ended_at: str
+
+
+def overlaps(clashes: list[BusyTime]) -> list[dict[str, str]]:
+    """The ``overlaps`` of a 409 ``activity-overlap`` problem."""
+    return [
+        OverlapItem(
+            activity_id=c.activity_id,
+            person_id=c.person_id,
+            started_at=c.slot.start.isoformat(),
+            ended_at=c.slot.end.isoformat(),
+        ).model_dump()
+        for c in clashes
+    ]
+
+
+OVERLAP: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": "The plan overlaps other activities of its people (`overlaps`: id, "
+        "person, start and end; nothing of their customers): send it again with "
+        "`confirm_overlap: true` to keep it. Other conflicts are 409 `conflict`.",
+        "content": {
+            PROBLEM_JSON: {
+                "example": {
+                    "type": "/problems/activity-overlap",
+                    "title": "Conflict",
+                    "status": 409,
+                    "detail": "the plan overlaps ACT-19c2 (RM-0042): confirm the overlap to "
+                    "keep it",
+                    "overlaps": [
+                        {
+                            "activity_id": "ACT-19c2",
+                            "person_id": "RM-0042",
+                            "started_at": "2026-11-25T14:30:00+08:00",
+                            "ended_at": "2026-11-25T15:30:00+08:00",
+                        }
+                    ],
+                }
+            }
+        },
+    }
+}
+"""The 409 a plan overlapping its people's other activities is answered with."""

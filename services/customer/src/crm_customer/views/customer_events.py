@@ -26,6 +26,8 @@ from crm_customer.views.documents import (
 )
 
 TOPIC = CUSTOMER_EVENTS
+REACTIVATED_FROM = frozenset({cu.CustomerStatus.DORMANT, cu.CustomerStatus.CHURNED})
+"""A move from these to active is a reactivation (the dormancy rule counts from it)."""
 
 
 def registered(e: Event) -> Iterator[ViewUpdate]:
@@ -65,10 +67,14 @@ def profile_updated(e: Event) -> Iterator[ViewUpdate]:
 def status_changed(e: Event) -> Iterator[ViewUpdate]:
     d = e.data
     assert isinstance(d, cu.CustomerStatusChanged)
-    yield of_subject(
-        e,
-        {"$set": {"status": d.status.value, "status_reason": d.reason, "status_since": e.time}},
-    )
+    changed: Document = {
+        "status": d.status.value,
+        "status_reason": d.reason,
+        "status_since": e.time,
+    }
+    if d.status is cu.CustomerStatus.ACTIVE and d.previous_status in REACTIVATED_FROM:
+        changed["reactivated_at"] = e.time
+    yield of_subject(e, {"$set": changed})
 
 
 def segment_changed(e: Event) -> Iterator[ViewUpdate]:
